@@ -1,0 +1,154 @@
+//! The local protocol between apps (through `rcim-client` or `rcimctl`) and `rcimd`.
+//!
+//! One Unix socket connection per app. The first frame each way is the handshake:
+//! the client sends [`ClientFrame::Hello`], the daemon answers
+//! [`DaemonFrame::Welcome`] or [`DaemonFrame::Refused`] (and closes). After that the
+//! client sends [`Request`]s, each with an id of its choosing, and the daemon sends:
+//!
+//! - exactly one [`Response`] per request, with the same id;
+//! - for requests that take callbacks (`Connect`), [`CallbackFrame`]s with the same
+//!   id, after the response, in RC's order (`DatabaseOpened`, then one `Connected`);
+//! - [`Event`]s, which belong to no request.
+//!
+//! Responses, callbacks and events are distinct frame kinds, so an event can never be
+//! taken for the answer to a request, and any number of requests may be in flight.
+
+use crate::status::{LinkState, StatusSnapshot};
+use crate::token::Token;
+use serde::{Deserialize, Serialize};
+
+/// Client → daemon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The handshake; must be the first frame.
+    Hello(Hello),
+    /// A request.
+    Request(Request),
+}
+
+/// The client's handshake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The client's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    pub protocol: u32,
+    /// A name for logs and `rcimctl status`, e.g. the app's name.
+    pub client_name: String,
+    /// The client library's version.
+    pub client_version: String,
+}
+
+/// A request from a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Chosen by the client; echoed in the response and callbacks.
+    pub id: u64,
+    /// What to do.
+    pub op: Op,
+}
+
+/// The operations a client may request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Report the daemon's status. Answered with [`Reply::Status`].
+    Status,
+    /// RC's `connect(token, timeout)`. Answered with [`Reply::Code`]: 0 accepted
+    /// (callbacks follow), non-zero rejected (no callback will come).
+    Connect {
+        /// The user's token.
+        token: Token,
+        /// Seconds; ≤ 0 waits until success or a terminal error.
+        timeout_secs: i32,
+    },
+    /// RC's `disconnect(receivePush)`: signs this device out for every local app.
+    /// Answered with [`Reply::Code`].
+    Disconnect {
+        /// Whether the server should keep sending remote pushes.
+        receive_push: bool,
+    },
+}
+
+/// Daemon → client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DaemonFrame {
+    /// The handshake answer.
+    Welcome(Welcome),
+    /// The handshake was refused; the daemon closes the connection after this.
+    Refused(Refused),
+    /// The answer to one request.
+    Response(Response),
+    /// A callback belonging to one earlier request.
+    Callback(CallbackFrame),
+    /// An event for every attached client.
+    Event(Event),
+}
+
+/// The daemon's handshake answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The daemon's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    pub protocol: u32,
+    /// The daemon's version.
+    pub daemon_version: String,
+    /// The status at the moment of attaching.
+    pub status: StatusSnapshot,
+}
+
+/// Why the daemon refused a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// The daemon's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    pub protocol: u32,
+    /// A sentence for people.
+    pub reason: String,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: u64,
+    /// The result.
+    pub reply: Reply,
+}
+
+/// The result of a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// An RC code: 0 accepted or done, otherwise the error.
+    Code(i32),
+    /// The daemon's status.
+    Status(StatusSnapshot),
+}
+
+/// A callback for an earlier request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallbackFrame {
+    /// The request's id.
+    pub id: u64,
+    /// The callback.
+    pub callback: Callback,
+}
+
+/// RC's per-call callbacks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Callback {
+    /// `onDatabaseOpened(code)`: 0, or 33002 when the database could not be opened.
+    DatabaseOpened {
+        /// The RC code.
+        code: i32,
+    },
+    /// `onConnected(code, userId)`: the last callback of a `Connect`.
+    Connected {
+        /// 0 on success, otherwise the RC error.
+        code: i32,
+        /// The connected user, on success.
+        user_id: Option<String>,
+    },
+}
+
+/// Events sent to every attached client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The connection status changed (RC's `onConnectionStatusChanged`).
+    StatusChanged(LinkState),
+}

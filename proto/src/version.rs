@@ -1,0 +1,21 @@
+//! Protocol versions and their dated history.
+//!
+//! Two integers, bumped independently: [`PROTOCOL_VERSION`] for the local IPC between
+//! apps and `rcimd`, and [`WIRE_VERSION`] for the upstream protocol between `rcimd`
+//! and the IM server. A bump is needed for any change to an existing message; adding
+//! a new enum variant at the end is compatible only with peers that never receive it,
+//! so it is bumped too. Each bump gets a line in the history below.
+
+/// Version of the local IPC protocol (apps ↔ `rcimd`), sent in `Hello` and `Welcome`.
+///
+/// History:
+/// - 1 (2026-11-27): first version: Hello/Welcome, Status, Connect with
+///   DatabaseOpened/Connected callbacks, Disconnect, StatusChanged events.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
+/// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).
+///
+/// History:
+/// - 1 (2026-11-27): first version: Connect/ConnAck, Ping/Pong, Disconnect both ways.
+pub const WIRE_VERSION: u32 = 1;

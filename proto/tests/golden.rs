@@ -1,0 +1,222 @@
+//! Golden byte fixtures: one file per message under `tests/golden/`, holding the hex
+//! of its complete frame. An accidental change to any wire type fails here. After a
+//! deliberate change (with a version bump), regenerate with
+//! `RCIM_BLESS=1 cargo test -p rcim-proto --test golden`.
+
+use rcim_proto::code::{ConnAckCode, DisconnectReason};
+use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
+use rcim_proto::ipc::{
+    Callback, CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Refused, Reply, Request,
+    Response, Welcome,
+};
+use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
+use rcim_proto::upstream::{ClientInfo, ClientMsg, ConnAck, Connect, ServerMsg};
+use rcim_proto::{RcCode, Token};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+fn snapshot() -> StatusSnapshot {
+    StatusSnapshot {
+        link: LinkState {
+            status: ConnectionStatus::Connected,
+            code: 0,
+            user_id: Some("alice".into()),
+            attempt: 0,
+            retry_in_ms: None,
+        },
+        server: "rcim://127.0.0.1:7000".into(),
+        clients: 3,
+        uptime_s: 42,
+        reconnects: 1,
+        last_error: Some(ErrorInfo::from_code(RcCode::RC_PONG_RECV_FAIL)),
+        daemon_version: "0.1.0".into(),
+        protocol: 1,
+    }
+}
+
+fn check<T>(name: &str, msg: T)
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug,
+{
+    let frame = encode(&msg, MAX_IPC_FRAME).expect("encodes");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.hex"));
+    let hex_now = hex::encode(&frame);
+    if std::env::var_os("RCIM_BLESS").is_some() {
+        std::fs::write(&path, format!("{hex_now}\n")).expect("write fixture");
+    }
+    let stored = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("missing fixture {}: run with RCIM_BLESS=1", path.display())
+    });
+    assert_eq!(stored.trim(), hex_now, "{name}: wire bytes changed");
+
+    // And the stored bytes decode back to the same message.
+    let bytes = hex::decode(stored.trim()).expect("fixture is hex");
+    let decoded: T = futures_free_read(&bytes);
+    assert_eq!(decoded, msg, "{name}: fixture decodes to a different message");
+}
+
+fn futures_free_read<T: DeserializeOwned>(bytes: &[u8]) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut reader = FrameReader::new(bytes, MAX_IPC_FRAME);
+        let msg = reader.read::<T>().await.expect("decodes").expect("one frame");
+        assert!(reader.read::<T>().await.expect("clean end").is_none());
+        msg
+    })
+}
+
+#[test]
+fn ipc_client_frames() {
+    check(
+        "ipc_hello",
+        ClientFrame::Hello(Hello {
+            protocol: 1,
+            client_name: "demo-app".into(),
+            client_version: "0.1.0".into(),
+        }),
+    );
+    check(
+        "ipc_request_status",
+        ClientFrame::Request(Request { id: 1, op: Op::Status }),
+    );
+    check(
+        "ipc_request_connect",
+        ClientFrame::Request(Request {
+            id: 2,
+            op: Op::Connect {
+                token: Token::new("payload.signature"),
+                timeout_secs: -1,
+            },
+        }),
+    );
+    check(
+        "ipc_request_disconnect",
+        ClientFrame::Request(Request {
+            id: 300,
+            op: Op::Disconnect { receive_push: true },
+        }),
+    );
+}
+
+#[test]
+fn ipc_daemon_frames() {
+    check(
+        "ipc_welcome",
+        DaemonFrame::Welcome(Welcome {
+            protocol: 1,
+            daemon_version: "0.1.0".into(),
+            status: snapshot(),
+        }),
+    );
+    check(
+        "ipc_refused",
+        DaemonFrame::Refused(Refused {
+            protocol: 1,
+            reason: "client speaks protocol 2".into(),
+        }),
+    );
+    check(
+        "ipc_response_code",
+        DaemonFrame::Response(Response {
+            id: 2,
+            reply: Reply::Code(0),
+        }),
+    );
+    check(
+        "ipc_response_status",
+        DaemonFrame::Response(Response {
+            id: 1,
+            reply: Reply::Status(snapshot()),
+        }),
+    );
+    check(
+        "ipc_callback_database_opened",
+        DaemonFrame::Callback(CallbackFrame {
+            id: 2,
+            callback: Callback::DatabaseOpened { code: 0 },
+        }),
+    );
+    check(
+        "ipc_callback_connected",
+        DaemonFrame::Callback(CallbackFrame {
+            id: 2,
+            callback: Callback::Connected {
+                code: 0,
+                user_id: Some("alice".into()),
+            },
+        }),
+    );
+    check(
+        "ipc_callback_connected_error",
+        DaemonFrame::Callback(CallbackFrame {
+            id: 2,
+            callback: Callback::Connected {
+                code: 31004,
+                user_id: None,
+            },
+        }),
+    );
+    check(
+        "ipc_event_status_changed",
+        DaemonFrame::Event(Event::StatusChanged(LinkState {
+            status: ConnectionStatus::Suspend,
+            code: 30013,
+            user_id: Some("alice".into()),
+            attempt: 3,
+            retry_in_ms: Some(500),
+        })),
+    );
+}
+
+#[test]
+fn upstream_client_messages() {
+    check(
+        "up_connect",
+        ClientMsg::Connect(Connect {
+            protocol: 1,
+            app_key: "demo-key".into(),
+            token: Token::new("payload.signature"),
+            client_info: ClientInfo {
+                platform: "desktop".into(),
+                sdk: "rcimd/0.1.0".into(),
+                os: "linux".into(),
+            },
+            device_id: "0192f0c4-dev".into(),
+        }),
+    );
+    check("up_ping", ClientMsg::Ping);
+    check("up_disconnect", ClientMsg::Disconnect { keep_push: false });
+}
+
+#[test]
+fn upstream_server_messages() {
+    check(
+        "up_connack_accepted",
+        ServerMsg::ConnAck(ConnAck {
+            code: ConnAckCode::ACCEPTED,
+            user_id: Some("alice".into()),
+            server_time_ms: 1_764_000_000_000,
+        }),
+    );
+    check(
+        "up_connack_token_incorrect",
+        ServerMsg::ConnAck(ConnAck {
+            code: ConnAckCode::TOKEN_INCORRECT,
+            user_id: None,
+            server_time_ms: 1_764_000_000_000,
+        }),
+    );
+    check("up_pong", ServerMsg::Pong);
+    check(
+        "up_disconnect_kicked",
+        ServerMsg::Disconnect {
+            reason: DisconnectReason::KICKED,
+        },
+    );
+}
