@@ -1,1 +1,205 @@
-//! placeholder
+//! # rcimd
+//!
+//! The rcim daemon: one upstream IM connection, shared by every local app of one
+//! user. Apps attach over a Unix socket (through `rcim-client` or `rcimctl`), call
+//! RC's `connect`, and get RC's callbacks and status events; the server only ever
+//! sees one connection.
+//!
+//! The daemon is a handful of actors (tokio tasks, each with a cloneable handle and a
+//! private command enum), each named after what it owns:
+//!
+//! - [`listener`]: the socket, and who may attach (peer credentials);
+//! - [`session`]: one attached client: handshake, requests, its outbound queue;
+//! - [`hub`]: the set of attached clients and the fan-out of events to them;
+//! - [`link`]: the upstream connection: connect, reconnect, heartbeat, RC's codes;
+//! - [`store`]: the per-user SQLite database, on its own thread;
+//! - [`vault`]: the token.
+//!
+//! Start-up binds the socket first, then opens the rest; shutdown stops the listener
+//! and the sessions first and the link last. See `docs/ARCHITECTURE.md`.
+
+pub mod hub;
+pub mod link;
+pub mod listener;
+pub mod session;
+pub mod store;
+pub mod vault;
+
+#[cfg(feature = "dev-server")]
+pub mod dev;
+
+use link::connector::{ConnectorConfig, ServerAddr};
+use link::{LinkConfig, LinkDeps, LinkHandle};
+use rcim_proto::status::{ErrorInfo, StatusSnapshot};
+use rcim_proto::{PROTOCOL_VERSION, Token};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vault::{TokenStoreKind, Vault};
+
+/// The daemon's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything the daemon needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The local socket.
+    pub socket: PathBuf,
+    /// Where per-user databases and the device id live.
+    pub data_dir: PathBuf,
+    /// The upstream server.
+    pub server: ServerAddr,
+    /// The app key sent upstream.
+    pub app_key: String,
+    /// Where the token is kept.
+    pub token_store: TokenStoreKind,
+    /// Ping after this long without hearing from the server.
+    pub ping_after: Duration,
+    /// Reconnect when a ping gets no pong within this.
+    pub pong_timeout: Duration,
+    /// A token to connect with at start-up, beside the stored one (`--dev`).
+    pub boot_token: Option<Token>,
+}
+
+/// Shared by sessions: the handles they need and what the status shows.
+pub struct Context {
+    /// The link.
+    pub link: LinkHandle,
+    /// The hub.
+    pub hub: hub::HubHandle,
+    started: Instant,
+    server: String,
+}
+
+impl Context {
+    /// The status as `rcimctl status` shows it.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let report = self.link.report();
+        StatusSnapshot {
+            link: report.state,
+            server: self.server.clone(),
+            clients: self.hub.clients(),
+            uptime_s: self.started.elapsed().as_secs(),
+            reconnects: report.reconnects,
+            last_error: report.last_error.map(ErrorInfo::from_code),
+            daemon_version: VERSION.into(),
+            protocol: PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// A daemon that has bound its socket and started its actors.
+pub struct Running {
+    /// The link, for callers that embed the daemon (`--dev`, tests).
+    pub link: LinkHandle,
+    /// The socket path.
+    pub socket: PathBuf,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    link_task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops in order: listener and sessions first, the link last.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not end within 5 s");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.link_task).await;
+        tracing::info!("rcimd stopped");
+    }
+
+    /// A token that is cancelled when the daemon stops.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds the socket and starts every actor. Returns once the daemon is serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    use anyhow::Context as _;
+    let bound = listener::bind(&config.socket)?;
+    store::create_private_dir(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    let device_id = device_id(&config.data_dir)?;
+
+    let vault = Vault::open(config.token_store);
+    let boot_token = match config.boot_token.clone() {
+        Some(token) => Some(token),
+        None => vault.usable_token().await,
+    };
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (hub, _hub_task) = hub::spawn();
+    let link_config = LinkConfig {
+        connector: ConnectorConfig {
+            server: config.server.clone(),
+            app_key: config.app_key.clone(),
+            device_id,
+            dial_timeout: Duration::from_secs(10),
+            connack_timeout: Duration::from_secs(10),
+        },
+        ping_after: config.ping_after,
+        pong_timeout: config.pong_timeout,
+    };
+    let deps = LinkDeps {
+        stores: store::StoreOpener::new(&config.data_dir),
+        vault,
+        hub: hub.clone(),
+    };
+    let (link, link_task) = link::spawn(link_config, deps, boot_token, shutdown.clone());
+    let ctx = Arc::new(Context {
+        link: link.clone(),
+        hub,
+        started: Instant::now(),
+        server: config.server.to_string(),
+    });
+    let socket = bound.path().to_owned();
+    tracker.spawn(listener::run(bound, ctx, shutdown.clone(), tracker.clone()));
+    tracing::info!(
+        "rcimd {VERSION} ready on {} (server {}, data {})",
+        socket.display(),
+        config.server,
+        config.data_dir.display()
+    );
+    Ok(Running {
+        link,
+        socket,
+        shutdown,
+        tracker,
+        link_task,
+    })
+}
+
+/// This device's stable id, created on first start.
+fn device_id(data_dir: &Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let path = data_dir.join("device-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+/// The default data dir: `$XDG_DATA_HOME/rcim`, else `~/.local/share/rcim`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rcim")
+}

@@ -64,6 +64,7 @@ rc_codes! {
     RC_MSG_SIZE_OUT_OF_LIMIT = 30016, "the message is larger than 128 KB";
     RC_NETWORK_IS_DOWN_OR_UNREACHABLE = 30019, "the network is down or unreachable";
     RC_RMTP_CONNECTED_ERROR = 30021, "the server was reached but the protocol handshake failed";
+    CONNECTION_CLOSING = 30027, "the connection was closed by a disconnect";
     RC_CONN_ACK_TIMEOUT = 31000, "the server did not acknowledge the connection in time";
     RC_CONN_PROTO_VERSION_ERROR = 31001, "the server does not speak this protocol version";
     RC_CONN_ID_REJECT = 31002, "the server rejected the app key or client identity";

@@ -1,0 +1,727 @@
+//! The link: owns the one upstream connection and RC's connection semantics.
+//!
+//! Every local `connect` lands here. The link keeps a list of *waiters* (callers
+//! whose `onConnected` is still due, each with its own deadline) and decides:
+//!
+//! - whether to dial: while any waiter, or the start-up auto-connect, still wants a
+//!   connection, or at any time once a connection has succeeded (drops are always
+//!   reconnected, as RC promises);
+//! - when: at once for a fresh connect, then on RC's schedule ([`backoff`]);
+//! - what each caller hears: `DatabaseOpened` as soon as the user's database is open
+//!   (the token names the user, so that is before the CONNACK), then exactly one
+//!   `Connected` — success, a terminal error, or 34006 when its own timeout passed.
+//!
+//! Terminal errors stop the link and are told to every waiter once; transient ones
+//! are retried. The state is published on a `watch` (for status snapshots) and as an
+//! event to every attached client (for status listeners).
+//!
+//! The actor is a single task with a `select!` over commands, the current phase
+//! (waiting, dialing, connected) and the earliest waiter deadline. Dialing is a
+//! future held in the phase, so commands keep being served while a connect is in
+//! flight.
+
+pub mod backoff;
+pub mod connector;
+
+use crate::hub::HubHandle;
+use crate::store::{StoreHandle, StoreOpener};
+use crate::vault::Vault;
+use connector::{ConnectorConfig, Upstream};
+use rcim_proto::frame::{MAX_UPSTREAM_FRAME, encode};
+use rcim_proto::ipc::{Callback, Event};
+use rcim_proto::status::{ConnectionStatus, LinkState};
+use rcim_proto::token::TokenClaims;
+use rcim_proto::upstream::{ClientMsg, ServerMsg};
+use rcim_proto::{FrameError, RcCode, Token};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How the link behaves; everything time-related is here so tests can shrink it.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// How to reach the server.
+    pub connector: ConnectorConfig,
+    /// Send a ping after this long without hearing from the server.
+    pub ping_after: Duration,
+    /// Give up on the connection when no pong comes within this after a ping.
+    pub pong_timeout: Duration,
+}
+
+/// What the link reports for status snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkReport {
+    /// The current state.
+    pub state: LinkState,
+    /// Automatic reconnections that succeeded.
+    pub reconnects: u64,
+    /// The last error met.
+    pub last_error: Option<RcCode>,
+}
+
+/// The answer to a `connect`: the immediate code and, when it is 0, the callbacks.
+#[derive(Debug)]
+pub struct ConnectCall {
+    /// 0 accepted, otherwise the rejection (and no callback will come).
+    pub code: RcCode,
+    /// `DatabaseOpened` (when the database was opened or tried), then one
+    /// `Connected`. Closed at once when the call was rejected.
+    pub callbacks: mpsc::Receiver<Callback>,
+}
+
+impl ConnectCall {
+    fn rejected(code: RcCode) -> Self {
+        let (_, callbacks) = mpsc::channel(1);
+        Self { code, callbacks }
+    }
+}
+
+enum Command {
+    Connect {
+        token: Token,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<ConnectCall>,
+    },
+    Disconnect {
+        keep_push: bool,
+        reply: oneshot::Sender<RcCode>,
+    },
+}
+
+/// A cloneable handle to the link actor.
+#[derive(Clone, Debug)]
+pub struct LinkHandle {
+    commands: mpsc::Sender<Command>,
+    report: watch::Receiver<LinkReport>,
+}
+
+impl LinkHandle {
+    /// RC's `connect(token, timeout)`; `timeout_secs` ≤ 0 waits until success or a
+    /// terminal error.
+    pub async fn connect(&self, token: Token, timeout_secs: i32) -> ConnectCall {
+        let timeout = u64::try_from(timeout_secs)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let (reply, answer) = oneshot::channel();
+        let sent = self.commands.send(Command::Connect {
+            token,
+            timeout,
+            reply,
+        });
+        if sent.await.is_err() {
+            return ConnectCall::rejected(RcCode::CONNECTION_CLOSING);
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| ConnectCall::rejected(RcCode::CONNECTION_CLOSING))
+    }
+
+    /// RC's `disconnect(receivePush)`: signs the device out for every local app.
+    pub async fn disconnect(&self, keep_push: bool) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Disconnect { keep_push, reply })
+            .await
+            .is_err()
+        {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
+    /// The latest report.
+    pub fn report(&self) -> LinkReport {
+        self.report.borrow().clone()
+    }
+
+    /// A receiver that sees every new report (for waiting on a state in tests and in
+    /// `--dev`).
+    pub fn watch(&self) -> watch::Receiver<LinkReport> {
+        self.report.clone()
+    }
+}
+
+/// What the link needs from the rest of the daemon.
+pub struct LinkDeps {
+    /// Opens per-user databases.
+    pub stores: StoreOpener,
+    /// Keeps the token.
+    pub vault: Vault,
+    /// Receives status events for every client.
+    pub hub: HubHandle,
+}
+
+/// Starts the link actor. With `boot_token`, it connects at once as an
+/// infinite-timeout caller of its own (the start-up auto-connect).
+pub fn spawn(
+    config: LinkConfig,
+    deps: LinkDeps,
+    boot_token: Option<Token>,
+    shutdown: CancellationToken,
+) -> (LinkHandle, tokio::task::JoinHandle<()>) {
+    let (commands, inbox) = mpsc::channel(64);
+    let (report_tx, report) = watch::channel(LinkReport {
+        state: LinkState::idle(),
+        reconnects: 0,
+        last_error: None,
+    });
+    let link = Link {
+        config,
+        deps,
+        report: report_tx,
+        token: None,
+        user_id: None,
+        store: StoreSlot::Closed,
+        waiters: Vec::new(),
+        persistent: false,
+        recovering: false,
+        attempt: 0,
+        phase: Phase::Idle,
+    };
+    let task = tokio::spawn(link.run(inbox, boot_token, shutdown));
+    (LinkHandle { commands, report }, task)
+}
+
+/// A caller whose `onConnected` is still due.
+struct Waiter {
+    callbacks: mpsc::Sender<Callback>,
+    deadline: Option<Instant>,
+    database_told: bool,
+}
+
+impl Waiter {
+    fn tell(&self, callback: Callback) {
+        // Capacity 4 and at most two callbacks per waiter: never full. A closed
+        // channel means the caller went away, which is fine.
+        let _ = self.callbacks.try_send(callback);
+    }
+}
+
+/// The state of the user's database.
+enum StoreSlot {
+    Closed,
+    Open(#[expect(dead_code, reason = "held to keep the database open until messaging uses it")] StoreHandle),
+    Failed,
+}
+
+impl StoreSlot {
+    fn code(&self) -> Option<RcCode> {
+        match self {
+            StoreSlot::Closed => None,
+            StoreSlot::Open(_) => Some(RcCode::SUCCESS),
+            StoreSlot::Failed => Some(RcCode::DATABASE_ERROR),
+        }
+    }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<Upstream, RcCode>> + Send>>;
+
+enum Phase {
+    /// Not connected and not trying.
+    Idle,
+    /// Waiting to retry.
+    Waiting { until: Instant },
+    /// An attempt is in flight.
+    Dialing { attempt: Attempt },
+    /// Connected.
+    Connected(Live),
+}
+
+struct Live {
+    upstream: Upstream,
+    user_id: String,
+    last_heard: Instant,
+    ping_sent: Option<Instant>,
+}
+
+/// What the current phase produced.
+enum Step {
+    RetryDue,
+    Dialed(Result<Upstream, RcCode>),
+    Frame(Result<Option<ServerMsg>, FrameError>),
+    HeartbeatDue,
+}
+
+impl Phase {
+    /// Waits for the current phase to produce something. Cancel-safe: the attempt
+    /// lives in the phase and the frame reader keeps partial frames.
+    async fn step(&mut self, config: &LinkConfig) -> Step {
+        match self {
+            Phase::Idle => std::future::pending().await,
+            Phase::Waiting { until } => {
+                tokio::time::sleep_until(*until).await;
+                Step::RetryDue
+            }
+            Phase::Dialing { attempt } => Step::Dialed(attempt.as_mut().await),
+            Phase::Connected(live) => {
+                let due = match live.ping_sent {
+                    Some(sent) => sent + config.pong_timeout,
+                    None => live.last_heard + config.ping_after,
+                };
+                tokio::select! {
+                    frame = live.upstream.reader.read::<ServerMsg>() => Step::Frame(frame),
+                    () = tokio::time::sleep_until(due) => Step::HeartbeatDue,
+                }
+            }
+        }
+    }
+}
+
+struct Link {
+    config: LinkConfig,
+    deps: LinkDeps,
+    report: watch::Sender<LinkReport>,
+    /// The token to connect with.
+    token: Option<Token>,
+    /// The user the link is for (from the token's claims or the CONNACK).
+    user_id: Option<String>,
+    store: StoreSlot,
+    waiters: Vec<Waiter>,
+    /// Keep the connection up with no waiter: set by a success or the boot token.
+    persistent: bool,
+    /// A live connection dropped and has not come back yet.
+    recovering: bool,
+    /// Attempts since the last success (the current one included).
+    attempt: u32,
+    phase: Phase,
+}
+
+impl Link {
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Command>,
+        boot_token: Option<Token>,
+        shutdown: CancellationToken,
+    ) {
+        if let Some(token) = boot_token {
+            tracing::info!("connecting with the stored token");
+            self.persistent = true;
+            self.begin(token).await;
+            self.dial();
+        }
+        loop {
+            let deadline = self.waiters.iter().filter_map(|w| w.deadline).min();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                command = inbox.recv() => match command {
+                    Some(command) => self.handle(command).await,
+                    None => break,
+                },
+                () = sleep_until_some(deadline) => self.expire_waiters(),
+                step = self.phase.step(&self.config) => self.on_step(step).await,
+            }
+        }
+        if let Phase::Connected(mut live) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            // A daemon that stops is not a sign-out: just close, the server keeps push.
+            let _ = live.upstream.writer.shutdown().await;
+        }
+        tracing::debug!("link stopped");
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Connect {
+                token,
+                timeout,
+                reply,
+            } => {
+                let call = self.connect(token, timeout).await;
+                let _ = reply.send(call);
+            }
+            Command::Disconnect { keep_push, reply } => {
+                self.disconnect(keep_push).await;
+                let _ = reply.send(RcCode::SUCCESS);
+            }
+        }
+    }
+
+    /// A local app called `connect`.
+    async fn connect(&mut self, token: Token, timeout: Option<Duration>) -> ConnectCall {
+        if let Err(why) = token.check_argument() {
+            tracing::info!("connect refused: {why}");
+            return ConnectCall::rejected(RcCode::INVALID_PARAMETER);
+        }
+        let claimed_user = TokenClaims::peek(token.expose()).ok().map(|c| c.user_id);
+        let active = !matches!(self.phase, Phase::Idle);
+        if active {
+            match (&self.user_id, &claimed_user) {
+                (Some(current), Some(claimed)) if current != claimed => {
+                    tracing::info!(
+                        "connect as {claimed} refused: the link is in use for {current}"
+                    );
+                    return ConnectCall::rejected(RcCode::RC_CONNECTION_EXIST);
+                }
+                (Some(current), None) => {
+                    tracing::info!(
+                        "connect refused: the token is unreadable and the link is in use for {current}"
+                    );
+                    return ConnectCall::rejected(RcCode::RC_CONNECTION_EXIST);
+                }
+                _ => {}
+            }
+            if self.token.as_ref() != Some(&token) {
+                tracing::info!("a newer token for the same user replaces the stored one");
+                self.deps.vault.save(token.clone()).await;
+                self.token = Some(token);
+            }
+        } else {
+            self.begin(token).await;
+        }
+
+        let (tx, callbacks) = mpsc::channel(4);
+        let mut waiter = Waiter {
+            callbacks: tx,
+            deadline: timeout.map(|t| Instant::now() + t),
+            database_told: false,
+        };
+        if let Some(code) = self.store.code() {
+            waiter.tell(Callback::DatabaseOpened { code: code.0 });
+            waiter.database_told = true;
+        }
+        match &self.phase {
+            Phase::Connected(live) => {
+                waiter.tell(Callback::Connected {
+                    code: 0,
+                    user_id: Some(live.user_id.clone()),
+                });
+            }
+            Phase::Idle => {
+                self.waiters.push(waiter);
+                self.dial();
+            }
+            Phase::Waiting { .. } | Phase::Dialing { .. } => self.waiters.push(waiter),
+        }
+        ConnectCall {
+            code: RcCode::SUCCESS,
+            callbacks,
+        }
+    }
+
+    /// Takes `token` as the link's token, from idle: saves it and opens the user's
+    /// database when the token names the user.
+    async fn begin(&mut self, token: Token) {
+        let claimed_user = TokenClaims::peek(token.expose()).ok().map(|c| c.user_id);
+        self.deps.vault.save(token.clone()).await;
+        self.token = Some(token);
+        self.attempt = 0;
+        self.recovering = false;
+        if let Some(user) = claimed_user {
+            self.open_store(&user).await;
+        } else if self.user_id.is_some() {
+            // Unknown user: the database opens once the CONNACK names the user.
+            self.user_id = None;
+            self.store = StoreSlot::Closed;
+        }
+    }
+
+    /// Makes `user`'s database the open one (closing another user's).
+    async fn open_store(&mut self, user: &str) {
+        if self.user_id.as_deref() == Some(user) && matches!(self.store, StoreSlot::Open(_)) {
+            return;
+        }
+        self.user_id = Some(user.to_owned());
+        self.store = match self.deps.stores.open(user).await {
+            Ok(handle) => StoreSlot::Open(handle),
+            Err(e) => {
+                tracing::error!("cannot open the database of {user}: {e}");
+                StoreSlot::Failed
+            }
+        };
+        if let Some(code) = self.store.code() {
+            for waiter in &mut self.waiters {
+                if !waiter.database_told {
+                    waiter.tell(Callback::DatabaseOpened { code: code.0 });
+                    waiter.database_told = true;
+                }
+            }
+        }
+    }
+
+    /// Starts one connection attempt now.
+    fn dial(&mut self) {
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        self.attempt = self.attempt.saturating_add(1);
+        let config = self.config.connector.clone();
+        self.phase = Phase::Dialing {
+            attempt: Box::pin(async move { connector::connect(&config, &token).await }),
+        };
+        self.publish(ConnectionStatus::Connecting, RcCode::SUCCESS, None);
+    }
+
+    /// Whether anyone still wants a connection.
+    fn wanted(&self) -> bool {
+        self.persistent || !self.waiters.is_empty()
+    }
+
+    async fn on_step(&mut self, step: Step) {
+        match step {
+            Step::RetryDue => self.dial(),
+            Step::Dialed(Ok(upstream)) => self.on_connected(upstream).await,
+            Step::Dialed(Err(code)) => self.on_failure(code).await,
+            Step::Frame(frame) => self.on_frame(frame).await,
+            Step::HeartbeatDue => self.on_heartbeat().await,
+        }
+    }
+
+    async fn on_connected(&mut self, upstream: Upstream) {
+        let user = upstream.ack.user_id.clone().unwrap_or_default();
+        if self.user_id.as_deref() != Some(user.as_str())
+            || !matches!(self.store, StoreSlot::Open(_))
+        {
+            self.open_store(&user).await;
+        }
+        if self.recovering {
+            self.report.send_modify(|r| r.reconnects += 1);
+        }
+        tracing::info!(
+            "connected to {} as {user} (attempt {})",
+            self.config.connector.server,
+            self.attempt
+        );
+        self.persistent = true;
+        self.recovering = false;
+        self.attempt = 0;
+        for waiter in self.waiters.drain(..) {
+            waiter.tell(Callback::Connected {
+                code: 0,
+                user_id: Some(user.clone()),
+            });
+        }
+        let now = Instant::now();
+        self.phase = Phase::Connected(Live {
+            upstream,
+            user_id: user,
+            last_heard: now,
+            ping_sent: None,
+        });
+        self.publish(ConnectionStatus::Connected, RcCode::SUCCESS, None);
+    }
+
+    async fn on_frame(&mut self, frame: Result<Option<ServerMsg>, FrameError>) {
+        let Phase::Connected(live) = &mut self.phase else {
+            return;
+        };
+        match frame {
+            Ok(Some(ServerMsg::Pong)) => {
+                live.last_heard = Instant::now();
+                live.ping_sent = None;
+            }
+            Ok(Some(ServerMsg::Disconnect { reason })) => {
+                let code = reason.to_rc();
+                tracing::warn!("the server ended the connection: {code}");
+                self.on_failure(code).await;
+            }
+            Ok(Some(ServerMsg::ConnAck(_))) => {
+                tracing::warn!("protocol error: a second CONNACK on a live connection");
+                self.on_failure(RcCode::RC_MSG_DATA_INCOMPLETE).await;
+            }
+            Ok(None) => {
+                tracing::warn!("the server closed the connection");
+                self.on_failure(RcCode::RC_SOCKET_DISCONNECTED).await;
+            }
+            Err(FrameError::Io(e)) => {
+                tracing::warn!("upstream connection failed: {e}");
+                self.on_failure(connector::io_error_code(&e)).await;
+            }
+            Err(e) => {
+                tracing::warn!("protocol error from the server: {e}");
+                self.on_failure(RcCode::RC_MSG_DATA_INCOMPLETE).await;
+            }
+        }
+    }
+
+    async fn on_heartbeat(&mut self) {
+        let Phase::Connected(live) = &mut self.phase else {
+            return;
+        };
+        if live.ping_sent.is_some() {
+            tracing::warn!(
+                "no pong within {:?}: the connection is dead",
+                self.config.pong_timeout
+            );
+            self.on_failure(RcCode::RC_PONG_RECV_FAIL).await;
+            return;
+        }
+        let write = async {
+            let bytes = encode(&ClientMsg::Ping, MAX_UPSTREAM_FRAME)?;
+            live.upstream.writer.write_all(&bytes).await?;
+            Ok::<_, FrameError>(())
+        };
+        match tokio::time::timeout(self.config.pong_timeout, write).await {
+            Ok(Ok(())) => live.ping_sent = Some(Instant::now()),
+            Ok(Err(e)) => {
+                tracing::warn!("sending the heartbeat failed: {e}");
+                self.on_failure(RcCode::RC_PING_SEND_FAIL).await;
+            }
+            Err(_) => {
+                tracing::warn!("sending the heartbeat timed out");
+                self.on_failure(RcCode::RC_PING_SEND_FAIL).await;
+            }
+        }
+    }
+
+    /// An attempt failed or a live connection was lost.
+    async fn on_failure(&mut self, code: RcCode) {
+        let was_connected = matches!(self.phase, Phase::Connected(_));
+        self.phase = Phase::Idle;
+        self.report.send_modify(|r| r.last_error = Some(code));
+        if code.is_terminal() {
+            self.stop(code).await;
+            return;
+        }
+        if !self.wanted() {
+            // Unreachable in practice (waiters expiring stop the attempt), but never
+            // leave a state that claims to be trying.
+            self.publish(ConnectionStatus::Unconnected, code, None);
+            return;
+        }
+        if was_connected {
+            self.recovering = true;
+        }
+        let wait = backoff::jittered(backoff::backoff(self.attempt), backoff::random_unit());
+        tracing::info!(
+            "connection attempt {} failed ({code}); retrying in {wait:?}",
+            self.attempt
+        );
+        self.phase = Phase::Waiting {
+            until: Instant::now() + wait,
+        };
+        let status = if code == RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE {
+            ConnectionStatus::NetworkUnavailable
+        } else if self.recovering {
+            ConnectionStatus::Suspend
+        } else {
+            ConnectionStatus::Connecting
+        };
+        self.publish(status, code, Some(wait));
+    }
+
+    /// A terminal error: tell every waiter once and stop trying.
+    async fn stop(&mut self, code: RcCode) {
+        tracing::warn!("connection refused for good: {code}");
+        for waiter in self.waiters.drain(..) {
+            waiter.tell(Callback::Connected {
+                code: code.0,
+                user_id: None,
+            });
+        }
+        self.persistent = false;
+        self.recovering = false;
+        if code.rejects_token() {
+            self.deps.vault.mark_rejected().await;
+        }
+        self.publish(terminal_status(code), code, None);
+    }
+
+    /// Waiters whose timeout passed get 34006; when nobody is left wanting a
+    /// connection that never came, the link stops with status timeout.
+    fn expire_waiters(&mut self) {
+        let now = Instant::now();
+        let before = self.waiters.len();
+        self.waiters.retain(|waiter| {
+            let expired = waiter.deadline.is_some_and(|d| d <= now);
+            if expired {
+                waiter.tell(Callback::Connected {
+                    code: RcCode::RC_CONNECT_TIMEOUT.0,
+                    user_id: None,
+                });
+            }
+            !expired
+        });
+        if self.waiters.len() == before {
+            return;
+        }
+        tracing::info!("{} connect call(s) timed out", before - self.waiters.len());
+        if !self.wanted() && matches!(self.phase, Phase::Dialing { .. } | Phase::Waiting { .. })
+        {
+            self.phase = Phase::Idle;
+            self.report
+                .send_modify(|r| r.last_error = Some(RcCode::RC_CONNECT_TIMEOUT));
+            self.publish(ConnectionStatus::Timeout, RcCode::RC_CONNECT_TIMEOUT, None);
+        }
+    }
+
+    /// A local app called `disconnect`: sign out for everyone.
+    async fn disconnect(&mut self, keep_push: bool) {
+        if let Phase::Connected(mut live) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            let goodbye = async {
+                let bytes = encode(&ClientMsg::Disconnect { keep_push }, MAX_UPSTREAM_FRAME)?;
+                live.upstream.writer.write_all(&bytes).await?;
+                live.upstream.writer.shutdown().await?;
+                Ok::<_, FrameError>(())
+            };
+            if let Ok(Err(e)) = tokio::time::timeout(self.config.pong_timeout, goodbye).await {
+                tracing::debug!("the goodbye to the server failed: {e}");
+            }
+        }
+        self.phase = Phase::Idle;
+        for waiter in self.waiters.drain(..) {
+            waiter.tell(Callback::Connected {
+                code: RcCode::CONNECTION_CLOSING.0,
+                user_id: None,
+            });
+        }
+        self.persistent = false;
+        self.recovering = false;
+        self.attempt = 0;
+        tracing::info!("signed out (keep push: {keep_push})");
+        self.publish(ConnectionStatus::SignOut, RcCode::SUCCESS, None);
+    }
+
+    /// Publishes a new state to the watch and, when it changed, to every client.
+    fn publish(&mut self, status: ConnectionStatus, code: RcCode, retry_in: Option<Duration>) {
+        let state = LinkState {
+            status,
+            code: code.0,
+            user_id: self.user_id.clone(),
+            attempt: if status == ConnectionStatus::Connected {
+                0
+            } else {
+                self.attempt
+            },
+            retry_in_ms: retry_in.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let changed = self.report.send_if_modified(|report| {
+            if report.state == state {
+                return false;
+            }
+            report.state = state.clone();
+            true
+        });
+        if changed {
+            self.deps.hub.publish(Event::StatusChanged(state));
+        }
+    }
+}
+
+/// The status a terminal error leaves the link in.
+fn terminal_status(code: RcCode) -> ConnectionStatus {
+    match code {
+        RcCode::RC_CONN_TOKEN_INCORRECT | RcCode::RC_CONN_TOKEN_EXPIRE => {
+            ConnectionStatus::TokenIncorrect
+        }
+        RcCode::RC_CONN_USER_BLOCKED | RcCode::RC_DISCONN_EXCEPTION => {
+            ConnectionStatus::ConnUserBlocked
+        }
+        RcCode::RC_DISCONN_KICK | RcCode::RC_CONN_OTHER_DEVICE_LOGIN => {
+            ConnectionStatus::KickedOfflineByOtherClient
+        }
+        _ => ConnectionStatus::Unconnected,
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

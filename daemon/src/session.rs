@@ -1,0 +1,227 @@
+//! A session: one attached local client, from handshake to goodbye.
+//!
+//! The session reads the client's frames and answers them; a writer task owns the
+//! write side and sends everything queued in one write (responses, callbacks and the
+//! hub's events share one bounded queue). The handshake comes first and must arrive
+//! within [`HELLO_TIMEOUT`]; a client speaking another protocol version is refused
+//! with a message naming both. A malformed frame ends only this session.
+
+use crate::Context;
+use crate::hub::ClientInfo;
+use bytes::Bytes;
+use interprocess::local_socket::tokio::Stream;
+use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
+use rcim_proto::ipc::{
+    CallbackFrame, ClientFrame, DaemonFrame, Hello, Op, Refused, Reply, Request, Response, Welcome,
+};
+use rcim_proto::{FrameError, PROTOCOL_VERSION};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to send its Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames queued for one client before it counts as not reading.
+pub const OUTBOUND_QUEUE: usize = 1024;
+
+/// The most bytes the writer puts in one write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Serves one client until it leaves, breaks the protocol, or the daemon stops.
+pub async fn serve(stream: Stream, id: u64, pid: Option<i32>, ctx: Arc<Context>, shutdown: CancellationToken) {
+    let stream = Arc::new(stream);
+    let mut reader = FrameReader::new(&*stream, MAX_IPC_FRAME);
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.read::<ClientFrame>()).await {
+        Ok(Ok(Some(ClientFrame::Hello(hello)))) => hello,
+        Ok(Ok(Some(ClientFrame::Request(_)))) => {
+            tracing::warn!("client #{id}: closing: the first frame must be Hello");
+            return;
+        }
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!("client #{id}: closing: bad handshake frame: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("client #{id}: closing: no Hello within {HELLO_TIMEOUT:?}");
+            return;
+        }
+    };
+    let info = ClientInfo {
+        id,
+        name: printable(&hello.client_name),
+        pid,
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        refuse(&stream, &info, &hello).await;
+        return;
+    }
+
+    let (outbound, queue) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
+    let writer = tokio::spawn(write_loop(Arc::clone(&stream), queue));
+    // Attach before taking the snapshot so no status change falls between them.
+    ctx.hub.attach(info.clone(), outbound.clone());
+    tracing::info!("{info} attached");
+    let welcome = DaemonFrame::Welcome(Welcome {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: crate::VERSION.into(),
+        status: ctx.snapshot(),
+    });
+    let mut session = Session {
+        ctx: Arc::clone(&ctx),
+        info: info.clone(),
+        outbound,
+    };
+    if session.send(&welcome).await {
+        loop {
+            let frame = tokio::select! {
+                () = shutdown.cancelled() => break,
+                frame = reader.read::<ClientFrame>() => frame,
+            };
+            match frame {
+                Ok(Some(ClientFrame::Request(request))) => {
+                    if !session.handle(request).await {
+                        break;
+                    }
+                }
+                Ok(Some(ClientFrame::Hello(_))) => {
+                    tracing::warn!("{info}: closing: Hello sent twice");
+                    break;
+                }
+                Ok(None) => break,
+                Err(FrameError::Io(e)) => {
+                    tracing::debug!("{info}: connection lost: {e}");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("{info}: closing: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    ctx.hub.detach(id);
+    drop(session);
+    // The writer ends once the hub and any callback forwarders drop their senders;
+    // give it a moment to flush what is queued, no more.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    tracing::info!("{info} detached");
+}
+
+struct Session {
+    ctx: Arc<Context>,
+    info: ClientInfo,
+    outbound: mpsc::Sender<Bytes>,
+}
+
+impl Session {
+    /// Queues a frame for the client; false when the client is gone.
+    async fn send(&self, frame: &DaemonFrame) -> bool {
+        queue_frame(&self.outbound, frame, &self.info).await
+    }
+
+    /// Answers one request; false when the session should end.
+    async fn handle(&mut self, request: Request) -> bool {
+        let Request { id, op } = request;
+        match op {
+            Op::Status => {
+                let reply = Reply::Status(self.ctx.snapshot());
+                self.send(&DaemonFrame::Response(Response { id, reply })).await
+            }
+            Op::Connect {
+                token,
+                timeout_secs,
+            } => {
+                let mut call = self.ctx.link.connect(token, timeout_secs).await;
+                let reply = Reply::Code(call.code.0);
+                if !self.send(&DaemonFrame::Response(Response { id, reply })).await {
+                    return false;
+                }
+                // Callbacks may come much later; forward them without holding up
+                // this client's other requests. The response is queued already, so
+                // they always follow it.
+                let outbound = self.outbound.clone();
+                let info = self.info.clone();
+                tokio::spawn(async move {
+                    while let Some(callback) = call.callbacks.recv().await {
+                        let frame = DaemonFrame::Callback(CallbackFrame { id, callback });
+                        if !queue_frame(&outbound, &frame, &info).await {
+                            break;
+                        }
+                    }
+                });
+                true
+            }
+            Op::Disconnect { receive_push } => {
+                tracing::info!("{} asked to disconnect", self.info);
+                let code = self.ctx.link.disconnect(receive_push).await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply })).await
+            }
+        }
+    }
+}
+
+async fn queue_frame(outbound: &mpsc::Sender<Bytes>, frame: &DaemonFrame, info: &ClientInfo) -> bool {
+    match encode(frame, MAX_IPC_FRAME) {
+        Ok(bytes) => outbound.send(Bytes::from(bytes)).await.is_ok(),
+        Err(e) => {
+            tracing::error!("{info}: cannot encode a reply: {e}");
+            false
+        }
+    }
+}
+
+async fn refuse(stream: &Stream, info: &ClientInfo, hello: &Hello) {
+    let reason = format!(
+        "rcimd speaks local protocol {PROTOCOL_VERSION} but {} speaks protocol {}; use an rcim-client built for protocol {PROTOCOL_VERSION}",
+        info.name, hello.protocol
+    );
+    tracing::warn!("{info}: refused: {reason}");
+    let frame = DaemonFrame::Refused(Refused {
+        protocol: PROTOCOL_VERSION,
+        reason,
+    });
+    if let Ok(bytes) = encode(&frame, MAX_IPC_FRAME) {
+        let mut writer = stream;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = writer.write_all(&bytes).await;
+            let _ = writer.flush().await;
+        })
+        .await;
+    }
+}
+
+/// Owns the write side: takes everything queued and writes it in one call, because
+/// system calls, not bytes, are what limits fan-out.
+async fn write_loop(stream: Arc<Stream>, mut queue: mpsc::Receiver<Bytes>) {
+    let mut writer = &*stream;
+    let mut batch = Vec::with_capacity(16 * 1024);
+    while let Some(first) = queue.recv().await {
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match queue.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            break;
+        }
+        batch.clear();
+    }
+}
+
+/// A client-chosen name, made safe for one log line.
+fn printable(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if name.is_empty() { "unnamed".into() } else { name }
+}
