@@ -1,1 +1,441 @@
-//! placeholder
+//! The testkit: real processes on real sockets, for the tests under `tests/`.
+//!
+//! - [`bin`] builds (once per test process) and finds the workspace's binaries.
+//! - [`TestServer`] runs `rcim-server` on loopback with ports 0 and a fresh data
+//!   dir, and talks to its signed Server API.
+//! - [`TestDaemon`] runs `rcimd` on a socket in a fresh temp dir against a server.
+//! - [`ctl`] runs `rcimctl`; [`run_client`] runs the RC-shaped test client.
+//!
+//! Every process is killed when its guard drops, and a daemon's or server's log is
+//! printed when the test that owns it fails.
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The app key every test server uses.
+pub const APP_KEY: &str = "test-app-key";
+/// The app secret every test server uses.
+pub const APP_SECRET: &str = "test-app-secret";
+
+/// The path of a workspace binary, built once per test process so tests always run
+/// the current code.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(build_binaries).as_ref();
+    match dir {
+        Ok(dir) => dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_binaries() -> Result<PathBuf, String> {
+    // target/<profile>/deps/<test-binary> → target/<profile>
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target dir")?
+        .to_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--bins", "-p", "rcimd", "-p", "rcim-server", "-p", "rcimctl"]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of the binaries failed: {status}"));
+    }
+    Ok(dir)
+}
+
+/// A shared runtime for the few async calls the testkit makes (the Server API).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("testkit runtime")
+    })
+}
+
+/// A child process that is killed when dropped, with its stderr captured to a file.
+pub struct Proc {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut command: Command, log: PathBuf) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(&log)?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            child,
+            name: name.into(),
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most 10 s).
+    pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.child.id());
+        }
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> anyhow::Result<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not exit within {limit:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Reads one line of stdout (blocking).
+    fn read_stdout_line(&mut self) -> anyhow::Result<String> {
+        let stdout = self.child.stdout.as_mut().context("no stdout")?;
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match stdout.read(&mut byte)? {
+                0 => bail!("{} closed stdout; log:\n{}", self.name, self.log()),
+                _ if byte[0] == b'\n' => break,
+                _ => line.push(byte[0]),
+            }
+        }
+        Ok(String::from_utf8_lossy(&line).into_owned())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}\n----- end of {} log -----", self.name, self.log(), self.name);
+        }
+    }
+}
+
+/// `rcim-server` on loopback with a fresh data dir.
+pub struct TestServer {
+    /// The process.
+    pub proc: Proc,
+    /// `127.0.0.1:PORT` of the IM endpoint.
+    pub im_addr: String,
+    /// `http://127.0.0.1:PORT` of the Server API.
+    pub api_url: String,
+    dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server and waits for its ready line.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new(bin("rcim-server"));
+        command
+            .args(["--im-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("server-data"))
+            .args(["--app-key", APP_KEY, "--app-secret", APP_SECRET])
+            .args(extra);
+        let mut proc = Proc::spawn("rcim-server", command, dir.path().join("server.log"))
+            .expect("start rcim-server");
+        let line = proc.read_stdout_line().expect("ready line");
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {line}"));
+        assert_eq!(ready["event"], "ready", "{line}");
+        Self {
+            im_addr: ready["im_addr"].as_str().expect("im_addr").to_owned(),
+            api_url: ready["api_url"].as_str().expect("api_url").to_owned(),
+            proc,
+            dir,
+        }
+    }
+
+    /// `rcim://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("rcim://{}", self.im_addr)
+    }
+
+    /// Calls a signed Server API endpoint; returns the HTTP status and JSON body.
+    pub fn api(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        runtime()
+            .block_on(rcim_server::api_client::post_signed(
+                &self.api_url,
+                APP_KEY,
+                APP_SECRET,
+                path,
+                form,
+            ))
+            .unwrap_or_else(|e| panic!("{path}: {e:#}"))
+    }
+
+    /// A fresh token for `user` from `/user/getToken.json`.
+    pub fn token(&self, user: &str) -> String {
+        let (status, body) = self.api(
+            "/user/getToken.json",
+            &[("userId", user), ("name", user)],
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["code"], 200, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// `/stats.json`.
+    pub fn stats(&self) -> Stats {
+        let (status, body) = self.api("/stats.json", &[]);
+        assert_eq!(status, 200, "{body}");
+        let field = |name: &str| body[name].as_u64().unwrap_or_else(|| panic!("{name} in {body}"));
+        Stats {
+            connects_accepted: field("connects_accepted"),
+            connects_rejected: field("connects_rejected"),
+            online: field("online"),
+        }
+    }
+
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The server's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// CONNECTs answered 0.
+    pub connects_accepted: u64,
+    /// CONNECTs answered non-zero.
+    pub connects_rejected: u64,
+    /// Live connections.
+    pub online: u64,
+}
+
+/// `rcimd` on a socket in a fresh temp dir.
+pub struct TestDaemon {
+    /// The process.
+    pub proc: Proc,
+    /// The socket.
+    pub socket: PathBuf,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    dir: TempDir,
+}
+
+impl TestDaemon {
+    /// Starts `rcimd` against `server_url` with the memory token store and waits
+    /// until its socket answers.
+    pub fn start(server_url: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("run").join("rcimd.sock");
+        let data_dir = dir.path().join("data");
+        let mut daemon = Self {
+            proc: Self::spawn(dir.path(), &socket, &data_dir, server_url, extra),
+            socket,
+            data_dir,
+            dir,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn spawn(dir: &Path, socket: &Path, data_dir: &Path, server_url: &str, extra: &[&str]) -> Proc {
+        let mut command = Command::new(bin("rcimd"));
+        command
+            .arg("--socket")
+            .arg(socket)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--server", server_url, "--app-key", APP_KEY, "--token-store", "memory"])
+            .args(["--log", "debug"])
+            .args(extra)
+            .env_remove("RCIM_SOCKET");
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        Proc::spawn("rcimd", command, dir.join(format!("rcimd-{n}.log"))).expect("start rcimd")
+    }
+
+    /// Starts a new `rcimd` on the same socket and data dir (after the old one
+    /// exited or was killed).
+    pub fn restart(&mut self, server_url: &str, extra: &[&str]) {
+        self.proc = Self::spawn(self.dir.path(), &self.socket, &self.data_dir, server_url, extra);
+        self.wait_ready();
+    }
+
+    /// Waits until the socket accepts connections (at most 10 s).
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.proc.child.try_wait() {
+                panic!("rcimd exited early ({status}); log:\n{}", self.proc.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("rcimd did not open its socket; log:\n{}", self.proc.log());
+    }
+
+    /// Runs `rcimctl` against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        ctl(&self.socket, args, None)
+    }
+
+    /// `rcimctl status --json`, parsed.
+    pub fn status(&self) -> Value {
+        let out = self.ctl(&["status", "--json"]);
+        assert!(out.status.success(), "rcimctl status failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("status is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
+    }
+
+    /// Polls `rcimctl status --json` until `status` is `want` (at most 10 s).
+    pub fn wait_status(&self, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self.status();
+            if status["status"] == want {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "status never became {want}: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The temp dir holding the socket, data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Runs `rcimctl` with `RCIM_SOCKET` pointing at `socket`, feeding `stdin`.
+pub fn ctl(socket: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(bin("rcimctl"))
+        .args(args)
+        .env("RCIM_SOCKET", socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rcimctl");
+    if let Some(mut pipe) = child.stdin.take() {
+        if let Some(text) = stdin {
+            let _ = pipe.write_all(text.as_bytes());
+        }
+    }
+    child.wait_with_output().expect("rcimctl output")
+}
+
+/// One line the test client printed: a callback with its code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// `onDatabaseOpened(code)`.
+    DatabaseOpened(i64),
+    /// `onConnected(code, userId)`.
+    Connected(i64, Option<String>),
+    /// The immediate return code of `connect`, when non-zero.
+    Rejected(i64),
+}
+
+/// Starts the RC-shaped test client process: it calls `connect(token, timeout)` and
+/// prints each callback as a JSON line, then exits.
+/// `client_bin` is `env!("CARGO_BIN_EXE_rcim-test-client")` of the calling test.
+pub fn spawn_client(client_bin: &str, socket: &Path, token: &str, timeout: i32) -> Child {
+    Command::new(client_bin)
+        .args(["--timeout", &timeout.to_string()])
+        .env("RCIM_SOCKET", socket)
+        .env("RCIM_TEST_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rcim-test-client")
+}
+
+/// Waits for a test client and returns what it saw, in order.
+pub fn client_output(child: Child) -> Vec<Seen> {
+    let out = child.wait_with_output().expect("client output");
+    assert!(
+        out.status.success(),
+        "test client failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    BufReader::new(&out.stdout[..])
+        .lines()
+        .map(|line| {
+            let line = line.expect("utf-8");
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let code = v["code"].as_i64().expect("code");
+            match v["event"].as_str() {
+                Some("database_opened") => Seen::DatabaseOpened(code),
+                Some("connected") => Seen::Connected(code, v["user_id"].as_str().map(str::to_owned)),
+                Some("rejected") => Seen::Rejected(code),
+                other => panic!("unknown event {other:?}: {line}"),
+            }
+        })
+        .collect()
+}
+
+/// Waits until `check` holds, polling every 20 ms, at most `limit`.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

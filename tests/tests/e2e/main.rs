@@ -1,0 +1,8 @@
+//! Cross-process tests: the real `rcim-server`, `rcimd`, `rcimctl` and RC-shaped
+//! client processes, on real sockets and databases. One binary, topic modules.
+
+mod connect;
+mod daemon;
+
+/// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");
