@@ -30,7 +30,7 @@ impl DevServer {
             api_listen: "127.0.0.1:0".parse()?,
             data_dir: data_dir.join("dev-server"),
             app_key: DEV_APP_KEY.into(),
-            app_secret: secret.into(),
+            app_secret: secret,
             heartbeat_timeout: std::time::Duration::from_secs(90),
         };
         let server = rcim_server::start(config).await?;

@@ -22,7 +22,7 @@ pub struct ClientInfo {
     /// The name the client gave in its Hello.
     pub name: String,
     /// Its process id, when the OS tells.
-    pub pid: Option<i32>,
+    pub pid: Option<i64>,
 }
 
 impl std::fmt::Display for ClientInfo {
@@ -133,7 +133,10 @@ fn fan_out(clients: &mut HashMap<u64, Slot>, event: Event) {
         }
         Err(TrySendError::Full(_)) => {
             if !slot.lagged {
-                tracing::warn!("{} is not reading: its queue is full, events are dropped for it", slot.info);
+                tracing::warn!(
+                    "{} is not reading: its queue is full, events are dropped for it",
+                    slot.info
+                );
                 slot.lagged = true;
             }
             true
@@ -171,10 +174,16 @@ mod tests {
             let bytes = fast_rx.recv().await.unwrap();
             let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
             let frame: DaemonFrame = reader.read().await.unwrap().unwrap();
-            assert_eq!(frame, DaemonFrame::Event(Event::StatusChanged(LinkState::idle())));
+            assert_eq!(
+                frame,
+                DaemonFrame::Event(Event::StatusChanged(LinkState::idle()))
+            );
         }
         assert!(slow_rx.recv().await.is_some());
-        assert!(slow_rx.try_recv().is_err(), "the slow client got only what fit");
+        assert!(
+            slow_rx.try_recv().is_err(),
+            "the slow client got only what fit"
+        );
         hub.detach(1);
         assert_eq!(hub.clients(), 1);
     }

@@ -186,7 +186,12 @@ fn clear_stale(_path: &Path) -> Result<(), BindError> {
 }
 
 /// Accepts clients until `shutdown`, spawning a session for each admitted one.
-pub async fn run(bound: Bound, ctx: Arc<Context>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn run(
+    bound: Bound,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let mut next_id = 0u64;
     loop {
         let stream = tokio::select! {
@@ -217,7 +222,7 @@ pub async fn run(bound: Bound, ctx: Arc<Context>, shutdown: CancellationToken, t
 }
 
 /// Checks the peer's credentials. `Some(pid)` admits.
-fn admit(stream: &interprocess::local_socket::tokio::Stream, id: u64) -> Option<Option<i32>> {
+fn admit(stream: &interprocess::local_socket::tokio::Stream, id: u64) -> Option<Option<i64>> {
     let creds = match stream.peer_creds() {
         Ok(creds) => creds,
         Err(e) => {
@@ -225,7 +230,7 @@ fn admit(stream: &interprocess::local_socket::tokio::Stream, id: u64) -> Option<
             return None;
         }
     };
-    let pid = creds.pid().map(|p| p as i32);
+    let pid = creds.pid().map(i64::from);
     #[cfg(unix)]
     {
         let me = rustix::process::geteuid().as_raw();

@@ -96,7 +96,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .socket
         .clone()
         .unwrap_or_else(rcim_proto::paths::default_socket_path);
-    let data_dir = args.data_dir.clone().unwrap_or_else(rcimd::default_data_dir);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(rcimd::default_data_dir);
     let mut config = rcimd::Config {
         socket,
         data_dir,
@@ -120,7 +123,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let dev = rcimd::dev::DevServer::start(&config.data_dir)
             .await
             .map_err(|e| e.context("cannot start the embedded server"))?;
-        tracing::info!("embedded server on {} (API {})", dev.address, dev.server.api_url());
+        tracing::info!(
+            "embedded server on {} (API {})",
+            dev.address,
+            dev.server.api_url()
+        );
         config.server = ServerAddr::parse(&dev.address).map_err(anyhow::Error::msg)?;
         config.app_key = rcimd::dev::DEV_APP_KEY.into();
         config.boot_token = Some(dev.token.clone());
@@ -143,7 +150,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let running = rcimd::start(config).await?;
     if args.dev {
-        tokio::spawn(announce_when_connected(running.link.watch(), running.socket.clone()));
+        tokio::spawn(announce_when_connected(
+            running.link.watch(),
+            running.socket.clone(),
+        ));
     }
     wait_for_signal().await;
     tracing::info!("stopping");

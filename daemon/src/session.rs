@@ -31,7 +31,13 @@ pub const OUTBOUND_QUEUE: usize = 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// Serves one client until it leaves, breaks the protocol, or the daemon stops.
-pub async fn serve(stream: Stream, id: u64, pid: Option<i32>, ctx: Arc<Context>, shutdown: CancellationToken) {
+pub async fn serve(
+    stream: Stream,
+    id: u64,
+    pid: Option<i64>,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
     let stream = Arc::new(stream);
     let mut reader = FrameReader::new(&*stream, MAX_IPC_FRAME);
 
@@ -130,7 +136,8 @@ impl Session {
         match op {
             Op::Status => {
                 let reply = Reply::Status(self.ctx.snapshot());
-                self.send(&DaemonFrame::Response(Response { id, reply })).await
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
             }
             Op::Connect {
                 token,
@@ -138,7 +145,10 @@ impl Session {
             } => {
                 let mut call = self.ctx.link.connect(token, timeout_secs).await;
                 let reply = Reply::Code(call.code.0);
-                if !self.send(&DaemonFrame::Response(Response { id, reply })).await {
+                if !self
+                    .send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+                {
                     return false;
                 }
                 // Callbacks may come much later; forward them without holding up
@@ -160,13 +170,18 @@ impl Session {
                 tracing::info!("{} asked to disconnect", self.info);
                 let code = self.ctx.link.disconnect(receive_push).await;
                 let reply = Reply::Code(code.0);
-                self.send(&DaemonFrame::Response(Response { id, reply })).await
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
             }
         }
     }
 }
 
-async fn queue_frame(outbound: &mpsc::Sender<Bytes>, frame: &DaemonFrame, info: &ClientInfo) -> bool {
+async fn queue_frame(
+    outbound: &mpsc::Sender<Bytes>,
+    frame: &DaemonFrame,
+    info: &ClientInfo,
+) -> bool {
     match encode(frame, MAX_IPC_FRAME) {
         Ok(bytes) => outbound.send(Bytes::from(bytes)).await.is_ok(),
         Err(e) => {
@@ -218,10 +233,10 @@ async fn write_loop(stream: Arc<Stream>, mut queue: mpsc::Receiver<Bytes>) {
 
 /// A client-chosen name, made safe for one log line.
 fn printable(name: &str) -> String {
-    let name: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
-    if name.is_empty() { "unnamed".into() } else { name }
+    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    if name.is_empty() {
+        "unnamed".into()
+    } else {
+        name
+    }
 }

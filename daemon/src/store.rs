@@ -35,7 +35,9 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database was written by a newer rcimd.
-    #[error("database {path} has schema version {found}, newer than this rcimd knows ({known}); upgrade rcimd")]
+    #[error(
+        "database {path} has schema version {found}, newer than this rcimd knows ({known}); upgrade rcimd"
+    )]
     TooNew {
         /// The database file.
         path: PathBuf,
@@ -115,8 +117,8 @@ impl StoreOpener {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                // Serve until every handle is gone.
-                while let Ok(command) = inbox.recv() {
+                // No commands exist yet: block until every handle is gone.
+                if let Ok(command) = inbox.recv() {
                     match command {}
                 }
                 drop(conn);
@@ -165,9 +167,12 @@ fn open_db(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
         source,
     };
     let mut conn = Connection::open(path).map_err(sqlite)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(sqlite)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sqlite)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite)?;
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(sqlite)?;

@@ -96,7 +96,10 @@ mod tests {
         vault.mark_rejected().await;
         assert!(vault.usable_token().await.is_none());
         vault.save(Token::new("one")).await;
-        assert!(vault.usable_token().await.is_none(), "same token stays rejected");
+        assert!(
+            vault.usable_token().await.is_none(),
+            "same token stays rejected"
+        );
         vault.save(Token::new("two")).await;
         assert_eq!(vault.usable_token().await, Some(Token::new("two")));
     }

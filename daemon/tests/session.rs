@@ -130,8 +130,20 @@ async fn another_protocol_version_is_refused_naming_both() {
         panic!("not refused");
     };
     assert_eq!(refused.protocol, PROTOCOL_VERSION);
-    assert!(refused.reason.contains(&format!("protocol {PROTOCOL_VERSION}")), "{}", refused.reason);
-    assert!(refused.reason.contains(&format!("protocol {}", PROTOCOL_VERSION + 1)), "{}", refused.reason);
+    assert!(
+        refused
+            .reason
+            .contains(&format!("protocol {PROTOCOL_VERSION}")),
+        "{}",
+        refused.reason
+    );
+    assert!(
+        refused
+            .reason
+            .contains(&format!("protocol {}", PROTOCOL_VERSION + 1)),
+        "{}",
+        refused.reason
+    );
     assert_eq!(raw.recv().await, None, "closed after refusing");
 }
 
@@ -139,8 +151,11 @@ async fn another_protocol_version_is_refused_naming_both() {
 async fn a_request_before_hello_closes_the_session() {
     let d = daemon().await;
     let mut raw = Raw::open(&d).await;
-    raw.send(&ClientFrame::Request(Request { id: 1, op: Op::Status }))
-        .await;
+    raw.send(&ClientFrame::Request(Request {
+        id: 1,
+        op: Op::Status,
+    }))
+    .await;
     assert_eq!(raw.recv().await, None);
 }
 

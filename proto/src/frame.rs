@@ -75,7 +75,10 @@ pub fn encode_into<T: Serialize>(msg: &T, cap: u32, out: &mut Vec<u8>) -> Result
     let len = out.len() - start - LEN_PREFIX;
     if len > cap as usize {
         out.truncate(start);
-        return Err(FrameError::TooLarge { len: len as u64, cap });
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            cap,
+        });
     }
     // `len <= cap <= u32::MAX`, so the cast is lossless.
     out[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
@@ -160,7 +163,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             };
             // Reserve what the current frame needs (already checked against the cap),
             // or a modest chunk while the prefix is incomplete.
-            let need = want.saturating_sub(self.buf.len()).max(READ_CHUNK.min(self.cap as usize + LEN_PREFIX));
+            let need = want
+                .saturating_sub(self.buf.len())
+                .max(READ_CHUNK.min(self.cap as usize + LEN_PREFIX));
             self.buf.reserve(need);
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
@@ -233,7 +238,10 @@ mod tests {
     async fn eof_inside_prefix_is_truncated() {
         let mut reader = FrameReader::new(&[0u8, 0][..], 1024);
         let err = reader.read::<Msg>().await.unwrap_err();
-        assert!(matches!(err, FrameError::Truncated { got: 2, want: 4 }), "{err}");
+        assert!(
+            matches!(err, FrameError::Truncated { got: 2, want: 4 }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -242,7 +250,10 @@ mod tests {
         for cut in 1..bytes.len() {
             let mut reader = FrameReader::new(&bytes[..cut], 1024);
             let err = reader.read::<Msg>().await.unwrap_err();
-            assert!(matches!(err, FrameError::Truncated { .. }), "cut {cut}: {err}");
+            assert!(
+                matches!(err, FrameError::Truncated { .. }),
+                "cut {cut}: {err}"
+            );
         }
     }
 
@@ -258,7 +269,11 @@ mod tests {
             matches!(err, FrameError::TooLarge { len, cap: 1024 } if len == u64::from(u32::MAX)),
             "{err}"
         );
-        assert!(reader.buf.capacity() < 64 * 1024, "buffered {}", reader.buf.capacity());
+        assert!(
+            reader.buf.capacity() < 64 * 1024,
+            "buffered {}",
+            reader.buf.capacity()
+        );
     }
 
     #[tokio::test]
@@ -281,7 +296,11 @@ mod tests {
         let mut out = vec![1, 2, 3];
         let err = encode_into(&vec![0u8; 2000], 1024, &mut out).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }));
-        assert_eq!(out, vec![1, 2, 3], "a refused frame leaves the buffer as it was");
+        assert_eq!(
+            out,
+            vec![1, 2, 3],
+            "a refused frame leaves the buffer as it was"
+        );
     }
 
     #[tokio::test]

@@ -22,10 +22,11 @@ pub fn default_socket_path() -> PathBuf {
 /// The per-user runtime directory: `$XDG_RUNTIME_DIR`, `/run/user/<uid>`, or a
 /// per-user directory under the system temp dir.
 pub fn runtime_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        if dir.is_absolute() {
-            return dir;
-        }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+    {
+        return dir;
     }
     #[cfg(unix)]
     {

@@ -103,7 +103,11 @@ impl TokenClaims {
         if signature.is_empty() || signature.contains('.') {
             return Err(MalformedToken);
         }
-        let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(payload).map_err(|_| MalformedToken)?);
+        let bytes = Zeroizing::new(
+            URL_SAFE_NO_PAD
+                .decode(payload)
+                .map_err(|_| MalformedToken)?,
+        );
         let claims: Self = crate::frame::decode_body(&bytes).map_err(|_| MalformedToken)?;
         if claims.version != Self::VERSION || claims.user_id.is_empty() {
             return Err(MalformedToken);
@@ -157,8 +161,16 @@ mod tests {
         assert!(Token::new("").check_argument().is_err());
         assert!(Token::new("   ").check_argument().is_err());
         assert!(Token::new("a b").check_argument().is_err());
-        assert!(Token::new("x".repeat(MAX_TOKEN_LEN + 1)).check_argument().is_err());
-        assert!(Token::new("x".repeat(MAX_TOKEN_LEN)).check_argument().is_ok());
+        assert!(
+            Token::new("x".repeat(MAX_TOKEN_LEN + 1))
+                .check_argument()
+                .is_err()
+        );
+        assert!(
+            Token::new("x".repeat(MAX_TOKEN_LEN))
+                .check_argument()
+                .is_ok()
+        );
     }
 
     #[test]

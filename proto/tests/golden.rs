@@ -48,15 +48,17 @@ where
     if std::env::var_os("RCIM_BLESS").is_some() {
         std::fs::write(&path, format!("{hex_now}\n")).expect("write fixture");
     }
-    let stored = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!("missing fixture {}: run with RCIM_BLESS=1", path.display())
-    });
+    let stored = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing fixture {}: run with RCIM_BLESS=1", path.display()));
     assert_eq!(stored.trim(), hex_now, "{name}: wire bytes changed");
 
     // And the stored bytes decode back to the same message.
     let bytes = hex::decode(stored.trim()).expect("fixture is hex");
     let decoded: T = futures_free_read(&bytes);
-    assert_eq!(decoded, msg, "{name}: fixture decodes to a different message");
+    assert_eq!(
+        decoded, msg,
+        "{name}: fixture decodes to a different message"
+    );
 }
 
 fn futures_free_read<T: DeserializeOwned>(bytes: &[u8]) -> T {
@@ -65,7 +67,11 @@ fn futures_free_read<T: DeserializeOwned>(bytes: &[u8]) -> T {
         .expect("runtime");
     rt.block_on(async {
         let mut reader = FrameReader::new(bytes, MAX_IPC_FRAME);
-        let msg = reader.read::<T>().await.expect("decodes").expect("one frame");
+        let msg = reader
+            .read::<T>()
+            .await
+            .expect("decodes")
+            .expect("one frame");
         assert!(reader.read::<T>().await.expect("clean end").is_none());
         msg
     })
@@ -83,7 +89,10 @@ fn ipc_client_frames() {
     );
     check(
         "ipc_request_status",
-        ClientFrame::Request(Request { id: 1, op: Op::Status }),
+        ClientFrame::Request(Request {
+            id: 1,
+            op: Op::Status,
+        }),
     );
     check(
         "ipc_request_connect",

@@ -44,7 +44,17 @@ fn build_binaries() -> Result<PathBuf, String> {
         .to_owned();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "--bins", "-p", "rcimd", "-p", "rcim-server", "-p", "rcimctl"]);
+    command.args([
+        "build",
+        "--quiet",
+        "--bins",
+        "-p",
+        "rcimd",
+        "-p",
+        "rcim-server",
+        "-p",
+        "rcimctl",
+    ]);
     if dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }
@@ -154,7 +164,12 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("----- {} log -----\n{}\n----- end of {} log -----", self.name, self.log(), self.name);
+            eprintln!(
+                "----- {} log -----\n{}\n----- end of {} log -----",
+                self.name,
+                self.log(),
+                self.name
+            );
         }
     }
 }
@@ -220,10 +235,7 @@ impl TestServer {
 
     /// A fresh token for `user` from `/user/getToken.json`.
     pub fn token(&self, user: &str) -> String {
-        let (status, body) = self.api(
-            "/user/getToken.json",
-            &[("userId", user), ("name", user)],
-        );
+        let (status, body) = self.api("/user/getToken.json", &[("userId", user), ("name", user)]);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["code"], 200, "{body}");
         body["token"].as_str().expect("token").to_owned()
@@ -233,7 +245,11 @@ impl TestServer {
     pub fn stats(&self) -> Stats {
         let (status, body) = self.api("/stats.json", &[]);
         assert_eq!(status, 200, "{body}");
-        let field = |name: &str| body[name].as_u64().unwrap_or_else(|| panic!("{name} in {body}"));
+        let field = |name: &str| {
+            body[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name} in {body}"))
+        };
         Stats {
             connects_accepted: field("connects_accepted"),
             connects_rejected: field("connects_rejected"),
@@ -293,7 +309,14 @@ impl TestDaemon {
             .arg(socket)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--server", server_url, "--app-key", APP_KEY, "--token-store", "memory"])
+            .args([
+                "--server",
+                server_url,
+                "--app-key",
+                APP_KEY,
+                "--token-store",
+                "memory",
+            ])
             .args(["--log", "debug"])
             .args(extra)
             .env_remove("RCIM_SOCKET");
@@ -304,7 +327,13 @@ impl TestDaemon {
     /// Starts a new `rcimd` on the same socket and data dir (after the old one
     /// exited or was killed).
     pub fn restart(&mut self, server_url: &str, extra: &[&str]) {
-        self.proc = Self::spawn(self.dir.path(), &self.socket, &self.data_dir, server_url, extra);
+        self.proc = Self::spawn(
+            self.dir.path(),
+            &self.socket,
+            &self.data_dir,
+            server_url,
+            extra,
+        );
         self.wait_ready();
     }
 
@@ -331,9 +360,16 @@ impl TestDaemon {
     /// `rcimctl status --json`, parsed.
     pub fn status(&self) -> Value {
         let out = self.ctl(&["status", "--json"]);
-        assert!(out.status.success(), "rcimctl status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rcimctl status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("status is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "status is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 
@@ -345,7 +381,10 @@ impl TestDaemon {
             if status["status"] == want {
                 return status;
             }
-            assert!(Instant::now() < deadline, "status never became {want}: {status}");
+            assert!(
+                Instant::now() < deadline,
+                "status never became {want}: {status}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -367,10 +406,9 @@ pub fn ctl(socket: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rcimctl");
-    if let Some(mut pipe) = child.stdin.take() {
-        if let Some(text) = stdin {
-            let _ = pipe.write_all(text.as_bytes());
-        }
+    // The pipe is dropped (closed) at the end of this statement either way.
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+        let _ = pipe.write_all(text.as_bytes());
     }
     child.wait_with_output().expect("rcimctl output")
 }
@@ -418,7 +456,9 @@ pub fn client_output(child: Child) -> Vec<Seen> {
             let code = v["code"].as_i64().expect("code");
             match v["event"].as_str() {
                 Some("database_opened") => Seen::DatabaseOpened(code),
-                Some("connected") => Seen::Connected(code, v["user_id"].as_str().map(str::to_owned)),
+                Some("connected") => {
+                    Seen::Connected(code, v["user_id"].as_str().map(str::to_owned))
+                }
                 Some("rejected") => Seen::Rejected(code),
                 other => panic!("unknown event {other:?}: {line}"),
             }

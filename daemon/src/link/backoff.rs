@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 /// The waits of RC's schedule, in milliseconds; the last repeats for ever.
-const SCHEDULE_MS: [u64; 10] = [50, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000];
+const SCHEDULE_MS: [u64; 10] = [
+    50, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000,
+];
 
 /// How far jitter may move a wait, as a fraction of it.
 pub const JITTER: f64 = 0.2;
@@ -21,7 +23,11 @@ pub fn backoff(retry: u32) -> Duration {
 
 /// `base` moved by jitter: `unit` in `[0, 1)` maps onto `[-JITTER, +JITTER)`.
 pub fn jittered(base: Duration, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     base.mul_f64(1.0 - JITTER + 2.0 * JITTER * unit)
 }
 
@@ -68,11 +74,20 @@ mod tests {
             let base = backoff(retry);
             for unit in [0.0, 0.25, 0.5, 0.999_999, 1.0, -3.0, f64::NAN] {
                 let wait = jittered(base, unit);
-                assert!(wait >= base.mul_f64(1.0 - JITTER), "{retry} {unit} {wait:?}");
-                assert!(wait <= base.mul_f64(1.0 + JITTER), "{retry} {unit} {wait:?}");
+                assert!(
+                    wait >= base.mul_f64(1.0 - JITTER),
+                    "{retry} {unit} {wait:?}"
+                );
+                assert!(
+                    wait <= base.mul_f64(1.0 + JITTER),
+                    "{retry} {unit} {wait:?}"
+                );
             }
         }
-        assert_eq!(jittered(Duration::from_secs(10), 0.5), Duration::from_secs(10));
+        assert_eq!(
+            jittered(Duration::from_secs(10), 0.5),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

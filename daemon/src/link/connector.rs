@@ -32,7 +32,9 @@ impl ServerAddr {
                 "{text}: TLS (rcims://) is not supported by this build yet; use rcim:// on a trusted network"
             ));
         } else {
-            return Err(format!("{text}: the server must look like rcim://HOST:PORT"));
+            return Err(format!(
+                "{text}: the server must look like rcim://HOST:PORT"
+            ));
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = rest
@@ -151,9 +153,9 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
 /// The RC code for a failed TCP connect.
 fn dial_error_code(e: &io::Error) -> RcCode {
     match e.kind() {
-        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkDown => {
-            RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE
-        }
+        io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkDown => RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE,
         // getaddrinfo failures have no error kind of their own.
         _ if e.to_string().contains("failed to lookup address") => RcCode::RC_DOMAIN_NOT_RESOLVE,
         _ => RcCode::RC_SOCKET_NOT_CONNECTED,
@@ -164,9 +166,9 @@ fn dial_error_code(e: &io::Error) -> RcCode {
 pub fn io_error_code(e: &io::Error) -> RcCode {
     match e.kind() {
         io::ErrorKind::ConnectionReset => RcCode::RC_CONNECTION_RESET_BY_PEER,
-        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkDown => {
-            RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE
-        }
+        io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkDown => RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE,
         _ => RcCode::RC_SOCKET_DISCONNECTED,
     }
 }
@@ -186,7 +188,9 @@ mod tests {
         );
         assert_eq!(ServerAddr::parse("rcim://[::1]:9/").unwrap().host, "::1");
         assert_eq!(
-            ServerAddr::parse("rcim://im.example.com:443").unwrap().to_string(),
+            ServerAddr::parse("rcim://im.example.com:443")
+                .unwrap()
+                .to_string(),
             "rcim://im.example.com:443"
         );
         for bad in [

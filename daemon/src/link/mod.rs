@@ -206,7 +206,13 @@ impl Waiter {
 /// The state of the user's database.
 enum StoreSlot {
     Closed,
-    Open(#[expect(dead_code, reason = "held to keep the database open until messaging uses it")] StoreHandle),
+    Open(
+        #[expect(
+            dead_code,
+            reason = "held to keep the database open until messaging uses it"
+        )]
+        StoreHandle,
+    ),
     Failed,
 }
 
@@ -641,8 +647,7 @@ impl Link {
             return;
         }
         tracing::info!("{} connect call(s) timed out", before - self.waiters.len());
-        if !self.wanted() && matches!(self.phase, Phase::Dialing { .. } | Phase::Waiting { .. })
-        {
+        if !self.wanted() && matches!(self.phase, Phase::Dialing { .. } | Phase::Waiting { .. }) {
             self.phase = Phase::Idle;
             self.report
                 .send_modify(|r| r.last_error = Some(RcCode::RC_CONNECT_TIMEOUT));

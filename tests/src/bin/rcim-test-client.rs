@@ -24,7 +24,11 @@ fn main() -> std::process::ExitCode {
                 Ok(v) => timeout = v,
                 Err(_) => return fail(&format!("bad --timeout {value}")),
             },
-            _ => return fail(&format!("usage: rcim-test-client [--timeout SECS] (got {arg})")),
+            _ => {
+                return fail(&format!(
+                    "usage: rcim-test-client [--timeout SECS] (got {arg})"
+                ));
+            }
         }
     }
     let token = std::env::var("RCIM_TEST_TOKEN").unwrap_or_default();

@@ -23,7 +23,10 @@ fn three_client_processes_share_one_upstream_connect() {
         );
     }
     let stats = server.stats();
-    assert_eq!(stats.connects_accepted, 1, "one upstream CONNECT for three callers");
+    assert_eq!(
+        stats.connects_accepted, 1,
+        "one upstream CONNECT for three callers"
+    );
     assert_eq!(stats.connects_rejected, 0);
     assert_eq!(stats.online, 1);
 
@@ -46,7 +49,10 @@ fn a_later_caller_joins_the_live_connection() {
         let seen = client_output(spawn_client(CLIENT, &daemon.socket, &token, 5));
         assert_eq!(
             seen,
-            vec![Seen::DatabaseOpened(0), Seen::Connected(0, Some("alice".into()))]
+            vec![
+                Seen::DatabaseOpened(0),
+                Seen::Connected(0, Some("alice".into()))
+            ]
         );
     }
     assert_eq!(server.stats().connects_accepted, 1);
@@ -62,7 +68,10 @@ fn a_wrong_token_gets_31004_once_and_is_not_retried() {
     let daemon = TestDaemon::start(&server.url(), &[]);
 
     let seen = client_output(spawn_client(CLIENT, &daemon.socket, &forged, 0));
-    assert_eq!(seen, vec![Seen::DatabaseOpened(0), Seen::Connected(31004, None)]);
+    assert_eq!(
+        seen,
+        vec![Seen::DatabaseOpened(0), Seen::Connected(31004, None)]
+    );
 
     let status = daemon.wait_status("token_incorrect");
     assert_eq!(status["status_code"], 5);
@@ -70,7 +79,10 @@ fn a_wrong_token_gets_31004_once_and_is_not_retried() {
     // Several steps of the retry schedule (0.05 + 0.25 + 0.5 + 1 s) pass: no retry.
     std::thread::sleep(Duration::from_millis(2_000));
     let stats = server.stats();
-    assert_eq!(stats.connects_rejected, 1, "exactly one attempt reached the server");
+    assert_eq!(
+        stats.connects_rejected, 1,
+        "exactly one attempt reached the server"
+    );
     assert_eq!(stats.connects_accepted, 0);
     assert_eq!(daemon.status()["status"], "token_incorrect");
     assert!(
@@ -86,7 +98,10 @@ fn an_unreadable_token_is_sent_once_and_refused() {
     let seen = client_output(spawn_client(CLIENT, &daemon.socket, "not-a-token", 0));
     // No user can be read from it, so no database is opened: only onConnected.
     assert_eq!(seen, vec![Seen::Connected(31004, None)]);
-    assert!(eventually(Duration::from_secs(5), || server.stats().connects_rejected == 1));
+    assert!(eventually(Duration::from_secs(5), || server
+        .stats()
+        .connects_rejected
+        == 1));
 }
 
 #[test]
@@ -96,9 +111,17 @@ fn bad_arguments_are_rejected_at_once() {
     let long = "x".repeat(5000);
     for bad in ["", "   ", long.as_str()] {
         let seen = client_output(spawn_client(CLIENT, &daemon.socket, bad, 0));
-        assert_eq!(seen, vec![Seen::Rejected(33003)], "token {:?}", &bad[..bad.len().min(8)]);
+        assert_eq!(
+            seen,
+            vec![Seen::Rejected(33003)],
+            "token {:?}",
+            &bad[..bad.len().min(8)]
+        );
     }
-    assert_eq!(server.stats().connects_rejected + server.stats().connects_accepted, 0);
+    assert_eq!(
+        server.stats().connects_rejected + server.stats().connects_accepted,
+        0
+    );
 }
 
 #[test]
@@ -126,7 +149,10 @@ fn timeout_against_an_unreachable_server_gives_34006() {
     let token = server.token("alice");
     let daemon = TestDaemon::start(&format!("rcim://127.0.0.1:{port}"), &[]);
     let seen = client_output(spawn_client(CLIENT, &daemon.socket, &token, 1));
-    assert_eq!(seen, vec![Seen::DatabaseOpened(0), Seen::Connected(34006, None)]);
+    assert_eq!(
+        seen,
+        vec![Seen::DatabaseOpened(0), Seen::Connected(34006, None)]
+    );
     let status = daemon.wait_status("timeout");
     assert_eq!(status["status_code"], 9);
 }
@@ -137,19 +163,35 @@ fn ctl_connect_disconnect_and_connect_again() {
     let token = server.token("carol");
     let daemon = TestDaemon::start(&server.url(), &[]);
 
-    let out = rcim_tests::ctl(&daemon.socket, &["connect", "--token-stdin", "--timeout", "10"], Some(&format!("{token}\n")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rcim_tests::ctl(
+        &daemon.socket,
+        &["connect", "--token-stdin", "--timeout", "10"],
+        Some(&format!("{token}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("carol"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
     assert_eq!(daemon.status()["status"], "connected");
 
     let out = daemon.ctl(&["disconnect"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(daemon.wait_status("sign_out")["status_code"], 7);
     assert!(eventually(Duration::from_secs(5), || server.stats().online == 0));
 
     let out = rcim_tests::ctl(&daemon.socket, &["connect", "--token-stdin"], Some(&token));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(server.stats().connects_accepted, 2);
 }
 
@@ -157,7 +199,11 @@ fn ctl_connect_disconnect_and_connect_again() {
 fn ctl_connect_reports_the_rc_error_and_fails() {
     let server = TestServer::start();
     let daemon = TestDaemon::start(&server.url(), &[]);
-    let out = rcim_tests::ctl(&daemon.socket, &["connect", "--token-stdin"], Some("wrong.token"));
+    let out = rcim_tests::ctl(
+        &daemon.socket,
+        &["connect", "--token-stdin"],
+        Some("wrong.token"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("31004"), "{stderr}");

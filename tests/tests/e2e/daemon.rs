@@ -23,7 +23,8 @@ fn status_of_an_idle_daemon() {
 fn socket_is_owner_only() {
     let server = TestServer::start();
     let daemon = TestDaemon::start(&server.url(), &[]);
-    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&daemon.socket), 0o600);
     assert_eq!(mode(daemon.socket.parent().expect("dir")), 0o700);
 }
@@ -37,7 +38,14 @@ fn a_second_daemon_does_not_steal_the_socket() {
         .arg(&daemon.socket)
         .arg("--data-dir")
         .arg(daemon.dir().join("data2"))
-        .args(["--server", &server.url(), "--app-key", "k", "--token-store", "memory"])
+        .args([
+            "--server",
+            &server.url(),
+            "--app-key",
+            "k",
+            "--token-store",
+            "memory",
+        ])
         .output()
         .expect("run rcimd");
     assert!(!out.status.success());
@@ -52,7 +60,10 @@ fn a_stale_socket_is_replaced() {
     let server = TestServer::start();
     let mut daemon = TestDaemon::start(&server.url(), &[]);
     daemon.proc.kill9();
-    assert!(daemon.socket.exists(), "kill -9 leaves the socket file behind");
+    assert!(
+        daemon.socket.exists(),
+        "kill -9 leaves the socket file behind"
+    );
     daemon.restart(&server.url(), &[]);
     assert_eq!(daemon.status()["status"], "unconnected");
 }
@@ -69,7 +80,14 @@ fn refuses_a_world_writable_socket_dir() {
         .arg(open_dir.join("rcimd.sock"))
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--server", &server.url(), "--app-key", "k", "--token-store", "memory"])
+        .args([
+            "--server",
+            &server.url(),
+            "--app-key",
+            "k",
+            "--token-store",
+            "memory",
+        ])
         .output()
         .expect("run rcimd");
     assert!(!out.status.success());
