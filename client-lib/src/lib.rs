@@ -1,1 +1,109 @@
-//! placeholder
+//! # rcim-client
+//!
+//! What apps link to use the IM connection that `rcimd` holds for every app of the
+//! user. The daemon owns the one upstream connection (RC semantics: reconnects,
+//! heartbeat, error codes); this crate attaches to it over a Unix socket and gives
+//! you the RC SDK's calls. It never touches the network, the keyring or the
+//! database itself.
+//!
+//! Three ways in:
+//!
+//! - [`Client`]: async (tokio). [`Client::attach`], then [`Client::status`],
+//!   [`Client::connect`], [`Client::disconnect`] and [`Client::events`].
+//! - [`Engine`]: RC's `RCIMIWEngine` shape for ported apps and non-async code:
+//!   `connect(token, timeout, callback) -> i32` with `onDatabaseOpened` /
+//!   `onConnected` callbacks on a background thread.
+//! - [`blocking::Client`]: the async client's calls as plain blocking functions.
+//!
+//! ## Connecting, async
+//!
+//! ```no_run
+//! use rcim_client::{Client, ClientOptions};
+//! use rcim_proto::Token;
+//!
+//! # async fn run() -> Result<(), rcim_client::ClientError> {
+//! let client = Client::attach(ClientOptions::named("my-app")).await?;
+//! println!("rcimd {} is {}", client.welcome().daemon_version, client.link_state().status);
+//! let call = client.connect(Token::new("token-from-your-app-server"), 30).await?;
+//! if call.code() != 0 {
+//!     // Rejected at once (RC: "non-zero: no callback will fire").
+//!     return Ok(());
+//! }
+//! let done = call.connected().await; // skips past onDatabaseOpened
+//! match done.code {
+//!     0 => println!("connected as {:?}", done.user_id),
+//!     code => println!("connect failed: {}", rcim_proto::RcCode(code)),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Connecting, RC-style
+//!
+//! ```no_run
+//! use rcim_client::{ConnectCallback, Engine, EngineOptions};
+//!
+//! let engine = Engine::create("app-key", EngineOptions::default());
+//! engine.set_on_connection_status_changed(|status| println!("status: {status}"));
+//! let code = engine.connect(
+//!     "token-from-your-app-server",
+//!     30,
+//!     ConnectCallback::new(|code, user_id| println!("onConnected {code} {user_id:?}"))
+//!         .on_database_opened(|code| println!("onDatabaseOpened {code}")),
+//! );
+//! if code == 33001 {
+//!     eprintln!("{}", engine.last_error().map(|e| e.to_string()).unwrap_or_default());
+//! }
+//! ```
+//!
+//! ## What to expect
+//!
+//! - **Codes are values.** RC result codes (31004 token incorrect, 34006 timeout, …)
+//!   come back as numbers, exactly as the RC SDK returns them; [`ClientError`] is only
+//!   for not being able to talk to the daemon, and its message says what to do
+//!   (for example how to start `rcimd`).
+//! - **Many apps, one connection.** `connect` from a second app for the same user
+//!   does not open a second connection; it gets its callbacks from the one the
+//!   daemon holds. `disconnect` signs the device out for every app; dropping a
+//!   [`Client`] (or an app exiting) is not a disconnect.
+//! - **The daemon going away.** Every request still waiting fails with
+//!   [`ClientError::Disconnected`]; every `connect` still waiting for `onConnected`
+//!   receives one with code 30011 (RC_SOCKET_DISCONNECTED), synthesized by this
+//!   library, so "exactly one onConnected" always holds. Attach again afterwards
+//!   ([`Engine`] does it by itself on its next call).
+//! - **Events.** [`Client::events`] streams `StatusChanged` for every status change,
+//!   whoever caused it. A subscriber that falls more than 256 events behind gets
+//!   `Err(Lagged)` and skips ahead; it never slows the others.
+//! - **Finding the daemon.** The socket is `RCIM_SOCKET`, else
+//!   `$XDG_RUNTIME_DIR/rcim/rcimd.sock` (see [`rcim_proto::paths`]). By default an
+//!   attach fails at once when nothing listens; set `wait_for_daemon` to retry while
+//!   the daemon starts.
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod client;
+mod engine;
+mod error;
+
+pub use client::{Client, ClientOptions, ConnectCall, Connected, Events, Lagged};
+pub use engine::{ConnectCallback, Engine, EngineOptions};
+pub use error::ClientError;
+pub use rcim_proto::ipc::{Callback, Event, Welcome};
+pub use rcim_proto::status::LinkState;
+pub use rcim_proto::{ConnectionStatus, RcCode, StatusSnapshot, Token};
+
+#[cfg(test)]
+mod tests {
+    /// Apps share these across threads and tasks; keep it that way.
+    #[test]
+    fn handles_are_thread_safe() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<crate::Client>();
+        send_sync::<crate::Engine>();
+        send_sync::<crate::ClientError>();
+        send::<crate::ConnectCall>();
+        send::<crate::Events>();
+        send::<crate::ConnectCallback>();
+        send_sync::<crate::blocking::Client>();
+    }
+}

@@ -2,6 +2,7 @@
 //! client processes, on real sockets and databases. One binary, topic modules.
 
 mod connect;
+mod ctl;
 mod daemon;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.

@@ -1,0 +1,7 @@
+//! Behaviour of rcim-client against a scripted fake daemon on a real Unix socket.
+
+mod util;
+
+mod demux;
+mod engine;
+mod handshake;

@@ -1,0 +1,144 @@
+//! Test helpers: a fake `rcimd` that speaks the protocol on a real Unix socket in a
+//! temp dir, scripted per test. It accepts one connection and runs the script on it;
+//! dropping the script's [`Peer`] closes the connection.
+
+use rcim_proto::frame::{self, MAX_IPC_FRAME};
+use rcim_proto::ipc::{
+    Callback, CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Reply, Request, Response,
+    Welcome,
+};
+use rcim_proto::status::LinkState;
+use rcim_proto::{ConnectionStatus, FrameReader, PROTOCOL_VERSION, StatusSnapshot};
+use std::future::Future;
+use std::path::PathBuf;
+use tokio::net::UnixListener;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+pub struct FakeDaemon {
+    pub socket: PathBuf,
+    pub task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeDaemon {
+    /// Binds a socket and runs `script` on the first connection. Call inside a
+    /// tokio runtime.
+    pub fn start<F, Fut>(script: F) -> FakeDaemon
+    where
+        F: FnOnce(Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("rcimd.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, writer) = stream.into_split();
+            script(Peer {
+                reader: FrameReader::new(read, MAX_IPC_FRAME),
+                writer,
+            })
+            .await;
+        });
+        FakeDaemon {
+            socket,
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub fn options(&self) -> rcim_client::ClientOptions {
+        rcim_client::ClientOptions {
+            socket: Some(self.socket.clone()),
+            ..rcim_client::ClientOptions::named("test")
+        }
+    }
+}
+
+pub struct Peer {
+    reader: FrameReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Peer {
+    pub async fn read(&mut self) -> Option<ClientFrame> {
+        self.reader.read().await.unwrap()
+    }
+
+    pub async fn hello(&mut self) -> Hello {
+        match self.read().await {
+            Some(ClientFrame::Hello(hello)) => hello,
+            other => panic!("expected Hello, got {other:?}"),
+        }
+    }
+
+    /// Reads Hello and answers with a Welcome.
+    pub async fn welcome(&mut self) -> Hello {
+        let hello = self.hello().await;
+        assert_eq!(hello.protocol, PROTOCOL_VERSION);
+        self.send(DaemonFrame::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            daemon_version: "9.9.9-fake".into(),
+            status: snapshot(ConnectionStatus::Unconnected),
+        }))
+        .await;
+        hello
+    }
+
+    pub async fn request(&mut self) -> Request {
+        match self.read().await {
+            Some(ClientFrame::Request(request)) => request,
+            other => panic!("expected a Request, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: DaemonFrame) {
+        frame::write_frame(&mut self.writer, &frame, MAX_IPC_FRAME)
+            .await
+            .unwrap();
+    }
+
+    pub async fn respond(&mut self, id: u64, reply: Reply) {
+        self.send(DaemonFrame::Response(Response { id, reply }))
+            .await;
+    }
+
+    pub async fn callback(&mut self, id: u64, callback: Callback) {
+        self.send(DaemonFrame::Callback(CallbackFrame { id, callback }))
+            .await;
+    }
+
+    pub async fn status_event(&mut self, status: ConnectionStatus) {
+        self.send(DaemonFrame::Event(Event::StatusChanged(link(status))))
+            .await;
+    }
+
+    /// Reads a Connect request and returns its id and token text.
+    pub async fn connect_request(&mut self) -> (u64, String) {
+        let request = self.request().await;
+        match request.op {
+            Op::Connect { token, .. } => (request.id, token.expose().to_owned()),
+            other => panic!("expected Connect, got {other:?}"),
+        }
+    }
+}
+
+pub fn link(status: ConnectionStatus) -> LinkState {
+    LinkState {
+        status,
+        ..LinkState::idle()
+    }
+}
+
+pub fn snapshot(status: ConnectionStatus) -> StatusSnapshot {
+    StatusSnapshot {
+        link: link(status),
+        server: "rcim://fake:1".into(),
+        clients: 1,
+        uptime_s: 5,
+        reconnects: 0,
+        last_error: None,
+        daemon_version: "9.9.9-fake".into(),
+        protocol: PROTOCOL_VERSION,
+    }
+}

@@ -1,0 +1,79 @@
+//! `rcimctl`: the command line for `rcimd`.
+//!
+//! Thin on purpose: it parses arguments, attaches through `rcim-client` (never
+//! daemon internals), and prints. Each subcommand is one module under [`cmd`] that
+//! fetches first and renders second; this file owns only the global flags, the
+//! mapping of failures onto exit codes, and the last line of defence for output
+//! (a closed stdout, as in `rcimctl status | head -1`, ends quietly).
+
+mod cmd;
+mod failure;
+
+use clap::{Parser, Subcommand};
+use failure::CliError;
+use rcim_client::ClientOptions;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Text shared by every `--help`: what the exit status means.
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success
+  1  rcimd answered with an RC error (the message gives the code and its meaning)
+  2  usage error: bad flags, no token source, an empty or malformed token
+  3  rcimd could not be reached or used (not running, not yours, another
+     protocol version, or it went away); the message says how to start it";
+
+/// Talk to rcimd, the per-user daemon that holds the one IM connection for every
+/// local app.
+#[derive(Debug, Parser)]
+#[command(name = "rcimctl", version, after_long_help = EXIT_STATUS_HELP)]
+struct Cli {
+    /// rcimd's socket [default: $RCIM_SOCKET, else $XDG_RUNTIME_DIR/rcim/rcimd.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Seconds to keep retrying while rcimd is starting and not yet listening
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Status(cmd::status::Args),
+    Connect(cmd::connect::Args),
+    Disconnect(cmd::disconnect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = cmd::Context {
+        options: ClientOptions {
+            socket: cli.socket,
+            wait_for_daemon: Duration::from_secs(cli.wait),
+            ..ClientOptions::named("rcimctl")
+        },
+    };
+    let mut out = io::stdout().lock();
+    let result = match cli.command {
+        Command::Status(args) => cmd::status::run(&ctx, &args, &mut out),
+        Command::Connect(args) => cmd::connect::run(&ctx, &args, &mut out),
+        Command::Disconnect(args) => cmd::disconnect::run(&ctx, &args, &mut out),
+    };
+    let result = result.and_then(|()| out.flush().map_err(CliError::Output));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(message) = err.message() {
+                // Nothing sensible is left to do if stderr is gone too.
+                let _ = writeln!(io::stderr(), "rcimctl: {message}");
+            }
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

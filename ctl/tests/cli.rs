@@ -1,0 +1,158 @@
+//! The real `rcimctl` binary, without a daemon: help, usage errors and the
+//! daemon-not-running path. Every run points RCIM_SOCKET at an empty temp dir, so
+//! no test can reach a real daemon.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+struct Run {
+    _dir: tempfile::TempDir,
+    cmd: Command,
+}
+
+fn rcimctl(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rcimctl"));
+    cmd.args(args)
+        .env("RCIM_SOCKET", dir.path().join("rcimd.sock"))
+        .env_remove("RCIMCTL_TEST_TOKEN")
+        .stdin(Stdio::null());
+    Run { _dir: dir, cmd }
+}
+
+impl Run {
+    fn output(mut self) -> Output {
+        self.cmd.output().unwrap()
+    }
+
+    fn output_with_stdin(mut self, input: &str) -> Output {
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_for_every_subcommand() {
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--help"],
+            &["status", "connect", "disconnect", "--socket", "Exit status"],
+        ),
+        (
+            &["status", "--help"],
+            &["--json", "--socket", "Exit status"],
+        ),
+        (
+            &["connect", "--help"],
+            &["--token-stdin", "--token-env", "--timeout", "Exit status"],
+        ),
+        (&["disconnect", "--help"], &["--no-push", "Exit status"]),
+    ];
+    for (args, needles) in cases {
+        let out = rcimctl(args).output();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let help = text(&out.stdout);
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{args:?}: {needle:?} missing in\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn connect_without_a_token_source_is_a_usage_error() {
+    let out = rcimctl(&["connect"]).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--token-stdin") && err.contains("--token-env"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_env_with_a_missing_variable_names_it() {
+    let out = rcimctl(&["connect", "--token-env", "RCIMCTL_TEST_TOKEN"]).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("RCIMCTL_TEST_TOKEN") && err.contains("not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_stdin_is_a_usage_error() {
+    let out = rcimctl(&["connect", "--token-stdin"]).output_with_stdin("");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("stdin is empty"), "{out:?}");
+}
+
+#[test]
+fn both_token_sources_conflict() {
+    let out = rcimctl(&["connect", "--token-stdin", "--token-env", "X"]).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn status_without_a_daemon_says_how_to_start_it() {
+    for args in [&["status"][..], &["status", "--json"][..]] {
+        let out = rcimctl(args).output();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        let err = text(&out.stderr);
+        for needle in [
+            "rcimd is not running",
+            "systemctl --user start rcimd",
+            "rcimd.sock",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing in {err}");
+        }
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+}
+
+#[test]
+fn socket_flag_wins_over_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("elsewhere.sock");
+    let out = rcimctl(&["--socket", socket.to_str().unwrap(), "disconnect"]).output();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(text(&out.stderr).contains("elsewhere.sock"), "{out:?}");
+}
+
+#[test]
+fn connect_without_a_daemon_never_prints_the_token() {
+    let secret = "s3cret-token.value";
+    let mut run = rcimctl(&["connect", "--token-env", "RCIMCTL_TEST_TOKEN"]);
+    run.cmd.env("RCIMCTL_TEST_TOKEN", secret);
+    let out = run.output();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("s3cret"), "{all}");
+
+    let out = rcimctl(&["connect", "--token-stdin"]).output_with_stdin(&format!("{secret}\n"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("s3cret"), "{all}");
+}
+
+// The success paths (status, connect, disconnect against a live daemon) are tested
+// against the real rcimd in tests/tests/e2e/ctl.rs.
