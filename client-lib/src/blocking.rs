@@ -58,6 +58,11 @@ impl Client {
         })
     }
 
+    /// Signs out and deletes the stored token; returns the daemon's RC code.
+    pub fn logout(&self) -> Result<i32, ClientError> {
+        self.runtime.block_on(self.inner.logout())
+    }
+
     /// RC's `disconnect(receivePush)`; returns the daemon's RC code.
     pub fn disconnect(&self, receive_push: bool) -> Result<i32, ClientError> {
         self.runtime.block_on(self.inner.disconnect(receive_push))

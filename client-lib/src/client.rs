@@ -392,6 +392,15 @@ impl Client {
         }
     }
 
+    /// Signs this device out (no push) and deletes the token the daemon stored, so it
+    /// does not connect again at its next start. Returns the daemon's RC code.
+    pub async fn logout(&self) -> Result<i32, ClientError> {
+        match self.request(Op::Logout, None).await? {
+            Reply::Code(code) => Ok(code),
+            other => Err(unexpected("Logout", &other)),
+        }
+    }
+
     /// A stream of the daemon's events, from now on.
     ///
     /// Each subscriber has its own backlog of 256 events; one that falls further

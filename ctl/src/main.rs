@@ -48,6 +48,10 @@ enum Command {
     Status(cmd::status::Args),
     Connect(cmd::connect::Args),
     Disconnect(cmd::disconnect::Args),
+    /// Sign out (stopping push) and delete the token rcimd stored, so it does not
+    /// connect again at its next start.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Logout,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&ctx, &args, &mut out),
         Command::Connect(args) => cmd::connect::run(&ctx, &args, &mut out),
         Command::Disconnect(args) => cmd::disconnect::run(&ctx, &args, &mut out),
+        Command::Logout => cmd::disconnect::logout(&ctx, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {

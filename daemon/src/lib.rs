@@ -13,7 +13,8 @@
 //! - [`hub`]: the set of attached clients and the fan-out of events to them;
 //! - [`link`]: the upstream connection: connect, reconnect, heartbeat, RC's codes;
 //! - [`store`]: the per-user SQLite database, on its own thread;
-//! - [`vault`]: the token.
+//! - [`vault`]: the token;
+//! - [`netwatch`]: network changes and resume from sleep, which nudge the link.
 //!
 //! Start-up binds the socket first, then opens the rest; shutdown stops the listener
 //! and the sessions first and the link last. See `docs/ARCHITECTURE.md`.
@@ -21,6 +22,7 @@
 pub mod hub;
 pub mod link;
 pub mod listener;
+pub mod netwatch;
 pub mod session;
 pub mod store;
 pub mod vault;
@@ -28,9 +30,9 @@ pub mod vault;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 
-use link::connector::{ConnectorConfig, ServerAddr};
+use link::connector::{ConnectorConfig, ServerAddr, TlsTrust, Transport};
 use link::{LinkConfig, LinkDeps, LinkHandle};
-use rcim_proto::status::{ErrorInfo, StatusSnapshot};
+use rcim_proto::status::StatusSnapshot;
 use rcim_proto::{PROTOCOL_VERSION, Token};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The upstream server.
     pub server: ServerAddr,
+    /// How the server's TLS certificate is checked (for `rcims://`).
+    pub tls_trust: TlsTrust,
     /// The app key sent upstream.
     pub app_key: String,
     /// Where the token is kept.
@@ -83,7 +87,7 @@ impl Context {
             clients: self.hub.clients(),
             uptime_s: self.started.elapsed().as_secs(),
             reconnects: report.reconnects,
-            last_error: report.last_error.map(ErrorInfo::from_code),
+            last_error: report.last_error,
             daemon_version: VERSION.into(),
             protocol: PROTOCOL_VERSION,
         }
@@ -125,6 +129,8 @@ impl Running {
 /// Binds the socket and starts every actor. Returns once the daemon is serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     use anyhow::Context as _;
+    let transport =
+        Transport::for_server(&config.server, &config.tls_trust).map_err(anyhow::Error::msg)?;
     let bound = listener::bind(&config.socket)?;
     store::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
@@ -141,6 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let link_config = LinkConfig {
         connector: ConnectorConfig {
             server: config.server.clone(),
+            transport,
             app_key: config.app_key.clone(),
             device_id,
             dial_timeout: Duration::from_secs(10),
@@ -155,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         hub: hub.clone(),
     };
     let (link, link_task) = link::spawn(link_config, deps, boot_token, shutdown.clone());
+    netwatch::spawn(link.clone(), shutdown.clone());
     let ctx = Arc::new(Context {
         link: link.clone(),
         hub,

@@ -2,7 +2,7 @@
 //! daemon (see the library docs for what it does).
 
 use clap::Parser;
-use rcimd::link::connector::ServerAddr;
+use rcimd::link::connector::{ServerAddr, TlsTrust};
 use rcimd::vault::TokenStoreKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +43,14 @@ struct Args {
     /// Seconds to wait for the pong before the connection counts as dead.
     #[arg(long, value_name = "SECS", default_value = "6", value_parser = parse_secs)]
     pong_timeout: Duration,
+    /// Trust only the CA certificates in this PEM file for rcims:// servers
+    /// [default: the system's root certificates].
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Do not verify the rcims:// server's certificate. For development servers only:
+    /// anyone on the path can then read and change the traffic.
+    #[arg(long, conflicts_with = "ca_file")]
+    insecure_dev: bool,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "RCIM_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
@@ -106,6 +114,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server: ServerAddr {
             host: String::new(),
             port: 0,
+            tls: false,
+        },
+        tls_trust: match (&args.ca_file, args.insecure_dev) {
+            (Some(path), _) => TlsTrust::CaFile(path.clone()),
+            (None, true) => TlsTrust::InsecureDev,
+            (None, false) => TlsTrust::SystemRoots,
         },
         app_key: String::new(),
         token_store: args.token_store,

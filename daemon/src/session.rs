@@ -168,7 +168,14 @@ impl Session {
             }
             Op::Disconnect { receive_push } => {
                 tracing::info!("{} asked to disconnect", self.info);
-                let code = self.ctx.link.disconnect(receive_push).await;
+                let code = self.ctx.link.disconnect(receive_push, false).await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::Logout => {
+                tracing::info!("{} asked to log out", self.info);
+                let code = self.ctx.link.disconnect(false, true).await;
                 let reply = Reply::Code(code.0);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await

@@ -77,6 +77,13 @@ impl Vault {
         slot.token = Some(token);
     }
 
+    /// Deletes the stored token (`rcimctl logout`).
+    pub async fn delete(&self) {
+        let mut slot = self.lock();
+        slot.token = None;
+        slot.rejected = false;
+    }
+
     /// Marks the stored token as rejected by the server.
     pub async fn mark_rejected(&self) {
         self.lock().rejected = true;

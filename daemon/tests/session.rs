@@ -30,6 +30,7 @@ async fn daemon() -> Daemon {
         socket: dir.path().join("run/rcimd.sock"),
         data_dir: dir.path().join("data"),
         server: ServerAddr::parse(&format!("rcim://127.0.0.1:{port}")).unwrap(),
+        tls_trust: rcimd::link::connector::TlsTrust::SystemRoots,
         app_key: "k".into(),
         token_store: TokenStoreKind::Memory,
         ping_after: Duration::from_secs(30),

@@ -94,6 +94,8 @@ rc_codes! {
     INVALID_PARAMETER = 33003, "invalid argument";
     RC_CONNECTION_EXIST = 34001, "a connection for another user already exists: disconnect first";
     RC_CONNECT_TIMEOUT = 34006, "the connect time limit passed before the connection succeeded";
+    RC_NET_TLS_HANDSHAKE_FAILED = 34031, "the TLS handshake with the server failed";
+    RC_NET_SSL_CERT_INVALID = 34032, "the server's TLS certificate is not trusted";
 }
 
 impl RcCode {
@@ -138,6 +140,8 @@ impl RcCode {
                     | Self::RC_QUERY_ACK_NO_DATA
                     | Self::RC_MSG_DATA_INCOMPLETE
                     | Self::RC_CONNECTION_RESET_BY_PEER
+                    | Self::RC_NET_TLS_HANDSHAKE_FAILED
+                    | Self::RC_NET_SSL_CERT_INVALID
             )
     }
 

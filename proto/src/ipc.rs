@@ -65,6 +65,9 @@ pub enum Op {
         /// Whether the server should keep sending remote pushes.
         receive_push: bool,
     },
+    /// Disconnect without push, and delete the stored token, so the daemon does not
+    /// connect again at its next start. Answered with [`Reply::Code`]. (Protocol 2.)
+    Logout,
 }
 
 /// Daemon → client.

@@ -11,7 +11,8 @@
 /// History:
 /// - 1 (2026-11-27): first version: Hello/Welcome, Status, Connect with
 ///   DatabaseOpened/Connected callbacks, Disconnect, StatusChanged events.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// - 2 (2026-11-27): `Op::Logout` (disconnect and delete the stored token).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).

@@ -105,6 +105,13 @@ fn ipc_client_frames() {
         }),
     );
     check(
+        "ipc_request_logout",
+        ClientFrame::Request(Request {
+            id: 301,
+            op: Op::Logout,
+        }),
+    );
+    check(
         "ipc_request_disconnect",
         ClientFrame::Request(Request {
             id: 300,

@@ -4,10 +4,13 @@
 //! - [`TestServer`] runs `rcim-server` on loopback with ports 0 and a fresh data
 //!   dir, and talks to its signed Server API.
 //! - [`TestDaemon`] runs `rcimd` on a socket in a fresh temp dir against a server.
-//! - [`ctl`] runs `rcimctl`; [`run_client`] runs the RC-shaped test client.
+//! - [`ctl`] runs `rcimctl`; [`spawn_client`] runs the RC-shaped test client.
+//! - [`proxy`] puts a fault-injecting TCP proxy between the daemon and the server.
 //!
 //! Every process is killed when its guard drops, and a daemon's or server's log is
 //! printed when the test that owns it fails.
+
+pub mod proxy;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;

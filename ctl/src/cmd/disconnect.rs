@@ -24,6 +24,14 @@ pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliEr
     render(receive_push, out)
 }
 
+/// `rcimctl logout`: disconnect without push and delete the stored token.
+pub fn logout(ctx: &Context, out: &mut impl Write) -> Result<(), CliError> {
+    let code = ctx.attach()?.logout()?;
+    CliError::check("logout", code)?;
+    writeln!(out, "logged out: the stored token was deleted")?;
+    Ok(())
+}
+
 /// The success line.
 pub fn render(receive_push: bool, out: &mut impl Write) -> Result<(), CliError> {
     let push = if receive_push { "kept" } else { "stopped" };

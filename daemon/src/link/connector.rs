@@ -1,39 +1,53 @@
 //! Dials the upstream server and performs the CONNECT / CONNACK handshake.
 //!
-//! One call is one attempt: TCP connect, send CONNECT, wait for the CONNACK, each
-//! step bounded in time. Every failure is turned into the RC code an app would see,
-//! so the link only has to decide between "retry" and "stop".
+//! One call is one attempt: open the transport (TCP, or TLS for `rcims://`), send
+//! CONNECT, wait for the CONNACK, each step bounded in time. Every failure becomes a
+//! [`Failure`]: the RC code an app sees, plus a detail for people (the OS error, the
+//! TLS alert), so the link only has to decide between "retry" and "stop" and the
+//! status can still say what went wrong.
 
 use rcim_proto::frame::{FrameReader, MAX_UPSTREAM_FRAME, encode};
 use rcim_proto::upstream::{ClientInfo, ClientMsg, ConnAck, Connect, ServerMsg};
-use rcim_proto::{RcCode, Token, WIRE_VERSION};
+use rcim_proto::{FrameError, RcCode, Token, WIRE_VERSION};
+use std::fmt;
+use std::future::Future;
 use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Where the upstream server is, as given by `--server rcim://HOST:PORT`.
+/// Any byte stream the link can speak the wire protocol over.
+pub trait IoStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> IoStream for T {}
+
+/// A boxed upstream byte stream (TCP, TLS over TCP, or an in-memory pipe in tests).
+pub type BoxedStream = Box<dyn IoStream>;
+
+/// Where the upstream server is, as given by `--server rcim://HOST:PORT` (plain TCP)
+/// or `rcims://HOST:PORT` (TLS).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerAddr {
     /// Host name or IP address.
     pub host: String,
     /// TCP port.
     pub port: u16,
+    /// Whether the connection uses TLS.
+    pub tls: bool,
 }
 
 impl ServerAddr {
-    /// Parses `rcim://HOST:PORT`.
+    /// Parses `rcim://HOST:PORT` or `rcims://HOST:PORT`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let rest = if let Some(rest) = text.strip_prefix("rcim://") {
-            rest
-        } else if text.starts_with("rcims://") {
-            return Err(format!(
-                "{text}: TLS (rcims://) is not supported by this build yet; use rcim:// on a trusted network"
-            ));
+        let (rest, tls) = if let Some(rest) = text.strip_prefix("rcim://") {
+            (rest, false)
+        } else if let Some(rest) = text.strip_prefix("rcims://") {
+            (rest, true)
         } else {
             return Err(format!(
-                "{text}: the server must look like rcim://HOST:PORT"
+                "{text}: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)"
             ));
         };
         let rest = rest.trim_end_matches('/');
@@ -41,7 +55,7 @@ impl ServerAddr {
             .rsplit_once(':')
             .ok_or_else(|| format!("{text}: the server address needs a port (rcim://HOST:PORT)"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || host.contains('/') {
+        if host.is_empty() || host.contains('/') || host.contains('@') {
             return Err(format!("{text}: the server address has no valid host"));
         }
         let port = port
@@ -52,16 +66,221 @@ impl ServerAddr {
         Ok(Self {
             host: host.to_owned(),
             port,
+            tls,
         })
     }
 }
 
-impl std::fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "rcims" } else { "rcim" };
         if self.host.contains(':') {
-            write!(f, "rcim://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "rcim://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why an attempt failed: the RC code, and what happened in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The RC code an app sees.
+    pub code: RcCode,
+    /// What happened, for logs and `rcimctl status`; never contains the token.
+    pub detail: Option<String>,
+}
+
+impl Failure {
+    /// A failure with no more to say than its code.
+    pub fn code(code: RcCode) -> Self {
+        Self { code, detail: None }
+    }
+
+    fn with(code: RcCode, detail: impl fmt::Display) -> Self {
+        Self {
+            code,
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    /// The sentence shown to people: the code's meaning, then the detail.
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.code.meaning()),
+            None => self.code.meaning().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.code.0, self.message())
+    }
+}
+
+/// A dial function for tests: returns an in-process stream for a server address.
+pub type CustomDial = Arc<
+    dyn Fn(&ServerAddr) -> Pin<Box<dyn Future<Output = io::Result<BoxedStream>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How to open the byte stream to the server.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP, with this client configuration.
+    Tls(Arc<rustls::ClientConfig>),
+    /// An in-process dialer (tests).
+    Custom(CustomDial),
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "Tcp",
+            Transport::Tls(_) => "Tls",
+            Transport::Custom(_) => "Custom",
+        })
+    }
+}
+
+/// How TLS certificates are checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsTrust {
+    /// The operating system's root certificates.
+    SystemRoots,
+    /// Only the CA certificates in this PEM file.
+    CaFile(std::path::PathBuf),
+    /// No verification at all (`--insecure-dev`): for development servers only.
+    InsecureDev,
+}
+
+impl Transport {
+    /// The transport for `server`: TCP, or TLS trusting `trust`.
+    pub fn for_server(server: &ServerAddr, trust: &TlsTrust) -> Result<Self, String> {
+        if !server.tls {
+            return Ok(Transport::Tcp);
+        }
+        Ok(Transport::Tls(Arc::new(tls_config(trust)?)))
+    }
+}
+
+/// Builds the rustls client configuration for `trust`.
+pub fn tls_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let config = match trust {
+        TlsTrust::SystemRoots => {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!("while loading the system's root certificates: {e}");
+            }
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(
+                    "no usable root certificates found on this system; install ca-certificates or pass --ca-file"
+                        .into(),
+                );
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        TlsTrust::CaFile(path) => builder
+            .with_root_certificates(load_ca_file(path)?)
+            .with_no_client_auth(),
+        TlsTrust::InsecureDev => {
+            tracing::warn!(
+                "--insecure-dev: the server's TLS certificate is NOT verified; anyone on the path can read and change the traffic"
+            );
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCertificate(
+                    provider,
+                )))
+                .with_no_client_auth()
+        }
+    };
+    Ok(config)
+}
+
+fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the CA file {} is not valid PEM: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "the CA file {} holds no usable certificate ({ignored} could not be parsed)",
+            path.display()
+        ));
+    }
+    Ok(roots)
+}
+
+mod insecure {
+    //! The verifier behind `--insecure-dev`: accepts any certificate, but still
+    //! checks that the handshake is signed by the key in it.
+
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::sync::Arc;
+
+    #[derive(Debug)]
+    pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
         }
     }
 }
@@ -71,11 +290,13 @@ impl std::fmt::Display for ServerAddr {
 pub struct ConnectorConfig {
     /// The server.
     pub server: ServerAddr,
+    /// How to reach it.
+    pub transport: Transport,
     /// The app key sent in CONNECT.
     pub app_key: String,
     /// This device's stable id.
     pub device_id: String,
-    /// Limit for the TCP connect.
+    /// Limit for opening the transport (TCP connect and TLS handshake).
     pub dial_timeout: Duration,
     /// Limit for the CONNACK after CONNECT was sent.
     pub connack_timeout: Duration,
@@ -84,25 +305,28 @@ pub struct ConnectorConfig {
 /// An accepted upstream connection.
 pub struct Upstream {
     /// Frames from the server.
-    pub reader: FrameReader<OwnedReadHalf>,
+    pub reader: FrameReader<ReadHalf<BoxedStream>>,
     /// The write half.
-    pub writer: OwnedWriteHalf,
+    pub writer: WriteHalf<BoxedStream>,
     /// The server's CONNACK.
     pub ack: ConnAck,
 }
 
-/// One connection attempt. `Err` carries the RC code of the failure.
-pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream, RcCode> {
-    let address = (config.server.host.as_str(), config.server.port);
-    let stream = match tokio::time::timeout(config.dial_timeout, TcpStream::connect(address)).await
-    {
-        Err(_) => return Err(RcCode::RC_SOCKET_NOT_CONNECTED),
-        Ok(Err(e)) => return Err(dial_error_code(&e)),
-        Ok(Ok(stream)) => stream,
+/// One connection attempt.
+pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream, Failure> {
+    let stream = match tokio::time::timeout(config.dial_timeout, open(config)).await {
+        Err(_) => {
+            return Err(Failure::with(
+                RcCode::RC_SOCKET_NOT_CONNECTED,
+                format!(
+                    "no answer from {} within {:?}",
+                    config.server, config.dial_timeout
+                ),
+            ));
+        }
+        Ok(result) => result?,
     };
-    // Frames are small and latency matters more than packet count.
-    let _ = stream.set_nodelay(true);
-    let (read, mut writer) = stream.into_split();
+    let (read, mut writer) = tokio::io::split(stream);
     let mut reader = FrameReader::new(read, MAX_UPSTREAM_FRAME);
 
     let hello = ClientMsg::Connect(Connect {
@@ -116,32 +340,39 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
         },
         device_id: config.device_id.clone(),
     });
-    let bytes = encode(&hello, MAX_UPSTREAM_FRAME).map_err(|_| RcCode::INVALID_PARAMETER)?;
+    let bytes = encode(&hello, MAX_UPSTREAM_FRAME)
+        .map_err(|e| Failure::with(RcCode::INVALID_PARAMETER, e))?;
     let handshake = async {
-        writer
-            .write_all(&bytes)
-            .await
-            .map_err(|e| io_error_code(&e))?;
+        writer.write_all(&bytes).await.map_err(|e| io_failure(&e))?;
+        writer.flush().await.map_err(|e| io_failure(&e))?;
         match reader.read::<ServerMsg>().await {
             Ok(Some(ServerMsg::ConnAck(ack))) => Ok(ack),
-            Ok(Some(ServerMsg::Disconnect { reason })) => Err(reason.to_rc()),
-            Ok(Some(_)) => Err(RcCode::RC_MSG_DATA_INCOMPLETE),
-            Ok(None) => Err(RcCode::RC_SOCKET_DISCONNECTED),
-            Err(rcim_proto::FrameError::Io(e)) => Err(io_error_code(&e)),
-            Err(_) => Err(RcCode::RC_MSG_DATA_INCOMPLETE),
+            Ok(Some(ServerMsg::Disconnect { reason })) => Err(Failure::code(reason.to_rc())),
+            Ok(Some(other)) => Err(Failure::with(
+                RcCode::RC_MSG_DATA_INCOMPLETE,
+                format!("expected CONNACK, got {other:?}"),
+            )),
+            Ok(None) => Err(Failure::with(
+                RcCode::RC_SOCKET_DISCONNECTED,
+                "the server closed the connection before answering CONNECT",
+            )),
+            Err(FrameError::Io(e)) => Err(io_failure(&e)),
+            Err(e) => Err(Failure::with(RcCode::RC_MSG_DATA_INCOMPLETE, e)),
         }
     };
     let ack = match tokio::time::timeout(config.connack_timeout, handshake).await {
-        Err(_) => return Err(RcCode::RC_CONN_ACK_TIMEOUT),
+        Err(_) => return Err(Failure::code(RcCode::RC_CONN_ACK_TIMEOUT)),
         Ok(result) => result?,
     };
     let code = ack.code.to_rc();
     if !code.is_success() {
-        return Err(code);
+        return Err(Failure::code(code));
     }
     if ack.user_id.as_deref().is_none_or(str::is_empty) {
-        // An accepted CONNACK must name the user; a server that does not is broken.
-        return Err(RcCode::RC_MSG_DATA_INCOMPLETE);
+        return Err(Failure::with(
+            RcCode::RC_MSG_DATA_INCOMPLETE,
+            "the server accepted the connection without naming the user",
+        ));
     }
     Ok(Upstream {
         reader,
@@ -150,27 +381,84 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
     })
 }
 
-/// The RC code for a failed TCP connect.
-fn dial_error_code(e: &io::Error) -> RcCode {
-    match e.kind() {
+/// Opens the byte stream: TCP, then TLS when asked.
+async fn open(config: &ConnectorConfig) -> Result<BoxedStream, Failure> {
+    let server = &config.server;
+    if let Transport::Custom(dial) = &config.transport {
+        return dial(server).await.map_err(|e| dial_failure(&e));
+    }
+    let tcp = TcpStream::connect((server.host.as_str(), server.port))
+        .await
+        .map_err(|e| dial_failure(&e))?;
+    // Frames are small and latency matters more than packet count.
+    let _ = tcp.set_nodelay(true);
+    match &config.transport {
+        Transport::Tls(tls) => {
+            let name =
+                rustls::pki_types::ServerName::try_from(server.host.clone()).map_err(|e| {
+                    Failure::with(
+                        RcCode::RC_NET_TLS_HANDSHAKE_FAILED,
+                        format!("bad TLS server name: {e}"),
+                    )
+                })?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| tls_failure(&e))?;
+            Ok(Box::new(stream))
+        }
+        _ => Ok(Box::new(tcp)),
+    }
+}
+
+/// The failure for a TLS handshake error; certificate problems get their own code.
+fn tls_failure(e: &io::Error) -> Failure {
+    let certificate = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| {
+            matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        });
+    let code = if certificate {
+        RcCode::RC_NET_SSL_CERT_INVALID
+    } else if e.kind() == io::ErrorKind::InvalidData {
+        RcCode::RC_NET_TLS_HANDSHAKE_FAILED
+    } else {
+        return io_failure(e);
+    };
+    Failure::with(
+        code,
+        format!("TLS: {e} (check the server certificate, or --ca-file)"),
+    )
+}
+
+/// The failure for a failed connect.
+fn dial_failure(e: &io::Error) -> Failure {
+    let code = match e.kind() {
         io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkDown => RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE,
         // getaddrinfo failures have no error kind of their own.
         _ if e.to_string().contains("failed to lookup address") => RcCode::RC_DOMAIN_NOT_RESOLVE,
         _ => RcCode::RC_SOCKET_NOT_CONNECTED,
-    }
+    };
+    Failure::with(code, e)
 }
 
-/// The RC code for an I/O failure on a live connection.
-pub fn io_error_code(e: &io::Error) -> RcCode {
-    match e.kind() {
+/// The failure for an I/O error on a live connection.
+pub fn io_failure(e: &io::Error) -> Failure {
+    let code = match e.kind() {
         io::ErrorKind::ConnectionReset => RcCode::RC_CONNECTION_RESET_BY_PEER,
         io::ErrorKind::NetworkUnreachable
         | io::ErrorKind::HostUnreachable
         | io::ErrorKind::NetworkDown => RcCode::RC_NETWORK_IS_DOWN_OR_UNREACHABLE,
         _ => RcCode::RC_SOCKET_DISCONNECTED,
-    }
+    };
+    Failure::with(code, e)
 }
 
 #[cfg(test)]
@@ -183,7 +471,8 @@ mod tests {
             ServerAddr::parse("rcim://127.0.0.1:7000").unwrap(),
             ServerAddr {
                 host: "127.0.0.1".into(),
-                port: 7000
+                port: 7000,
+                tls: false,
             }
         );
         assert_eq!(ServerAddr::parse("rcim://[::1]:9/").unwrap().host, "::1");
@@ -193,6 +482,9 @@ mod tests {
                 .to_string(),
             "rcim://im.example.com:443"
         );
+        let tls = ServerAddr::parse("rcims://im.example.com:443").unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.to_string(), "rcims://im.example.com:443");
         for bad in [
             "127.0.0.1:7000",
             "http://x:1",
@@ -202,10 +494,34 @@ mod tests {
             "rcim://host:0",
             "rcim://host:99999",
             "rcim://host:x",
+            "rcim://user@host:1",
         ] {
             assert!(ServerAddr::parse(bad).is_err(), "{bad}");
         }
-        let tls = ServerAddr::parse("rcims://host:1").unwrap_err();
-        assert!(tls.contains("TLS"), "{tls}");
+    }
+
+    #[test]
+    fn ca_file_errors_are_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = tls_config(&TlsTrust::CaFile(missing)).unwrap_err();
+        assert!(err.contains("cannot read the CA file"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = tls_config(&TlsTrust::CaFile(empty)).unwrap_err();
+        assert!(err.contains("no usable certificate"), "{err}");
+    }
+
+    #[test]
+    fn failure_messages_carry_the_detail() {
+        let failure = Failure::with(RcCode::RC_SOCKET_NOT_CONNECTED, "Connection refused");
+        assert_eq!(
+            failure.message(),
+            "the connection to the server could not be opened: Connection refused"
+        );
+        assert_eq!(
+            Failure::code(RcCode::RC_CONN_TOKEN_INCORRECT).message(),
+            RcCode::RC_CONN_TOKEN_INCORRECT.meaning()
+        );
     }
 }

@@ -26,10 +26,10 @@ pub mod connector;
 use crate::hub::HubHandle;
 use crate::store::{StoreHandle, StoreOpener};
 use crate::vault::Vault;
-use connector::{ConnectorConfig, Upstream};
+use connector::{ConnectorConfig, Failure, Upstream};
 use rcim_proto::frame::{MAX_UPSTREAM_FRAME, encode};
 use rcim_proto::ipc::{Callback, Event};
-use rcim_proto::status::{ConnectionStatus, LinkState};
+use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token};
@@ -59,8 +59,8 @@ pub struct LinkReport {
     pub state: LinkState,
     /// Automatic reconnections that succeeded.
     pub reconnects: u64,
-    /// The last error met.
-    pub last_error: Option<RcCode>,
+    /// The last error met, with what happened.
+    pub last_error: Option<ErrorInfo>,
 }
 
 /// The answer to a `connect`: the immediate code and, when it is 0, the callbacks.
@@ -88,8 +88,19 @@ enum Command {
     },
     Disconnect {
         keep_push: bool,
+        forget_token: bool,
         reply: oneshot::Sender<RcCode>,
     },
+    Nudge(Nudge),
+}
+
+/// Something outside the link that makes a quick reconnect worth trying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nudge {
+    /// A network interface, address or route changed.
+    NetworkChanged,
+    /// The machine woke up from sleep.
+    Resumed,
 }
 
 /// A cloneable handle to the link actor.
@@ -122,17 +133,24 @@ impl LinkHandle {
     }
 
     /// RC's `disconnect(receivePush)`: signs the device out for every local app.
-    pub async fn disconnect(&self, keep_push: bool) -> RcCode {
+    /// With `forget_token` (`rcimctl logout`) the stored token is deleted too.
+    pub async fn disconnect(&self, keep_push: bool, forget_token: bool) -> RcCode {
         let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Disconnect { keep_push, reply })
-            .await
-            .is_err()
-        {
+        let command = Command::Disconnect {
+            keep_push,
+            forget_token,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
             return RcCode::CONNECTION_CLOSING;
         }
         answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
+    /// Tells the link the network changed or the machine resumed. Never blocks: if
+    /// the link is busy, a nudge already queued does the same job.
+    pub fn nudge(&self, nudge: Nudge) {
+        let _ = self.commands.try_send(Command::Nudge(nudge));
     }
 
     /// The latest report.
@@ -226,7 +244,7 @@ impl StoreSlot {
     }
 }
 
-type Attempt = Pin<Box<dyn Future<Output = Result<Upstream, RcCode>> + Send>>;
+type Attempt = Pin<Box<dyn Future<Output = Result<Upstream, Failure>> + Send>>;
 
 enum Phase {
     /// Not connected and not trying.
@@ -249,7 +267,7 @@ struct Live {
 /// What the current phase produced.
 enum Step {
     RetryDue,
-    Dialed(Result<Upstream, RcCode>),
+    Dialed(Result<Upstream, Failure>),
     Frame(Result<Option<ServerMsg>, FrameError>),
     HeartbeatDue,
 }
@@ -341,10 +359,20 @@ impl Link {
                 let call = self.connect(token, timeout).await;
                 let _ = reply.send(call);
             }
-            Command::Disconnect { keep_push, reply } => {
+            Command::Disconnect {
+                keep_push,
+                forget_token,
+                reply,
+            } => {
                 self.disconnect(keep_push).await;
+                if forget_token {
+                    self.token = None;
+                    self.deps.vault.delete().await;
+                    tracing::info!("the stored token was deleted (logout)");
+                }
                 let _ = reply.send(RcCode::SUCCESS);
             }
+            Command::Nudge(nudge) => self.on_nudge(nudge).await,
         }
     }
 
@@ -472,7 +500,7 @@ impl Link {
         match step {
             Step::RetryDue => self.dial(),
             Step::Dialed(Ok(upstream)) => self.on_connected(upstream).await,
-            Step::Dialed(Err(code)) => self.on_failure(code).await,
+            Step::Dialed(Err(failure)) => self.on_failure(failure).await,
             Step::Frame(frame) => self.on_frame(frame).await,
             Step::HeartbeatDue => self.on_heartbeat().await,
         }
@@ -522,25 +550,36 @@ impl Link {
                 live.ping_sent = None;
             }
             Ok(Some(ServerMsg::Disconnect { reason })) => {
-                let code = reason.to_rc();
-                tracing::warn!("the server ended the connection: {code}");
-                self.on_failure(code).await;
+                let failure = Failure {
+                    code: reason.to_rc(),
+                    detail: Some(format!(
+                        "the server ended the connection (reason {})",
+                        reason.0
+                    )),
+                };
+                self.on_failure(failure).await;
             }
             Ok(Some(ServerMsg::ConnAck(_))) => {
-                tracing::warn!("protocol error: a second CONNACK on a live connection");
-                self.on_failure(RcCode::RC_MSG_DATA_INCOMPLETE).await;
+                let failure = Failure {
+                    code: RcCode::RC_MSG_DATA_INCOMPLETE,
+                    detail: Some("a second CONNACK on a live connection".into()),
+                };
+                self.on_failure(failure).await;
             }
             Ok(None) => {
-                tracing::warn!("the server closed the connection");
-                self.on_failure(RcCode::RC_SOCKET_DISCONNECTED).await;
+                let failure = Failure {
+                    code: RcCode::RC_SOCKET_DISCONNECTED,
+                    detail: Some("the server closed the connection".into()),
+                };
+                self.on_failure(failure).await;
             }
-            Err(FrameError::Io(e)) => {
-                tracing::warn!("upstream connection failed: {e}");
-                self.on_failure(connector::io_error_code(&e)).await;
-            }
+            Err(FrameError::Io(e)) => self.on_failure(connector::io_failure(&e)).await,
             Err(e) => {
-                tracing::warn!("protocol error from the server: {e}");
-                self.on_failure(RcCode::RC_MSG_DATA_INCOMPLETE).await;
+                let failure = Failure {
+                    code: RcCode::RC_MSG_DATA_INCOMPLETE,
+                    detail: Some(e.to_string()),
+                };
+                self.on_failure(failure).await;
             }
         }
     }
@@ -550,36 +589,74 @@ impl Link {
             return;
         };
         if live.ping_sent.is_some() {
-            tracing::warn!(
-                "no pong within {:?}: the connection is dead",
-                self.config.pong_timeout
-            );
-            self.on_failure(RcCode::RC_PONG_RECV_FAIL).await;
+            let failure = Failure {
+                code: RcCode::RC_PONG_RECV_FAIL,
+                detail: Some(format!("no pong within {:?}", self.config.pong_timeout)),
+            };
+            self.on_failure(failure).await;
             return;
         }
+        self.ping().await;
+    }
+
+    /// Sends a ping on the live connection; the pong deadline starts now.
+    async fn ping(&mut self) {
+        let Phase::Connected(live) = &mut self.phase else {
+            return;
+        };
         let write = async {
             let bytes = encode(&ClientMsg::Ping, MAX_UPSTREAM_FRAME)?;
             live.upstream.writer.write_all(&bytes).await?;
+            live.upstream.writer.flush().await?;
             Ok::<_, FrameError>(())
         };
-        match tokio::time::timeout(self.config.pong_timeout, write).await {
-            Ok(Ok(())) => live.ping_sent = Some(Instant::now()),
-            Ok(Err(e)) => {
-                tracing::warn!("sending the heartbeat failed: {e}");
-                self.on_failure(RcCode::RC_PING_SEND_FAIL).await;
+        let detail = match tokio::time::timeout(self.config.pong_timeout, write).await {
+            Ok(Ok(())) => {
+                live.ping_sent = Some(Instant::now());
+                return;
             }
-            Err(_) => {
-                tracing::warn!("sending the heartbeat timed out");
-                self.on_failure(RcCode::RC_PING_SEND_FAIL).await;
+            Ok(Err(e)) => format!("sending the heartbeat failed: {e}"),
+            Err(_) => "sending the heartbeat timed out".to_owned(),
+        };
+        let failure = Failure {
+            code: RcCode::RC_PING_SEND_FAIL,
+            detail: Some(detail),
+        };
+        self.on_failure(failure).await;
+    }
+
+    /// The network changed or the machine resumed: RC restarts its schedule from the
+    /// first step. A connection that is up may be dead now, so it is checked at once
+    /// with a ping (a dead one is noticed within the pong timeout, not the ping
+    /// interval); a pending retry is brought forward to the first step.
+    async fn on_nudge(&mut self, nudge: Nudge) {
+        let unchecked = matches!(&self.phase, Phase::Connected(live) if live.ping_sent.is_none());
+        if unchecked {
+            tracing::info!("{nudge:?}: checking the connection now");
+            self.ping().await;
+        } else if let Phase::Waiting { until } = self.phase {
+            let now = Instant::now();
+            let first = now + backoff::jittered(backoff::backoff(1), backoff::random_unit());
+            if first < until {
+                tracing::info!("{nudge:?}: retrying now instead of in {:?}", until - now);
+                self.attempt = 0;
+                self.phase = Phase::Waiting { until: first };
+                self.publish_waiting(first - now);
             }
         }
     }
 
     /// An attempt failed or a live connection was lost.
-    async fn on_failure(&mut self, code: RcCode) {
+    async fn on_failure(&mut self, failure: Failure) {
+        let code = failure.code;
         let was_connected = matches!(self.phase, Phase::Connected(_));
         self.phase = Phase::Idle;
-        self.report.send_modify(|r| r.last_error = Some(code));
+        self.report.send_modify(|r| {
+            r.last_error = Some(ErrorInfo {
+                code: code.0,
+                message: failure.message(),
+            });
+        });
         if code.is_terminal() {
             self.stop(code).await;
             return;
@@ -594,10 +671,14 @@ impl Link {
             self.recovering = true;
         }
         let wait = backoff::jittered(backoff::backoff(self.attempt), backoff::random_unit());
-        tracing::info!(
-            "connection attempt {} failed ({code}); retrying in {wait:?}",
-            self.attempt
-        );
+        if was_connected {
+            tracing::warn!("connection lost: {failure}; reconnecting in {wait:?}");
+        } else {
+            tracing::info!(
+                "connection attempt {} failed: {failure}; retrying in {wait:?}",
+                self.attempt
+            );
+        }
         self.phase = Phase::Waiting {
             until: Instant::now() + wait,
         };
@@ -649,8 +730,9 @@ impl Link {
         tracing::info!("{} connect call(s) timed out", before - self.waiters.len());
         if !self.wanted() && matches!(self.phase, Phase::Dialing { .. } | Phase::Waiting { .. }) {
             self.phase = Phase::Idle;
-            self.report
-                .send_modify(|r| r.last_error = Some(RcCode::RC_CONNECT_TIMEOUT));
+            self.report.send_modify(|r| {
+                r.last_error = Some(ErrorInfo::from_code(RcCode::RC_CONNECT_TIMEOUT));
+            });
             self.publish(ConnectionStatus::Timeout, RcCode::RC_CONNECT_TIMEOUT, None);
         }
     }
@@ -680,6 +762,12 @@ impl Link {
         self.attempt = 0;
         tracing::info!("signed out (keep push: {keep_push})");
         self.publish(ConnectionStatus::SignOut, RcCode::SUCCESS, None);
+    }
+
+    /// Publishes the current status again with a new time to the next attempt.
+    fn publish_waiting(&mut self, wait: Duration) {
+        let state = self.report.borrow().state.clone();
+        self.publish(state.status, RcCode(state.code), Some(wait));
     }
 
     /// Publishes a new state to the watch and, when it changed, to every client.
