@@ -1,0 +1,430 @@
+//! One IM connection, from CONNECT to close.
+//!
+//! This module owns the per-connection protocol: the handshake (the first frame must
+//! be `Connect` within [`HANDSHAKE_TIMEOUT`]; the server checks the wire version, the
+//! app key and the token and answers `ConnAck`, closing after any non-zero code), then
+//! the steady state (answer `Ping` with `Pong`, end on the client's `Disconnect`, on
+//! silence longer than the heartbeat timeout, on a malformed frame, or on a
+//! [`Control`] message from the online registry). Framing is
+//! [`rcim_proto::frame`]'s; this module only decides what to say.
+//!
+//! The task is generic over the byte stream so that unit tests can drive it through
+//! `tokio::io::duplex` with paused time. Every way out goes through [`Conn::close`],
+//! which shuts the write side and briefly drains the read side, so the peer receives
+//! the last `ConnAck` or `Disconnect` instead of a reset.
+
+use crate::registry::online::Control;
+use crate::state::{Counters, Shared, now_ms};
+use rcim_proto::WIRE_VERSION;
+use rcim_proto::code::{ConnAckCode, DisconnectReason};
+use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
+use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, ServerMsg};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// How long a new connection has to send its `Connect`.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one frame write may take before the client is considered stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long closing waits for the peer's end of stream after our last frame.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// How a connection ended (for the log).
+enum End {
+    /// The peer closed the stream.
+    PeerClosed,
+    /// The peer sent `Disconnect`.
+    PeerDisconnect { keep_push: bool },
+    /// No `Connect` within the handshake timeout.
+    HandshakeTimeout,
+    /// The server is shutting down before the handshake finished.
+    ShutdownDuringHandshake,
+    /// CONNECT refused with this code.
+    Rejected(ConnAckCode),
+    /// The server sent `Disconnect` with this reason.
+    ServerDisconnect(DisconnectReason),
+    /// Reading or writing failed.
+    Failed(FrameError),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PeerClosed => f.write_str("the client closed the connection"),
+            Self::PeerDisconnect { keep_push } => {
+                write!(f, "the client sent DISCONNECT (keep_push {keep_push})")
+            }
+            Self::HandshakeTimeout => f.write_str("no CONNECT in time"),
+            Self::ShutdownDuringHandshake => f.write_str("shutdown during the handshake"),
+            Self::Rejected(code) => write!(f, "CONNECT refused with CONNACK {}", code.0),
+            Self::ServerDisconnect(reason) => write!(f, "server DISCONNECT reason {}", reason.0),
+            Self::Failed(e) => write!(f, "connection failed: {e}"),
+        }
+    }
+}
+
+/// The two halves of the stream.
+struct Conn<S> {
+    reader: FrameReader<ReadHalf<S>>,
+    writer: WriteHalf<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Writes one frame, giving up after [`WRITE_TIMEOUT`].
+    async fn send(&mut self, msg: &ServerMsg) -> Result<(), FrameError> {
+        match timeout(
+            WRITE_TIMEOUT,
+            write_frame(&mut self.writer, msg, MAX_UPSTREAM_FRAME),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
+    }
+
+    /// Sends `Disconnect { reason }` (best effort) and reports it as the end.
+    async fn disconnect(&mut self, reason: DisconnectReason) -> End {
+        if let Err(e) = self.send(&ServerMsg::Disconnect { reason }).await {
+            tracing::debug!(error = %e, "could not send DISCONNECT");
+        }
+        End::ServerDisconnect(reason)
+    }
+
+    /// Ends the stream politely: shut down our side, then read and discard what the
+    /// peer still sends until it closes or [`LINGER`] passes.
+    async fn close(mut self) {
+        let _ = timeout(WRITE_TIMEOUT, self.writer.shutdown()).await;
+        let _ = timeout(LINGER, async {
+            while let Ok(Some(_)) = self.reader.read::<ClientMsg>().await {}
+        })
+        .await;
+    }
+}
+
+/// Whether a read error means the client broke the protocol (rather than the stream
+/// failing), which the server answers with `Disconnect { PROTOCOL_ERROR }`.
+fn is_protocol_error(e: &FrameError) -> bool {
+    matches!(
+        e,
+        FrameError::TooLarge { .. } | FrameError::Decode(_) | FrameError::TrailingBytes(_)
+    )
+}
+
+/// Serves one connection until it ends, then closes it.
+pub(crate) async fn run<S>(stream: S, shared: Arc<Shared>, cancel: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let mut conn = Conn {
+        reader: FrameReader::new(reader, MAX_UPSTREAM_FRAME),
+        writer,
+    };
+    let end = serve(&mut conn, &shared, &cancel).await;
+    tracing::debug!(%end, "connection ended");
+    conn.close().await;
+}
+
+/// The handshake, then the steady state. The registration (if any) is dropped when
+/// this returns, so the connection is offline before the socket is closed.
+async fn serve<S>(conn: &mut Conn<S>, shared: &Shared, cancel: &CancellationToken) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let first = tokio::select! {
+        () = cancel.cancelled() => return End::ShutdownDuringHandshake,
+        first = timeout(HANDSHAKE_TIMEOUT, conn.reader.read::<ClientMsg>()) => first,
+    };
+    let connect = match first {
+        Err(_elapsed) => return End::HandshakeTimeout,
+        Ok(Ok(Some(ClientMsg::Connect(connect)))) => connect,
+        Ok(Ok(Some(_))) => return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await,
+        Ok(Ok(None)) => return End::PeerClosed,
+        Ok(Err(e)) if is_protocol_error(&e) => {
+            tracing::info!(error = %e, "malformed first frame");
+            return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
+        }
+        Ok(Err(e)) => return End::Failed(e),
+    };
+
+    let server_time_ms = now_ms();
+    let user_id = match check_connect(shared, &connect, server_time_ms) {
+        Ok(user_id) => user_id,
+        Err(code) => {
+            Counters::bump(&shared.counters.connects_rejected);
+            let ack = ConnAck {
+                code,
+                user_id: None,
+                server_time_ms,
+            };
+            if let Err(e) = conn.send(&ServerMsg::ConnAck(ack)).await {
+                return End::Failed(e);
+            }
+            return End::Rejected(code);
+        }
+    };
+
+    // Register before answering, so that the user is online by the time the client
+    // reads its CONNACK.
+    let platform = connect.client_info.platform.as_str();
+    let (_registration, control, _same_platform) = shared.online.register(&user_id, platform);
+    Counters::bump(&shared.counters.connects_accepted);
+    tracing::Span::current().record("user", user_id.as_str());
+    tracing::info!(
+        platform,
+        sdk = connect.client_info.sdk.as_str(),
+        device = connect.device_id.as_str(),
+        "connection accepted"
+    );
+    let ack = ConnAck {
+        code: ConnAckCode::ACCEPTED,
+        user_id: Some(user_id),
+        server_time_ms,
+    };
+    if let Err(e) = conn.send(&ServerMsg::ConnAck(ack)).await {
+        return End::Failed(e);
+    }
+    // Shutdown broadcasts to registered connections after cancelling; one that
+    // registered after the broadcast sees the cancellation here instead.
+    if cancel.is_cancelled() {
+        return conn.disconnect(DisconnectReason::SERVER_SHUTDOWN).await;
+    }
+    steady(conn, shared.heartbeat_timeout, control).await
+}
+
+/// Decides the CONNACK code for `connect`: the user id when accepted.
+fn check_connect(shared: &Shared, connect: &Connect, now_ms: i64) -> Result<String, ConnAckCode> {
+    if connect.protocol != WIRE_VERSION {
+        tracing::info!(
+            protocol = connect.protocol,
+            "connection refused: unsupported wire version"
+        );
+        return Err(ConnAckCode::UNACCEPTABLE_PROTOCOL_VERSION);
+    }
+    if connect.app_key != shared.app_key() {
+        tracing::info!(
+            app_key = connect.app_key.as_str(),
+            "connection refused: unknown app key"
+        );
+        return Err(ConnAckCode::TOKEN_INCORRECT);
+    }
+    match shared.tokens.verify(connect.token.expose(), now_ms) {
+        Ok(claims) => Ok(claims.user_id),
+        Err(e) => {
+            tracing::info!(reason = %e, "connection refused: bad token");
+            Err(e.connack_code())
+        }
+    }
+}
+
+/// The accepted connection's loop.
+async fn steady<S>(
+    conn: &mut Conn<S>,
+    heartbeat_timeout: Duration,
+    mut control: mpsc::Receiver<Control>,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut deadline = Instant::now() + heartbeat_timeout;
+    loop {
+        tokio::select! {
+            biased;
+            Some(Control::Disconnect(reason)) = control.recv() => {
+                return conn.disconnect(reason).await;
+            }
+            () = sleep_until(deadline) => {
+                return conn.disconnect(DisconnectReason::HEARTBEAT_TIMEOUT).await;
+            }
+            // `FrameReader::read` is cancel-safe, so losing the race loses no bytes.
+            read = conn.reader.read::<ClientMsg>() => {
+                deadline = Instant::now() + heartbeat_timeout;
+                match read {
+                    Ok(Some(ClientMsg::Ping)) => {
+                        if let Err(e) = conn.send(&ServerMsg::Pong).await {
+                            return End::Failed(e);
+                        }
+                    }
+                    Ok(Some(ClientMsg::Disconnect { keep_push })) => {
+                        return End::PeerDisconnect { keep_push };
+                    }
+                    Ok(Some(ClientMsg::Connect(_))) => {
+                        tracing::info!("second CONNECT on one connection");
+                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
+                    }
+                    Ok(None) => return End::PeerClosed,
+                    Err(e) if is_protocol_error(&e) => {
+                        tracing::info!(error = %e, "malformed frame");
+                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
+                    }
+                    Err(e) => return End::Failed(e),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+    use crate::registry::online::OnlineRegistry;
+    use crate::state::Counters;
+    use crate::token::TokenIssuer;
+    use rcim_proto::Token;
+    use rcim_proto::upstream::ClientInfo;
+    use tokio::io::DuplexStream;
+    use zeroize::Zeroizing;
+
+    struct Fixture {
+        shared: Arc<Shared>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(heartbeat_timeout: Duration) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("server.db")).unwrap();
+        let shared = Arc::new(Shared {
+            tokens: TokenIssuer::new("key", "secret"),
+            app_secret: Zeroizing::new("secret".into()),
+            heartbeat_timeout,
+            db,
+            online: Arc::new(OnlineRegistry::new()),
+            counters: Counters::default(),
+        });
+        Fixture { shared, _dir: dir }
+    }
+
+    fn connect(token: Token) -> ClientMsg {
+        ClientMsg::Connect(Connect {
+            protocol: WIRE_VERSION,
+            app_key: "key".into(),
+            token,
+            client_info: ClientInfo {
+                platform: "desktop".into(),
+                sdk: "test".into(),
+                os: "linux".into(),
+            },
+            device_id: "dev-1".into(),
+        })
+    }
+
+    async fn spawn(f: &Fixture) -> (FrameReader<ReadHalf<DuplexStream>>, WriteHalf<DuplexStream>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(run(server, Arc::clone(&f.shared), CancellationToken::new()));
+        let (r, w) = tokio::io::split(client);
+        (FrameReader::new(r, MAX_UPSTREAM_FRAME), w)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_client_is_closed_after_the_handshake_timeout() {
+        let f = fixture(Duration::from_secs(90));
+        let (mut reader, _writer) = spawn(&f).await;
+        let started = Instant::now();
+        assert!(reader.read::<ServerMsg>().await.unwrap().is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= HANDSHAKE_TIMEOUT && waited < HANDSHAKE_TIMEOUT + Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeat_timeout_counts_from_the_last_frame() {
+        let hb = Duration::from_secs(90);
+        let f = fixture(hb);
+        let (mut reader, mut writer) = spawn(&f).await;
+        let token = f.shared.tokens.issue("alice", now_ms(), 0);
+        write_frame(&mut writer, &connect(token), MAX_UPSTREAM_FRAME)
+            .await
+            .unwrap();
+        let Some(ServerMsg::ConnAck(ack)) = reader.read().await.unwrap() else {
+            panic!("expected CONNACK");
+        };
+        assert_eq!(ack.code, ConnAckCode::ACCEPTED);
+        assert_eq!(f.shared.stats().online, 1);
+
+        // A ping just before the deadline pushes it back by a full period.
+        tokio::time::sleep(hb - Duration::from_secs(1)).await;
+        write_frame(&mut writer, &ClientMsg::Ping, MAX_UPSTREAM_FRAME)
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.read::<ServerMsg>().await.unwrap(),
+            Some(ServerMsg::Pong)
+        );
+        let pinged = Instant::now();
+
+        let msg = reader.read::<ServerMsg>().await.unwrap();
+        assert_eq!(
+            msg,
+            Some(ServerMsg::Disconnect {
+                reason: DisconnectReason::HEARTBEAT_TIMEOUT
+            })
+        );
+        let silent = pinged.elapsed();
+        assert!(
+            silent >= hb && silent < hb + Duration::from_secs(1),
+            "{silent:?}"
+        );
+        assert!(
+            reader.read::<ServerMsg>().await.unwrap().is_none(),
+            "then closed"
+        );
+        assert_eq!(f.shared.stats().online, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_other_than_connect_first_is_a_protocol_error() {
+        let f = fixture(Duration::from_secs(90));
+        let (mut reader, mut writer) = spawn(&f).await;
+        write_frame(&mut writer, &ClientMsg::Ping, MAX_UPSTREAM_FRAME)
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.read::<ServerMsg>().await.unwrap(),
+            Some(ServerMsg::Disconnect {
+                reason: DisconnectReason::PROTOCOL_ERROR
+            })
+        );
+        assert!(reader.read::<ServerMsg>().await.unwrap().is_none());
+        assert_eq!(
+            f.shared.stats(),
+            crate::Stats::default(),
+            "not a CONNECT: not counted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn registry_control_disconnects_the_connection() {
+        let f = fixture(Duration::from_secs(90));
+        let (mut reader, mut writer) = spawn(&f).await;
+        let token = f.shared.tokens.issue("alice", now_ms(), 0);
+        write_frame(&mut writer, &connect(token), MAX_UPSTREAM_FRAME)
+            .await
+            .unwrap();
+        assert!(matches!(
+            reader.read().await.unwrap(),
+            Some(ServerMsg::ConnAck(_))
+        ));
+        let kicked = Control::Disconnect(DisconnectReason::KICKED);
+        assert_eq!(f.shared.online.broadcast(kicked), 1);
+        assert_eq!(
+            reader.read::<ServerMsg>().await.unwrap(),
+            Some(ServerMsg::Disconnect {
+                reason: DisconnectReason::KICKED
+            })
+        );
+        assert!(
+            reader.read::<ServerMsg>().await.unwrap().is_none(),
+            "then closed"
+        );
+    }
+}
