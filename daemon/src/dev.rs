@@ -25,14 +25,8 @@ impl DevServer {
     /// Starts the server on loopback with its data under `data_dir/dev-server`.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let secret = uuid::Uuid::new_v4().simple().to_string();
-        let config = rcim_server::ServerConfig {
-            im_listen: "127.0.0.1:0".parse()?,
-            api_listen: "127.0.0.1:0".parse()?,
-            data_dir: data_dir.join("dev-server"),
-            app_key: DEV_APP_KEY.into(),
-            app_secret: secret,
-            heartbeat_timeout: std::time::Duration::from_secs(90),
-        };
+        let config =
+            rcim_server::ServerConfig::local(data_dir.join("dev-server"), DEV_APP_KEY, secret);
         let server = rcim_server::start(config).await?;
         let token = Token::new(server.issue_token(DEMO_USER, "Demo User")?);
         let address = format!("rcim://{}", server.im_addr());

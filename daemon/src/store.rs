@@ -13,7 +13,6 @@
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use tokio::sync::oneshot;
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -98,25 +97,21 @@ impl StoreOpener {
             .join("rcim.db")
     }
 
-    /// Opens (creating and migrating as needed) the database of `user_id` on a new
-    /// thread.
+    /// Opens (creating and migrating as needed) the database of `user_id`, then
+    /// hands it to a thread of its own.
+    ///
+    /// The open runs on tokio's blocking pool so that the runtime knows work is in
+    /// flight (paused-time tests must not skip ahead while it runs).
     pub async fn open(&self, user_id: &str) -> Result<StoreHandle, StoreError> {
         let path = self.path_for(user_id);
-        let user = user_id.to_owned();
-        let (ready_tx, ready) = oneshot::channel();
+        let (db_path, user) = (path.clone(), user_id.to_owned());
+        let conn = tokio::task::spawn_blocking(move || open_db(&db_path, &user))
+            .await
+            .map_err(|e| StoreError::Thread(e.to_string()))??;
         let (commands, inbox) = mpsc::channel::<StoreCommand>();
-        let thread_path = path.clone();
         std::thread::Builder::new()
             .name("rcim-store".into())
             .spawn(move || {
-                let conn = match open_db(&thread_path, &user) {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
                 // No commands exist yet: block until every handle is gone.
                 if let Ok(command) = inbox.recv() {
                     match command {}
@@ -124,17 +119,11 @@ impl StoreOpener {
                 drop(conn);
             })
             .map_err(|e| StoreError::Thread(e.to_string()))?;
-        match ready.await {
-            Ok(Ok(())) => {
-                tracing::info!("database open: {}", path.display());
-                Ok(StoreHandle {
-                    _commands: commands,
-                    path,
-                })
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(StoreError::Thread("the database thread ended early".into())),
-        }
+        tracing::info!("database open: {}", path.display());
+        Ok(StoreHandle {
+            _commands: commands,
+            path,
+        })
     }
 }
 

@@ -10,8 +10,10 @@
 //! `serde_html_form`, not `axum::Form`, because RC endpoints repeat keys (e.g.
 //! `userId=a&userId=b`) and `axum::Form` cannot collect those into a `Vec`.
 //!
-//! Endpoints: [`user`] (`/user/getToken.json`, `/user/checkOnline.json`) and
-//! `/stats.json` (the server's counters, an rcim addition).
+//! Endpoints: [`user`] (`/user/getToken.json`, `/user/checkOnline.json`,
+//! `/user/token/expire.json`, `/user/block.json`, `/user/unblock.json`,
+//! `/user/block/query.json`) and `/stats.json` (the server's counters, an rcim
+//! addition).
 
 pub(crate) mod signature;
 pub(crate) mod user;
@@ -54,6 +56,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/user/getToken.json", post(user::get_token))
         .route("/user/checkOnline.json", post(user::check_online))
+        .route("/user/token/expire.json", post(user::expire_token))
+        .route("/user/block.json", post(user::block))
+        .route("/user/unblock.json", post(user::unblock))
+        .route("/user/block/query.json", post(user::block_query))
         .route("/stats.json", post(stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -4,6 +4,9 @@
 //! daemon's `--dev` mode or the tests (in-process) hand to [`crate::start`]. It is
 //! plain data; [`ServerConfig::validate`] rejects values the server cannot run with
 //! before anything is bound or created. Its `Debug` output never shows the secret.
+//! [`ServerConfig::local`] gives a loopback configuration with defaults, so that
+//! in-process callers need not name every field (and keep compiling when one is
+//! added).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,9 +33,44 @@ pub struct ServerConfig {
     pub app_secret: String,
     /// A connection that sends nothing for this long is disconnected.
     pub heartbeat_timeout: Duration,
+    /// Lifetime of the tokens the server issues (`getToken`,
+    /// [`crate::RunningServer::issue_token`]); zero means they never expire (RC's
+    /// default).
+    pub token_lifetime: Duration,
+    /// When set, the IM endpoint speaks TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the IM endpoint's TLS identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (PEM, one or more `CERTIFICATE` blocks).
+    pub cert: PathBuf,
+    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl ServerConfig {
+    /// Both endpoints on `127.0.0.1` with ports picked by the system, a 90 s
+    /// heartbeat timeout, tokens that never expire and no TLS.
+    pub fn local(
+        data_dir: impl Into<PathBuf>,
+        app_key: impl Into<String>,
+        app_secret: impl Into<String>,
+    ) -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            im_listen: loopback,
+            api_listen: loopback,
+            data_dir: data_dir.into(),
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            token_lifetime: Duration::ZERO,
+            tls: None,
+        }
+    }
+
     /// Checks the values before anything is started.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.app_key.trim().is_empty(), "the app key is empty");
@@ -44,6 +82,10 @@ impl ServerConfig {
         anyhow::ensure!(
             !self.heartbeat_timeout.is_zero(),
             "the heartbeat timeout must be greater than zero"
+        );
+        anyhow::ensure!(
+            i64::try_from(self.token_lifetime.as_millis()).is_ok(),
+            "the token lifetime is too long"
         );
         Ok(())
     }
@@ -58,6 +100,8 @@ impl fmt::Debug for ServerConfig {
             .field("app_key", &self.app_key)
             .field("app_secret", &"<redacted>")
             .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("token_lifetime", &self.token_lifetime)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -67,14 +111,17 @@ mod tests {
     use super::*;
 
     fn config() -> ServerConfig {
-        ServerConfig {
-            im_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: "/tmp/x".into(),
-            app_key: "key".into(),
-            app_secret: "very-secret".into(),
-            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-        }
+        ServerConfig::local("/tmp/x", "key", "very-secret")
+    }
+
+    #[test]
+    fn local_defaults() {
+        let c = config();
+        assert_eq!(c.im_listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.api_listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.heartbeat_timeout, DEFAULT_HEARTBEAT_TIMEOUT);
+        assert_eq!(c.token_lifetime, Duration::ZERO);
+        assert_eq!(c.tls, None);
     }
 
     #[test]
@@ -101,6 +148,10 @@ mod tests {
             },
             ServerConfig {
                 heartbeat_timeout: Duration::ZERO,
+                ..config()
+            },
+            ServerConfig {
+                token_lifetime: Duration::MAX,
                 ..config()
             },
         ] {

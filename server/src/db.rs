@@ -6,10 +6,17 @@
 //! schema from version *n* to *n + 1*), so an older database is brought up to date
 //! and a newer one is refused.
 //!
+//! Tables: `users` (registered by getToken), `token_cutoffs` (per user, tokens
+//! issued before `before_ms` are invalid: `/user/token/expire.json`) and `blocks`
+//! (per user, CONNECTs are refused until `until_ms`: `/user/block.json`). A block
+//! whose `until_ms` has passed is simply ignored ([`Access::is_blocked`]); rows are
+//! not purged.
+//!
 //! rusqlite is blocking: async callers go through the `async fn`s, which run the
-//! statement on tokio's blocking pool; the `_blocking` variants are for callers that
-//! are not on an async worker thread (or, like [`crate::RunningServer::issue_token`],
-//! do one tiny write).
+//! statement on tokio's blocking pool with `spawn_blocking` (which tokio's paused
+//! test clock waits for, so in-process tests with paused time see the database as
+//! instant); the `_blocking` variants are for callers that are not on an async
+//! worker thread (or, like [`crate::RunningServer::issue_token`], do one tiny write).
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -25,6 +32,17 @@ const MIGRATIONS: &[&str] = &[
         portrait_uri TEXT NOT NULL DEFAULT '',
         created_ms   INTEGER NOT NULL,
         updated_ms   INTEGER NOT NULL
+    ) STRICT;",
+    // 2: token cut-offs (token/expire) and blocks (user/block).
+    "CREATE TABLE token_cutoffs (
+        user_id    TEXT PRIMARY KEY NOT NULL,
+        before_ms  INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE blocks (
+        user_id    TEXT PRIMARY KEY NOT NULL,
+        until_ms   INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
     ) STRICT;",
 ];
 
@@ -52,6 +70,29 @@ pub struct User {
     pub created_ms: i64,
     /// When the user was last updated, ms since the Unix epoch.
     pub updated_ms: i64,
+}
+
+/// What the database says about a user at CONNECT time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Tokens issued before this time (ms since the Unix epoch) are invalid; 0 when
+    /// no cut-off was ever set.
+    pub tokens_before_ms: i64,
+    /// The user is blocked until this time (ms since the Unix epoch), if a block was
+    /// ever set and not lifted (it may lie in the past: see [`Access::is_blocked`]).
+    pub blocked_until_ms: Option<i64>,
+}
+
+impl Access {
+    /// Whether a token issued at `issued_at_ms` was invalidated by a cut-off.
+    pub fn token_revoked(&self, issued_at_ms: i64) -> bool {
+        issued_at_ms < self.tokens_before_ms
+    }
+
+    /// Whether the user is blocked at `now_ms` (a block ends at its `until_ms`).
+    pub fn is_blocked(&self, now_ms: i64) -> bool {
+        self.blocked_until_ms.is_some_and(|until| now_ms < until)
+    }
 }
 
 /// The server database. Cheap to clone.
@@ -99,10 +140,7 @@ impl Db {
 
     /// [`Db::upsert_user_blocking`] on the blocking pool.
     pub async fn upsert_user(&self, user: User) -> Result<(), DbError> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.upsert_user_blocking(&user))
-            .await
-            .map_err(|e| DbError(format!("database task failed: {e}")))?
+        self.run(move |db| db.upsert_user_blocking(&user)).await
     }
 
     /// The user `user_id`, if registered. Blocking.
@@ -129,9 +167,141 @@ impl Db {
 
     /// [`Db::user_blocking`] on the blocking pool.
     pub async fn user(&self, user_id: &str) -> Result<Option<User>, DbError> {
-        let db = self.clone();
         let user_id = user_id.to_owned();
-        tokio::task::spawn_blocking(move || db.user_blocking(&user_id))
+        self.run(move |db| db.user_blocking(&user_id)).await
+    }
+
+    /// Sets the token cut-off of each of `user_ids` to `before_ms`, unless it is
+    /// already later (a cut-off never moves back: a token once invalidated stays
+    /// invalid). One transaction. Blocking.
+    pub fn expire_tokens_blocking(
+        &self,
+        user_ids: &[String],
+        before_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for user_id in user_ids {
+            tx.execute(
+                "INSERT INTO token_cutoffs (user_id, before_ms, updated_ms)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                    before_ms = max(before_ms, excluded.before_ms),
+                    updated_ms = excluded.updated_ms",
+                params![user_id, before_ms, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Db::expire_tokens_blocking`] on the blocking pool.
+    pub async fn expire_tokens(
+        &self,
+        user_ids: Vec<String>,
+        before_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        self.run(move |db| db.expire_tokens_blocking(&user_ids, before_ms, now_ms))
+            .await
+    }
+
+    /// Blocks each of `user_ids` until `until_ms`, replacing any earlier block. One
+    /// transaction. Blocking.
+    pub fn block_blocking(
+        &self,
+        user_ids: &[String],
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for user_id in user_ids {
+            tx.execute(
+                "INSERT INTO blocks (user_id, until_ms, created_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                    until_ms = excluded.until_ms,
+                    created_ms = excluded.created_ms",
+                params![user_id, until_ms, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Db::block_blocking`] on the blocking pool.
+    pub async fn block(
+        &self,
+        user_ids: Vec<String>,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), DbError> {
+        self.run(move |db| db.block_blocking(&user_ids, until_ms, now_ms))
+            .await
+    }
+
+    /// Lifts the blocks of `user_ids` (users that are not blocked are fine).
+    /// Blocking.
+    pub fn unblock_blocking(&self, user_ids: &[String]) -> Result<(), DbError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        for user_id in user_ids {
+            tx.execute("DELETE FROM blocks WHERE user_id = ?1", [user_id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// [`Db::unblock_blocking`] on the blocking pool.
+    pub async fn unblock(&self, user_ids: Vec<String>) -> Result<(), DbError> {
+        self.run(move |db| db.unblock_blocking(&user_ids)).await
+    }
+
+    /// The users blocked at `now_ms`, with the end of each block, by user id.
+    /// Blocking.
+    pub fn blocked_users_blocking(&self, now_ms: i64) -> Result<Vec<(String, i64)>, DbError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare("SELECT user_id, until_ms FROM blocks WHERE until_ms > ?1 ORDER BY user_id")?;
+        let rows = statement
+            .query_map([now_ms], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// [`Db::blocked_users_blocking`] on the blocking pool.
+    pub async fn blocked_users(&self, now_ms: i64) -> Result<Vec<(String, i64)>, DbError> {
+        self.run(move |db| db.blocked_users_blocking(now_ms)).await
+    }
+
+    /// The token cut-off and block of `user_id`. Blocking.
+    pub fn access_blocking(&self, user_id: &str) -> Result<Access, DbError> {
+        let (before, until) = self.lock().query_row(
+            "SELECT (SELECT before_ms FROM token_cutoffs WHERE user_id = ?1),
+                    (SELECT until_ms FROM blocks WHERE user_id = ?1)",
+            [user_id],
+            |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
+        )?;
+        Ok(Access {
+            tokens_before_ms: before.unwrap_or(0),
+            blocked_until_ms: until,
+        })
+    }
+
+    /// [`Db::access_blocking`] on the blocking pool.
+    pub async fn access(&self, user_id: &str) -> Result<Access, DbError> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| db.access_blocking(&user_id)).await
+    }
+
+    /// Runs `f` on tokio's blocking pool with a handle to this database.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| DbError(format!("database task failed: {e}")))?
     }
@@ -207,6 +377,90 @@ mod tests {
             ("Alice B.", 1, 2)
         );
         assert_eq!(db.user_blocking("bob").unwrap(), None);
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn token_cutoffs_only_move_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("server.db")).unwrap();
+        assert_eq!(db.access_blocking("alice").unwrap(), Access::default());
+        db.expire_tokens_blocking(&ids(&["alice", "bob"]), 1000, 1)
+            .unwrap();
+        db.expire_tokens_blocking(&ids(&["alice"]), 500, 2).unwrap();
+        let alice = db.access_blocking("alice").unwrap();
+        assert_eq!(
+            alice.tokens_before_ms, 1000,
+            "an earlier time does not undo"
+        );
+        assert!(alice.token_revoked(999));
+        assert!(!alice.token_revoked(1000), "issued at the cut-off is valid");
+        db.expire_tokens_blocking(&ids(&["bob"]), 2000, 3).unwrap();
+        assert_eq!(db.access_blocking("bob").unwrap().tokens_before_ms, 2000);
+        assert_eq!(db.access_blocking("carol").unwrap().tokens_before_ms, 0);
+        assert!(!Access::default().token_revoked(0));
+    }
+
+    #[test]
+    fn blocks_end_at_their_time_or_on_unblock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("server.db")).unwrap();
+        let start = 1_000_000;
+        let minute = 60_000;
+        db.block_blocking(&ids(&["alice", "bob"]), start + minute, start)
+            .unwrap();
+        let alice = db.access_blocking("alice").unwrap();
+        assert_eq!(alice.blocked_until_ms, Some(start + minute));
+        // The expiry logic with injected clocks: blocked up to, not at, until_ms.
+        assert!(alice.is_blocked(start));
+        assert!(alice.is_blocked(start + minute - 1));
+        assert!(!alice.is_blocked(start + minute));
+        assert!(!alice.is_blocked(start + 10 * minute));
+        assert_eq!(
+            db.blocked_users_blocking(start).unwrap(),
+            vec![
+                ("alice".to_owned(), start + minute),
+                ("bob".to_owned(), start + minute)
+            ]
+        );
+        assert!(
+            db.blocked_users_blocking(start + minute)
+                .unwrap()
+                .is_empty(),
+            "past blocks are not listed"
+        );
+        // Blocking again replaces the end (also to an earlier one).
+        db.block_blocking(&ids(&["alice"]), start + 1, start)
+            .unwrap();
+        assert!(!db.access_blocking("alice").unwrap().is_blocked(start + 1));
+        db.unblock_blocking(&ids(&["bob", "nobody"])).unwrap();
+        assert_eq!(db.access_blocking("bob").unwrap().blocked_until_ms, None);
+        assert!(!db.access_blocking("bob").unwrap().is_blocked(start));
+    }
+
+    #[test]
+    fn migrates_a_version_1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute("INSERT INTO users VALUES ('alice', 'Alice', '', 1, 1)", [])
+                .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.user_blocking("alice").unwrap(), Some(user("Alice", 1)));
+        db.block_blocking(&ids(&["alice"]), 10, 1).unwrap();
+        assert!(db.access_blocking("alice").unwrap().is_blocked(5));
+        let version: i64 = db
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[test]

@@ -3,35 +3,78 @@
 //! The reference IM server for rcim: one process that hosts one app (one app key and
 //! its secret) and offers
 //!
-//! - the **IM endpoint**: TCP, speaking the upstream wire protocol of
+//! - the **IM endpoint**: TCP, optionally TLS, speaking the upstream wire protocol of
 //!   [`rcim_proto::upstream`] (CONNECT/CONNACK with RC's codes, PING/PONG, DISCONNECT,
-//!   a heartbeat timeout), which is what `rcimd` connects to;
+//!   a heartbeat timeout, kicks, blocks), which is what `rcimd` connects to;
 //! - the **Server API**: HTTP, compatible with RC's v1 Server API (form-encoded POSTs
 //!   signed with `App-Key`/`Nonce`/`Timestamp`/`Signature`, JSON answers with RC's
 //!   codes), which is what an app's backend calls to register users and get tokens.
 //!
 //! State lives in SQLite at `DATA_DIR/server.db`. The binary `rcim-server` is a thin
 //! wrapper around [`start`]; the daemon's `--dev` mode and the integration tests embed
-//! the server in-process the same way.
+//! the server in-process the same way, and [`RunningServer::serve_stream`] runs the
+//! connection handler on any byte stream (e.g. `tokio::io::duplex` under paused
+//! time).
 //!
-//! Layout: [`config`] (what to start), `state` (what every part shares), `im` (the
-//! accept loop and one task per connection), [`registry`] (live connections),
-//! `api` (the HTTP routes and signing), [`token`] (issuing and verifying tokens),
-//! [`users`] (RC's user field rules), [`db`] (SQLite), [`api_client`] (a minimal
-//! signed HTTP client for tests and tools).
+//! ## Surface
+//!
+//! Server API endpoints (all `POST`, signed; errors: 1002 parameter, 401/1004
+//! signature, 1000 internal, 1508 body over 100 KB):
+//!
+//! | Endpoint | Form | Answer |
+//! |---|---|---|
+//! | `/user/getToken.json` | `userId`, `name`, `portraitUri`? | `{"code":200,"userId","token"}`; the token expires after `--token-lifetime` (0 = never) |
+//! | `/user/checkOnline.json` | `userId` | `{"code":200,"status":"1"\|"0"}` |
+//! | `/user/token/expire.json` | `userId` (repeatable, 1–20), `time` (ms since the epoch, integer ≥ 0) | `{"code":200}`; tokens of those users issued before `time` get CONNACK 10 at their next CONNECT; live connections stay |
+//! | `/user/block.json` | `userId` (repeatable, 1–20), `minute` (1–43200) | `{"code":200}`; live connections get DISCONNECT 2 (USER_BLOCKED), CONNECTs get CONNACK 9 until unblocked or the minutes pass |
+//! | `/user/unblock.json` | `userId` (repeatable, 1–20) | `{"code":200}` |
+//! | `/user/block/query.json` | (none) | `{"code":200,"users":[{"userId","blockEndTime":"YYYY-MM-DD HH:MM:SS"}]}` (UTC) |
+//! | `/stats.json` | (none) | `{"code":200,"connects_accepted","connects_rejected","online","messages","kicks"}` |
+//!
+//! `rcim-server` flags: `--im-listen`, `--api-listen`, `--data-dir`, `--app-key`,
+//! `--app-secret` (or `RCIM_APP_SECRET`), `--heartbeat-timeout SECS` (90),
+//! `--token-lifetime SECS` (0 = never), `--tls-cert PEM --tls-key PEM` (both or
+//! neither; the IM endpoint then speaks TLS), `--log`. The ready line on stdout is
+//! `{"event":"ready","im_addr","im_url","api_url","tls":true|false}`.
+//!
+//! CONNACK codes the server sends, in the order the checks run: 1 wire version
+//! unsupported; 4 app key unknown, token malformed, bad signature or issued for
+//! another app key; 10 token expired (its own expiry, or issued before the user's
+//! `token/expire` cut-off); 9 user blocked; 3 the database failed during the checks;
+//! otherwise 0 (and every older connection of the same user on the same platform is
+//! kicked; other platforms coexist).
+//!
+//! DISCONNECT reasons the server sends: 1 KICKED (a newer connection of the same
+//! user and platform), 2 USER_BLOCKED (`/user/block.json`), 3 SERVER_SHUTDOWN, 4
+//! PROTOCOL_ERROR (malformed frame, a non-CONNECT first frame, a second CONNECT), 5
+//! HEARTBEAT_TIMEOUT.
+//!
+//! ## Layout
+//!
+//! [`config`] (what to start), `state` (what every part shares), `im` (the accept
+//! loop, TLS, and one task per connection), [`registry`] (live connections),
+//! `moderation` (token expiry and blocks), `api` (the HTTP routes and signing),
+//! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
+//! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal
+//! signed HTTP client for tests and tools), `testca` (feature `testca`: a test CA).
 
 pub mod api_client;
 pub mod config;
 pub mod db;
 pub mod registry;
+#[cfg(feature = "testca")]
+pub mod testca;
 pub mod token;
 pub mod users;
 
 mod api;
 mod im;
+mod moderation;
 mod state;
+mod tls;
 
-pub use config::{DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig};
+pub use config::{DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig, TlsFiles};
+pub use moderation::{MAX_BLOCK_MINUTES, MAX_USERS_PER_CALL};
 pub use state::Stats;
 
 use anyhow::Context as _;
@@ -41,6 +84,7 @@ use state::{Counters, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,20 +96,26 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "server.db";
 
-/// Starts a server: creates the data directory, opens and migrates the database,
-/// binds both listeners, then serves in background tasks. Returns once both
-/// listeners are bound, so their addresses are known and connections can be made.
+/// Starts a server: loads the TLS certificate and key (if configured), creates the
+/// data directory, opens and migrates the database, binds both listeners, then
+/// serves in background tasks. Returns once both listeners are bound, so their
+/// addresses are known and connections can be made.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     config.validate().context("invalid server configuration")?;
 
     let data_dir = config.data_dir.clone();
-    let db = tokio::task::spawn_blocking(move || {
+    let tls_files = config.tls.clone();
+    let (db, tls) = tokio::task::spawn_blocking(move || {
+        let tls = tls_files.as_ref().map(tls::server_config).transpose()?;
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-        db::Db::open(&data_dir.join(DB_FILE))
+        let db = db::Db::open(&data_dir.join(DB_FILE))?;
+        anyhow::Ok((db, tls))
     })
     .await
-    .context("the database task failed")??;
+    .context("the startup task failed")??;
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let is_tls = tls.is_some();
 
     let im_listener = TcpListener::bind(config.im_listen)
         .await
@@ -80,15 +130,18 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         tokens: token::TokenIssuer::new(&config.app_key, &config.app_secret),
         app_secret: Zeroizing::new(config.app_secret.clone()),
         heartbeat_timeout: config.heartbeat_timeout,
+        token_lifetime: config.token_lifetime,
         db,
         online: Arc::new(OnlineRegistry::new()),
         counters: Counters::default(),
+        block_epoch: Default::default(),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
     tracker.spawn(im::accept_loop(
         im_listener,
+        tls,
         Arc::clone(&shared),
         cancel.clone(),
         tracker.clone(),
@@ -102,12 +155,19 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             tracing::error!(error = %e, "the Server API stopped");
         }
     });
-    tracing::info!(%im_addr, %api_addr, app_key = config.app_key.as_str(), "rcim-server started");
+    tracing::info!(
+        %im_addr,
+        %api_addr,
+        tls = is_tls,
+        app_key = config.app_key.as_str(),
+        "rcim-server started"
+    );
 
     Ok(RunningServer {
         shared,
         im_addr,
         api_addr,
+        tls: is_tls,
         cancel,
         tracker,
     })
@@ -119,6 +179,7 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     im_addr: SocketAddr,
     api_addr: SocketAddr,
+    tls: bool,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
@@ -128,6 +189,7 @@ impl std::fmt::Debug for RunningServer {
         f.debug_struct("RunningServer")
             .field("im_addr", &self.im_addr)
             .field("api_addr", &self.api_addr)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +198,18 @@ impl RunningServer {
     /// The bound address of the IM endpoint.
     pub fn im_addr(&self) -> SocketAddr {
         self.im_addr
+    }
+
+    /// Whether the IM endpoint speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The IM endpoint as the daemon's server URL: `rcim://ADDR`, or `rcims://ADDR`
+    /// with TLS.
+    pub fn im_url(&self) -> String {
+        let scheme = if self.tls { "rcims" } else { "rcim" };
+        format!("{scheme}://{}", self.im_addr)
     }
 
     /// The base URL of the Server API, e.g. `http://127.0.0.1:8080`.
@@ -148,8 +222,9 @@ impl RunningServer {
         self.shared.app_key()
     }
 
-    /// Registers (or updates) `user_id` with display name `name` and issues a
-    /// non-expiring token for it, as `/user/getToken.json` does.
+    /// Registers (or updates) `user_id` with display name `name` and issues a token
+    /// for it, as `/user/getToken.json` does (expiring after the configured token
+    /// lifetime; never by default).
     ///
     /// Does one small blocking SQLite write; fine to call from async tests and tools.
     pub fn issue_token(&self, user_id: &str, name: &str) -> anyhow::Result<String> {
@@ -171,6 +246,54 @@ impl RunningServer {
             .tokens
             .issue(user_id, state::now_ms(), expires_at_ms);
         Ok(token.expose().to_owned())
+    }
+
+    /// Invalidates every token of `user_id` issued before `before_ms` (ms since the
+    /// Unix epoch), as `/user/token/expire.json` does: the next CONNECT with such a
+    /// token gets CONNACK 10; live connections stay up.
+    pub async fn expire_tokens(&self, user_id: &str, before_ms: i64) -> anyhow::Result<()> {
+        moderation::expire_tokens(&self.shared, vec![user_id.to_owned()], before_ms).await?;
+        Ok(())
+    }
+
+    /// Blocks `user_id` for `minutes` (1 to [`MAX_BLOCK_MINUTES`]), as
+    /// `/user/block.json` does: its live connections get `Disconnect {
+    /// USER_BLOCKED }` at once and its CONNECTs get CONNACK 9 until
+    /// [`RunningServer::unblock`] or the minutes pass.
+    pub async fn block(&self, user_id: &str, minutes: u32) -> anyhow::Result<()> {
+        moderation::block(&self.shared, vec![user_id.to_owned()], minutes).await?;
+        Ok(())
+    }
+
+    /// Lifts a block, as `/user/unblock.json` does.
+    pub async fn unblock(&self, user_id: &str) -> anyhow::Result<()> {
+        moderation::unblock(&self.shared, vec![user_id.to_owned()]).await?;
+        Ok(())
+    }
+
+    /// Serves one IM connection on `stream` (the plain wire protocol, no TLS), as if
+    /// it had been accepted on the IM endpoint: same handshake deadline (from now),
+    /// same checks, tracked like TCP connections so that shutdown covers it. Must be
+    /// called within a tokio runtime; returns at once.
+    ///
+    /// For in-process tests, e.g. with `tokio::io::duplex` under paused time: the
+    /// connection's only off-task work (SQLite) runs on `spawn_blocking`, which
+    /// paused time waits for.
+    pub fn serve_stream<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + im::session::HANDSHAKE_TIMEOUT;
+        let span = tracing::info_span!("im", peer = "in-process", user = tracing::field::Empty);
+        self.tracker.spawn(tracing::Instrument::instrument(
+            im::session::run(
+                stream,
+                Arc::clone(&self.shared),
+                self.cancel.clone(),
+                deadline,
+            ),
+            span,
+        ));
     }
 
     /// A snapshot of the server's counters.

@@ -1,13 +1,14 @@
 //! `rcim-server`: the reference IM server as a standalone process.
 //!
 //! Thin on purpose: parse flags, set up logging (to stderr), start the server with
-//! [`rcim_server::start`], print one JSON "ready" line to stdout, then wait for
-//! SIGINT or SIGTERM and shut down gracefully (exit status 0). Everything else lives
+//! [`rcim_server::start`], print one JSON "ready" line to stdout
+//! (`{"event":"ready","im_addr","im_url","api_url","tls"}`), then wait for SIGINT or
+//! SIGTERM and shut down gracefully (exit status 0). Everything else lives
 //! in the library so that the daemon's `--dev` mode and the tests run the same code.
 
 use anyhow::Context as _;
 use clap::Parser;
-use rcim_server::{ServerConfig, start};
+use rcim_server::{ServerConfig, TlsFiles, start};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,15 @@ struct Args {
     /// Disconnect a client that sends nothing for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 90)]
     heartbeat_timeout: u64,
+    /// Issued tokens expire after this many seconds; 0 means never.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    token_lifetime: u64,
+    /// Serve the IM endpoint over TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Log filter, e.g. info, debug, rcim_server=trace (default: RUST_LOG, else info).
     #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
@@ -52,7 +62,9 @@ struct Args {
 struct Ready<'a> {
     event: &'a str,
     im_addr: String,
+    im_url: String,
     api_url: String,
+    tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -80,13 +92,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         app_key: args.app_key,
         app_secret: args.app_secret,
         heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
+        token_lifetime: Duration::from_secs(args.token_lifetime),
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            // clap's `requires` makes these two come together.
+            _ => None,
+        },
     };
     let server = start(config).await?;
 
     let ready = Ready {
         event: "ready",
         im_addr: server.im_addr().to_string(),
+        im_url: server.im_url(),
         api_url: server.api_url(),
+        tls: server.is_tls(),
     };
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &ready).context("writing the ready line")?;

@@ -1,7 +1,7 @@
 //! Registries of server-side state that the IM endpoint and the Server API share.
 //!
 //! - [`online`]: the live, accepted IM connections, keyed by user and platform, each
-//!   with a control channel so that another part of the server (shutdown now; kick
-//!   and block later) can tell a connection to end.
+//!   with a control channel so that another part of the server (shutdown, a kick
+//!   by a newer connection, a block) can tell a connection to end.
 
 pub mod online;

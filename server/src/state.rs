@@ -2,8 +2,9 @@
 //!
 //! [`Shared`] is built once by [`crate::start`] and handed (in an `Arc`) to the IM
 //! accept loop, to every connection task and to the HTTP router. It holds the app's
-//! identity and secret, the database, the online registry and the counters behind
-//! [`Stats`]; it has no behaviour of its own beyond reading those counters.
+//! identity and secret, the token lifetime, the database, the online registry, the
+//! counters behind [`Stats`] and the block epoch (see [`Shared::block_epoch`]); it
+//! has no behaviour of its own beyond reading those.
 
 use crate::db::Db;
 use crate::registry::online::OnlineRegistry;
@@ -25,6 +26,9 @@ pub struct Stats {
     pub online: u64,
     /// Messages routed (messaging is not implemented yet: always 0).
     pub messages: u64,
+    /// Live connections ended with `Disconnect { KICKED }` because the same user
+    /// connected again on the same platform.
+    pub kicks: u64,
 }
 
 /// Monotonic counters updated by the IM endpoint.
@@ -33,11 +37,16 @@ pub(crate) struct Counters {
     pub(crate) connects_accepted: AtomicU64,
     pub(crate) connects_rejected: AtomicU64,
     pub(crate) messages: AtomicU64,
+    pub(crate) kicks: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Self::add(counter, 1);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -49,12 +58,19 @@ pub(crate) struct Shared {
     pub(crate) app_secret: Zeroizing<String>,
     /// How long a connection may stay silent.
     pub(crate) heartbeat_timeout: Duration,
+    /// Lifetime of issued tokens; zero = never expire.
+    pub(crate) token_lifetime: Duration,
     /// The server database.
     pub(crate) db: Db,
     /// Live IM connections.
     pub(crate) online: Arc<OnlineRegistry>,
     /// Counters behind [`Stats`].
     pub(crate) counters: Counters,
+    /// Bumped after every block is written to the database and before the blocked
+    /// users' live connections are told. A CONNECT reads it before its database
+    /// check and again after registering; if it moved, the check is repeated, so a
+    /// block that races a CONNECT is never missed.
+    pub(crate) block_epoch: AtomicU64,
 }
 
 impl Shared {
@@ -70,7 +86,23 @@ impl Shared {
             connects_rejected: self.counters.connects_rejected.load(Ordering::Relaxed),
             online: self.online.count(),
             messages: self.counters.messages.load(Ordering::Relaxed),
+            kicks: self.counters.kicks.load(Ordering::Relaxed),
         }
+    }
+
+    /// The current block epoch.
+    pub(crate) fn block_epoch(&self) -> u64 {
+        self.block_epoch.load(Ordering::SeqCst)
+    }
+
+    /// The expiry time for a token issued at `issued_ms`: 0 (never) when the
+    /// lifetime is zero.
+    pub(crate) fn token_expiry(&self, issued_ms: i64) -> i64 {
+        if self.token_lifetime.is_zero() {
+            return 0;
+        }
+        let lifetime = i64::try_from(self.token_lifetime.as_millis()).unwrap_or(i64::MAX);
+        issued_ms.saturating_add(lifetime.max(1))
     }
 }
 

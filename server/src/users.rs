@@ -4,7 +4,8 @@
 //! [`crate::RunningServer::issue_token`] have in common: the field limits RC
 //! documents (user id ≤ 64 bytes of letters, digits and `+ = - _`; name ≤ 128 bytes;
 //! portrait URI ≤ 1024 bytes), writing the user to the database, and issuing a
-//! non-expiring token (RC's default token lifetime is "permanent").
+//! token that lives for the configured token lifetime (by default for ever: RC's
+//! default token lifetime is "permanent").
 
 use crate::db::{DbError, User};
 use crate::state::{Shared, now_ms};
@@ -86,10 +87,13 @@ pub(crate) fn checked_user(
     })
 }
 
-/// A new non-expiring token for an already registered user.
+/// A new token for an already registered user, expiring after the configured
+/// token lifetime (never when it is zero).
 pub(crate) fn issue(shared: &Shared, user_id: &str) -> Token {
-    let token = shared.tokens.issue(user_id, now_ms(), 0);
-    tracing::info!(user = user_id, "token issued");
+    let now = now_ms();
+    let expires_at_ms = shared.token_expiry(now);
+    let token = shared.tokens.issue(user_id, now, expires_at_ms);
+    tracing::info!(user = user_id, expires_at_ms, "token issued");
     token
 }
 

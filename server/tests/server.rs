@@ -1,12 +1,16 @@
 //! Integration tests of rcim-server over real sockets, with a real SQLite database in
 //! a temporary directory: the IM endpoint (handshake codes, heartbeat, framing
-//! errors, counters, shutdown), the Server API (signing, getToken, checkOnline,
-//! stats), and the `rcim-server` binary end to end.
+//! errors, counters, shutdown), kicks, token expiry (`token/expire` and the token
+//! lifetime), blocks, the Server API (signing, getToken, checkOnline, the
+//! moderation endpoints, stats), TLS on the IM endpoint (with a CA made at test
+//! time by `rcim_server::testca`), in-process connections through
+//! `RunningServer::serve_stream` under paused time, and the `rcim-server` binary end
+//! to end.
 //!
 //! Time-based paths with exact durations (handshake timeout, heartbeat deadline) are
-//! covered with paused time in `im::session`'s unit tests; here the heartbeat test
-//! uses a short real timeout, because paused time skips ahead while real sockets are
-//! still in flight.
+//! covered with paused time in `im::session`'s unit tests and in `in_process` here;
+//! over TCP the heartbeat test uses a short real timeout, because paused time skips
+//! ahead while real sockets are still in flight.
 
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameReader, MAX_UPSTREAM_FRAME, write_frame};
@@ -15,9 +19,8 @@ use rcim_proto::{Token, WIRE_VERSION};
 use rcim_server::{RunningServer, ServerConfig, Stats, start};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const APP_KEY: &str = "test-app-key";
 const APP_SECRET: &str = "test-app-secret";
@@ -36,34 +39,43 @@ impl std::ops::Deref for TestServer {
     }
 }
 
-async fn server_with(heartbeat_timeout: Duration) -> TestServer {
+/// The test configuration: loopback, ports 0, data under `dir`.
+fn config_in(dir: &std::path::Path) -> ServerConfig {
+    ServerConfig::local(dir.join("data"), APP_KEY, APP_SECRET)
+}
+
+/// A server with the test configuration changed by `change`.
+async fn server_from(change: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(ServerConfig {
-        im_listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        app_key: APP_KEY.into(),
-        app_secret: APP_SECRET.into(),
-        heartbeat_timeout,
-    })
-    .await
-    .unwrap();
+    let mut config = config_in(dir.path());
+    change(&mut config);
+    let server = start(config).await.unwrap();
     TestServer { server, _dir: dir }
+}
+
+async fn server_with(heartbeat_timeout: Duration) -> TestServer {
+    server_from(|c| c.heartbeat_timeout = heartbeat_timeout).await
 }
 
 async fn server() -> TestServer {
     server_with(Duration::from_secs(90)).await
 }
 
-/// A raw upstream client connection.
-struct Client {
-    reader: FrameReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+/// A raw upstream client connection over any byte stream (TCP by default).
+struct Client<S = TcpStream> {
+    reader: FrameReader<ReadHalf<S>>,
+    writer: WriteHalf<S>,
 }
 
 impl Client {
     async fn open(addr: SocketAddr) -> Self {
-        let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+        Self::over(TcpStream::connect(addr).await.unwrap())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Client<S> {
+    fn over(stream: S) -> Self {
+        let (r, w) = tokio::io::split(stream);
         Self {
             reader: FrameReader::new(r, MAX_UPSTREAM_FRAME),
             writer: w,
@@ -101,12 +113,16 @@ impl Client {
 }
 
 fn connect_msg(protocol: u32, app_key: &str, token: &str) -> ClientMsg {
+    connect_msg_on(protocol, app_key, token, "desktop")
+}
+
+fn connect_msg_on(protocol: u32, app_key: &str, token: &str, platform: &str) -> ClientMsg {
     ClientMsg::Connect(Connect {
         protocol,
         app_key: app_key.into(),
         token: Token::new(token),
         client_info: ClientInfo {
-            platform: "desktop".into(),
+            platform: platform.into(),
             sdk: "rcim-server-tests".into(),
             os: "linux".into(),
         },
@@ -114,16 +130,31 @@ fn connect_msg(protocol: u32, app_key: &str, token: &str) -> ClientMsg {
     })
 }
 
-/// Connects as `user_id` and checks the CONNACK is 0.
+/// Connects as `user_id` (platform `desktop`) and checks the CONNACK is 0.
 async fn connect_as(server: &RunningServer, user_id: &str) -> Client {
+    connect_on(server, user_id, "desktop").await
+}
+
+/// Connects as `user_id` on `platform` and checks the CONNACK is 0.
+async fn connect_on(server: &RunningServer, user_id: &str, platform: &str) -> Client {
     let token = server.issue_token(user_id, "Test User").unwrap();
+    connect_with(server, &token, platform).await
+}
+
+/// Connects with `token` on `platform` and checks the CONNACK is 0.
+async fn connect_with(server: &RunningServer, token: &str, platform: &str) -> Client {
     let mut client = Client::open(server.im_addr()).await;
     client
-        .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+        .send(&connect_msg_on(WIRE_VERSION, APP_KEY, token, platform))
         .await;
     let ack = client.connack().await;
     assert_eq!(ack.code, ConnAckCode::ACCEPTED);
     client
+}
+
+/// The CONNACK code for a CONNECT with `token` (closed afterwards unless 0).
+async fn code_for(server: &RunningServer, token: &str) -> ConnAckCode {
+    connack_code(server, WIRE_VERSION, APP_KEY, token).await
 }
 
 /// Sends one CONNECT and returns the CONNACK code, checking the connection is then
@@ -189,7 +220,8 @@ mod im {
                 connects_accepted: 1,
                 connects_rejected: 0,
                 online: 1,
-                messages: 0
+                messages: 0,
+                kicks: 0
             }
         );
     }
@@ -352,8 +384,8 @@ mod im {
     async fn stats_count_connects_and_online() {
         let server = server().await;
         let a = connect_as(&server, "alice").await;
-        let b = connect_as(&server, "bob").await;
-        let c = connect_as(&server, "bob").await;
+        let b = connect_on(&server, "bob", "desktop").await;
+        let c = connect_on(&server, "bob", "mobile").await;
         let code = connack_code(&server, WIRE_VERSION, APP_KEY, "nope").await;
         assert_eq!(code, ConnAckCode::TOKEN_INCORRECT);
         assert_eq!(
@@ -362,7 +394,8 @@ mod im {
                 connects_accepted: 3,
                 connects_rejected: 1,
                 online: 3,
-                messages: 0
+                messages: 0,
+                kicks: 0
             }
         );
         drop((a, b, c));
@@ -577,7 +610,8 @@ mod api {
                 "connects_accepted": 1,
                 "connects_rejected": 1,
                 "online": 1,
-                "messages": 0
+                "messages": 0,
+                "kicks": 0
             })
         );
     }
@@ -634,6 +668,127 @@ mod binary {
         .unwrap()
     }
 
+    /// Reads the ready line from the child's stdout.
+    async fn read_ready(child: &mut Child) -> serde_json::Value {
+        let stdout = child.stdout.take().unwrap();
+        let (line, stdout) = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            (line, reader.into_inner())
+        })
+        .await
+        .unwrap();
+        child.stdout = Some(stdout);
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{line}");
+        ready
+    }
+
+    #[tokio::test]
+    async fn serves_tls_with_tls_cert_and_key() {
+        let ca = rcim_server::testca::TestCa::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = ca.write_files(dir.path());
+        let data_dir = dir.path().join("data");
+        let mut child = spawn(&[
+            "--im-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--app-key",
+            APP_KEY,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]);
+        let ready = read_ready(&mut child).await;
+        assert_eq!(ready["tls"], true, "{ready}");
+        let im_addr: SocketAddr = ready["im_addr"].as_str().unwrap().parse().unwrap();
+        assert_eq!(ready["im_url"], format!("rcims://{im_addr}"), "{ready}");
+        let (_, json) = rcim_server::api_client::post_signed(
+            ready["api_url"].as_str().unwrap(),
+            APP_KEY,
+            APP_SECRET,
+            "/user/getToken.json",
+            &[("userId", "alice"), ("name", "Alice")],
+        )
+        .await
+        .unwrap();
+        let token = json["token"].as_str().unwrap().to_owned();
+        let tcp = TcpStream::connect(im_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(ca.client_config())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let mut client = Client::over(tls);
+        client
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(client.connack().await.code, ConnAckCode::ACCEPTED);
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        expect_disconnect(&mut client, DisconnectReason::SERVER_SHUTDOWN).await;
+        let (status, _, err) = wait(child).await;
+        assert!(status.success(), "exit {status:?}\nstderr:\n{err}");
+    }
+
+    #[tokio::test]
+    async fn tls_flags_come_together_and_bad_files_are_clear_errors() {
+        let base = [
+            "--im-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/tmp/unused-rcim-server-test",
+            "--app-key",
+            APP_KEY,
+        ];
+        let (status, out, err) =
+            wait(spawn(&[&base[..], &["--tls-cert", "/x.pem"]].concat())).await;
+        assert!(!status.success());
+        assert!(out.is_empty());
+        assert!(err.contains("--tls-key"), "{err}");
+        let (status, _, err) = wait(spawn(&[&base[..], &["--tls-key", "/x.key"]].concat())).await;
+        assert!(!status.success());
+        assert!(err.contains("--tls-cert"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "").unwrap();
+        let data_dir = dir.path().join("data");
+        let (status, out, err) = wait(spawn(&[
+            "--im-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--app-key",
+            APP_KEY,
+            "--tls-cert",
+            missing.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]))
+        .await;
+        assert!(!status.success());
+        assert!(out.is_empty(), "no ready line: {out:?}");
+        assert!(
+            err.contains("cannot read the TLS certificate file") && err.contains("missing.pem"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn runs_serves_and_stops_on_sigterm() {
         let dir = tempfile::tempdir().unwrap();
@@ -649,20 +804,13 @@ mod binary {
             APP_KEY,
             "--log",
             "debug",
+            "--token-lifetime",
+            "3600",
         ]);
-        let stdout = child.stdout.take().unwrap();
-        let (line, stdout) = tokio::task::spawn_blocking(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            (line, reader.into_inner())
-        })
-        .await
-        .unwrap();
-        child.stdout = Some(stdout);
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
-        assert_eq!(ready["event"], "ready", "{line}");
+        let ready = read_ready(&mut child).await;
+        assert_eq!(ready["tls"], false, "{ready}");
         let im_addr: SocketAddr = ready["im_addr"].as_str().unwrap().parse().unwrap();
+        assert_eq!(ready["im_url"], format!("rcim://{im_addr}"), "{ready}");
         let api_url = ready["api_url"].as_str().unwrap().to_owned();
         assert!(api_url.starts_with("http://127.0.0.1:"), "{api_url}");
 
@@ -677,6 +825,8 @@ mod binary {
         .unwrap();
         assert_eq!(status, 200, "{json}");
         let token = json["token"].as_str().unwrap().to_owned();
+        let (issued, expires) = claim_times(&token);
+        assert_eq!(expires - issued, 3_600_000, "--token-lifetime 3600");
 
         let mut client = Client::open(im_addr).await;
         client
@@ -750,5 +900,771 @@ mod binary {
         let (status, _, err) = wait(child).await;
         assert!(!status.success());
         assert!(err.contains("--im-listen"), "{err}");
+    }
+}
+
+/// Asserts the next message is `Disconnect { reason }` and the connection then closes.
+async fn expect_disconnect<S: AsyncRead + AsyncWrite>(
+    client: &mut Client<S>,
+    reason: DisconnectReason,
+) {
+    assert_eq!(client.recv().await, ServerMsg::Disconnect { reason });
+    client.expect_closed().await;
+}
+
+/// Asserts the connection is still served: a ping gets a pong.
+async fn expect_alive<S: AsyncRead + AsyncWrite>(client: &mut Client<S>) {
+    client.send(&ClientMsg::Ping).await;
+    assert_eq!(client.recv().await, ServerMsg::Pong);
+}
+
+mod kick {
+    use super::*;
+
+    #[tokio::test]
+    async fn same_platform_kicks_the_older_connection() {
+        let server = server().await;
+        let mut old = connect_on(&server, "alice", "desktop").await;
+        let mut new = connect_on(&server, "alice", "desktop").await;
+        expect_disconnect(&mut old, DisconnectReason::KICKED).await;
+        expect_alive(&mut new).await;
+        assert!(server.is_online("alice"));
+        eventually("one connection left", || server.stats().online == 1).await;
+        assert_eq!(server.stats().kicks, 1);
+        assert_eq!(server.stats().connects_accepted, 2);
+
+        // And again: the newest always wins.
+        let mut newest = connect_on(&server, "alice", "desktop").await;
+        expect_disconnect(&mut new, DisconnectReason::KICKED).await;
+        expect_alive(&mut newest).await;
+        assert_eq!(server.stats().kicks, 2);
+    }
+
+    #[tokio::test]
+    async fn different_platforms_and_users_coexist() {
+        let server = server().await;
+        let mut desktop = connect_on(&server, "alice", "desktop").await;
+        let mut mobile = connect_on(&server, "alice", "mobile").await;
+        let mut web = connect_on(&server, "alice", "web").await;
+        let mut bob = connect_on(&server, "bob", "desktop").await;
+        for client in [&mut desktop, &mut mobile, &mut web, &mut bob] {
+            expect_alive(client).await;
+        }
+        assert_eq!(server.stats().online, 4);
+        assert_eq!(server.stats().kicks, 0);
+    }
+
+    #[tokio::test]
+    async fn kicks_are_in_stats_json() {
+        let server = server().await;
+        let mut old = connect_as(&server, "alice").await;
+        let _new = connect_as(&server, "alice").await;
+        expect_disconnect(&mut old, DisconnectReason::KICKED).await;
+        let (status, json) = rcim_server::api_client::post_signed(
+            &server.api_url(),
+            APP_KEY,
+            APP_SECRET,
+            "/stats.json",
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{json}");
+        assert_eq!(json["kicks"], 1, "{json}");
+    }
+}
+
+/// POSTs a signed form to `path`.
+async fn post(
+    server: &RunningServer,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    rcim_server::api_client::post_signed(&server.api_url(), APP_KEY, APP_SECRET, path, form)
+        .await
+        .unwrap()
+}
+
+/// POSTs a signed form to `path` and checks the answer is exactly `{"code":200}`.
+async fn post_ok(server: &RunningServer, path: &str, form: &[(&str, &str)]) {
+    let (status, json) = post(server, path, form).await;
+    assert_eq!(
+        (status, json),
+        (200, serde_json::json!({ "code": 200 })),
+        "{path} {form:?}"
+    );
+}
+
+/// The `issued_at_ms` and `expires_at_ms` claims of a token.
+fn claim_times(token: &str) -> (i64, i64) {
+    let claims = rcim_proto::token::TokenClaims::peek(token).unwrap();
+    (claims.issued_at_ms, claims.expires_at_ms)
+}
+
+/// Sleeps until the wall clock is past `ms` (since the Unix epoch).
+async fn sleep_past(ms: i64) {
+    while now_ms() <= ms {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+mod expire {
+    use super::*;
+
+    #[tokio::test]
+    async fn live_connection_stays_and_the_next_connect_gets_token_expired() {
+        let server = server().await;
+        let old = server.issue_token("alice", "Alice").unwrap();
+        let mut live = connect_with(&server, &old, "desktop").await;
+        let (issued, _) = claim_times(&old);
+        let time = (issued + 1).to_string();
+        post_ok(
+            &server,
+            "/user/token/expire.json",
+            &[("userId", "alice"), ("time", &time)],
+        )
+        .await;
+        // RC does not drop the live connection.
+        expect_alive(&mut live).await;
+        assert!(server.is_online("alice"));
+        // The next CONNECT with the old token is refused, on any platform.
+        assert_eq!(code_for(&server, &old).await, ConnAckCode::TOKEN_EXPIRED);
+        let mut mobile = Client::open(server.im_addr()).await;
+        mobile
+            .send(&connect_msg_on(WIRE_VERSION, APP_KEY, &old, "mobile"))
+            .await;
+        assert_eq!(mobile.connack().await.code, ConnAckCode::TOKEN_EXPIRED);
+        expect_alive(&mut live).await;
+    }
+
+    #[tokio::test]
+    async fn tokens_issued_at_or_after_time_still_work() {
+        let server = server().await;
+        let old = server.issue_token("alice", "Alice").unwrap();
+        let (issued, _) = claim_times(&old);
+        sleep_past(issued).await;
+        let time = now_ms();
+        server.expire_tokens("alice", time).await.unwrap();
+        let fresh = server.issue_token("alice", "Alice").unwrap();
+        assert!(claim_times(&fresh).0 >= time);
+        assert_eq!(code_for(&server, &old).await, ConnAckCode::TOKEN_EXPIRED);
+        assert_eq!(code_for(&server, &fresh).await, ConnAckCode::ACCEPTED);
+        // Other users are not affected.
+        let bob = server.issue_token("bob", "Bob").unwrap();
+        assert_eq!(code_for(&server, &bob).await, ConnAckCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn a_future_time_invalidates_fresh_tokens_too() {
+        let server = server().await;
+        let time = (now_ms() + 3_600_000).to_string();
+        post_ok(
+            &server,
+            "/user/token/expire.json",
+            &[("userId", "alice"), ("time", &time)],
+        )
+        .await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::TOKEN_EXPIRED);
+    }
+
+    #[tokio::test]
+    async fn repeated_user_ids_are_all_expired() {
+        let server = server().await;
+        let a = server.issue_token("alice", "Alice").unwrap();
+        let b = server.issue_token("bob", "Bob").unwrap();
+        let c = server.issue_token("carol", "Carol").unwrap();
+        let time = (now_ms() + 60_000).to_string();
+        post_ok(
+            &server,
+            "/user/token/expire.json",
+            &[("userId", "alice"), ("userId", "bob"), ("time", &time)],
+        )
+        .await;
+        assert_eq!(code_for(&server, &a).await, ConnAckCode::TOKEN_EXPIRED);
+        assert_eq!(code_for(&server, &b).await, ConnAckCode::TOKEN_EXPIRED);
+        assert_eq!(code_for(&server, &c).await, ConnAckCode::ACCEPTED);
+    }
+
+    #[tokio::test]
+    async fn the_cut_off_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(config_in(dir.path())).await.unwrap();
+        let old = server.issue_token("alice", "Alice").unwrap();
+        server
+            .expire_tokens("alice", now_ms() + 60_000)
+            .await
+            .unwrap();
+        server.shutdown().await;
+        let server = start(config_in(dir.path())).await.unwrap();
+        assert_eq!(code_for(&server, &old).await, ConnAckCode::TOKEN_EXPIRED);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn order_bad_token_before_cut_off() {
+        // A token that is both from another secret and before the cut-off is
+        // "incorrect" (4), not "expired" (10): the signature is checked first.
+        let server = server().await;
+        server
+            .expire_tokens("alice", now_ms() + 60_000)
+            .await
+            .unwrap();
+        let forged = rcim_server::token::TokenIssuer::new(APP_KEY, "other-secret").issue(
+            "alice",
+            now_ms(),
+            0,
+        );
+        assert_eq!(
+            code_for(&server, forged.expose()).await,
+            ConnAckCode::TOKEN_INCORRECT
+        );
+    }
+}
+
+mod lifetime {
+    use super::*;
+
+    #[tokio::test]
+    async fn get_token_tokens_expire_after_the_lifetime() {
+        let lifetime = Duration::from_secs(2);
+        let server = server_from(|c| c.token_lifetime = lifetime).await;
+        let (status, json) = post(
+            &server,
+            "/user/getToken.json",
+            &[("userId", "alice"), ("name", "Alice")],
+        )
+        .await;
+        assert_eq!(status, 200, "{json}");
+        let token = json["token"].as_str().unwrap().to_owned();
+        let (issued, expires) = claim_times(&token);
+        assert_eq!(expires - issued, 2000);
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::ACCEPTED);
+        sleep_past(expires).await;
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::TOKEN_EXPIRED);
+        // issue_token follows the same lifetime.
+        let (issued, expires) = claim_times(&server.issue_token("bob", "Bob").unwrap());
+        assert_eq!(expires - issued, 2000);
+    }
+
+    #[tokio::test]
+    async fn zero_lifetime_means_never() {
+        let server = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        assert_eq!(claim_times(&token).1, 0);
+    }
+}
+
+mod block {
+    use super::*;
+
+    #[tokio::test]
+    async fn live_connections_end_and_connects_are_refused_until_unblock() {
+        let server = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        let mut desktop = connect_with(&server, &token, "desktop").await;
+        let mut mobile = connect_with(&server, &token, "mobile").await;
+        let mut bob = connect_as(&server, "bob").await;
+        post_ok(
+            &server,
+            "/user/block.json",
+            &[("userId", "alice"), ("minute", "10")],
+        )
+        .await;
+        expect_disconnect(&mut desktop, DisconnectReason::USER_BLOCKED).await;
+        expect_disconnect(&mut mobile, DisconnectReason::USER_BLOCKED).await;
+        eventually("alice offline", || !server.is_online("alice")).await;
+        expect_alive(&mut bob).await;
+
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::USER_BLOCKED);
+        // A fresh token does not help.
+        let fresh = server.issue_token("alice", "Alice").unwrap();
+        assert_eq!(code_for(&server, &fresh).await, ConnAckCode::USER_BLOCKED);
+
+        post_ok(&server, "/user/unblock.json", &[("userId", "alice")]).await;
+        let mut again = connect_with(&server, &token, "desktop").await;
+        expect_alive(&mut again).await;
+        assert_eq!(server.stats().kicks, 0, "a block is not a kick");
+    }
+
+    #[tokio::test]
+    async fn in_process_block_and_unblock() {
+        let server = server().await;
+        let mut live = connect_as(&server, "alice").await;
+        server.block("alice", 1).await.unwrap();
+        expect_disconnect(&mut live, DisconnectReason::USER_BLOCKED).await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::USER_BLOCKED);
+        server.unblock("alice").await.unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::ACCEPTED);
+        assert!(server.block("alice", 0).await.is_err());
+        assert!(server.block("alice", 43_201).await.is_err());
+        assert!(server.block("a/b", 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_block_whose_time_has_passed_counts_as_unblocked() {
+        let TestServer { server, _dir } = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        server.block("alice", 1).await.unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::USER_BLOCKED);
+        // Move the stored end of the 1-minute block into the past, as if the minute
+        // had gone by.
+        let db = rusqlite::Connection::open(_dir.path().join("data").join(rcim_server::DB_FILE))
+            .unwrap();
+        db.busy_timeout(SOON).unwrap();
+        let changed = db
+            .execute(
+                "UPDATE blocks SET until_ms = ?1 WHERE user_id = 'alice'",
+                [now_ms() - 1],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::ACCEPTED);
+        let (_, json) = post(&server, "/user/block/query.json", &[]).await;
+        assert_eq!(json["users"], serde_json::json!([]), "{json}");
+    }
+
+    #[tokio::test]
+    async fn blocks_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(config_in(dir.path())).await.unwrap();
+        let token = server.issue_token("alice", "Alice").unwrap();
+        server.block("alice", 5).await.unwrap();
+        server.shutdown().await;
+        let server = start(config_in(dir.path())).await.unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::USER_BLOCKED);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_token_is_checked_before_the_block() {
+        let server = server().await;
+        server.block("alice", 5).await.unwrap();
+        let expired = server
+            .issue_token_expiring("alice", now_ms() - 1000)
+            .unwrap();
+        assert_eq!(
+            code_for(&server, &expired).await,
+            ConnAckCode::TOKEN_EXPIRED
+        );
+        assert_eq!(
+            code_for(&server, "garbage").await,
+            ConnAckCode::TOKEN_INCORRECT
+        );
+    }
+
+    #[tokio::test]
+    async fn query_lists_current_blocks() {
+        let server = server().await;
+        post_ok(
+            &server,
+            "/user/block.json",
+            &[("userId", "bob"), ("userId", "alice"), ("minute", "60")],
+        )
+        .await;
+        let (status, json) = post(&server, "/user/block/query.json", &[]).await;
+        assert_eq!((status, json["code"].as_i64()), (200, Some(200)), "{json}");
+        let users = json["users"].as_array().unwrap();
+        let ids: Vec<_> = users
+            .iter()
+            .map(|u| u["userId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["alice", "bob"]);
+        let end = users[0]["blockEndTime"].as_str().unwrap();
+        // "YYYY-MM-DD HH:MM:SS"
+        assert_eq!(end.len(), 19, "{end}");
+        assert_eq!((&end[4..5], &end[10..11], &end[13..14]), ("-", " ", ":"));
+        post_ok(&server, "/user/unblock.json", &[("userId", "bob")]).await;
+        let (_, json) = post(&server, "/user/block/query.json", &[]).await;
+        assert_eq!(json["users"].as_array().unwrap().len(), 1, "{json}");
+    }
+}
+
+mod moderation_api {
+    use super::*;
+    use rcim_server::api_client::{post_raw, sign};
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("user{i}")).collect()
+    }
+
+    async fn expect_1002(server: &RunningServer, path: &str, form: &[(&str, &str)]) {
+        let (status, json) = post(server, path, form).await;
+        assert_eq!(
+            (status, json["code"].as_i64()),
+            (400, Some(1002)),
+            "{path} {form:?}: {json}"
+        );
+        assert!(json["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn expire_checks_its_parameters() {
+        let server = server().await;
+        let path = "/user/token/expire.json";
+        let ok_time = now_ms().to_string();
+        let many = ids(21);
+        let mut too_many: Vec<(&str, &str)> =
+            many.iter().map(|id| ("userId", id.as_str())).collect();
+        too_many.push(("time", &ok_time));
+        expect_1002(&server, path, &too_many).await;
+        let twenty = ids(20);
+        let mut max: Vec<(&str, &str)> = twenty.iter().map(|id| ("userId", id.as_str())).collect();
+        max.push(("time", &ok_time));
+        post_ok(&server, path, &max).await;
+
+        let cases: [&[(&str, &str)]; 8] = [
+            &[("userId", "alice")],
+            &[("userId", "alice"), ("time", "")],
+            &[("userId", "alice"), ("time", "-1")],
+            &[("userId", "alice"), ("time", "soon")],
+            &[("userId", "alice"), ("time", "1.5")],
+            &[("time", "1")],
+            &[("userId", "a/b"), ("time", "1")],
+            &[("userId", "alice"), ("userId", ""), ("time", "1")],
+        ];
+        for form in cases {
+            expect_1002(&server, path, form).await;
+        }
+        post_ok(&server, path, &[("userId", "alice"), ("time", "0")]).await;
+    }
+
+    #[tokio::test]
+    async fn block_and_unblock_check_their_parameters() {
+        let server = server().await;
+        let many = ids(21);
+        let mut too_many: Vec<(&str, &str)> =
+            many.iter().map(|id| ("userId", id.as_str())).collect();
+        expect_1002(&server, "/user/unblock.json", &too_many).await;
+        too_many.push(("minute", "1"));
+        expect_1002(&server, "/user/block.json", &too_many).await;
+
+        let cases: [&[(&str, &str)]; 7] = [
+            &[("userId", "alice")],
+            &[("userId", "alice"), ("minute", "0")],
+            &[("userId", "alice"), ("minute", "43201")],
+            &[("userId", "alice"), ("minute", "-5")],
+            &[("userId", "alice"), ("minute", "ten")],
+            &[("minute", "10")],
+            &[("userId", "a b"), ("minute", "10")],
+        ];
+        for form in cases {
+            expect_1002(&server, "/user/block.json", form).await;
+        }
+        post_ok(
+            &server,
+            "/user/block.json",
+            &[("userId", "alice"), ("minute", "43200")],
+        )
+        .await;
+        expect_1002(&server, "/user/unblock.json", &[]).await;
+        expect_1002(&server, "/user/unblock.json", &[("userId", "a/b")]).await;
+        post_ok(
+            &server,
+            "/user/unblock.json",
+            &[("userId", "never-blocked")],
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn new_endpoints_need_a_signature() {
+        let server = server().await;
+        let url = server.api_url();
+        let bad_sig = sign("wrong-secret", "n1", "1700000000");
+        let headers = [
+            ("App-Key", APP_KEY),
+            ("Nonce", "n1"),
+            ("Timestamp", "1700000000"),
+            ("Signature", bad_sig.as_str()),
+        ];
+        for (path, body) in [
+            ("/user/token/expire.json", "userId=alice&time=1"),
+            ("/user/block.json", "userId=alice&minute=1"),
+            ("/user/unblock.json", "userId=alice"),
+            ("/user/block/query.json", ""),
+        ] {
+            for headers in [&headers[..], &[]] {
+                let (status, json) = post_raw(&url, path, headers, body.as_bytes())
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (status, json["code"].as_i64()),
+                    (401, Some(1004)),
+                    "{path}: {json}"
+                );
+            }
+        }
+        // Nothing was done.
+        let token = server.issue_token("alice", "Alice").unwrap();
+        assert_eq!(code_for(&server, &token).await, ConnAckCode::ACCEPTED);
+    }
+}
+
+mod tls {
+    use super::*;
+    use rcim_server::TlsFiles;
+    use rcim_server::testca::TestCa;
+    use rustls::pki_types::ServerName;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::client::TlsStream;
+
+    async fn tls_server(ca: &TestCa) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = ca.write_files(dir.path());
+        let mut config = config_in(dir.path());
+        config.tls = Some(TlsFiles { cert, key });
+        let server = start(config).await.unwrap();
+        assert!(server.is_tls());
+        assert!(
+            server.im_url().starts_with("rcims://127.0.0.1:"),
+            "{}",
+            server.im_url()
+        );
+        TestServer { server, _dir: dir }
+    }
+
+    async fn tls_open(
+        server: &RunningServer,
+        client_config: Arc<rustls::ClientConfig>,
+        name: &'static str,
+    ) -> std::io::Result<Client<TlsStream<TcpStream>>> {
+        let tcp = TcpStream::connect(server.im_addr()).await?;
+        let name = ServerName::try_from(name).unwrap();
+        let stream =
+            tokio::time::timeout(SOON, TlsConnector::from(client_config).connect(name, tcp))
+                .await
+                .expect("TLS handshake hung")?;
+        Ok(Client::over(stream))
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_client_trusting_the_ca_connects() {
+        let ca = TestCa::new();
+        let server = tls_server(&ca).await;
+        let mut clients = Vec::new();
+        for name in ["localhost", "127.0.0.1"] {
+            let mut client = tls_open(&server, ca.client_config(), name).await.unwrap();
+            let token = server.issue_token("alice", "Alice").unwrap();
+            client
+                .send(&connect_msg_on(WIRE_VERSION, APP_KEY, &token, name))
+                .await;
+            let ack = client.connack().await;
+            assert_eq!(
+                (ack.code, ack.user_id.as_deref()),
+                (ConnAckCode::ACCEPTED, Some("alice"))
+            );
+            expect_alive(&mut client).await;
+            clients.push(client);
+        }
+        assert_eq!(server.stats().online, 2);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_and_the_server_keeps_serving() {
+        let ca = TestCa::new();
+        let server = tls_server(&ca).await;
+        let mut good = tls_open(&server, ca.client_config(), "localhost")
+            .await
+            .unwrap();
+        let token = server.issue_token("alice", "Alice").unwrap();
+        good.send(&connect_msg(WIRE_VERSION, APP_KEY, &token)).await;
+        assert_eq!(good.connack().await.code, ConnAckCode::ACCEPTED);
+
+        let other = TestCa::new();
+        let refused = tls_open(&server, other.client_config(), "localhost").await;
+        assert!(
+            refused.is_err(),
+            "a certificate from another CA was accepted"
+        );
+
+        // A plain-TCP client on the TLS endpoint is closed, not served.
+        let mut plain = Client::open(server.im_addr()).await;
+        plain
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        plain.expect_closed().await;
+
+        // The existing connection and new ones are unaffected.
+        expect_alive(&mut good).await;
+        let mut again = tls_open(&server, ca.client_config(), "localhost")
+            .await
+            .unwrap();
+        let bob = server.issue_token("bob", "Bob").unwrap();
+        again.send(&connect_msg(WIRE_VERSION, APP_KEY, &bob)).await;
+        assert_eq!(again.connack().await.code, ConnAckCode::ACCEPTED);
+        assert_eq!(server.stats().connects_accepted, 2);
+        assert_eq!(server.stats().connects_rejected, 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_reaches_tls_connections() {
+        let ca = TestCa::new();
+        let TestServer { server, _dir } = tls_server(&ca).await;
+        let mut client = tls_open(&server, ca.client_config(), "localhost")
+            .await
+            .unwrap();
+        let token = server.issue_token("alice", "Alice").unwrap();
+        client
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(client.connack().await.code, ConnAckCode::ACCEPTED);
+        let shutdown = tokio::spawn(server.shutdown());
+        expect_disconnect(&mut client, DisconnectReason::SERVER_SHUTDOWN).await;
+        tokio::time::timeout(SOON, shutdown).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_certificate_files_are_clear_startup_errors() {
+        let ca = TestCa::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (ca_path, cert, key) = ca.write_files(dir.path());
+        let other_key = dir.path().join("other.key");
+        std::fs::write(&other_key, TestCa::new().leaf(&["localhost"]).1).unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a PEM file\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let cases = [
+            (
+                missing.clone(),
+                key.clone(),
+                "cannot read the TLS certificate file",
+            ),
+            (garbage.clone(), key.clone(), "contains no PEM certificate"),
+            (
+                cert.clone(),
+                missing.clone(),
+                "cannot read a PEM private key",
+            ),
+            (
+                cert.clone(),
+                garbage.clone(),
+                "cannot read a PEM private key",
+            ),
+            (
+                cert.clone(),
+                ca_path.clone(),
+                "cannot read a PEM private key",
+            ),
+            (
+                cert.clone(),
+                other_key.clone(),
+                "is not usable with the certificate",
+            ),
+        ];
+        for (cert, key, expected) in cases {
+            let mut config = config_in(dir.path());
+            config.tls = Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+            let err = format!("{:#}", start(config).await.unwrap_err());
+            assert!(err.contains(expected), "{cert:?} {key:?}: {err}");
+        }
+    }
+}
+
+mod in_process {
+    use super::*;
+    use tokio::io::DuplexStream;
+
+    /// A server whose IM connections run over an in-memory pipe.
+    async fn duplex_client(server: &RunningServer) -> Client<DuplexStream> {
+        let (client, server_side) = tokio::io::duplex(64 * 1024);
+        server.serve_stream(server_side);
+        Client::over(client)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn serve_stream_runs_the_real_connection_under_paused_time() {
+        let server = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        let mut client = duplex_client(&server).await;
+        client
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        let ack = client.connack().await;
+        assert_eq!(
+            (ack.code, ack.user_id.as_deref()),
+            (ConnAckCode::ACCEPTED, Some("alice"))
+        );
+        assert!(server.is_online("alice"));
+        expect_alive(&mut client).await;
+
+        // The heartbeat timeout runs on the paused clock.
+        let silent = tokio::time::Instant::now();
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(600), client.reader.read::<ServerMsg>())
+                .await
+                .unwrap()
+                .unwrap(),
+            Some(ServerMsg::Disconnect {
+                reason: DisconnectReason::HEARTBEAT_TIMEOUT
+            })
+        );
+        let waited = silent.elapsed();
+        assert!(
+            waited >= Duration::from_secs(90) && waited < Duration::from_secs(91),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_database_checks_work_under_paused_time() {
+        let server = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        let mut live = duplex_client(&server).await;
+        live.send(&connect_msg(WIRE_VERSION, APP_KEY, &token)).await;
+        assert_eq!(live.connack().await.code, ConnAckCode::ACCEPTED);
+
+        // Kick.
+        let mut newer = duplex_client(&server).await;
+        newer
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(newer.connack().await.code, ConnAckCode::ACCEPTED);
+        expect_disconnect(&mut live, DisconnectReason::KICKED).await;
+
+        // Block.
+        server.block("alice", 1).await.unwrap();
+        expect_disconnect(&mut newer, DisconnectReason::USER_BLOCKED).await;
+        let mut refused = duplex_client(&server).await;
+        refused
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(refused.connack().await.code, ConnAckCode::USER_BLOCKED);
+        refused.expect_closed().await;
+        server.unblock("alice").await.unwrap();
+
+        // Token expiry.
+        server
+            .expire_tokens("alice", now_ms() + 60_000)
+            .await
+            .unwrap();
+        let mut expired = duplex_client(&server).await;
+        expired
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(expired.connack().await.code, ConnAckCode::TOKEN_EXPIRED);
+        assert_eq!(server.stats().kicks, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_covers_in_process_connections() {
+        let TestServer { server, _dir } = server().await;
+        let token = server.issue_token("alice", "Alice").unwrap();
+        let mut client = duplex_client(&server).await;
+        client
+            .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
+            .await;
+        assert_eq!(client.connack().await.code, ConnAckCode::ACCEPTED);
+        let mut idle = duplex_client(&server).await;
+        let shutdown = tokio::spawn(server.shutdown());
+        expect_disconnect(&mut client, DisconnectReason::SERVER_SHUTDOWN).await;
+        idle.expect_closed().await;
+        shutdown.await.unwrap();
     }
 }

@@ -185,6 +185,7 @@ pub struct TestServer {
     pub im_addr: String,
     /// `http://127.0.0.1:PORT` of the Server API.
     pub api_url: String,
+    extra: Vec<String>,
     dir: TempDir,
 }
 
@@ -197,25 +198,49 @@ impl TestServer {
     /// Starts a server with extra arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (proc, im_addr, api_url) =
+            Self::launch(dir.path(), "127.0.0.1:0", "127.0.0.1:0", extra);
+        Self {
+            proc,
+            im_addr,
+            api_url,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+        }
+    }
+
+    fn launch(dir: &Path, im: &str, api: &str, extra: &[&str]) -> (Proc, String, String) {
         let mut command = Command::new(bin("rcim-server"));
         command
-            .args(["--im-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            .args(["--im-listen", im, "--api-listen", api])
             .arg("--data-dir")
-            .arg(dir.path().join("server-data"))
+            .arg(dir.join("server-data"))
             .args(["--app-key", APP_KEY, "--app-secret", APP_SECRET])
             .args(extra);
-        let mut proc = Proc::spawn("rcim-server", command, dir.path().join("server.log"))
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let mut proc = Proc::spawn("rcim-server", command, dir.join(format!("server-{n}.log")))
             .expect("start rcim-server");
         let line = proc.read_stdout_line().expect("ready line");
         let ready: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("ready line is not JSON ({e}): {line}"));
         assert_eq!(ready["event"], "ready", "{line}");
-        Self {
-            im_addr: ready["im_addr"].as_str().expect("im_addr").to_owned(),
-            api_url: ready["api_url"].as_str().expect("api_url").to_owned(),
-            proc,
-            dir,
-        }
+        let im_addr = ready["im_addr"].as_str().expect("im_addr").to_owned();
+        let api_url = ready["api_url"].as_str().expect("api_url").to_owned();
+        (proc, im_addr, api_url)
+    }
+
+    /// Kills the server with SIGKILL (no goodbye to its clients).
+    pub fn kill(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Starts the server again on the same ports and data dir (after [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        self.proc.kill9();
+        let api = self.api_url.trim_start_matches("http://").to_owned();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let (proc, _, _) = Self::launch(self.dir.path(), &self.im_addr, &api, &extra);
+        self.proc = proc;
     }
 
     /// `rcim://127.0.0.1:PORT`.
@@ -414,6 +439,91 @@ pub fn ctl(socket: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         let _ = pipe.write_all(text.as_bytes());
     }
     child.wait_with_output().expect("rcimctl output")
+}
+
+/// Collects every status event a real `rcim-client` sees, on a thread of its own.
+pub struct StatusWatcher {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<rcim_proto::status::LinkState>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StatusWatcher {
+    /// Attaches to the daemon at `socket` and starts collecting.
+    pub fn start(socket: &Path) -> Self {
+        use rcim_client::{Client, ClientOptions, Event};
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let options = ClientOptions {
+            socket: Some(socket.to_owned()),
+            ..ClientOptions::named("status-watcher")
+        };
+        let sink = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("watcher runtime");
+            rt.block_on(async move {
+                use futures_util::StreamExt;
+                let (_client, mut events) = match Client::attach_with_events(options).await {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        event = events.next() => match event {
+                            Some(Ok(Event::StatusChanged(state))) => {
+                                sink.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+                            }
+                            Some(Err(_lagged)) => {}
+                            None => return,
+                        },
+                    }
+                }
+            });
+        });
+        match ready.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("status watcher cannot attach: {e}"),
+            Err(_) => panic!("status watcher did not attach in time"),
+        }
+        Self {
+            seen,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Every status seen so far, in order.
+    pub fn statuses(&self) -> Vec<String> {
+        self.states()
+            .iter()
+            .map(|s| s.status.name().to_owned())
+            .collect()
+    }
+
+    /// Every state seen so far, in order.
+    pub fn states(&self) -> Vec<rcim_proto::status::LinkState> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for StatusWatcher {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One line the test client printed: a callback with its code.

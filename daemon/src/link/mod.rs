@@ -818,3 +818,5 @@ async fn sleep_until_some(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+#[cfg(test)]
+mod tests;

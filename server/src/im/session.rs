@@ -1,17 +1,27 @@
 //! One IM connection, from CONNECT to close.
 //!
 //! This module owns the per-connection protocol: the handshake (the first frame must
-//! be `Connect` within [`HANDSHAKE_TIMEOUT`]; the server checks the wire version, the
-//! app key and the token and answers `ConnAck`, closing after any non-zero code), then
-//! the steady state (answer `Ping` with `Pong`, end on the client's `Disconnect`, on
+//! be `Connect` before the handshake deadline, [`HANDSHAKE_TIMEOUT`] after the accept;
+//! a TLS handshake, when there is one, spends from the same budget), then the
+//! steady state (answer `Ping` with `Pong`, end on the client's `Disconnect`, on
 //! silence longer than the heartbeat timeout, on a malformed frame, or on a
-//! [`Control`] message from the online registry). Framing is
-//! [`rcim_proto::frame`]'s; this module only decides what to say.
+//! [`Control`] message from the online registry: shutdown, a kick, a block).
+//! Framing is [`rcim_proto::frame`]'s; this module only decides what to say.
 //!
-//! The task is generic over the byte stream so that unit tests can drive it through
-//! `tokio::io::duplex` with paused time. Every way out goes through [`Conn::close`],
-//! which shuts the write side and briefly drains the read side, so the peer receives
-//! the last `ConnAck` or `Disconnect` instead of a reset.
+//! CONNECT checks, in order, each answered with its CONNACK code and a close:
+//! wire version (1), app key (4), token shape, signature and app key (4), the
+//! token's own expiry (10), the user's token cut-off from `token/expire` (10), a
+//! block (9); a database failure during the checks is 3 (server unavailable, the
+//! client retries). Otherwise the connection registers, every older connection of
+//! the same user on the same platform is told `Disconnect { KICKED }`, and it gets
+//! CONNACK 0.
+//!
+//! The task is generic over the byte stream so that unit tests (and
+//! [`crate::RunningServer::serve_stream`]) can drive it through `tokio::io::duplex`
+//! with paused time; the only off-task work, SQLite, goes through `spawn_blocking`,
+//! which paused time waits for. Every way out goes through [`Conn::close`], which
+//! shuts the write side and briefly drains the read side, so the peer receives the
+//! last `ConnAck` or `Disconnect` instead of a reset.
 
 use crate::registry::online::Control;
 use crate::state::{Counters, Shared, now_ms};
@@ -23,10 +33,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-/// How long a new connection has to send its `Connect`.
+/// How long a new connection has, from the accept, to finish any TLS handshake and
+/// send its `Connect`.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one frame write may take before the client is considered stuck.
@@ -117,9 +128,14 @@ fn is_protocol_error(e: &FrameError) -> bool {
     )
 }
 
-/// Serves one connection until it ends, then closes it.
-pub(crate) async fn run<S>(stream: S, shared: Arc<Shared>, cancel: CancellationToken)
-where
+/// Serves one connection until it ends, then closes it. The `Connect` must arrive
+/// before `handshake_deadline`.
+pub(crate) async fn run<S>(
+    stream: S,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    handshake_deadline: Instant,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (reader, writer) = tokio::io::split(stream);
@@ -127,20 +143,25 @@ where
         reader: FrameReader::new(reader, MAX_UPSTREAM_FRAME),
         writer,
     };
-    let end = serve(&mut conn, &shared, &cancel).await;
+    let end = serve(&mut conn, &shared, &cancel, handshake_deadline).await;
     tracing::debug!(%end, "connection ended");
     conn.close().await;
 }
 
 /// The handshake, then the steady state. The registration (if any) is dropped when
 /// this returns, so the connection is offline before the socket is closed.
-async fn serve<S>(conn: &mut Conn<S>, shared: &Shared, cancel: &CancellationToken) -> End
+async fn serve<S>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    handshake_deadline: Instant,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let first = tokio::select! {
         () = cancel.cancelled() => return End::ShutdownDuringHandshake,
-        first = timeout(HANDSHAKE_TIMEOUT, conn.reader.read::<ClientMsg>()) => first,
+        first = timeout_at(handshake_deadline, conn.reader.read::<ClientMsg>()) => first,
     };
     let connect = match first {
         Err(_elapsed) => return End::HandshakeTimeout,
@@ -155,26 +176,50 @@ where
     };
 
     let server_time_ms = now_ms();
-    let user_id = match check_connect(shared, &connect, server_time_ms) {
+    let epoch = shared.block_epoch();
+    let user_id = match check_connect(shared, &connect, server_time_ms).await {
         Ok(user_id) => user_id,
-        Err(code) => {
-            Counters::bump(&shared.counters.connects_rejected);
-            let ack = ConnAck {
-                code,
-                user_id: None,
-                server_time_ms,
-            };
-            if let Err(e) = conn.send(&ServerMsg::ConnAck(ack)).await {
-                return End::Failed(e);
-            }
-            return End::Rejected(code);
-        }
+        Err(code) => return reject(conn, shared, code, server_time_ms).await,
     };
 
     // Register before answering, so that the user is online by the time the client
     // reads its CONNACK.
     let platform = connect.client_info.platform.as_str();
-    let (_registration, control, _same_platform) = shared.online.register(&user_id, platform);
+    let (registration, control, older) = shared.online.register(&user_id, platform);
+    if shared.block_epoch() != epoch {
+        // A block was written while this CONNECT was being checked, possibly after
+        // the check read the database and before the blocker saw this connection
+        // registered: look again.
+        let code = match shared.db.access(&user_id).await {
+            Ok(access) if access.is_blocked(now_ms()) => {
+                tracing::info!(user = user_id.as_str(), "connection refused: user blocked");
+                Some(ConnAckCode::USER_BLOCKED)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "connection refused: database failed");
+                Some(ConnAckCode::SERVER_UNAVAILABLE)
+            }
+        };
+        if let Some(code) = code {
+            drop(registration);
+            return reject(conn, shared, code, server_time_ms).await;
+        }
+    }
+    let _registration = registration;
+    let kicked = older
+        .iter()
+        .filter(|h| h.send(Control::Disconnect(DisconnectReason::KICKED)))
+        .count();
+    if kicked > 0 {
+        Counters::add(&shared.counters.kicks, kicked as u64);
+        tracing::info!(
+            user = user_id.as_str(),
+            platform,
+            kicked,
+            "kicked older connection(s) of the same user and platform"
+        );
+    }
     Counters::bump(&shared.counters.connects_accepted);
     tracing::Span::current().record("user", user_id.as_str());
     tracing::info!(
@@ -199,8 +244,35 @@ where
     steady(conn, shared.heartbeat_timeout, control).await
 }
 
-/// Decides the CONNACK code for `connect`: the user id when accepted.
-fn check_connect(shared: &Shared, connect: &Connect, now_ms: i64) -> Result<String, ConnAckCode> {
+/// Counts and answers a refused CONNECT.
+async fn reject<S>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    code: ConnAckCode,
+    server_time_ms: i64,
+) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    Counters::bump(&shared.counters.connects_rejected);
+    let ack = ConnAck {
+        code,
+        user_id: None,
+        server_time_ms,
+    };
+    if let Err(e) = conn.send(&ServerMsg::ConnAck(ack)).await {
+        return End::Failed(e);
+    }
+    End::Rejected(code)
+}
+
+/// Decides the CONNACK code for `connect`: the user id when accepted. See the
+/// module documentation for the order of the checks.
+async fn check_connect(
+    shared: &Shared,
+    connect: &Connect,
+    now_ms: i64,
+) -> Result<String, ConnAckCode> {
     if connect.protocol != WIRE_VERSION {
         tracing::info!(
             protocol = connect.protocol,
@@ -215,13 +287,30 @@ fn check_connect(shared: &Shared, connect: &Connect, now_ms: i64) -> Result<Stri
         );
         return Err(ConnAckCode::TOKEN_INCORRECT);
     }
-    match shared.tokens.verify(connect.token.expose(), now_ms) {
-        Ok(claims) => Ok(claims.user_id),
-        Err(e) => {
+    let claims = shared
+        .tokens
+        .verify(connect.token.expose(), now_ms)
+        .map_err(|e| {
             tracing::info!(reason = %e, "connection refused: bad token");
-            Err(e.connack_code())
-        }
+            e.connack_code()
+        })?;
+    let user = claims.user_id.as_str();
+    let access = shared.db.access(user).await.map_err(|e| {
+        tracing::error!(user, error = %e, "connection refused: database failed");
+        ConnAckCode::SERVER_UNAVAILABLE
+    })?;
+    if access.token_revoked(claims.issued_at_ms) {
+        tracing::info!(
+            user,
+            "connection refused: token invalidated by token/expire"
+        );
+        return Err(ConnAckCode::TOKEN_EXPIRED);
     }
+    if access.is_blocked(now_ms) {
+        tracing::info!(user, "connection refused: user blocked");
+        return Err(ConnAckCode::USER_BLOCKED);
+    }
+    Ok(claims.user_id)
 }
 
 /// The accepted connection's loop.
@@ -295,9 +384,11 @@ mod tests {
             tokens: TokenIssuer::new("key", "secret"),
             app_secret: Zeroizing::new("secret".into()),
             heartbeat_timeout,
+            token_lifetime: Duration::ZERO,
             db,
             online: Arc::new(OnlineRegistry::new()),
             counters: Counters::default(),
+            block_epoch: Default::default(),
         });
         Fixture { shared, _dir: dir }
     }
@@ -318,7 +409,12 @@ mod tests {
 
     async fn spawn(f: &Fixture) -> (FrameReader<ReadHalf<DuplexStream>>, WriteHalf<DuplexStream>) {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(run(server, Arc::clone(&f.shared), CancellationToken::new()));
+        tokio::spawn(run(
+            server,
+            Arc::clone(&f.shared),
+            CancellationToken::new(),
+            Instant::now() + HANDSHAKE_TIMEOUT,
+        ));
         let (r, w) = tokio::io::split(client);
         (FrameReader::new(r, MAX_UPSTREAM_FRAME), w)
     }

@@ -9,7 +9,8 @@
 //! connection's task with `try_send`, so a slow client cannot block the registry or
 //! anyone holding its lock. Kicking an older connection of the same user and
 //! platform (RC 31010) is `register` returning the older entries and the caller
-//! sending each a `Control::Disconnect(DisconnectReason::KICKED)`.
+//! sending each a `Control::Disconnect(DisconnectReason::KICKED)`; blocking a user
+//! is [`OnlineRegistry::send_to_user`] with `Disconnect(USER_BLOCKED)`.
 
 use rcim_proto::code::DisconnectReason;
 use std::collections::HashMap;
@@ -111,6 +112,20 @@ impl OnlineRegistry {
         self.lock().values().flatten().cloned().collect()
     }
 
+    /// The live connections of `user_id` (a snapshot).
+    pub fn connections_of(&self, user_id: &str) -> Vec<ConnectionHandle> {
+        self.lock().get(user_id).cloned().unwrap_or_default()
+    }
+
+    /// Sends `control` to every live connection of `user_id`; returns how many
+    /// took it.
+    pub fn send_to_user(&self, user_id: &str, control: Control) -> usize {
+        self.connections_of(user_id)
+            .iter()
+            .filter(|h| h.send(control))
+            .count()
+    }
+
     /// Sends `control` to every live connection; returns how many took it.
     pub fn broadcast(&self, control: Control) -> usize {
         self.all().iter().filter(|h| h.send(control)).count()
@@ -189,6 +204,21 @@ mod tests {
             0,
             "a gone receiver takes nothing"
         );
+    }
+
+    #[test]
+    fn send_to_user_reaches_only_that_user() {
+        let registry = Arc::new(OnlineRegistry::new());
+        let (_a1, mut rx_a1, _) = registry.register("alice", "desktop");
+        let (_a2, mut rx_a2, _) = registry.register("alice", "mobile");
+        let (_b, mut rx_b, _) = registry.register("bob", "desktop");
+        let control = Control::Disconnect(DisconnectReason::USER_BLOCKED);
+        assert_eq!(registry.send_to_user("alice", control), 2);
+        assert_eq!(registry.send_to_user("nobody", control), 0);
+        assert_eq!(rx_a1.try_recv().unwrap(), control);
+        assert_eq!(rx_a2.try_recv().unwrap(), control);
+        assert!(rx_b.try_recv().is_err());
+        assert_eq!(registry.connections_of("alice").len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod connect;
 mod ctl;
 mod daemon;
+mod engine;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");

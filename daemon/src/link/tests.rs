@@ -1,0 +1,487 @@
+//! The link under paused tokio time, against the real reference server.
+//!
+//! The server's connection handler runs in-process on an in-memory pipe
+//! (`RunningServer::serve_stream`), so minutes of retry schedule and heartbeat pass
+//! in microseconds and every timer is exact. Between the link and the server sits a
+//! gate that can black-hole the pipe (no byte moves, nothing closes) or cut it, and
+//! the dialer can refuse like a server that is down.
+
+use super::connector::{BoxedStream, ConnectorConfig, CustomDial, ServerAddr, Transport};
+use super::*;
+use crate::hub::{self, ClientInfo};
+use crate::store::StoreOpener;
+use crate::vault::{TokenStoreKind, Vault};
+use bytes::Bytes;
+use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME};
+use rcim_proto::ipc::DaemonFrame;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+const PING_AFTER: Duration = Duration::from_secs(30);
+const PONG_TIMEOUT: Duration = Duration::from_secs(6);
+
+struct Harness {
+    server: Arc<rcim_server::RunningServer>,
+    link: LinkHandle,
+    vault: Vault,
+    /// When a dial happened.
+    dials: Arc<Mutex<Vec<Instant>>>,
+    /// When false, dials fail like a server that is down.
+    reachable: Arc<AtomicBool>,
+    /// true: bytes flow; false: black hole.
+    gate: watch::Sender<bool>,
+    /// Bumped to cut every pipe open now.
+    cut: watch::Sender<u64>,
+    events: mpsc::Receiver<Bytes>,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_boot_token(None).await
+    }
+
+    async fn with_boot_token(boot: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = rcim_server::ServerConfig::local(dir.path().join("server"), "app", "secret");
+        let server = rcim_server::start(config).await.unwrap();
+        let server = Arc::new(server);
+        let dials = Arc::new(Mutex::new(Vec::new()));
+        let reachable = Arc::new(AtomicBool::new(true));
+        let (gate, gate_rx) = watch::channel(true);
+        let (cut, cut_rx) = watch::channel(0u64);
+
+        let dial: CustomDial = {
+            let (server, dials, reachable) = (server.clone(), dials.clone(), reachable.clone());
+            Arc::new(move |_addr: &ServerAddr| {
+                let (server, dials, reachable) = (server.clone(), dials.clone(), reachable.clone());
+                let (gate, cut) = (gate_rx.clone(), cut_rx.clone());
+                Box::pin(async move {
+                    dials.lock().unwrap().push(Instant::now());
+                    if !reachable.load(Ordering::SeqCst) {
+                        return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+                    }
+                    let (ours, to_gate) = tokio::io::duplex(64 * 1024);
+                    let (from_gate, theirs) = tokio::io::duplex(64 * 1024);
+                    server.serve_stream(theirs);
+                    tokio::spawn(pipe(to_gate, from_gate, gate, cut));
+                    Ok(Box::new(ours) as BoxedStream)
+                })
+            })
+        };
+        let (hub, _) = hub::spawn();
+        let (tx, events) = mpsc::channel(4096);
+        hub.attach(
+            ClientInfo {
+                id: 1,
+                name: "observer".into(),
+                pid: None,
+            },
+            tx,
+        );
+        let vault = Vault::open(TokenStoreKind::Memory);
+        let config = LinkConfig {
+            connector: ConnectorConfig {
+                server: ServerAddr::parse("rcim://in-memory:1").unwrap(),
+                transport: Transport::Custom(dial),
+                app_key: "app".into(),
+                device_id: "device".into(),
+                dial_timeout: Duration::from_secs(10),
+                connack_timeout: Duration::from_secs(10),
+            },
+            ping_after: PING_AFTER,
+            pong_timeout: PONG_TIMEOUT,
+        };
+        let deps = LinkDeps {
+            stores: StoreOpener::new(dir.path().join("data")),
+            vault: vault.clone(),
+            hub,
+        };
+        let shutdown = CancellationToken::new();
+        let (link, _task) = spawn(config, deps, boot.map(Token::new), shutdown.clone());
+        Self {
+            server,
+            link,
+            vault,
+            dials,
+            reachable,
+            gate,
+            cut,
+            events,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, user: &str) -> String {
+        self.server.issue_token(user, user).unwrap()
+    }
+
+    fn dial_count(&self) -> usize {
+        self.dials.lock().unwrap().len()
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        self.link.report().state.status
+    }
+
+    async fn wait_status(&self, want: ConnectionStatus, limit: Duration) -> Instant {
+        let mut watch = self.link.watch();
+        tokio::time::timeout(limit, watch.wait_for(|r| r.state.status == want))
+            .await
+            .unwrap_or_else(|_| panic!("status never became {want} (now {:?})", self.link.report()))
+            .unwrap();
+        Instant::now()
+    }
+
+    /// Every status event published so far.
+    fn drain_statuses(&mut self) -> Vec<LinkState> {
+        let mut seen = Vec::new();
+        while let Ok(bytes) = self.events.try_recv() {
+            let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
+            let rt = futures_util::FutureExt::now_or_never(reader.read::<DaemonFrame>());
+            if let Some(Ok(Some(DaemonFrame::Event(Event::StatusChanged(state))))) = rt {
+                seen.push(state);
+            }
+        }
+        seen
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Moves bytes both ways while the gate is open; holds them while it is shut; cuts
+/// both sides when `cut` changes.
+async fn pipe(
+    a: DuplexStream,
+    b: DuplexStream,
+    gate: watch::Receiver<bool>,
+    mut cut: watch::Receiver<u64>,
+) {
+    let (a_read, a_write) = tokio::io::split(a);
+    let (b_read, b_write) = tokio::io::split(b);
+    let forward = |mut from: tokio::io::ReadHalf<DuplexStream>,
+                   mut to: tokio::io::WriteHalf<DuplexStream>,
+                   mut gate: watch::Receiver<bool>| async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if gate.wait_for(|open| *open).await.is_err() {
+                return;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    cut.borrow_and_update();
+    tokio::select! {
+        () = forward(a_read, b_write, gate.clone()) => {}
+        () = forward(b_read, a_write, gate) => {}
+        _ = cut.changed() => {}
+    }
+}
+
+async fn connect(link: &LinkHandle, token: &str, timeout_secs: i32) -> Vec<Callback> {
+    let mut call = link.connect(Token::new(token), timeout_secs).await;
+    assert_eq!(call.code, RcCode::SUCCESS, "connect rejected");
+    let mut seen = Vec::new();
+    while let Some(callback) = call.callbacks.recv().await {
+        let last = matches!(callback, Callback::Connected { .. });
+        seen.push(callback);
+        if last {
+            break;
+        }
+    }
+    seen
+}
+
+fn ok(user: &str) -> Vec<Callback> {
+    vec![
+        Callback::DatabaseOpened { code: 0 },
+        Callback::Connected {
+            code: 0,
+            user_id: Some(user.into()),
+        },
+    ]
+}
+
+fn failed(code: RcCode) -> Vec<Callback> {
+    vec![
+        Callback::DatabaseOpened { code: 0 },
+        Callback::Connected {
+            code: code.0,
+            user_id: None,
+        },
+    ]
+}
+
+fn forge(token: &str) -> String {
+    let (payload, _) = token.split_once('.').unwrap();
+    format!("{payload}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_callers_one_connect() {
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    let calls = (0..3).map(|_| connect(&h.link, &token, 0));
+    for seen in futures_util::future::join_all(calls).await {
+        assert_eq!(seen, ok("alice"));
+    }
+    assert_eq!(h.dial_count(), 1);
+    assert_eq!(h.server.stats().connects_accepted, 1);
+    let statuses: Vec<_> = h.drain_statuses().into_iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        [ConnectionStatus::Connecting, ConnectionStatus::Connected]
+    );
+    // A later caller gets both callbacks at once, with no new dial.
+    assert_eq!(connect(&h.link, &token, 5).await, ok("alice"));
+    assert_eq!(h.dial_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_follow_rc_schedule_then_connect() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    h.reachable.store(false, Ordering::SeqCst);
+    let link = h.link.clone();
+    let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    let dials = h.dials.lock().unwrap().clone();
+    let schedule = [
+        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
+    ];
+    assert!(dials.len() >= 12, "{} dials in 400 s", dials.len());
+    for (i, pair) in dials.windows(2).enumerate() {
+        let gap = (pair[1] - pair[0]).as_secs_f64();
+        let base = schedule[i.min(schedule.len() - 1)];
+        assert!(
+            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
+            "gap {i}: {gap} s, schedule says {base} s ±20 %"
+        );
+    }
+    // 0.05+0.25+…+32 ≈ 63.8 s, then every 64 s: no storm.
+    assert!(dials.len() <= 16, "{} dials in 400 s", dials.len());
+    assert_eq!(h.status(), ConnectionStatus::Connecting);
+    assert_eq!(
+        h.link.report().last_error.unwrap().code,
+        RcCode::RC_SOCKET_NOT_CONNECTED.0
+    );
+
+    h.reachable.store(true, Ordering::SeqCst);
+    let seen = tokio::time::timeout(Duration::from_secs(80), caller)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, ok("alice"));
+    assert_eq!(h.server.stats().connects_accepted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_black_hole_is_noticed_within_ping_plus_pong() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let start = Instant::now();
+    h.gate.send_replace(false);
+    let noticed = h
+        .wait_status(ConnectionStatus::Suspend, Duration::from_secs(120))
+        .await;
+    let took = noticed - start;
+    assert!(
+        took >= PING_AFTER && took <= PING_AFTER + PONG_TIMEOUT,
+        "noticed after {took:?}"
+    );
+    assert_eq!(h.link.report().state.code, RcCode::RC_PONG_RECV_FAIL.0);
+
+    // The network comes back: reconnected on the schedule, counted as a reconnect.
+    h.gate.send_replace(true);
+    h.wait_status(ConnectionStatus::Connected, Duration::from_secs(30))
+        .await;
+    assert_eq!(h.link.report().reconnects, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nudge_checks_a_live_connection_at_once() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let start = Instant::now();
+    h.gate.send_replace(false);
+    h.link.nudge(Nudge::NetworkChanged);
+    let noticed = h
+        .wait_status(ConnectionStatus::Suspend, Duration::from_secs(60))
+        .await;
+    assert!(
+        noticed - start <= PONG_TIMEOUT,
+        "noticed after {:?}",
+        noticed - start
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nudge_restarts_the_schedule() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    h.reachable.store(false, Ordering::SeqCst);
+    let link = h.link.clone();
+    let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
+    // Deep into the schedule: the next retry is up to 64 s away.
+    tokio::time::sleep(Duration::from_secs(130)).await;
+    assert!(h.link.report().state.retry_in_ms.unwrap_or(0) > 10_000);
+    h.reachable.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    h.link.nudge(Nudge::Resumed);
+    let seen = caller.await.unwrap();
+    assert_eq!(seen, ok("alice"));
+    assert!(
+        Instant::now() - start <= Duration::from_millis(100),
+        "{:?}",
+        Instant::now() - start
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_connection_is_reconnected() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    h.cut.send_modify(|n| *n += 1);
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(5))
+        .await;
+    assert_eq!(h.link.report().state.code, RcCode::RC_SOCKET_DISCONNECTED.0);
+    h.wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    assert_eq!(h.dial_count(), 2);
+    assert_eq!(h.link.report().reconnects, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_stops_for_good() {
+    let h = Harness::new().await;
+    let forged = forge(&h.token("alice"));
+    let link = h.link.clone();
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let (link, forged) = (link.clone(), forged.clone());
+            tokio::spawn(async move { connect(&link, &forged, 0).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(
+            caller.await.unwrap(),
+            failed(RcCode::RC_CONN_TOKEN_INCORRECT)
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(h.dial_count(), 1, "no retry of a refused token");
+    assert_eq!(h.status(), ConnectionStatus::TokenIncorrect);
+    assert!(
+        h.vault.usable_token().await.is_none(),
+        "not retried at the next start"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_are_per_caller() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    h.reachable.store(false, Ordering::SeqCst);
+    let (link, t) = (h.link.clone(), token.clone());
+    let patient = tokio::spawn(async move { connect(&link, &t, 0).await });
+    let start = Instant::now();
+    assert_eq!(
+        connect(&h.link, &token, 2).await,
+        failed(RcCode::RC_CONNECT_TIMEOUT)
+    );
+    assert_eq!(Instant::now() - start, Duration::from_secs(2));
+    // The link goes on for the patient caller.
+    let dials = h.dial_count();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(h.dial_count() > dials);
+    assert_eq!(h.status(), ConnectionStatus::Connecting);
+    h.reachable.store(true, Ordering::SeqCst);
+    assert_eq!(patient.await.unwrap(), ok("alice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_caller_timed_out_the_link_stops() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    h.reachable.store(false, Ordering::SeqCst);
+    assert_eq!(
+        connect(&h.link, &token, 2).await,
+        failed(RcCode::RC_CONNECT_TIMEOUT)
+    );
+    assert_eq!(h.status(), ConnectionStatus::Timeout);
+    let dials = h.dial_count();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        h.dial_count(),
+        dials,
+        "no attempt after the last caller gave up"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_boot_token_keeps_trying_with_no_caller() {
+    // Tokens are checked by signature alone, so one minted by another server
+    // instance with the same secret is valid here too.
+    let token = Harness::new().await.token("alice");
+    let h = Harness::with_boot_token(Some(&token)).await;
+    h.wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    // Nobody called connect, yet a drop is reconnected.
+    h.cut.send_modify(|n| *n += 1);
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(5))
+        .await;
+    h.wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    assert_eq!(h.link.report().reconnects, 1);
+    assert_eq!(h.dial_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn disconnect_signs_out_and_connect_works_again() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    assert_eq!(h.link.disconnect(true, false).await, RcCode::SUCCESS);
+    assert_eq!(h.status(), ConnectionStatus::SignOut);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(h.dial_count(), 1, "a signed-out link does not reconnect");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    assert_eq!(h.dial_count(), 2);
+    // Logout also forgets the token.
+    assert_eq!(h.link.disconnect(false, true).await, RcCode::SUCCESS);
+    assert!(h.vault.usable_token().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_user_is_refused_while_in_use() {
+    let h = Harness::new().await;
+    let alice = h.token("alice");
+    let bob = h.token("bob");
+    assert_eq!(connect(&h.link, &alice, 0).await, ok("alice"));
+    let call = h.link.connect(Token::new(bob), 0).await;
+    assert_eq!(call.code, RcCode::RC_CONNECTION_EXIST);
+    let call = h.link.connect(Token::new(""), 0).await;
+    assert_eq!(call.code, RcCode::INVALID_PARAMETER);
+    // A newer token for the same user is taken without reconnecting.
+    let newer = h.token("alice");
+    assert_eq!(connect(&h.link, &newer, 0).await, ok("alice"));
+    assert_eq!(h.vault.usable_token().await, Some(Token::new(newer)));
+    assert_eq!(h.dial_count(), 1);
+}

@@ -1,0 +1,192 @@
+//! Token invalidation and user blocks: the one implementation behind
+//! `/user/token/expire.json`, `/user/block.json`, `/user/unblock.json`,
+//! `/user/block/query.json` and [`crate::RunningServer`]'s `expire_tokens`, `block`
+//! and `unblock`.
+//!
+//! RC semantics: expiring tokens invalidates every token of the user issued before
+//! the given time, at its next CONNECT (CONNACK 10); a live connection is left alone.
+//! Blocking a user ends each of its live connections at once with
+//! `Disconnect { USER_BLOCKED }` and refuses its CONNECTs with CONNACK 9 until the
+//! block is lifted or its minutes pass. Both are stored in SQLite ([`crate::db`]),
+//! so they survive a restart.
+//!
+//! A block is written to the database first, then the block epoch is bumped, then
+//! live connections are told; see `Shared::block_epoch` for how a CONNECT racing a
+//! block is caught.
+
+use crate::db::DbError;
+use crate::registry::online::Control;
+use crate::state::{Shared, now_ms};
+use crate::users::check_user_id;
+use rcim_proto::code::DisconnectReason;
+use std::sync::atomic::Ordering;
+
+/// Most user ids one call may name (RC's limit).
+pub const MAX_USERS_PER_CALL: usize = 20;
+
+/// Longest block, in minutes (RC's limit: 30 days).
+pub const MAX_BLOCK_MINUTES: u32 = 43_200;
+
+/// Why a moderation call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModerationError {
+    /// An argument breaks RC's rules; the message names it.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Checks a list of user ids: 1 to [`MAX_USERS_PER_CALL`] valid ids.
+pub fn check_user_ids(user_ids: &[String]) -> Result<(), String> {
+    if user_ids.is_empty() {
+        return Err("userId is required".into());
+    }
+    if user_ids.len() > MAX_USERS_PER_CALL {
+        return Err(format!(
+            "at most {MAX_USERS_PER_CALL} userId values per call, got {}",
+            user_ids.len()
+        ));
+    }
+    user_ids.iter().try_for_each(|id| check_user_id(id))
+}
+
+/// Checks a block length: 1 to [`MAX_BLOCK_MINUTES`] minutes.
+pub fn check_block_minutes(minutes: u32) -> Result<(), String> {
+    if (1..=MAX_BLOCK_MINUTES).contains(&minutes) {
+        Ok(())
+    } else {
+        Err(format!(
+            "minute must be between 1 and {MAX_BLOCK_MINUTES}, got {minutes}"
+        ))
+    }
+}
+
+/// Invalidates the tokens of `user_ids` issued before `before_ms` (ms since the
+/// Unix epoch, ≥ 0). Live connections stay up.
+pub(crate) async fn expire_tokens(
+    shared: &Shared,
+    user_ids: Vec<String>,
+    before_ms: i64,
+) -> Result<(), ModerationError> {
+    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
+    if before_ms < 0 {
+        return Err(ModerationError::InvalidArgument(
+            "time must not be negative".into(),
+        ));
+    }
+    let count = user_ids.len();
+    shared
+        .db
+        .expire_tokens(user_ids, before_ms, now_ms())
+        .await?;
+    tracing::info!(users = count, before_ms, "tokens expired");
+    Ok(())
+}
+
+/// Blocks `user_ids` for `minutes` from now and ends their live connections.
+/// Returns the end of the block (ms since the Unix epoch).
+pub(crate) async fn block(
+    shared: &Shared,
+    user_ids: Vec<String>,
+    minutes: u32,
+) -> Result<i64, ModerationError> {
+    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
+    check_block_minutes(minutes).map_err(ModerationError::InvalidArgument)?;
+    let now = now_ms();
+    let until_ms = now.saturating_add(i64::from(minutes) * 60_000);
+    shared.db.block(user_ids.clone(), until_ms, now).await?;
+    shared.block_epoch.fetch_add(1, Ordering::SeqCst);
+    let control = Control::Disconnect(DisconnectReason::USER_BLOCKED);
+    for user_id in &user_ids {
+        let told = shared.online.send_to_user(user_id, control);
+        tracing::info!(
+            user = user_id.as_str(),
+            minutes,
+            connections_ended = told,
+            "user blocked"
+        );
+    }
+    Ok(until_ms)
+}
+
+/// Lifts the blocks of `user_ids` (not being blocked is fine).
+pub(crate) async fn unblock(shared: &Shared, user_ids: Vec<String>) -> Result<(), ModerationError> {
+    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
+    for user_id in &user_ids {
+        tracing::info!(user = user_id.as_str(), "user unblocked");
+    }
+    shared.db.unblock(user_ids).await?;
+    Ok(())
+}
+
+/// The users blocked now, with the end of each block (ms since the Unix epoch).
+pub(crate) async fn blocked_users(shared: &Shared) -> Result<Vec<(String, i64)>, ModerationError> {
+    Ok(shared.db.blocked_users(now_ms()).await?)
+}
+
+/// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS` in UTC, the shape of
+/// RC's `blockEndTime`.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard
+/// Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("user{i}")).collect()
+    }
+
+    #[test]
+    fn user_id_lists() {
+        assert!(check_user_ids(&ids(1)).is_ok());
+        assert!(check_user_ids(&ids(20)).is_ok());
+        assert!(check_user_ids(&ids(0)).is_err());
+        assert!(check_user_ids(&ids(21)).is_err());
+        assert!(check_user_ids(&["ok".into(), "not/ok".into()]).is_err());
+        assert!(check_user_ids(&[String::new()]).is_err());
+    }
+
+    #[test]
+    fn block_minutes() {
+        assert!(check_block_minutes(1).is_ok());
+        assert!(check_block_minutes(43_200).is_ok());
+        assert!(check_block_minutes(0).is_err());
+        assert!(check_block_minutes(43_201).is_err());
+    }
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(format_utc(1_700_000_000_999), "2023-11-14 22:13:20");
+        assert_eq!(format_utc(-1000), "1969-12-31 23:59:59");
+    }
+}
