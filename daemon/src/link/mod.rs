@@ -92,6 +92,10 @@ enum Command {
         reply: oneshot::Sender<RcCode>,
     },
     Nudge(Nudge),
+    Reconfigure {
+        ping_after: Duration,
+        pong_timeout: Duration,
+    },
 }
 
 /// Something outside the link that makes a quick reconnect worth trying.
@@ -151,6 +155,15 @@ impl LinkHandle {
     /// the link is busy, a nudge already queued does the same job.
     pub fn nudge(&self, nudge: Nudge) {
         let _ = self.commands.try_send(Command::Nudge(nudge));
+    }
+
+    /// Changes the heartbeat (SIGHUP reload); takes effect from the next ping.
+    pub async fn set_heartbeat(&self, ping_after: Duration, pong_timeout: Duration) {
+        let command = Command::Reconfigure {
+            ping_after,
+            pong_timeout,
+        };
+        let _ = self.commands.send(command).await;
     }
 
     /// The latest report.
@@ -343,8 +356,18 @@ impl Link {
             }
         }
         if let Phase::Connected(mut live) = std::mem::replace(&mut self.phase, Phase::Idle) {
-            // A daemon that stops is not a sign-out: just close, the server keeps push.
-            let _ = live.upstream.writer.shutdown().await;
+            // A daemon that stops is not a sign-out: say goodbye with push kept, so
+            // the server knows at once that this device is offline.
+            let goodbye = async {
+                let bytes = encode(
+                    &ClientMsg::Disconnect { keep_push: true },
+                    MAX_UPSTREAM_FRAME,
+                )?;
+                live.upstream.writer.write_all(&bytes).await?;
+                live.upstream.writer.shutdown().await?;
+                Ok::<_, FrameError>(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
         }
         tracing::debug!("link stopped");
     }
@@ -373,6 +396,16 @@ impl Link {
                 let _ = reply.send(RcCode::SUCCESS);
             }
             Command::Nudge(nudge) => self.on_nudge(nudge).await,
+            Command::Reconfigure {
+                ping_after,
+                pong_timeout,
+            } => {
+                tracing::info!(
+                    "heartbeat: ping after {ping_after:?}, pong within {pong_timeout:?}"
+                );
+                self.config.ping_after = ping_after;
+                self.config.pong_timeout = pong_timeout;
+            }
         }
     }
 
