@@ -169,8 +169,9 @@ impl Routes {
                 }
             }
             DaemonFrame::Event(event) => {
-                let Event::StatusChanged(state) = &event;
-                self.link.send_replace(state.clone());
+                if let Event::StatusChanged(state) = &event {
+                    self.link.send_replace(state.clone());
+                }
                 if let Some(tx) = &self.lock().events {
                     // No subscriber is not an error; a lagging one skips, never blocks.
                     let _ = tx.send(event);
@@ -617,6 +618,9 @@ impl ConnectCall {
                     self.callbacks = None;
                     return Some(callback);
                 }
+                Callback::MessageSaved { .. } | Callback::MessageSent { .. } => {
+                    tracing::warn!("rcimd sent a message callback for a connect; ignoring it");
+                }
             }
         }
     }
@@ -635,6 +639,7 @@ impl ConnectCall {
                         database_opened,
                     };
                 }
+                Callback::MessageSaved { .. } | Callback::MessageSent { .. } => {}
             }
         }
         Connected {

@@ -190,6 +190,7 @@ impl StatusFeed {
         while let Some(item) = self.events.next().await {
             let status = match item {
                 Ok(Event::StatusChanged(state)) => state.status,
+                Ok(_) => continue,
                 Err(Lagged { .. }) => self.latest.borrow().status,
             };
             if status == self.last {
@@ -300,6 +301,7 @@ impl Engine {
                         shared.dispatch(move || on_connected(code, user_id));
                         return;
                     }
+                    Callback::MessageSaved { .. } | Callback::MessageSent { .. } => {}
                 }
             }
         });

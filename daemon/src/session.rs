@@ -14,7 +14,7 @@ use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{
     CallbackFrame, ClientFrame, DaemonFrame, Hello, Op, Refused, Reply, Request, Response, Welcome,
 };
-use rcim_proto::{FrameError, PROTOCOL_VERSION};
+use rcim_proto::{FrameError, PROTOCOL_VERSION, RcCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -170,6 +170,15 @@ impl Session {
                 tracing::info!("{} asked to disconnect", self.info);
                 let code = self.ctx.link.disconnect(receive_push, false).await;
                 let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SendMessage { .. }
+            | Op::GetMessages { .. }
+            | Op::GetConversations { .. }
+            | Op::ClearUnreadCount { .. } => {
+                // Messaging arrives with the local-database work.
+                let reply = Reply::Code(RcCode::DATABASE_ERROR.0);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }

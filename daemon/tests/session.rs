@@ -215,6 +215,7 @@ async fn many_requests_in_flight_are_answered_by_id_and_events_stay_events() {
                 match r.reply {
                     Reply::Code(code) => assert_eq!((r.id, code), (1000, 0)),
                     Reply::Status(_) => assert!(r.id < 50),
+                    other => panic!("unexpected reply {other:?}"),
                 }
                 answered.push(r.id);
             }

@@ -13,6 +13,7 @@
 //! Responses, callbacks and events are distinct frame kinds, so an event can never be
 //! taken for the answer to a request, and any number of requests may be in flight.
 
+use crate::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use crate::status::{LinkState, StatusSnapshot};
 use crate::token::Token;
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,49 @@ pub enum Op {
     /// Disconnect without push, and delete the stored token, so the daemon does not
     /// connect again at its next start. Answered with [`Reply::Code`]. (Protocol 2.)
     Logout,
+    /// RC's `sendMessage`. Answered with [`Reply::Code`]: 0 accepted, then the
+    /// callbacks `MessageSaved` (in the outbox, status sending) and one
+    /// `MessageSent`; non-zero rejected (33003 bad argument, 33002 no database).
+    /// (Protocol 3.)
+    SendMessage {
+        /// Where to.
+        conversation: ConversationKey,
+        /// The type name, e.g. `RC:TxtMsg`.
+        object_name: String,
+        /// The content.
+        content: String,
+    },
+    /// RC's `getMessages` from the local database. Answered with
+    /// [`Reply::Messages`] or [`Reply::Code`] on error. (Protocol 3.)
+    GetMessages {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The reference time (ms); 0 with `Before` means "the newest".
+        sent_time_ms: i64,
+        /// Older (newest first) or newer (oldest first) than the reference time.
+        order: TimeOrder,
+        /// 1 to 20.
+        count: u32,
+    },
+    /// RC's `getConversations`. Answered with [`Reply::Conversations`] or
+    /// [`Reply::Code`]. (Protocol 3.)
+    GetConversations {
+        /// Which types; empty means all.
+        types: Vec<ConversationType>,
+        /// Only conversations whose newest message is older than this (ms); 0 means
+        /// the newest.
+        start_time_ms: i64,
+        /// 1 to 50.
+        count: u32,
+    },
+    /// RC's `clearUnreadCount`: messages received up to `timestamp_ms` count as
+    /// read (0 clears all). Answered with [`Reply::Code`]. (Protocol 3.)
+    ClearUnreadCount {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The time up to which messages are read (ms); 0 means all.
+        timestamp_ms: i64,
+    },
 }
 
 /// Daemon → client.
@@ -121,6 +165,10 @@ pub enum Reply {
     Code(i32),
     /// The daemon's status.
     Status(StatusSnapshot),
+    /// Messages from the local database. (Protocol 3.)
+    Messages(Vec<Message>),
+    /// Conversations from the local database. (Protocol 3.)
+    Conversations(Vec<Conversation>),
 }
 
 /// A callback for an earlier request.
@@ -147,6 +195,20 @@ pub enum Callback {
         /// The connected user, on success.
         user_id: Option<String>,
     },
+    /// `onMessageSaved(message)`: the message is in the local outbox, status
+    /// sending. (Protocol 3.)
+    MessageSaved {
+        /// The stored message.
+        message: Message,
+    },
+    /// `onMessageSent(code, message)`: the last callback of a `SendMessage`; on
+    /// success the message carries the server's uid and sent time. (Protocol 3.)
+    MessageSent {
+        /// 0, or the RC error.
+        code: i32,
+        /// The message as stored now.
+        message: Message,
+    },
 }
 
 /// Events sent to every attached client.
@@ -154,4 +216,19 @@ pub enum Callback {
 pub enum Event {
     /// The connection status changed (RC's `onConnectionStatusChanged`).
     StatusChanged(LinkState),
+    /// RC's `onMessageReceived(message, left, offline, hasPackage)`: a message was
+    /// committed to the local database. (Protocol 3.)
+    MessageReceived {
+        /// The stored message; its `id` is the local sequence number.
+        message: Message,
+        /// Messages still to come in the current package.
+        left: u32,
+        /// Whether it arrived through the offline sync (not live).
+        offline: bool,
+        /// Whether more packages wait on the server.
+        has_package: bool,
+    },
+    /// RC's `onOfflineMessageSyncCompleted`: the backlog after a (re)connect is
+    /// all here. (Protocol 3.)
+    OfflineSyncCompleted,
 }

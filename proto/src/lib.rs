@@ -13,6 +13,8 @@
 //!   responses, per-request callbacks and events).
 //! - [`upstream`]: the wire protocol between `rcimd` and the IM server (CONNECT,
 //!   CONNACK, PING/PONG, DISCONNECT), modelled on RC's MQTT-derived one.
+//! - [`message`]: messages and conversations (RC's numbering), shared by the
+//!   wire, the IPC and the daemon's database.
 //! - [`status`]: the RCIMIWConnectionStatus enum and the status snapshot that
 //!   `rcimctl status` prints.
 //! - [`code`]: RC's numeric error codes with a short meaning for each, and the
@@ -30,6 +32,7 @@
 pub mod code;
 pub mod frame;
 pub mod ipc;
+pub mod message;
 pub mod paths;
 pub mod status;
 pub mod token;

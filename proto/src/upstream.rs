@@ -6,8 +6,16 @@
 //! frame is [`ClientMsg::Connect`]; the server answers [`ServerMsg::ConnAck`] and, if
 //! the code is not 0, closes. Then the client pings when idle and the server pongs;
 //! either side may send `Disconnect` and close.
+//!
+//! Messaging (wire 2): the server keeps a per-user inbox numbered 1, 2, 3, … After
+//! every CONNACK the client sends `Sync{since_seq}` with the last sequence number it
+//! committed and keeps asking while `has_more`; once a batch comes back with
+//! `has_more: false` the server pushes new entries live. The client acknowledges
+//! with a cumulative `Ack{seq}` only what it has committed to its database, so a
+//! crash loses nothing: the next sync starts from the committed cursor.
 
 use crate::code::{ConnAckCode, DisconnectReason};
+use crate::message::{ConversationKey, WireMessage};
 use crate::token::Token;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +31,59 @@ pub enum ClientMsg {
         /// Whether the server should keep sending remote pushes to this device.
         keep_push: bool,
     },
+    /// PUBLISH: send a message. Answered with [`ServerMsg::PubAck`] for `req_id`.
+    /// The server de-duplicates on (sender, `client_msg_id`), so a resend after a
+    /// drop returns the first acceptance instead of a second message. (Wire 2.)
+    Publish(Publish),
+    /// Asks for the inbox after `since_seq`; answered with one
+    /// [`ServerMsg::SyncBatch`] of at most 200 messages. (Wire 2.)
+    Sync {
+        /// The last inbox sequence number the client has committed.
+        since_seq: u64,
+    },
+    /// Everything up to `seq` is committed on the client (cumulative). (Wire 2.)
+    Ack {
+        /// The highest committed inbox sequence number.
+        seq: u64,
+    },
+}
+
+/// The PUBLISH message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    /// Chosen by the client, echoed in the PubAck.
+    pub req_id: u64,
+    /// The client's unique id for this message (a UUID); the de-duplication key.
+    pub client_msg_id: String,
+    /// Where to (the group id for groups, the user for private and system).
+    pub conversation: ConversationKey,
+    /// The type name, e.g. `RC:TxtMsg`.
+    pub object_name: String,
+    /// The content.
+    pub content: String,
+}
+
+/// The answer to a PUBLISH.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PubAck {
+    /// The PUBLISH's `req_id`.
+    pub req_id: u64,
+    /// An RC code: 0 accepted; otherwise why not (e.g. 33003 bad argument, 22406 not
+    /// in the group).
+    pub code: i32,
+    /// The message's server id, when accepted.
+    pub message_uid: Option<String>,
+    /// When the server accepted it (ms since the Unix epoch).
+    pub sent_time_ms: i64,
+}
+
+/// A message in the user's inbox, with its position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// The user's inbox sequence number: 1, 2, 3, … with no gaps.
+    pub seq: u64,
+    /// The message.
+    pub message: WireMessage,
 }
 
 /// The CONNECT message.
@@ -63,6 +124,18 @@ pub enum ServerMsg {
     Disconnect {
         /// Why.
         reason: DisconnectReason,
+    },
+    /// The answer to a PUBLISH. (Wire 2.)
+    PubAck(PubAck),
+    /// A live message for this user, sent once the client has finished syncing.
+    /// (Wire 2.)
+    Push(InboxEntry),
+    /// The answer to a Sync: the next entries in order, at most 200. (Wire 2.)
+    SyncBatch {
+        /// The entries, in sequence order.
+        entries: Vec<InboxEntry>,
+        /// Whether more entries wait after these (RC's `hasPackage`).
+        has_more: bool,
     },
 }
 

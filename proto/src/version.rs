@@ -12,11 +12,15 @@
 /// - 1 (2026-11-27): first version: Hello/Welcome, Status, Connect with
 ///   DatabaseOpened/Connected callbacks, Disconnect, StatusChanged events.
 /// - 2 (2026-11-27): `Op::Logout` (disconnect and delete the stored token).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// - 3 (2026-11-27): messaging: `SendMessage` with `MessageSaved`/`MessageSent`,
+///   `GetMessages`, `GetConversations`, `ClearUnreadCount`; `MessageReceived` and
+///   `OfflineSyncCompleted` events.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).
 ///
 /// History:
 /// - 1 (2026-11-27): first version: Connect/ConnAck, Ping/Pong, Disconnect both ways.
-pub const WIRE_VERSION: u32 = 1;
+/// - 2 (2026-11-27): messaging: Publish/PubAck, Sync/SyncBatch, Push, Ack.
+pub const WIRE_VERSION: u32 = 2;

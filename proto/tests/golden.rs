@@ -9,8 +9,14 @@ use rcim_proto::ipc::{
     Callback, CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Refused, Reply, Request,
     Response, Welcome,
 };
+use rcim_proto::message::{
+    Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
+    WireMessage,
+};
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
-use rcim_proto::upstream::{ClientInfo, ClientMsg, ConnAck, Connect, ServerMsg};
+use rcim_proto::upstream::{
+    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
+};
 use rcim_proto::{RcCode, Token};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -234,5 +240,171 @@ fn upstream_server_messages() {
         ServerMsg::Disconnect {
             reason: DisconnectReason::KICKED,
         },
+    );
+}
+
+fn wire_message() -> WireMessage {
+    WireMessage {
+        uid: "0192f0c4-7a00-7000-8000-000000000001".into(),
+        conversation: ConversationKey::private("bob"),
+        sender: "bob".into(),
+        object_name: "RC:TxtMsg".into(),
+        content: r#"{"content":"hello"}"#.into(),
+        sent_time_ms: 1_764_000_000_123,
+    }
+}
+
+fn message() -> Message {
+    Message {
+        id: 42,
+        uid: Some("0192f0c4-7a00-7000-8000-000000000001".into()),
+        conversation: ConversationKey::group("team"),
+        sender: "alice".into(),
+        object_name: "RC:TxtMsg".into(),
+        content: r#"{"content":"hi team"}"#.into(),
+        sent_time_ms: 1_764_000_000_123,
+        received_time_ms: 1_764_000_000_456,
+        direction: Direction::Send,
+        sent_status: SentStatus::Sent,
+        client_msg_id: Some("0192f0c4-7a00-7000-8000-0000000000ff".into()),
+    }
+}
+
+#[test]
+fn upstream_messaging() {
+    check(
+        "up_publish",
+        ClientMsg::Publish(Publish {
+            req_id: 7,
+            client_msg_id: "0192f0c4-7a00-7000-8000-0000000000ff".into(),
+            conversation: ConversationKey::group("team"),
+            object_name: "RC:TxtMsg".into(),
+            content: r#"{"content":"hi team"}"#.into(),
+        }),
+    );
+    check("up_sync", ClientMsg::Sync { since_seq: 1_000 });
+    check("up_ack", ClientMsg::Ack { seq: 1_200 });
+    check(
+        "up_puback",
+        ServerMsg::PubAck(PubAck {
+            req_id: 7,
+            code: 0,
+            message_uid: Some("0192f0c4-7a00-7000-8000-000000000002".into()),
+            sent_time_ms: 1_764_000_000_123,
+        }),
+    );
+    check(
+        "up_push",
+        ServerMsg::Push(InboxEntry {
+            seq: 1_201,
+            message: wire_message(),
+        }),
+    );
+    check(
+        "up_sync_batch",
+        ServerMsg::SyncBatch {
+            entries: vec![InboxEntry {
+                seq: 1_001,
+                message: wire_message(),
+            }],
+            has_more: true,
+        },
+    );
+}
+
+#[test]
+fn ipc_messaging() {
+    check(
+        "ipc_request_send_message",
+        ClientFrame::Request(Request {
+            id: 9,
+            op: Op::SendMessage {
+                conversation: ConversationKey::private("bob"),
+                object_name: "RC:TxtMsg".into(),
+                content: r#"{"content":"hello"}"#.into(),
+            },
+        }),
+    );
+    check(
+        "ipc_request_get_messages",
+        ClientFrame::Request(Request {
+            id: 10,
+            op: Op::GetMessages {
+                conversation: ConversationKey::private("bob"),
+                sent_time_ms: 0,
+                order: TimeOrder::Before,
+                count: 20,
+            },
+        }),
+    );
+    check(
+        "ipc_request_get_conversations",
+        ClientFrame::Request(Request {
+            id: 11,
+            op: Op::GetConversations {
+                types: vec![ConversationType::Private, ConversationType::Group],
+                start_time_ms: 0,
+                count: 50,
+            },
+        }),
+    );
+    check(
+        "ipc_request_clear_unread_count",
+        ClientFrame::Request(Request {
+            id: 12,
+            op: Op::ClearUnreadCount {
+                conversation: ConversationKey::private("bob"),
+                timestamp_ms: 0,
+            },
+        }),
+    );
+    check(
+        "ipc_response_messages",
+        DaemonFrame::Response(Response {
+            id: 10,
+            reply: Reply::Messages(vec![message()]),
+        }),
+    );
+    check(
+        "ipc_response_conversations",
+        DaemonFrame::Response(Response {
+            id: 11,
+            reply: Reply::Conversations(vec![Conversation {
+                key: ConversationKey::group("team"),
+                unread_count: 3,
+                last_message: Some(message()),
+                operation_time_ms: 1_764_000_000_123,
+            }]),
+        }),
+    );
+    check(
+        "ipc_callback_message_saved",
+        DaemonFrame::Callback(CallbackFrame {
+            id: 9,
+            callback: Callback::MessageSaved { message: message() },
+        }),
+    );
+    check(
+        "ipc_callback_message_sent",
+        DaemonFrame::Callback(CallbackFrame {
+            id: 9,
+            callback: Callback::MessageSent {
+                code: 0,
+                message: message(),
+            },
+        }),
+    );
+    check(
+        "ipc_event_message_received",
+        DaemonFrame::Event(Event::MessageReceived {
+            message: message(),
+            left: 199,
+            offline: true,
+            has_package: true,
+        }),
+    );
+    check(
+        "ipc_event_offline_sync_completed",
+        DaemonFrame::Event(Event::OfflineSyncCompleted),
     );
 }

@@ -482,7 +482,7 @@ impl StatusWatcher {
                             Some(Ok(Event::StatusChanged(state))) => {
                                 sink.lock().unwrap_or_else(|e| e.into_inner()).push(state);
                             }
-                            Some(Err(_lagged)) => {}
+                            Some(Ok(_) | Err(_)) => {}
                             None => return,
                         },
                     }

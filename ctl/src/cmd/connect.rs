@@ -69,7 +69,9 @@ pub fn render(callback: &Callback, out: &mut impl Write) -> Result<(), CliError>
             user_id: Some(user),
         } => writeln!(out, "connected as {user}")?,
         Callback::Connected { code: 0, .. } => writeln!(out, "connected")?,
-        Callback::Connected { .. } => {}
+        Callback::Connected { .. }
+        | Callback::MessageSaved { .. }
+        | Callback::MessageSent { .. } => {}
     }
     out.flush()?;
     Ok(())

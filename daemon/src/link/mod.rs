@@ -592,6 +592,10 @@ impl Link {
                 };
                 self.on_failure(failure).await;
             }
+            Ok(Some(ServerMsg::PubAck(_) | ServerMsg::Push(_) | ServerMsg::SyncBatch { .. })) => {
+                // Messaging arrives with the local-database work.
+                tracing::debug!("ignoring a messaging frame");
+            }
             Ok(Some(ServerMsg::ConnAck(_))) => {
                 let failure = Failure {
                     code: RcCode::RC_MSG_DATA_INCOMPLETE,

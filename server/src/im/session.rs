@@ -348,6 +348,11 @@ where
                         tracing::info!("second CONNECT on one connection");
                         return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
                     }
+                    // Messaging (wire 2) is being built; until then it is refused.
+                    Ok(Some(ClientMsg::Publish(_) | ClientMsg::Sync { .. } | ClientMsg::Ack { .. })) => {
+                        tracing::info!("messaging is not supported yet");
+                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
+                    }
                     Ok(None) => return End::PeerClosed,
                     Err(e) if is_protocol_error(&e) => {
                         tracing::info!(error = %e, "malformed frame");
