@@ -5,12 +5,23 @@
 //! of its methods runs; between calls, frames from the daemon wait in the socket.
 //! Do not use it inside async code: dropping its runtime there panics. Use the
 //! async [`Client`](crate::Client) instead.
+//!
+//! Because the runtime only runs inside a call, an [`Events`] iterator reads events
+//! only while it is being iterated: in between, they wait in the socket (and in the
+//! daemon's queue for this client) rather than in memory here.
 
-use crate::client::{self, ClientOptions, Connected};
+use crate::client::{self, ClientOptions, Connected, Lagged, SendStep, Sent};
 use crate::error::ClientError;
-use rcim_proto::ipc::{Callback, Welcome};
+use rcim_proto::ipc::{Callback, Event, Welcome};
+use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{StatusSnapshot, Token};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A blocking wait ran out of time; the call goes on (wait again if you like).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("timed out waiting for rcimd")]
+pub struct TimedOut;
 
 /// A blocking [`Client`](crate::Client).
 #[derive(Debug)]
@@ -66,6 +77,151 @@ impl Client {
     /// RC's `disconnect(receivePush)`; returns the daemon's RC code.
     pub fn disconnect(&self, receive_push: bool) -> Result<i32, ClientError> {
         self.runtime.block_on(self.inner.disconnect(receive_push))
+    }
+
+    /// Whether the daemon connection is gone; see
+    /// [`Client::is_closed`](crate::Client::is_closed).
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// RC's `sendMessage`; see [`Client::send_message`](crate::Client::send_message).
+    pub fn send_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: &str,
+        content: &str,
+    ) -> Result<SendCall, ClientError> {
+        let inner =
+            self.runtime
+                .block_on(self.inner.send_message(conversation, object_name, content))?;
+        Ok(SendCall {
+            inner,
+            runtime: Arc::clone(&self.runtime),
+        })
+    }
+
+    /// RC's `getMessages`; see [`Client::get_messages`](crate::Client::get_messages).
+    pub fn get_messages(
+        &self,
+        conversation: ConversationKey,
+        sent_time_ms: i64,
+        order: TimeOrder,
+        count: u32,
+    ) -> Result<Result<Vec<Message>, i32>, ClientError> {
+        self.runtime.block_on(
+            self.inner
+                .get_messages(conversation, sent_time_ms, order, count),
+        )
+    }
+
+    /// RC's `getConversations`; see
+    /// [`Client::get_conversations`](crate::Client::get_conversations).
+    pub fn get_conversations(
+        &self,
+        types: &[ConversationType],
+        start_time_ms: i64,
+        count: u32,
+    ) -> Result<Result<Vec<Conversation>, i32>, ClientError> {
+        self.runtime
+            .block_on(self.inner.get_conversations(types, start_time_ms, count))
+    }
+
+    /// RC's `clearUnreadCount`; see
+    /// [`Client::clear_unread_count`](crate::Client::clear_unread_count).
+    pub fn clear_unread_count(
+        &self,
+        conversation: ConversationKey,
+        timestamp_ms: i64,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.clear_unread_count(conversation, timestamp_ms))
+    }
+
+    /// The daemon's events from now on, as a blocking iterator; see
+    /// [`Client::events`](crate::Client::events).
+    pub fn events(&self) -> Events {
+        Events {
+            inner: self.inner.events(),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+}
+
+/// A blocking [`SendCall`](crate::SendCall).
+#[derive(Debug)]
+pub struct SendCall {
+    inner: client::SendCall,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl SendCall {
+    /// The immediate result: 0 accepted, otherwise the RC error (no callbacks).
+    pub fn code(&self) -> i32 {
+        self.inner.code()
+    }
+
+    /// Waits for the next callback; see
+    /// [`SendCall::next_callback`](crate::SendCall::next_callback).
+    pub fn next_callback(&mut self) -> Option<SendStep> {
+        self.runtime.block_on(self.inner.next_callback())
+    }
+
+    /// Waits at most `timeout` for the next callback; on [`TimedOut`] the call goes
+    /// on and nothing was lost.
+    pub fn next_callback_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<SendStep>, TimedOut> {
+        self.runtime
+            .block_on(tokio::time::timeout(timeout, self.inner.next_callback()))
+            .map_err(|_| TimedOut)
+    }
+
+    /// Waits for `onMessageSaved`; see [`SendCall::saved`](crate::SendCall::saved).
+    pub fn saved(&mut self) -> Option<Message> {
+        self.runtime.block_on(self.inner.saved())
+    }
+
+    /// Waits for the end of the call; see [`SendCall::sent`](crate::SendCall::sent).
+    pub fn sent(self) -> Sent {
+        self.runtime.block_on(self.inner.sent())
+    }
+}
+
+/// A blocking [`Events`](crate::Events): an iterator that waits for each event and
+/// ends when the daemon connection does.
+#[derive(Debug)]
+pub struct Events {
+    inner: client::Events,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl Events {
+    /// Waits at most `timeout` for the next event; `Ok(None)` when the daemon
+    /// connection ended.
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Result<Event, Lagged>>, TimedOut> {
+        use futures_util::StreamExt;
+        self.runtime
+            .block_on(tokio::time::timeout(timeout, self.inner.next()))
+            .map_err(|_| TimedOut)
+    }
+
+    /// See [`Events::last_message_id`](crate::Events::last_message_id).
+    pub fn last_message_id(&self) -> Option<i64> {
+        self.inner.last_message_id()
+    }
+}
+
+impl Iterator for Events {
+    type Item = Result<Event, Lagged>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use futures_util::StreamExt;
+        self.runtime.block_on(self.inner.next())
     }
 }
 

@@ -7,11 +7,21 @@
 //! happened, never on the runtime, so a slow callback delays other callbacks but not
 //! the connection. The engine attaches to `rcimd` lazily, on the first call, and
 //! attaches again on the next call after the daemon went away.
+//!
+//! "In the order they happened" holds across calls and listeners: the client's
+//! reader task hands the engine each call's callbacks (through a hook registered
+//! with the request, [`Engine::call_with_callbacks`]) and every event (through one
+//! observer per attached session, [`EventFeed`]) as it reads the frames, and both
+//! only queue a job for the callback thread. So an `onMessageReceived` that the
+//! daemon sent before an `onMessageSent` runs before it, and the engine can never
+//! fall behind the event stream. Queries share another path ([`Engine::query`]):
+//! wait for the answer, return 0, and hand the answer to the callback.
 
-use crate::client::{Client, ClientOptions, Events, Lagged};
+use crate::client::{CallKind, Client, ClientOptions, EventObserver, Step};
 use crate::error::ClientError;
-use futures_util::StreamExt;
-use rcim_proto::ipc::{Callback, Event};
+use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage};
+use rcim_proto::ipc::{Event, Op};
+use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{ConnectionStatus, RcCode, Token};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -47,7 +57,11 @@ impl Default for EngineOptions {
 
 type OnDatabaseOpened = Box<dyn FnOnce(i32) + Send>;
 type OnConnected = Box<dyn FnOnce(i32, Option<String>) + Send>;
+type OnMessageSaved = Box<dyn FnOnce(Message) + Send>;
+type OnMessageSent = Box<dyn FnOnce(i32, Option<Message>) + Send>;
 type StatusListener = Arc<dyn Fn(ConnectionStatus) + Send + Sync>;
+type MessageListener = Arc<dyn Fn(Message, u32, bool, bool) + Send + Sync>;
+type SyncListener = Arc<dyn Fn() + Send + Sync>;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// RC's `RCIMIWConnectCallback`: `onDatabaseOpened` (optional), then `onConnected`.
@@ -89,6 +103,51 @@ impl std::fmt::Debug for ConnectCallback {
     }
 }
 
+/// RC's `RCIMIWSendMessageCallback`: `onMessageSaved` (optional), then
+/// `onMessageSent`.
+///
+/// ```
+/// use rcim_client::SendMessageCallback;
+/// let callback = SendMessageCallback::new(|code, message| {
+///     println!("sent: {code}, uid {:?}", message.and_then(|m| m.uid));
+/// })
+/// .on_message_saved(|message| println!("saved as local message {}", message.id));
+/// # drop(callback);
+/// ```
+pub struct SendMessageCallback {
+    /// `onMessageSaved(message)`: the message is in the daemon's outbox, status
+    /// sending, with its local id.
+    pub on_message_saved: Option<OnMessageSaved>,
+    /// `onMessageSent(code, message)`: 0 with the server's uid and sent time, or the
+    /// RC error. The message is `None` only when the daemon went away (30011)
+    /// before `onMessageSaved`.
+    pub on_message_sent: OnMessageSent,
+}
+
+impl SendMessageCallback {
+    /// A callback with this `onMessageSent` and no `onMessageSaved`.
+    pub fn new(on_message_sent: impl FnOnce(i32, Option<Message>) + Send + 'static) -> Self {
+        Self {
+            on_message_saved: None,
+            on_message_sent: Box::new(on_message_sent),
+        }
+    }
+
+    /// Adds an `onMessageSaved`.
+    pub fn on_message_saved(mut self, f: impl FnOnce(Message) + Send + 'static) -> Self {
+        self.on_message_saved = Some(Box::new(f));
+        self
+    }
+}
+
+impl std::fmt::Debug for SendMessageCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendMessageCallback")
+            .field("on_message_saved", &self.on_message_saved.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// RC's `RCIMIWEngine`, backed by `rcimd`.
 ///
 /// Every method blocks until the daemon answers; callbacks and the status listener
@@ -110,6 +169,8 @@ struct Shared {
     client: tokio::sync::Mutex<Option<Client>>,
     last_error: Mutex<Option<ClientError>>,
     status_listener: Mutex<Option<StatusListener>>,
+    message_listener: Mutex<Option<MessageListener>>,
+    sync_listener: Mutex<Option<SyncListener>>,
     /// The callback thread's queue; `None` when the thread could not be started, and
     /// callbacks then run on the runtime instead.
     jobs: Option<Mutex<mpsc::Sender<Job>>>,
@@ -148,14 +209,18 @@ impl Shared {
             return Ok(client.clone());
         }
         *slot = None;
-        match Client::attach_with_events(self.options.clone()).await {
-            Ok((client, events)) => {
-                let status = StatusFeed {
-                    last: client.welcome().status.link.status,
-                    latest: client.link_receiver(),
-                    events,
-                };
-                tokio::spawn(status.forward(Arc::downgrade(self)));
+        let shared = Arc::downgrade(self);
+        let observer = |welcome: &rcim_proto::ipc::Welcome| {
+            let mut feed = EventFeed {
+                last: welcome.status.link.status,
+                shared,
+            };
+            Some(EventObserver(Box::new(move |event: &Event| {
+                feed.observe(event)
+            })))
+        };
+        match Client::attach_observed(self.options.clone(), observer).await {
+            Ok((client, _events)) => {
                 *slot = Some(client.clone());
                 Ok(client)
             }
@@ -174,39 +239,55 @@ fn run_callback(job: Job) {
     }
 }
 
-/// One attached client's status changes, on their way to the status listener.
-struct StatusFeed {
-    /// The status the listener last heard of (the Welcome's to begin with).
-    last: ConnectionStatus,
-    /// The client's latest state, to resynchronise after a lag.
-    latest: tokio::sync::watch::Receiver<rcim_proto::status::LinkState>,
-    events: Events,
+/// Reads `slot`'s listener, if one is set.
+fn listener<T: Clone>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
-impl StatusFeed {
-    /// Calls the listener each time the status actually changes, until the session
-    /// ends or the engine is gone. After a lag it reports the latest status.
-    async fn forward(mut self, shared: Weak<Shared>) {
-        while let Some(item) = self.events.next().await {
-            let status = match item {
-                Ok(Event::StatusChanged(state)) => state.status,
-                Ok(_) => continue,
-                Err(Lagged { .. }) => self.latest.borrow().status,
-            };
-            if status == self.last {
-                continue;
+/// One attached session's events, on their way to the listeners: the session's
+/// reader calls [`EventFeed::observe`] with each event, in order, whatever
+/// listeners are set.
+struct EventFeed {
+    /// The status the listener last heard of (the Welcome's to begin with).
+    last: ConnectionStatus,
+    shared: Weak<Shared>,
+}
+
+impl EventFeed {
+    /// Queues the listener call for `event`, if that listener is set: the status
+    /// listener only when the status actually changes, the message listener for each
+    /// message, the sync listener at the end of each offline sync. Never blocks.
+    fn observe(&mut self, event: &Event) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        match event {
+            Event::StatusChanged(state) => {
+                let status = state.status;
+                if status == self.last {
+                    return;
+                }
+                self.last = status;
+                if let Some(f) = listener(&shared.status_listener) {
+                    shared.dispatch(move || f(status));
+                }
             }
-            self.last = status;
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let listener = shared
-                .status_listener
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            if let Some(listener) = listener {
-                shared.dispatch(move || listener(status));
+            Event::MessageReceived {
+                message,
+                left,
+                offline,
+                has_package,
+            } => {
+                if let Some(f) = listener(&shared.message_listener) {
+                    let (message, left, offline, has_package) =
+                        (message.clone(), *left, *offline, *has_package);
+                    shared.dispatch(move || f(message, left, offline, has_package));
+                }
+            }
+            Event::OfflineSyncCompleted => {
+                if let Some(f) = listener(&shared.sync_listener) {
+                    shared.dispatch(move || f());
+                }
             }
         }
     }
@@ -235,6 +316,8 @@ impl Engine {
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
             status_listener: Mutex::new(None),
+            message_listener: Mutex::new(None),
+            sync_listener: Mutex::new(None),
             jobs: thread.ok().map(|_| Mutex::new(jobs)),
         });
         let runtime = match runtime {
@@ -270,45 +353,179 @@ impl Engine {
             tracing::debug!(why, "connect refused: invalid token argument");
             return RcCode::INVALID_PARAMETER.0;
         }
-        let shared = Arc::clone(&self.shared);
-        let (code_tx, code_rx) = mpsc::channel();
-        let spawned = self.spawn(async move {
-            let call = match shared.client().await {
-                Ok(client) => client.connect(token, timeout).await,
-                Err(err) => Err(err),
-            };
-            let mut call = match call {
-                Ok(call) => call,
-                Err(err) => {
-                    shared.record(&err);
-                    let _ = code_tx.send(err.rc_code().0);
-                    return;
-                }
-            };
-            let _ = code_tx.send(call.code());
-            let ConnectCallback {
-                mut on_database_opened,
-                on_connected,
-            } = callback;
-            while let Some(event) = call.next_callback().await {
-                match event {
-                    Callback::DatabaseOpened { code } => {
-                        if let Some(f) = on_database_opened.take() {
-                            shared.dispatch(move || f(code));
-                        }
-                    }
-                    Callback::Connected { code, user_id } => {
-                        shared.dispatch(move || on_connected(code, user_id));
-                        return;
-                    }
-                    Callback::MessageSaved { .. } | Callback::MessageSent { .. } => {}
+        let ConnectCallback {
+            mut on_database_opened,
+            on_connected,
+        } = callback;
+        let mut on_connected = Some(on_connected);
+        let op = Op::Connect {
+            token,
+            timeout_secs: timeout,
+        };
+        self.call_with_callbacks(op, CallKind::Connect, move |step, shared| match step {
+            Step::DatabaseOpened(code) => {
+                if let Some(f) = on_database_opened.take() {
+                    shared.dispatch(move || f(code));
                 }
             }
-        });
-        if !spawned {
-            return RcCode::CLIENT_NOT_INIT.0;
+            Step::Connected(code, user_id) => {
+                if let Some(f) = on_connected.take() {
+                    shared.dispatch(move || f(code, user_id));
+                }
+            }
+            Step::Saved(_) | Step::Sent(_) => {}
+        })
+    }
+
+    /// RC's `createTextMessage(type, targetId, channelId, text)`: a text message to
+    /// pass to [`Engine::send_message`]. (Channels are for ultra groups, which rcim
+    /// does not have.)
+    pub fn create_text_message(
+        &self,
+        kind: ConversationType,
+        target_id: &str,
+        text: &str,
+    ) -> OutgoingMessage {
+        OutgoingMessage::text_to(kind, target_id, text)
+    }
+
+    /// RC's `sendMessage(message, callback)`.
+    ///
+    /// Returns 0 when the daemon accepted the message: `callback` then fires on the
+    /// callback thread, `on_message_saved` (if set) once the message is in the
+    /// daemon's outbox, then `on_message_sent` exactly once: 0 with the server's uid
+    /// and sent time, the RC error, or 30011 (RC_SOCKET_DISCONNECTED) when the
+    /// daemon went away first (with the saved message if `on_message_saved` came:
+    /// the message stays in the outbox and goes out after the daemon restarts and
+    /// reconnects). Any other return value means no callback will fire: 33003 at
+    /// once when [`OutgoingMessage::check`] refuses the message; 33001 when `rcimd`
+    /// cannot be reached (see [`Engine::last_error`]); otherwise the daemon's code
+    /// (33002: no database yet, connect first).
+    ///
+    /// A message sent while disconnected is saved and sent after the next connect.
+    ///
+    /// ```no_run
+    /// use rcim_client::{ConversationType, Engine, EngineOptions, SendMessageCallback};
+    ///
+    /// let engine = Engine::create("app-key", EngineOptions::default());
+    /// let message = engine.create_text_message(ConversationType::Private, "bob", "hello");
+    /// let code = engine.send_message(
+    ///     message,
+    ///     SendMessageCallback::new(|code, message| println!("onMessageSent {code} {message:?}"))
+    ///         .on_message_saved(|message| println!("onMessageSaved {}", message.id)),
+    /// );
+    /// assert_eq!(code, 0);
+    /// ```
+    pub fn send_message(&self, message: OutgoingMessage, callback: SendMessageCallback) -> i32 {
+        if let Err(why) = message.check() {
+            tracing::debug!(why, "sendMessage refused: invalid argument");
+            return RcCode::INVALID_PARAMETER.0;
         }
-        code_rx.recv().unwrap_or(RcCode::CLIENT_NOT_INIT.0)
+        let SendMessageCallback {
+            mut on_message_saved,
+            on_message_sent,
+        } = callback;
+        let mut on_message_sent = Some(on_message_sent);
+        let op = Op::SendMessage {
+            conversation: message.conversation,
+            object_name: message.object_name,
+            content: message.content,
+        };
+        self.call_with_callbacks(op, CallKind::SendMessage, move |step, shared| match step {
+            Step::Saved(message) => {
+                if let Some(f) = on_message_saved.take() {
+                    shared.dispatch(move || f(message));
+                }
+            }
+            Step::Sent(sent) => {
+                if let Some(f) = on_message_sent.take() {
+                    shared.dispatch(move || f(sent.code, sent.message));
+                }
+            }
+            Step::DatabaseOpened(_) | Step::Connected(..) => {}
+        })
+    }
+
+    /// RC's `getMessages(type, targetId, channelId, sentTime, order, policy, count,
+    /// callback)`, from the daemon's database (RC's LOCAL policy).
+    ///
+    /// Returns 0 when the daemon answered: `callback` then runs on the callback
+    /// thread with `Ok(messages)` (RC's `onSuccess`: with
+    /// [`TimeOrder::Before`] older than `sent_time_ms`, newest first, 0 meaning "from
+    /// the newest"; with [`TimeOrder::After`] newer, oldest first) or `Err(code)`
+    /// (RC's `onError`, e.g. 33002 no database). Any other return value means no
+    /// callback will fire: 33003 at once for a `count` outside 1..=20 or an empty
+    /// target id, 33001 when `rcimd` cannot be reached.
+    pub fn get_messages(
+        &self,
+        conversation: ConversationKey,
+        sent_time_ms: i64,
+        order: TimeOrder,
+        count: u32,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        if !(1..=MAX_MESSAGES_PER_QUERY).contains(&count) || conversation.target_id.is_empty() {
+            return RcCode::INVALID_PARAMETER.0;
+        }
+        self.query(
+            move |client| async move {
+                client
+                    .get_messages(conversation, sent_time_ms, order, count)
+                    .await
+            },
+            callback,
+        )
+    }
+
+    /// RC's `getConversations(types, channelId, startTime, count, callback)`:
+    /// conversations of the given types (empty: all) whose newest message is older
+    /// than `start_time_ms` (0: from the most recent), most recent first, with their
+    /// unread counts and last messages.
+    ///
+    /// Returns and calls back as [`Engine::get_messages`] does; 33003 at once for a
+    /// `count` outside 1..=50.
+    pub fn get_conversations(
+        &self,
+        types: &[ConversationType],
+        start_time_ms: i64,
+        count: u32,
+        callback: impl FnOnce(Result<Vec<Conversation>, i32>) + Send + 'static,
+    ) -> i32 {
+        if !(1..=MAX_CONVERSATIONS_PER_QUERY).contains(&count) {
+            return RcCode::INVALID_PARAMETER.0;
+        }
+        let types = types.to_vec();
+        self.query(
+            move |client| async move {
+                client
+                    .get_conversations(&types, start_time_ms, count)
+                    .await
+            },
+            callback,
+        )
+    }
+
+    /// RC's `clearUnreadCount(type, targetId, channelId, timestamp)`: the messages
+    /// received up to `timestamp_ms` (0: all) count as read.
+    ///
+    /// RC reports the result through a callback; this returns it instead, once the
+    /// daemon has answered: 0 done, the daemon's RC code, 33003 at once for an
+    /// empty target id, or 33001 when `rcimd` cannot be reached.
+    pub fn clear_unread_count(&self, conversation: ConversationKey, timestamp_ms: i64) -> i32 {
+        if conversation.target_id.is_empty() {
+            return RcCode::INVALID_PARAMETER.0;
+        }
+        self.block_on(|shared| async move {
+            let result = match shared.client().await {
+                Ok(client) => client.clear_unread_count(conversation, timestamp_ms).await,
+                Err(err) => Err(err),
+            };
+            result.unwrap_or_else(|err| {
+                shared.record(&err);
+                err.rc_code().0
+            })
+        })
+        .unwrap_or(RcCode::CLIENT_NOT_INIT.0)
     }
 
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
@@ -354,6 +571,53 @@ impl Engine {
             .status_listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onMessageReceived(message, left, offline, hasPackage)` listener: called
+    /// on the callback thread for each message the daemon has committed to its
+    /// database, in order. `left` is how many more of the current sync package
+    /// follow, `offline` whether it came through the offline sync after a
+    /// (re)connect, `has_package` whether more packages wait on the server.
+    /// Replaces any earlier listener; attaches in the background like
+    /// [`Engine::set_on_connection_status_changed`].
+    ///
+    /// ```no_run
+    /// use rcim_client::{Engine, EngineOptions, text_of};
+    /// let engine = Engine::create("app-key", EngineOptions::default());
+    /// engine.set_on_message_received(|message, left, offline, _has_package| {
+    ///     let text = text_of(&message).unwrap_or_else(|| format!("[{}]", message.object_name));
+    ///     println!("{}: {text} (left {left}, offline {offline})", message.sender);
+    /// });
+    /// engine.set_on_offline_message_sync_completed(|| println!("caught up"));
+    /// ```
+    pub fn set_on_message_received(
+        &self,
+        f: impl Fn(Message, u32, bool, bool) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .message_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onOfflineMessageSyncCompleted` listener: called on the callback thread
+    /// after the last message of the backlog that followed a (re)connect. Replaces
+    /// any earlier listener; attaches in the background.
+    pub fn set_on_offline_message_sync_completed(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self
+            .shared
+            .sync_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// Attaches (if not attached) without waiting, so that listeners hear events
+    /// caused by other apps without a call from this one.
+    fn attach_in_background(&self) {
         let shared = Arc::clone(&self.shared);
         self.spawn(async move {
             let _ = shared.client().await;
@@ -374,6 +638,70 @@ impl Engine {
     /// daemon stays connected for other apps). Callbacks not yet fired never fire.
     pub fn destroy(self) {
         drop(self);
+    }
+
+    /// The shared path of calls with callbacks: attaches, sends `op` with `on_step`
+    /// registered for its callbacks, and returns the daemon's immediate code (33001
+    /// when it cannot be reached). `on_step` then runs in the client's reader for
+    /// each checked callback (the last one synthesized with 30011 if the daemon goes
+    /// away), in order with the events; it only queues jobs for the callback thread.
+    /// Callbacks that come after the engine is gone are dropped.
+    fn call_with_callbacks(
+        &self,
+        op: Op,
+        kind: CallKind,
+        mut on_step: impl FnMut(Step, &Shared) + Send + 'static,
+    ) -> i32 {
+        let weak = Arc::downgrade(&self.shared);
+        let hook = Box::new(move |step: Step| {
+            if let Some(shared) = weak.upgrade() {
+                on_step(step, &shared);
+            }
+        });
+        self.block_on(|shared| async move {
+            let result = match shared.client().await {
+                Ok(client) => client.call_with_hook(op, kind, hook).await,
+                Err(err) => Err(err),
+            };
+            result.unwrap_or_else(|err| {
+                shared.record(&err);
+                err.rc_code().0
+            })
+        })
+        .unwrap_or(RcCode::CLIENT_NOT_INIT.0)
+    }
+
+    /// The shared path of queries: waits for the daemon's answer, then returns 0 and
+    /// hands the answer (`Ok` data or `Err` RC code) to `callback` on the callback
+    /// thread. 33001, and no callback, when the daemon cannot be reached.
+    fn query<T, S, Fut>(
+        &self,
+        start: S,
+        callback: impl FnOnce(Result<T, i32>) + Send + 'static,
+    ) -> i32
+    where
+        T: Send + 'static,
+        S: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Result<T, i32>, ClientError>> + Send + 'static,
+    {
+        let answer = self.block_on(|shared| async move {
+            let result = match shared.client().await {
+                Ok(client) => start(client).await,
+                Err(err) => Err(err),
+            };
+            result.map_err(|err| {
+                shared.record(&err);
+                err.rc_code().0
+            })
+        });
+        match answer {
+            Some(Ok(answer)) => {
+                self.shared.dispatch(move || callback(answer));
+                0
+            }
+            Some(Err(code)) => code,
+            None => RcCode::CLIENT_NOT_INIT.0,
+        }
     }
 
     /// Spawns `fut` on the engine's runtime; false when there is none.

@@ -9,10 +9,15 @@
 //! Three ways in:
 //!
 //! - [`Client`]: async (tokio). [`Client::attach`], then [`Client::status`],
-//!   [`Client::connect`], [`Client::disconnect`] and [`Client::events`].
+//!   [`Client::connect`], [`Client::disconnect`], [`Client::send_message`],
+//!   [`Client::get_messages`], [`Client::get_conversations`],
+//!   [`Client::clear_unread_count`] and [`Client::events`].
 //! - [`Engine`]: RC's `RCIMIWEngine` shape for ported apps and non-async code:
 //!   `connect(token, timeout, callback) -> i32` with `onDatabaseOpened` /
-//!   `onConnected` callbacks on a background thread.
+//!   `onConnected` callbacks on a background thread, `send_message(message,
+//!   callback)` with `onMessageSaved` / `onMessageSent`, the queries with
+//!   `onSuccess` / `onError`-style callbacks, and the `onMessageReceived` /
+//!   `onOfflineMessageSyncCompleted` / `onConnectionStatusChanged` listeners.
 //! - [`blocking::Client`]: the async client's calls as plain blocking functions.
 //!
 //! ## Connecting, async
@@ -55,6 +60,58 @@
 //! }
 //! ```
 //!
+//! ## Sending and reading messages
+//!
+//! The daemon is the local database: every message received is committed there
+//! before any app sees it, and every message sent goes to its outbox first. A text
+//! message is object name [`TEXT_MESSAGE`] (`RC:TxtMsg`) with content
+//! [`text_content`]`(text)` (`{"content":"..."}`); [`text_of`] reads it back.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use rcim_client::{Client, ClientOptions, ConversationKey, Event, TEXT_MESSAGE, TimeOrder};
+//! use rcim_client::{text_content, text_of};
+//!
+//! # async fn run() -> Result<(), rcim_client::ClientError> {
+//! let client = Client::attach(ClientOptions::named("my-app")).await?;
+//! let mut events = client.events();
+//!
+//! // Send: 0 accepted, then onMessageSaved (local id), then one onMessageSent.
+//! let bob = ConversationKey::private("bob");
+//! let mut call = client.send_message(bob.clone(), TEXT_MESSAGE, &text_content("hi")).await?;
+//! if call.code() == 0 {
+//!     let saved = call.saved().await; // in rcimd's outbox, even if offline
+//!     let sent = call.sent().await; // 0 with the server's uid, or the RC error
+//!     println!("{saved:?} -> {}", sent.code);
+//! }
+//!
+//! // Read: the newest 20 messages with bob, newest first.
+//! if let Ok(messages) = client.get_messages(bob, 0, TimeOrder::Before, 20).await? {
+//!     for m in &messages {
+//!         println!("{}: {:?}", m.sender, text_of(m));
+//!     }
+//! }
+//!
+//! // Receive: live and offline (after a reconnect) messages, then the end of the sync.
+//! while let Some(Ok(event)) = events.next().await {
+//!     match event {
+//!         Event::MessageReceived { message, offline, .. } => {
+//!             println!("{} (offline: {offline}): {:?}", message.sender, text_of(&message));
+//!         }
+//!         Event::OfflineSyncCompleted => println!("caught up"),
+//!         Event::StatusChanged(state) => println!("status: {}", state.status),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! With the [`Engine`]: [`Engine::create_text_message`] (or [`OutgoingMessage`]),
+//! [`Engine::send_message`] with a [`SendMessageCallback`],
+//! [`Engine::set_on_message_received`], [`Engine::get_messages`] and friends.
+//! Argument errors (an unsendable conversation, a bad target id, content over
+//! 128 KB, a query `count` outside 1..=20 or 1..=50) are 33003 at once, without
+//! asking the daemon, and no callback fires.
+//!
 //! ## What to expect
 //!
 //! - **Codes are values.** RC result codes (31004 token incorrect, 34006 timeout, …)
@@ -68,11 +125,17 @@
 //! - **The daemon going away.** Every request still waiting fails with
 //!   [`ClientError::Disconnected`]; every `connect` still waiting for `onConnected`
 //!   receives one with code 30011 (RC_SOCKET_DISCONNECTED), synthesized by this
-//!   library, so "exactly one onConnected" always holds. Attach again afterwards
-//!   ([`Engine`] does it by itself on its next call).
+//!   library, so "exactly one onConnected" always holds; likewise every send still
+//!   waiting gets one `onMessageSent` with 30011 (with the saved message if
+//!   `onMessageSaved` came: it stays in the daemon's outbox and is sent after the
+//!   daemon is back). Attach again afterwards ([`Engine`] does it by itself on its
+//!   next call).
 //! - **Events.** [`Client::events`] streams `StatusChanged` for every status change,
-//!   whoever caused it. A subscriber that falls more than 256 events behind gets
-//!   `Err(Lagged)` and skips ahead; it never slows the others.
+//!   whoever caused it, `MessageReceived` for every message stored, and
+//!   `OfflineSyncCompleted`. A subscriber that falls more than 256 events behind
+//!   gets `Err(Lagged)` and skips ahead; it never slows the others. Skipped
+//!   messages are in the database; [`Events::last_message_id`] says where the
+//!   stream was (replay from there is planned).
 //! - **Finding the daemon.** The socket is `RCIM_SOCKET`, else
 //!   `$XDG_RUNTIME_DIR/rcim/rcimd.sock` (see [`rcim_proto::paths`]). By default an
 //!   attach fails at once when nothing listens; set `wait_for_daemon` to retry while
@@ -83,11 +146,21 @@ pub mod blocking;
 mod client;
 mod engine;
 mod error;
+mod message;
 
-pub use client::{Client, ClientOptions, ConnectCall, Connected, Events, Lagged};
-pub use engine::{ConnectCallback, Engine, EngineOptions};
+pub use client::{
+    Client, ClientOptions, ConnectCall, Connected, Events, Lagged, SendCall, SendStep, Sent,
+};
+pub use engine::{ConnectCallback, Engine, EngineOptions, SendMessageCallback};
 pub use error::ClientError;
+pub use message::{
+    MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage, TEXT_MESSAGE,
+    text_content, text_of,
+};
 pub use rcim_proto::ipc::{Callback, Event, Welcome};
+pub use rcim_proto::message::{
+    Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
+};
 pub use rcim_proto::status::LinkState;
 pub use rcim_proto::{ConnectionStatus, RcCode, StatusSnapshot, Token};
 
@@ -102,8 +175,12 @@ mod tests {
         send_sync::<crate::Engine>();
         send_sync::<crate::ClientError>();
         send::<crate::ConnectCall>();
+        send::<crate::SendCall>();
         send::<crate::Events>();
         send::<crate::ConnectCallback>();
+        send::<crate::SendMessageCallback>();
+        send::<crate::blocking::SendCall>();
+        send::<crate::blocking::Events>();
         send_sync::<crate::blocking::Client>();
     }
 }

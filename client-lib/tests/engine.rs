@@ -1,8 +1,11 @@
 //! The RC-shaped Engine, called from plain (non-async) test threads.
 
-use crate::util::FakeDaemon;
-use rcim_client::{ClientError, ConnectCallback, ConnectionStatus, Engine, EngineOptions};
-use rcim_proto::ipc::{Callback, Reply};
+use crate::util::{FakeDaemon, saved, sent, stored};
+use rcim_client::{
+    ClientError, ConnectCallback, ConnectionStatus, ConversationKey, ConversationType, Engine,
+    EngineOptions, Event, Message, OutgoingMessage, SendMessageCallback, TimeOrder,
+};
+use rcim_proto::ipc::{Callback, Op, Reply};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -177,6 +180,237 @@ fn daemon_drop_mid_connect_gives_on_connected_30011() {
     );
     assert_eq!(code, 0);
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), (30011, None));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "fired twice"
+    );
+}
+
+fn text(message: &Message) -> String {
+    rcim_client::text_of(message).unwrap_or_default()
+}
+
+#[test]
+fn send_message_callbacks_and_listeners_fire_in_order_on_the_callback_thread() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let bob = ConversationKey::private("bob");
+    let to = bob.clone();
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.welcome().await;
+        let (id, conversation, object_name, content) = peer.send_request().await;
+        assert_eq!(conversation, to);
+        assert_eq!(object_name, "RC:TxtMsg");
+        assert_eq!(content, r#"{"content":"hello"}"#);
+        peer.respond(id, Reply::Code(0)).await;
+        peer.event(Event::MessageReceived {
+            message: stored(1, to.clone(), "bob", "offline one"),
+            left: 1,
+            offline: true,
+            has_package: true,
+        })
+        .await;
+        let message = saved(3, to.clone(), "hello");
+        peer.callback(
+            id,
+            Callback::MessageSaved {
+                message: message.clone(),
+            },
+        )
+        .await;
+        peer.event(Event::MessageReceived {
+            message: stored(2, to.clone(), "bob", "offline two"),
+            left: 0,
+            offline: true,
+            has_package: false,
+        })
+        .await;
+        peer.event(Event::OfflineSyncCompleted).await;
+        peer.callback(
+            id,
+            Callback::MessageSent {
+                code: 0,
+                message: sent(&message, "uid-3"),
+            },
+        )
+        .await;
+        peer.message_event(stored(4, to.clone(), "bob", "live"))
+            .await;
+        let _ = peer.read().await;
+    });
+    let engine = engine_for(daemon.socket.clone());
+
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    let (l1, l2, l3, l4) = (
+        Arc::clone(&log),
+        Arc::clone(&log),
+        Arc::clone(&log),
+        Arc::clone(&log),
+    );
+    engine.set_on_message_received(move |message, left, offline, has_package| {
+        let thread = std::thread::current().name().map(str::to_owned);
+        assert_eq!(thread.as_deref(), Some("rcim-callbacks"));
+        l1.lock().unwrap().push(format!(
+            "received {} {left} {offline} {has_package}",
+            text(&message)
+        ));
+        if message.id == 4 {
+            let _ = done_tx.send(());
+        }
+    });
+    engine
+        .set_on_offline_message_sync_completed(move || l2.lock().unwrap().push("sync done".into()));
+    let message = engine.create_text_message(ConversationType::Private, "bob", "hello");
+    assert_eq!(message, OutgoingMessage::text(bob, "hello"));
+    let code = engine.send_message(
+        message,
+        SendMessageCallback::new(move |code, message| {
+            let uid = message.and_then(|m| m.uid);
+            l3.lock().unwrap().push(format!("sent {code} {uid:?}"));
+        })
+        .on_message_saved(move |message| l4.lock().unwrap().push(format!("saved {}", message.id))),
+    );
+    assert_eq!(code, 0);
+    done_rx
+        .recv_timeout(WAIT)
+        .expect("the live message arrived");
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "received offline one 1 true true",
+            "saved 3",
+            "received offline two 0 true false",
+            "sync done",
+            "sent 0 Some(\"uid-3\")",
+            "received live 0 false false",
+        ]
+    );
+}
+
+#[test]
+fn bad_messages_and_query_arguments_are_33003_without_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_for(dir.path().join("rcimd.sock"));
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = Arc::clone(&fired);
+    let code = engine.send_message(
+        OutgoingMessage::text(ConversationKey::private("no spaces"), "x"),
+        SendMessageCallback::new(move |_, _| f.store(true, Ordering::SeqCst)),
+    );
+    assert_eq!(code, 33003);
+    let f = Arc::clone(&fired);
+    let code = engine.get_messages(
+        ConversationKey::private("bob"),
+        0,
+        TimeOrder::Before,
+        21,
+        move |_| f.store(true, Ordering::SeqCst),
+    );
+    assert_eq!(code, 33003);
+    let f = Arc::clone(&fired);
+    let code = engine.get_conversations(&[], 0, 0, move |_| f.store(true, Ordering::SeqCst));
+    assert_eq!(code, 33003);
+    assert_eq!(
+        engine.clear_unread_count(ConversationKey::private(""), 0),
+        33003
+    );
+    // None of these even tried the daemon.
+    assert!(engine.last_error().is_none());
+    // With valid arguments and no daemon: 33001 and no callback.
+    let f = Arc::clone(&fired);
+    let code = engine.send_message(
+        OutgoingMessage::text(ConversationKey::private("bob"), "x"),
+        SendMessageCallback::new(move |_, _| f.store(true, Ordering::SeqCst)),
+    );
+    assert_eq!(code, 33001);
+    let f = Arc::clone(&fired);
+    let code = engine.get_messages(
+        ConversationKey::private("bob"),
+        0,
+        TimeOrder::Before,
+        5,
+        move |_| f.store(true, Ordering::SeqCst),
+    );
+    assert_eq!(code, 33001);
+    assert_eq!(
+        engine.clear_unread_count(ConversationKey::private("bob"), 0),
+        33001
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!fired.load(Ordering::SeqCst));
+}
+
+#[test]
+fn queries_answer_through_their_callbacks() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let bob = ConversationKey::private("bob");
+    let to = bob.clone();
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.welcome().await;
+        let request = peer.request().await;
+        assert!(matches!(request.op, Op::GetMessages { count: 20, .. }));
+        peer.respond(
+            request.id,
+            Reply::Messages(vec![stored(2, to.clone(), "bob", "two")]),
+        )
+        .await;
+        let request = peer.request().await;
+        assert!(matches!(request.op, Op::GetConversations { count: 50, .. }));
+        peer.respond(request.id, Reply::Code(33002)).await;
+        let request = peer.request().await;
+        assert!(matches!(request.op, Op::ClearUnreadCount { .. }));
+        peer.respond(request.id, Reply::Code(0)).await;
+        let _ = peer.read().await;
+    });
+    let engine = engine_for(daemon.socket.clone());
+    let (tx, rx) = mpsc::channel();
+    let code = engine.get_messages(bob.clone(), 0, TimeOrder::Before, 20, move |answer| {
+        let _ = tx.send(answer.map(|messages| messages.iter().map(text).collect::<Vec<_>>()));
+    });
+    assert_eq!(code, 0);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Ok(vec!["two".to_owned()]));
+    let (tx, rx) = mpsc::channel();
+    let code = engine.get_conversations(&[ConversationType::Private], 0, 50, move |answer| {
+        let _ = tx.send(answer.map(|c| c.len()));
+    });
+    assert_eq!(code, 0);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Err(33002));
+    assert_eq!(engine.clear_unread_count(bob, 0), 0);
+}
+
+#[test]
+fn daemon_drop_mid_send_gives_on_message_sent_30011_with_the_saved_message() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.welcome().await;
+        let (id, to, ..) = peer.send_request().await;
+        peer.respond(id, Reply::Code(0)).await;
+        peer.callback(
+            id,
+            Callback::MessageSaved {
+                message: saved(5, to, "x"),
+            },
+        )
+        .await;
+    });
+    let engine = engine_for(daemon.socket.clone());
+    let (tx, rx) = mpsc::channel();
+    let saved_tx = tx.clone();
+    let code = engine.send_message(
+        OutgoingMessage::text(ConversationKey::private("bob"), "x"),
+        SendMessageCallback::new(move |code, message| {
+            let _ = tx.send(format!("sent {code} {:?}", message.map(|m| m.id)));
+        })
+        .on_message_saved(move |message| {
+            let _ = saved_tx.send(format!("saved {}", message.id));
+        }),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "saved 5");
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), "sent 30011 Some(5)");
     assert!(
         rx.recv_timeout(Duration::from_millis(100)).is_err(),
         "fired twice"

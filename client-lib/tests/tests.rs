@@ -5,3 +5,4 @@ mod util;
 mod demux;
 mod engine;
 mod handshake;
+mod messaging;

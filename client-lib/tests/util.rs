@@ -7,6 +7,7 @@ use rcim_proto::ipc::{
     Callback, CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Reply, Request, Response,
     Welcome,
 };
+use rcim_proto::message::{ConversationKey, Direction, Message, SentStatus};
 use rcim_proto::status::LinkState;
 use rcim_proto::{ConnectionStatus, FrameReader, PROTOCOL_VERSION, StatusSnapshot};
 use std::future::Future;
@@ -120,6 +121,73 @@ impl Peer {
             Op::Connect { token, .. } => (request.id, token.expose().to_owned()),
             other => panic!("expected Connect, got {other:?}"),
         }
+    }
+}
+
+impl Peer {
+    /// Reads a SendMessage request: its id, conversation, object name and content.
+    pub async fn send_request(&mut self) -> (u64, ConversationKey, String, String) {
+        let request = self.request().await;
+        match request.op {
+            Op::SendMessage {
+                conversation,
+                object_name,
+                content,
+            } => (request.id, conversation, object_name, content),
+            other => panic!("expected SendMessage, got {other:?}"),
+        }
+    }
+
+    pub async fn event(&mut self, event: Event) {
+        self.send(DaemonFrame::Event(event)).await;
+    }
+
+    /// A live MessageReceived event for `message`.
+    pub async fn message_event(&mut self, message: Message) {
+        self.event(Event::MessageReceived {
+            message,
+            left: 0,
+            offline: false,
+            has_package: false,
+        })
+        .await;
+    }
+}
+
+/// A text message as the daemon stores it.
+pub fn stored(id: i64, conversation: ConversationKey, sender: &str, text: &str) -> Message {
+    Message {
+        id,
+        uid: None,
+        conversation,
+        sender: sender.into(),
+        object_name: "RC:TxtMsg".into(),
+        content: rcim_client::text_content(text),
+        sent_time_ms: 0,
+        received_time_ms: 1_764_259_501_000 + id,
+        direction: Direction::Receive,
+        sent_status: SentStatus::Sent,
+        client_msg_id: None,
+    }
+}
+
+/// An outgoing message as MessageSaved carries it (status sending, no uid).
+pub fn saved(id: i64, to: ConversationKey, text: &str) -> Message {
+    Message {
+        direction: Direction::Send,
+        sent_status: SentStatus::Sending,
+        client_msg_id: Some(format!("cmid-{id}")),
+        ..stored(id, to, "alice", text)
+    }
+}
+
+/// The same message after the server accepted it.
+pub fn sent(saved: &Message, uid: &str) -> Message {
+    Message {
+        uid: Some(uid.into()),
+        sent_time_ms: 1_764_259_502_000,
+        sent_status: SentStatus::Sent,
+        ..saved.clone()
     }
 }
 

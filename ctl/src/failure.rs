@@ -1,8 +1,9 @@
 //! How a subcommand fails, and what each failure means for the exit status.
 //!
-//! Four kinds, each with its own exit code (documented in `--help`): an RC error
-//! from the daemon (1), a usage error (2), the daemon not reachable or usable (3),
-//! and output failing. A closed stdout (`rcimctl status | head -1`) is not worth a
+//! Each kind has its own exit code (documented in `--help`): an RC error from the
+//! daemon (1), a usage error (2), the daemon not reachable or usable or gone
+//! mid-command (3), a sent message not confirmed in time (4, `send` only), and
+//! output failing. A closed stdout (`rcimctl status | head -1`) is not worth a
 //! message or a non-zero status: the reader got what it wanted.
 
 use rcim_client::{ClientError, RcCode};
@@ -22,6 +23,12 @@ pub enum CliError {
     Usage(String),
     /// The daemon could not be reached or used.
     Daemon(ClientError),
+    /// The daemon went away in the middle of a command; the text says what state
+    /// things were left in.
+    DaemonLost(String),
+    /// `send` did not get the server's confirmation in time; the text says where
+    /// the message is.
+    Unconfirmed(String),
     /// Writing the output failed.
     Output(io::Error),
 }
@@ -32,7 +39,8 @@ impl CliError {
         match self {
             Self::Rc { .. } => 1,
             Self::Usage(_) => 2,
-            Self::Daemon(_) => 3,
+            Self::Daemon(_) | Self::DaemonLost(_) => 3,
+            Self::Unconfirmed(_) => 4,
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             Self::Output(_) => 1,
         }
@@ -46,10 +54,20 @@ impl CliError {
                 code.0,
                 code.meaning()
             )),
-            Self::Usage(text) => Some(text.clone()),
+            Self::Usage(text) | Self::DaemonLost(text) | Self::Unconfirmed(text) => {
+                Some(text.clone())
+            }
             Self::Daemon(err) => Some(err.to_string()),
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => None,
             Self::Output(e) => Some(format!("cannot write output: {e}")),
+        }
+    }
+
+    /// The failure for the RC error `code`.
+    pub fn rc(action: &'static str, code: i32) -> CliError {
+        Self::Rc {
+            action,
+            code: RcCode(code),
         }
     }
 
@@ -94,6 +112,8 @@ mod tests {
         };
         assert_eq!(CliError::from(missing).exit_code(), 3);
         assert_eq!(CliError::from(ClientError::Disconnected).exit_code(), 3);
+        assert_eq!(CliError::DaemonLost("x".into()).exit_code(), 3);
+        assert_eq!(CliError::Unconfirmed("x".into()).exit_code(), 4);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod cmd;
 mod failure;
+mod view;
 
 use clap::{Parser, Subcommand};
 use failure::CliError;
@@ -24,7 +25,9 @@ Exit status:
   1  rcimd answered with an RC error (the message gives the code and its meaning)
   2  usage error: bad flags, no token source, an empty or malformed token
   3  rcimd could not be reached or used (not running, not yours, another
-     protocol version, or it went away); the message says how to start it";
+     protocol version, or it went away); the message says how to start it
+  4  send only: the server did not confirm within --timeout (the message
+     stays queued in rcimd's outbox)";
 
 /// Talk to rcimd, the per-user daemon that holds the one IM connection for every
 /// local app.
@@ -48,6 +51,11 @@ enum Command {
     Status(cmd::status::Args),
     Connect(cmd::connect::Args),
     Disconnect(cmd::disconnect::Args),
+    Send(cmd::send::Args),
+    History(cmd::history::Args),
+    Conversations(cmd::conversations::Args),
+    Watch(cmd::watch::Args),
+    Doctor(cmd::doctor::Args),
     /// Sign out (stopping push) and delete the token rcimd stored, so it does not
     /// connect again at its next start.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -68,6 +76,11 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&ctx, &args, &mut out),
         Command::Connect(args) => cmd::connect::run(&ctx, &args, &mut out),
         Command::Disconnect(args) => cmd::disconnect::run(&ctx, &args, &mut out),
+        Command::Send(args) => cmd::send::run(&ctx, &args, &mut out),
+        Command::History(args) => cmd::history::run(&ctx, &args, &mut out),
+        Command::Conversations(args) => cmd::conversations::run(&ctx, &args, &mut out),
+        Command::Watch(args) => cmd::watch::run(&ctx, &args, &mut out),
+        Command::Doctor(args) => cmd::doctor::run(&ctx, &args, &mut out),
         Command::Logout => cmd::disconnect::logout(&ctx, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));

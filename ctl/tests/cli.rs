@@ -154,5 +154,141 @@ fn connect_without_a_daemon_never_prints_the_token() {
     assert!(!all.contains("s3cret"), "{all}");
 }
 
-// The success paths (status, connect, disconnect against a live daemon) are tested
-// against the real rcimd in tests/tests/e2e/ctl.rs.
+#[test]
+fn help_for_the_messaging_subcommands() {
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["--help"],
+            &[
+                "send",
+                "history",
+                "conversations",
+                "watch",
+                "  4  send only",
+            ],
+        ),
+        (
+            &["send", "--help"],
+            &[
+                "--to",
+                "--text",
+                "--group",
+                "--system",
+                "--object-name",
+                "--content",
+                "--no-wait",
+                "--timeout",
+                "[default: 30]",
+                "Exit status",
+                "  4  not confirmed within --timeout",
+            ],
+        ),
+        (
+            &["history", "--help"],
+            &[
+                "--with",
+                "--group",
+                "--limit",
+                "--before",
+                "--json",
+                "UTC",
+                "Exit status",
+            ],
+        ),
+        (
+            &["conversations", "--help"],
+            &["--limit", "--before", "--json", "Exit status"],
+        ),
+        (&["watch", "--help"], &["--json", "Exit status"]),
+    ];
+    for (args, needles) in cases {
+        let out = rcimctl(args).output();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let help = text(&out.stdout);
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{args:?}: {needle:?} missing in\n{help}"
+            );
+        }
+    }
+}
+
+/// Each of these is refused before rcimd is even tried: exit 2, a message on
+/// stderr, nothing on stdout.
+#[test]
+fn messaging_usage_errors_exit_2_without_a_daemon() {
+    let cases: [(&[&str], &str); 13] = [
+        (&["send", "--text", "hi"], "--to"),
+        (&["send", "--to", "bob"], "--text"),
+        (
+            &["send", "--to", "bob", "--text", "hi", "--content", "{}"],
+            "cannot be used with",
+        ),
+        (&["send", "--to", "bob", "--content", "{}"], "--object-name"),
+        (
+            &["send", "--to", "bob", "--text", "hi", "--group", "--system"],
+            "cannot be used with",
+        ),
+        (&["send", "--to", "bob", "--text", ""], "--text is empty"),
+        (&["send", "--to", "no spaces", "--text", "hi"], "target id"),
+        (
+            &[
+                "send",
+                "--to",
+                "bob",
+                "--object-name",
+                "RC:ImgMsg",
+                "--content",
+                "nope",
+            ],
+            "--content must be JSON",
+        ),
+        (&["history"], "--with"),
+        (&["history", "--with", "bob", "--limit", "0"], "--limit"),
+        (&["history", "--with", "bob", "--limit", "21"], "--limit"),
+        (&["conversations", "--limit", "51"], "--limit"),
+        (&["history", "--with", "bob", "--before", "x"], "--before"),
+    ];
+    for (args, needle) in cases {
+        let out = rcimctl(args).output();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(needle),
+            "{args:?}: {needle:?} missing in {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn messaging_commands_without_a_daemon_exit_3() {
+    for args in [
+        &["send", "--to", "bob", "--text", "hi"][..],
+        &[
+            "send",
+            "--to",
+            "team",
+            "--group",
+            "--text",
+            "hi",
+            "--no-wait",
+        ],
+        &["history", "--with", "bob", "--json"],
+        &["conversations"],
+        &["watch", "--json"],
+    ] {
+        let out = rcimctl(args).output();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("rcimd is not running"),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+// The success paths (status, connect, disconnect, send, history, conversations and
+// watch against a live daemon) are tested against the real rcimd in
+// tests/tests/e2e/.

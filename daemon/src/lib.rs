@@ -13,16 +13,19 @@
 //! - [`hub`]: the set of attached clients and the fan-out of events to them;
 //! - [`link`]: the upstream connection: connect, reconnect, heartbeat, RC's codes;
 //! - [`store`]: the per-user SQLite database, on its own thread;
-//! - [`vault`]: the token;
-//! - [`netwatch`]: network changes and resume from sleep, which nudge the link.
+//! - [`vault`]: the token, in the OS keyring;
+//! - [`netwatch`]: network changes and resume from sleep, which nudge the link;
+//! - [`service`]: what a service manager sees: sd_notify, the watchdog, journald.
 //!
 //! Start-up binds the socket first, then opens the rest; shutdown stops the listener
 //! and the sessions first and the link last. See `docs/ARCHITECTURE.md`.
 
+pub mod config;
 pub mod hub;
 pub mod link;
 pub mod listener;
 pub mod netwatch;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod vault;
@@ -39,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use vault::{TokenStoreKind, Vault};
+use vault::{TokenStoreKind, Vault, VaultOptions};
 
 /// The daemon's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -100,6 +103,10 @@ pub struct Running {
     pub link: LinkHandle,
     /// The socket path.
     pub socket: PathBuf,
+    /// The token store in use.
+    pub token_store: vault::StoreName,
+    /// Whether the link started connecting with a stored token.
+    pub boot_connect: bool,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     link_task: tokio::task::JoinHandle<()>,
@@ -120,6 +127,18 @@ impl Running {
         tracing::info!("rcimd stopped");
     }
 
+    /// Resolves once the daemon is ready to be announced (sd_notify READY=1): at
+    /// once, or, when it connects with a stored token at start-up, once the link
+    /// has taken that token (the user's database is then open) — at most 10 s.
+    pub async fn ready(&self) {
+        if !self.boot_connect {
+            return;
+        }
+        let mut watch = self.link.watch();
+        let started = watch.wait_for(|r| r.state != rcim_proto::status::LinkState::idle());
+        let _ = tokio::time::timeout(Duration::from_secs(10), started).await;
+    }
+
     /// A token that is cancelled when the daemon stops.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -128,19 +147,38 @@ impl Running {
 
 /// Binds the socket and starts every actor. Returns once the daemon is serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with(config, None).await
+}
+
+/// Like [`start`], on a listener the caller already holds (`inherited`, from socket
+/// activation) instead of binding `config.socket`.
+pub async fn start_with(
+    config: Config,
+    inherited: Option<listener::Bound>,
+) -> anyhow::Result<Running> {
     use anyhow::Context as _;
     let transport =
         Transport::for_server(&config.server, &config.tls_trust).map_err(anyhow::Error::msg)?;
-    let bound = listener::bind(&config.socket)?;
+    let bound = match inherited {
+        Some(bound) => bound,
+        None => listener::bind(&config.socket)?,
+    };
     store::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let device_id = device_id(&config.data_dir)?;
 
-    let vault = Vault::open(config.token_store);
+    let vault = Vault::open(VaultOptions::new(
+        config.token_store,
+        &config.server.to_string(),
+        &config.app_key,
+    ))
+    .await?;
+    let token_store = vault.store();
     let boot_token = match config.boot_token.clone() {
         Some(token) => Some(token),
         None => vault.usable_token().await,
     };
+    let boot_connect = boot_token.is_some();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let (hub, _hub_task) = hub::spawn();
@@ -180,6 +218,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         link,
         socket,
+        token_store,
+        boot_connect,
         shutdown,
         tracker,
         link_task,

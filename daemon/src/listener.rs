@@ -11,6 +11,10 @@
 //!    removed. Anything else (a file, a symlink) is refused.
 //! 3. The socket is created 0600 (fchmod before bind, no umask race).
 //!
+//! Under socket activation (`rcimd.socket`) the service manager has already bound
+//! the socket with the unit's mode and directory; [`adopt`] takes that listener
+//! over instead, and the file stays the manager's (never unlinked here).
+//!
 //! Every accepted connection is checked with the kernel's peer credentials: the same
 //! effective uid as the daemon, or root, may attach; anyone else is closed before the
 //! handshake, with a log line saying who.
@@ -90,6 +94,31 @@ pub fn bind(path: &Path) -> Result<Bound, BindError> {
     Ok(Bound {
         listener,
         path: path.to_owned(),
+    })
+}
+
+/// Takes over a listening Unix socket inherited from a service manager (socket
+/// activation). Must run inside the tokio runtime.
+#[cfg(unix)]
+pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Bound, BindError> {
+    let path = listener
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_pathname().map(Path::to_owned))
+        .unwrap_or_else(|| PathBuf::from("(inherited socket)"));
+    let fd = std::os::fd::OwnedFd::from(listener);
+    let listener = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(fd)
+        .map_err(|source| BindError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    tracing::info!(
+        "using the socket inherited from the service manager: {}",
+        path.display()
+    );
+    Ok(Bound {
+        listener: listener.into(),
+        path,
     })
 }
 

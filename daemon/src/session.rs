@@ -8,6 +8,8 @@
 
 use crate::Context;
 use crate::hub::ClientInfo;
+use crate::link::Call;
+use crate::store::queries;
 use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
@@ -130,6 +132,48 @@ impl Session {
         queue_frame(&self.outbound, frame, &self.info).await
     }
 
+    /// Answers a call with callbacks: the code now, the callbacks as they come.
+    async fn answer_call(&self, id: u64, mut call: Call) -> bool {
+        let reply = Reply::Code(call.code.0);
+        if !self
+            .send(&DaemonFrame::Response(Response { id, reply }))
+            .await
+        {
+            return false;
+        }
+        // Callbacks may come much later; forward them without holding up this
+        // client's other requests. The response is queued already, so they always
+        // follow it.
+        let outbound = self.outbound.clone();
+        let info = self.info.clone();
+        tokio::spawn(async move {
+            while let Some(callback) = call.callbacks.recv().await {
+                let frame = DaemonFrame::Callback(CallbackFrame { id, callback });
+                if !queue_frame(&outbound, &frame, &info).await {
+                    break;
+                }
+            }
+        });
+        true
+    }
+
+    /// Runs a read or update on the user's database; 33002 when none is open.
+    async fn query<F>(&self, f: F) -> Reply
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<Reply> + Send + 'static,
+    {
+        let Some(store) = self.ctx.link.store() else {
+            return Reply::Code(RcCode::DATABASE_ERROR.0);
+        };
+        match store.call(f).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!("{}: a database query failed: {e}", self.info);
+                Reply::Code(RcCode::DATABASE_ERROR.0)
+            }
+        }
+    }
+
     /// Answers one request; false when the session should end.
     async fn handle(&mut self, request: Request) -> bool {
         let Request { id, op } = request;
@@ -143,42 +187,73 @@ impl Session {
                 token,
                 timeout_secs,
             } => {
-                let mut call = self.ctx.link.connect(token, timeout_secs).await;
-                let reply = Reply::Code(call.code.0);
-                if !self
-                    .send(&DaemonFrame::Response(Response { id, reply }))
+                let call = self.ctx.link.connect(token, timeout_secs).await;
+                self.answer_call(id, call).await
+            }
+            Op::SendMessage {
+                conversation,
+                object_name,
+                content,
+            } => {
+                let call = self
+                    .ctx
+                    .link
+                    .send_message(conversation, object_name, content)
+                    .await;
+                self.answer_call(id, call).await
+            }
+            Op::GetMessages {
+                conversation,
+                sent_time_ms,
+                order,
+                count,
+            } => {
+                let reply = if (1..=20).contains(&count) {
+                    self.query(move |conn| {
+                        queries::messages(conn, &conversation, sent_time_ms, order, count)
+                            .map(Reply::Messages)
+                    })
                     .await
-                {
-                    return false;
-                }
-                // Callbacks may come much later; forward them without holding up
-                // this client's other requests. The response is queued already, so
-                // they always follow it.
-                let outbound = self.outbound.clone();
-                let info = self.info.clone();
-                tokio::spawn(async move {
-                    while let Some(callback) = call.callbacks.recv().await {
-                        let frame = DaemonFrame::Callback(CallbackFrame { id, callback });
-                        if !queue_frame(&outbound, &frame, &info).await {
-                            break;
-                        }
-                    }
-                });
-                true
+                } else {
+                    Reply::Code(RcCode::INVALID_PARAMETER.0)
+                };
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetConversations {
+                types,
+                start_time_ms,
+                count,
+            } => {
+                let reply = if (1..=50).contains(&count) {
+                    self.query(move |conn| {
+                        queries::conversations(conn, &types, start_time_ms, count)
+                            .map(Reply::Conversations)
+                    })
+                    .await
+                } else {
+                    Reply::Code(RcCode::INVALID_PARAMETER.0)
+                };
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::ClearUnreadCount {
+                conversation,
+                timestamp_ms,
+            } => {
+                let reply = self
+                    .query(move |conn| {
+                        queries::clear_unread(conn, &conversation, timestamp_ms)
+                            .map(|()| Reply::Code(0))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
             }
             Op::Disconnect { receive_push } => {
                 tracing::info!("{} asked to disconnect", self.info);
                 let code = self.ctx.link.disconnect(receive_push, false).await;
                 let reply = Reply::Code(code.0);
-                self.send(&DaemonFrame::Response(Response { id, reply }))
-                    .await
-            }
-            Op::SendMessage { .. }
-            | Op::GetMessages { .. }
-            | Op::GetConversations { .. }
-            | Op::ClearUnreadCount { .. } => {
-                // Messaging arrives with the local-database work.
-                let reply = Reply::Code(RcCode::DATABASE_ERROR.0);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }

@@ -1,93 +1,643 @@
 //! The vault: owns the user's token between connects and across restarts.
 //!
-//! The token is the user's credential, so it is held as a [`Token`] (zeroized on
-//! drop, redacted in `Debug`) and never written to the data dir. Two stores:
+//! The token is the user's credential. It is held as a [`Token`] (zeroized on drop,
+//! redacted in `Debug`), never written to the data dir, never logged. It lives in one
+//! of these stores (`--token-store`):
 //!
-//! - `memory`: explicit and non-persistent, for tests and demos;
-//! - `keyring`: the OS keyring. The real keyring stores (Secret Service, keyutils,
-//!   Keychain, Credential Manager) arrive with the token-vault issue; until then
-//!   this store keeps the token in memory and says so at start-up.
+//! - `secret-service`: the desktop keyring over D-Bus (GNOME Keyring, KWallet, ...);
+//! - `keyutils`: the kernel keyring, for headless Linux hosts; it needs a session
+//!   keyring (a login session, or `keyctl session -`) and is cleared by a reboot;
+//! - the Keychain on macOS and the Credential Manager on Windows (through `auto`);
+//! - `memory`: process memory only, for tests and demos;
+//! - `auto` (the default; `keyring` is an old alias): the first of the OS stores
+//!   that works here, checked by writing, reading and deleting a probe entry.
 //!
-//! A token the server rejected with 31004 or 31020 is marked, and not used for the
-//! start-up auto-connect until a new one is given.
+//! A systemd credential `$CREDENTIALS_DIRECTORY/rcim-token` is a read-only source
+//! beside the store: it is used when the store holds no usable token.
+//!
+//! Keyring calls are blocking, and the Secret Service store panics when called on a
+//! tokio worker thread, so every one of them runs on the vault's own thread. The
+//! handle keeps a mirror of the entry in memory, loaded when the vault opens;
+//! reads come from the mirror and writes go through to the store before they
+//! return.
+//!
+//! One entry per (server, app key), under the service name `rcim`, so two
+//! configurations never clash. Its secret is the token behind a short prefix that
+//! says whether the server rejected it (31004, 31020): a rejected token is not used
+//! for the start-up auto-connect until a new one is given, across restarts too,
+//! and the mark never sits in the data dir in clear.
 
 use rcim_proto::Token;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
 
-/// Which token store to use (`--token-store`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// The keyring service name every entry is stored under.
+pub const SERVICE: &str = "rcim";
+/// The systemd credential read as a token source (`LoadCredential=rcim-token:...`).
+pub const CREDENTIAL_NAME: &str = "rcim-token";
+/// How long opening a keyring may take before rcimd gives up on it (a locked
+/// keyring may be waiting for a password prompt nobody sees).
+const OPEN_LIMIT: Duration = Duration::from_secs(20);
+/// The secret's prefix for a token the server has not rejected.
+const USABLE: &str = "rcim1:usable:";
+/// The secret's prefix for a token the server rejected.
+const REJECTED: &str = "rcim1:rejected:";
+
+/// Which token store to use (`--token-store`, `token_store` in the config file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TokenStoreKind {
-    /// The OS keyring.
-    Keyring,
+    /// The first OS keyring that works here (Linux: Secret Service, then keyutils).
+    #[default]
+    #[value(alias = "keyring")]
+    #[serde(alias = "keyring")]
+    Auto,
+    /// The Secret Service over the session D-Bus (GNOME Keyring, KWallet).
+    SecretService,
+    /// The Linux kernel keyring (needs a session keyring; lost at reboot).
+    Keyutils,
     /// Process memory only; the token is gone when rcimd stops.
     Memory,
 }
 
+impl TokenStoreKind {
+    /// The name as `--token-store` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::SecretService => "secret-service",
+            Self::Keyutils => "keyutils",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for TokenStoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A concrete store, as chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreName {
+    /// The Secret Service (D-Bus).
+    SecretService,
+    /// The Linux kernel keyring.
+    Keyutils,
+    /// The macOS Keychain.
+    Keychain,
+    /// The Windows Credential Manager.
+    CredentialManager,
+    /// Process memory.
+    Memory,
+}
+
+impl StoreName {
+    /// A short name for logs and `rcimctl doctor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SecretService => "secret-service",
+            Self::Keyutils => "keyutils",
+            Self::Keychain => "keychain",
+            Self::CredentialManager => "credential-manager",
+            Self::Memory => "memory",
+        }
+    }
+
+    /// What to do when this store does not work.
+    fn fix(self) -> &'static str {
+        match self {
+            Self::SecretService => {
+                "start a keyring daemon in this session (log in to a desktop, or run gnome-keyring-daemon --unlock under the session D-Bus)"
+            }
+            Self::Keyutils => {
+                "run rcimd inside a session keyring (a login session, or `keyctl session - rcimd ...`)"
+            }
+            Self::Keychain => "unlock the login keychain",
+            Self::CredentialManager => "check that the Credential Manager service runs",
+            Self::Memory => "nothing: memory always works",
+        }
+    }
+
+    /// The OS stores `auto` tries, in order.
+    pub fn candidates() -> &'static [StoreName] {
+        if cfg!(target_os = "linux") {
+            &[Self::SecretService, Self::Keyutils]
+        } else if cfg!(target_os = "macos") {
+            &[Self::Keychain]
+        } else if cfg!(windows) {
+            &[Self::CredentialManager]
+        } else {
+            &[]
+        }
+    }
+}
+
+impl fmt::Display for StoreName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why the vault could not open. Each message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// The store asked for does not work here.
+    #[error(
+        "the {store} token store does not work here: {detail}. Fix: {fix}; or choose another with --token-store (memory keeps the token only until rcimd stops)",
+        fix = store.fix()
+    )]
+    Unusable {
+        /// The store.
+        store: StoreName,
+        /// What failed.
+        detail: String,
+    },
+    /// `auto` found no working OS store.
+    #[error(
+        "no OS keyring works here ({tried}). Fix: start a keyring daemon (gnome-keyring-daemon under the session D-Bus), run rcimd inside a session keyring (`keyctl session -`), or choose --token-store memory (the token is then kept only until rcimd stops; a systemd credential `rcim-token` can provide it at each start)"
+    )]
+    NoneWorks {
+        /// Each store tried, with what failed.
+        tried: String,
+    },
+    /// The store was not built into this rcimd (another OS).
+    #[error("the {0} token store is not available on this OS; choose --token-store auto or memory")]
+    NotOnThisOs(TokenStoreKind),
+    /// The keyring did not answer in time.
+    #[error(
+        "the OS keyring did not answer within {OPEN_LIMIT:?} (a locked keyring may be waiting for a password prompt); unlock it, or choose --token-store memory"
+    )]
+    TimedOut,
+    /// The systemd credential exists but cannot be read.
+    #[error("cannot read the systemd credential {path}: {detail}")]
+    Credential {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// What the vault needs to open: the store, the entry's key and the credential.
+#[derive(Clone, Debug)]
+pub struct VaultOptions {
+    /// The store.
+    pub kind: TokenStoreKind,
+    /// The keyring entry's user field: `APP_KEY@SERVER`, so two configurations of
+    /// rcimd never share a token.
+    pub account: String,
+    /// A read-only token file (the systemd credential), if any.
+    pub credential: Option<PathBuf>,
+}
+
+impl VaultOptions {
+    /// Options for `server` and `app_key`; the credential comes from
+    /// `$CREDENTIALS_DIRECTORY/rcim-token` when systemd provides one.
+    pub fn new(kind: TokenStoreKind, server: &str, app_key: &str) -> Self {
+        let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(CREDENTIAL_NAME))
+            .filter(|path| path.exists());
+        Self {
+            kind,
+            account: format!("{app_key}@{server}"),
+            credential,
+        }
+    }
+}
+
+/// The entry's content, mirrored in memory.
 #[derive(Default)]
-struct Slot {
+struct Record {
     token: Option<Token>,
     rejected: bool,
+}
+
+impl Record {
+    /// The secret as stored: a prefix saying whether the token was rejected, then
+    /// the token.
+    fn encode(&self) -> Option<Zeroizing<String>> {
+        let token = self.token.as_ref()?;
+        let prefix = if self.rejected { REJECTED } else { USABLE };
+        let mut secret = Zeroizing::new(String::with_capacity(prefix.len() + token.expose().len()));
+        secret.push_str(prefix);
+        secret.push_str(token.expose());
+        Some(secret)
+    }
+
+    /// Reads a stored secret. One without our prefix (put there by hand, e.g. with
+    /// `secret-tool store`) is taken as a usable token.
+    fn decode(secret: &[u8]) -> Record {
+        let Ok(text) = std::str::from_utf8(secret) else {
+            tracing::warn!("the stored token is not UTF-8; ignoring it");
+            return Record::default();
+        };
+        let text = text.trim();
+        let (rejected, token) = if let Some(token) = text.strip_prefix(REJECTED) {
+            (true, token)
+        } else if let Some(token) = text.strip_prefix(USABLE) {
+            (false, token)
+        } else {
+            (false, text)
+        };
+        Record {
+            token: (!token.is_empty()).then(|| Token::new(token)),
+            rejected,
+        }
+    }
+}
+
+/// A write for the vault's thread.
+enum Job {
+    /// Replace the entry's secret.
+    Write(Zeroizing<String>, oneshot::Sender<Result<(), String>>),
+    /// Delete the entry (no entry is fine).
+    Delete(oneshot::Sender<Result<(), String>>),
 }
 
 /// A cloneable handle to the token store.
 #[derive(Clone)]
 pub struct Vault {
-    slot: Arc<Mutex<Slot>>,
+    mirror: Arc<Mutex<Record>>,
+    credential: Option<Arc<Token>>,
+    store: StoreName,
+    /// The vault thread's inbox; `None` for the memory store.
+    jobs: Option<mpsc::Sender<Job>>,
 }
 
-impl std::fmt::Debug for Vault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Vault")
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
 impl Vault {
-    /// Opens the chosen store.
-    pub fn open(kind: TokenStoreKind) -> Self {
-        if kind == TokenStoreKind::Keyring {
-            tracing::warn!(
-                "the OS keyring store is not built yet: the token is kept in memory only and must be given again after a restart"
-            );
-        }
+    /// A vault in process memory only (tests, `--dev`).
+    pub fn memory() -> Self {
         Self {
-            slot: Arc::default(),
+            mirror: Arc::default(),
+            credential: None,
+            store: StoreName::Memory,
+            jobs: None,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
-        // A panic while holding this lock cannot leave the slot half-written.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    /// Opens the store `options` names (for `auto`, the first that works), reads the
+    /// stored entry, and reads the systemd credential if there is one.
+    pub async fn open(options: VaultOptions) -> Result<Self, VaultError> {
+        let credential = match options.credential.clone() {
+            Some(path) => Some(Arc::new(read_credential(path).await?)),
+            None => None,
+        };
+        let kind = match options.kind {
+            // With a credential and no keyring, memory is enough: the credential is
+            // read again at every start.
+            TokenStoreKind::Auto if credential.is_some() => match open_keyring(options).await {
+                Ok(vault) => return Ok(vault.with_credential(credential)),
+                Err(e) => {
+                    tracing::info!(
+                        "token store: memory, with the systemd credential {CREDENTIAL_NAME} (no OS keyring: {e})"
+                    );
+                    return Ok(Self::memory().with_credential(credential));
+                }
+            },
+            TokenStoreKind::Memory => {
+                tracing::info!("token store: memory (the token is forgotten when rcimd stops)");
+                return Ok(Self::memory().with_credential(credential));
+            }
+            kind => kind,
+        };
+        let vault = open_keyring(VaultOptions { kind, ..options }).await?;
+        Ok(vault.with_credential(credential))
     }
 
-    /// The stored token, unless the server rejected it.
+    fn with_credential(mut self, credential: Option<Arc<Token>>) -> Self {
+        if credential.is_some() {
+            tracing::info!("the systemd credential {CREDENTIAL_NAME} is a read-only token source");
+        }
+        self.credential = credential;
+        self
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> StoreName {
+        self.store
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        // A panic while holding this lock cannot leave the record half-written.
+        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The token to connect with at start-up: the stored one unless the server
+    /// rejected it, else the systemd credential unless that is the rejected one.
     pub async fn usable_token(&self) -> Option<Token> {
-        let slot = self.lock();
-        if slot.rejected {
-            return None;
+        let record = self.lock();
+        match (&record.token, record.rejected) {
+            (Some(token), false) => Some(token.clone()),
+            (stored, _) => self
+                .credential
+                .as_deref()
+                .filter(|credential| stored.as_ref() != Some(*credential))
+                .cloned(),
         }
-        slot.token.clone()
     }
 
     /// Stores `token` (a new token clears a rejection).
     pub async fn save(&self, token: Token) {
-        let mut slot = self.lock();
-        if slot.token.as_ref() != Some(&token) {
-            slot.rejected = false;
+        let secret = {
+            let mut record = self.lock();
+            if record.token.as_ref() == Some(&token) {
+                return;
+            }
+            record.rejected = false;
+            record.token = Some(token);
+            record.encode()
+        };
+        if let Some(secret) = secret {
+            self.write(secret, "save the token").await;
         }
-        slot.token = Some(token);
     }
 
     /// Deletes the stored token (`rcimctl logout`).
     pub async fn delete(&self) {
-        let mut slot = self.lock();
-        slot.token = None;
-        slot.rejected = false;
+        {
+            let mut record = self.lock();
+            record.token = None;
+            record.rejected = false;
+        }
+        let Some(jobs) = &self.jobs else { return };
+        let (reply, answer) = oneshot::channel();
+        self.finish(
+            jobs.send(Job::Delete(reply)).is_ok(),
+            answer,
+            "delete the token",
+        )
+        .await;
     }
 
     /// Marks the stored token as rejected by the server.
     pub async fn mark_rejected(&self) {
-        self.lock().rejected = true;
+        let secret = {
+            let mut record = self.lock();
+            if record.rejected {
+                return;
+            }
+            record.rejected = true;
+            record.encode()
+        };
+        if let Some(secret) = secret {
+            self.write(secret, "mark the token rejected").await;
+        }
     }
+
+    async fn write(&self, secret: Zeroizing<String>, what: &str) {
+        let Some(jobs) = &self.jobs else { return };
+        let (reply, answer) = oneshot::channel();
+        self.finish(jobs.send(Job::Write(secret, reply)).is_ok(), answer, what)
+            .await;
+    }
+
+    async fn finish(&self, sent: bool, answer: oneshot::Receiver<Result<(), String>>, what: &str) {
+        let result = match (sent, answer.await) {
+            (true, Ok(result)) => result,
+            _ => Err("the vault thread is gone".into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(
+                "cannot {what} in the {} store: {e}; the change holds only until rcimd stops",
+                self.store
+            );
+        }
+    }
+}
+
+/// Reads the systemd credential off the worker threads.
+async fn read_credential(path: PathBuf) -> Result<Token, VaultError> {
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || std::fs::read(&path).map(Zeroizing::new))
+    };
+    let failed = |detail: String| VaultError::Credential {
+        path: path.clone(),
+        detail,
+    };
+    let bytes = read
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| failed("it is not UTF-8".into()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(failed("it is empty".into()));
+    }
+    Ok(Token::new(text))
+}
+
+/// Starts the vault thread, which picks the store and reads the entry; waits (at
+/// most [`OPEN_LIMIT`]) for it to say how that went.
+async fn open_keyring(options: VaultOptions) -> Result<Vault, VaultError> {
+    let (opened, answer) = oneshot::channel();
+    let (jobs, inbox) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("rcimd-vault".into())
+        .spawn(move || keyring_thread(options, opened, inbox));
+    if let Err(e) = spawned {
+        return Err(VaultError::NoneWorks {
+            tried: format!("cannot start the vault thread: {e}"),
+        });
+    }
+    let (store, record) = match tokio::time::timeout(OPEN_LIMIT, answer).await {
+        Err(_) => return Err(VaultError::TimedOut),
+        Ok(Err(_)) => {
+            return Err(VaultError::NoneWorks {
+                tried: "the vault thread ended early".into(),
+            });
+        }
+        Ok(Ok(result)) => result?,
+    };
+    Ok(Vault {
+        mirror: Arc::new(Mutex::new(record)),
+        credential: None,
+        store,
+        jobs: Some(jobs),
+    })
+}
+
+type Opened = Result<(StoreName, Record), VaultError>;
+
+/// The vault thread: owns the keyring entry, so no keyring call ever runs on a
+/// tokio worker. Ends when the last handle is dropped.
+fn keyring_thread(
+    options: VaultOptions,
+    opened: oneshot::Sender<Opened>,
+    inbox: mpsc::Receiver<Job>,
+) {
+    let chosen = choose(options.kind, &options.account).and_then(|(name, entry)| {
+        let record = match entry.get_secret() {
+            Ok(secret) => Record::decode(&Zeroizing::new(secret)),
+            Err(keyring_core::Error::NoEntry) => Record::default(),
+            Err(e) => {
+                return Err(VaultError::Unusable {
+                    store: name,
+                    detail: format!("cannot read the stored token: {e}"),
+                });
+            }
+        };
+        Ok((name, entry, record))
+    });
+    let entry = match chosen {
+        Ok((name, entry, record)) => {
+            tracing::info!(
+                "token store: {name} ({}; a stored token is {})",
+                match options.kind {
+                    TokenStoreKind::Auto => "chosen by auto",
+                    _ => "as configured",
+                },
+                match (&record.token, record.rejected) {
+                    (None, _) => "absent",
+                    (Some(_), false) => "present",
+                    (Some(_), true) => "present but was rejected by the server",
+                }
+            );
+            if opened.send(Ok((name, record))).is_err() {
+                return;
+            }
+            entry
+        }
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            return;
+        }
+    };
+    for job in inbox {
+        match job {
+            Job::Write(secret, reply) => {
+                let _ = reply.send(
+                    entry
+                        .set_secret(secret.as_bytes())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Job::Delete(reply) => {
+                let result = match entry.delete_credential() {
+                    Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Opens the store `kind` names and checks that it works; for `auto`, the first
+/// that does. Blocking: call it off the tokio workers.
+fn choose(
+    kind: TokenStoreKind,
+    account: &str,
+) -> Result<(StoreName, keyring_core::Entry), VaultError> {
+    let wanted = match kind {
+        TokenStoreKind::SecretService if cfg!(target_os = "linux") => StoreName::SecretService,
+        TokenStoreKind::Keyutils if cfg!(target_os = "linux") => StoreName::Keyutils,
+        TokenStoreKind::Auto => {
+            let mut tried = Vec::new();
+            for &name in StoreName::candidates() {
+                match check(name, account) {
+                    Ok(entry) => return Ok((name, entry)),
+                    Err(e) => {
+                        tracing::info!("token store {name} does not work here: {e}");
+                        tried.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+            return Err(VaultError::NoneWorks {
+                tried: tried.join("; "),
+            });
+        }
+        TokenStoreKind::Memory | TokenStoreKind::SecretService | TokenStoreKind::Keyutils => {
+            return Err(VaultError::NotOnThisOs(kind));
+        }
+    };
+    let entry = check(wanted, account).map_err(|detail| VaultError::Unusable {
+        store: wanted,
+        detail,
+    })?;
+    Ok((wanted, entry))
+}
+
+/// Checks that `name` works by writing, reading back and deleting a probe entry;
+/// returns our entry in that store. Blocking.
+pub fn check(name: StoreName, account: &str) -> Result<keyring_core::Entry, String> {
+    let store = os_store(name).map_err(|e| e.to_string())?;
+    let probe_user = format!("rcimd-probe-{}", std::process::id());
+    let probe = keyring_core::Entry::new_in_store(&store, SERVICE, &probe_user)
+        .map_err(|e| e.to_string())?;
+    probe
+        .set_secret(b"probe")
+        .map_err(|e| format!("cannot write: {e}"))?;
+    let read = probe
+        .get_secret()
+        .map_err(|e| format!("cannot read back: {e}"));
+    let _ = probe.delete_credential();
+    if read? != b"probe" {
+        return Err("what was read back differs from what was written".into());
+    }
+    keyring_core::Entry::new_in_store(&store, SERVICE, account).map_err(|e| e.to_string())
+}
+
+/// Builds the OS store `name`. Blocking.
+fn os_store(name: StoreName) -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    let unsupported = || {
+        Err(keyring_core::Error::NotSupportedByStore(format!(
+            "{name} is not built into this rcimd"
+        )))
+    };
+    match name {
+        #[cfg(target_os = "linux")]
+        StoreName::SecretService => {
+            let store: Arc<keyring_core::CredentialStore> =
+                zbus_secret_service_keyring_store::Store::new()?;
+            Ok(store)
+        }
+        #[cfg(target_os = "linux")]
+        StoreName::Keyutils => {
+            let store: Arc<keyring_core::CredentialStore> =
+                linux_keyutils_keyring_store::Store::new()?;
+            Ok(store)
+        }
+        #[cfg(target_os = "macos")]
+        StoreName::Keychain => {
+            let store: Arc<keyring_core::CredentialStore> =
+                apple_native_keyring_store::keychain::Store::new()?;
+            Ok(store)
+        }
+        #[cfg(windows)]
+        StoreName::CredentialManager => {
+            let store: Arc<keyring_core::CredentialStore> =
+                windows_native_keyring_store::Store::new()?;
+            Ok(store)
+        }
+        _ => unsupported(),
+    }
+}
+
+/// Which OS stores work here, as `rcimd --check-token-stores` reports them for
+/// `rcimctl doctor`. Blocking: run it where no tokio runtime is current.
+pub fn check_all() -> Vec<(StoreName, Result<(), String>)> {
+    let account = format!("rcimd-check-{}", std::process::id());
+    StoreName::candidates()
+        .iter()
+        .map(|&name| (name, check(name, &account).map(drop)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -96,7 +646,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejection_holds_until_a_new_token() {
-        let vault = Vault::open(TokenStoreKind::Memory);
+        let vault = Vault::memory();
         assert!(vault.usable_token().await.is_none());
         vault.save(Token::new("one")).await;
         assert_eq!(vault.usable_token().await, Some(Token::new("one")));
@@ -109,5 +659,129 @@ mod tests {
         );
         vault.save(Token::new("two")).await;
         assert_eq!(vault.usable_token().await, Some(Token::new("two")));
+    }
+
+    #[test]
+    fn the_secret_says_whether_the_token_was_rejected() {
+        for rejected in [false, true] {
+            let record = Record {
+                token: Some(Token::new("tok.en")),
+                rejected,
+            };
+            let secret = record.encode().expect("a token");
+            let back = Record::decode(secret.as_bytes());
+            assert_eq!(back.token, Some(Token::new("tok.en")));
+            assert_eq!(back.rejected, rejected);
+        }
+        let by_hand = Record::decode(b"plain-token\n");
+        assert_eq!(by_hand.token, Some(Token::new("plain-token")));
+        assert!(!by_hand.rejected);
+        assert!(Record::decode(b"").token.is_none());
+        assert!(Record::decode(&[0xff, 0xfe]).token.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_credential_is_used_when_the_store_has_nothing_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CREDENTIAL_NAME);
+        std::fs::write(&path, "from-credential\n").unwrap();
+        let options = VaultOptions {
+            kind: TokenStoreKind::Memory,
+            account: "k@rcim://h:1".into(),
+            credential: Some(path),
+        };
+        let vault = Vault::open(options).await.unwrap();
+        assert_eq!(vault.store(), StoreName::Memory);
+        assert_eq!(
+            vault.usable_token().await,
+            Some(Token::new("from-credential"))
+        );
+        // The link saves the token it boots with; the server then rejects it.
+        vault.save(Token::new("from-credential")).await;
+        vault.mark_rejected().await;
+        assert!(vault.usable_token().await.is_none(), "rejected credential");
+        // A newer token from an app wins.
+        vault.save(Token::new("newer")).await;
+        assert_eq!(vault.usable_token().await, Some(Token::new("newer")));
+        // A rejected stored token that is not the credential falls back to it.
+        vault.mark_rejected().await;
+        assert_eq!(
+            vault.usable_token().await,
+            Some(Token::new("from-credential"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_credential_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CREDENTIAL_NAME);
+        std::fs::write(&path, " \n").unwrap();
+        let options = VaultOptions {
+            kind: TokenStoreKind::Memory,
+            account: "k@rcim://h:1".into(),
+            credential: Some(path),
+        };
+        let err = Vault::open(options).await.unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    /// The round trip against a real Secret Service: `.ci/run` runs this under
+    /// `dbus-run-session` with an unlocked gnome-keyring. Elsewhere it skips.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn secret_service_round_trip() {
+        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+            eprintln!("skipped: no session D-Bus (DBUS_SESSION_BUS_ADDRESS is unset)");
+            return;
+        }
+        round_trip(TokenStoreKind::SecretService, StoreName::SecretService).await;
+    }
+
+    /// The round trip against the kernel keyring: `.ci/run` runs this under
+    /// `keyctl session -`. Elsewhere it skips.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyutils_round_trip() {
+        if std::env::var_os("RCIM_TEST_KEYUTILS").is_none() {
+            eprintln!(
+                "skipped: set RCIM_TEST_KEYUTILS=1 and run under `keyctl session -` to test the kernel keyring"
+            );
+            return;
+        }
+        round_trip(TokenStoreKind::Keyutils, StoreName::Keyutils).await;
+    }
+
+    async fn round_trip(kind: TokenStoreKind, expect: StoreName) {
+        let account = format!("test-{}@rcim://round-trip:{}", kind, std::process::id());
+        let options = VaultOptions {
+            kind,
+            account: account.clone(),
+            credential: None,
+        };
+        let vault = Vault::open(options.clone()).await.unwrap();
+        assert_eq!(vault.store(), expect);
+        assert!(vault.usable_token().await.is_none(), "fresh entry");
+        vault.save(Token::new("round-trip-token")).await;
+        drop(vault);
+
+        // A second open (as after a restart) reads it back.
+        let vault = Vault::open(options.clone()).await.unwrap();
+        assert_eq!(
+            vault.usable_token().await,
+            Some(Token::new("round-trip-token"))
+        );
+        vault.mark_rejected().await;
+        drop(vault);
+
+        let vault = Vault::open(options.clone()).await.unwrap();
+        assert!(
+            vault.usable_token().await.is_none(),
+            "the rejection survives a restart"
+        );
+        vault.delete().await;
+        drop(vault);
+
+        let vault = Vault::open(options).await.unwrap();
+        assert!(vault.usable_token().await.is_none());
+        let record = vault.lock();
+        assert!(record.token.is_none(), "deleted");
     }
 }

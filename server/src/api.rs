@@ -12,9 +12,15 @@
 //!
 //! Endpoints: [`user`] (`/user/getToken.json`, `/user/checkOnline.json`,
 //! `/user/token/expire.json`, `/user/block.json`, `/user/unblock.json`,
-//! `/user/block/query.json`) and `/stats.json` (the server's counters, an rcim
-//! addition).
+//! `/user/block/query.json`), [`message`] (`/message/private/publish.json`,
+//! `/message/system/publish.json`, `/message/group/publish.json`, and the rcim
+//! additions `/rcim/inbox/query.json`, `/rcim/message/sent.json`,
+//! `/rcim/message/bulk.json`), [`group`] (`/group/create.json`, `/group/join.json`,
+//! `/group/quit.json`, `/group/dismiss.json`) and `/stats.json` (the server's
+//! counters, an rcim addition).
 
+pub(crate) mod group;
+pub(crate) mod message;
 pub(crate) mod signature;
 pub(crate) mod user;
 
@@ -60,6 +66,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/user/block.json", post(user::block))
         .route("/user/unblock.json", post(user::unblock))
         .route("/user/block/query.json", post(user::block_query))
+        .route(
+            "/message/private/publish.json",
+            post(message::publish_private),
+        )
+        .route(
+            "/message/system/publish.json",
+            post(message::publish_system),
+        )
+        .route("/message/group/publish.json", post(message::publish_group))
+        .route("/group/create.json", post(group::create))
+        .route("/group/join.json", post(group::join))
+        .route("/group/quit.json", post(group::quit))
+        .route("/group/dismiss.json", post(group::dismiss))
+        .route("/rcim/inbox/query.json", post(message::inbox_query))
+        .route("/rcim/message/sent.json", post(message::sent_query))
+        .route("/rcim/message/bulk.json", post(message::bulk))
         .route("/stats.json", post(stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -10,13 +10,20 @@
 //! issued before `before_ms` are invalid: `/user/token/expire.json`) and `blocks`
 //! (per user, CONNECTs are refused until `until_ms`: `/user/block.json`). A block
 //! whose `until_ms` has passed is simply ignored ([`Access::is_blocked`]); rows are
-//! not purged.
+//! not purged. Messaging adds `messages`, `inbox`, `inbox_state` (the
+//! `messages` submodule owns their SQL) and `groups`, `group_members` (the `groups`
+//! submodule).
 //!
 //! rusqlite is blocking: async callers go through the `async fn`s, which run the
 //! statement on tokio's blocking pool with `spawn_blocking` (which tokio's paused
 //! test clock waits for, so in-process tests with paused time see the database as
 //! instant); the `_blocking` variants are for callers that are not on an async
 //! worker thread (or, like [`crate::RunningServer::issue_token`], do one tiny write).
+
+mod groups;
+mod messages;
+
+pub use messages::{Outgoing, StoreOutcome, Stored};
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -44,12 +51,59 @@ const MIGRATIONS: &[&str] = &[
         until_ms   INTEGER NOT NULL,
         created_ms INTEGER NOT NULL
     ) STRICT;",
+    // 3: messaging. `messages` holds each accepted message once, addressed as its
+    // sender addressed it; `inbox` is every user's numbered view of the messages it
+    // received (1, 2, 3, … per user, no gaps), with the conversation as that user
+    // sees it; `inbox_state` holds each user's last sequence number and the highest
+    // one a client acknowledged. Groups are the Server API's `/group/*`.
+    "CREATE TABLE messages (
+        uid           TEXT PRIMARY KEY NOT NULL,
+        sender        TEXT NOT NULL,
+        conv_type     INTEGER NOT NULL,
+        target_id     TEXT NOT NULL,
+        object_name   TEXT NOT NULL,
+        content       TEXT NOT NULL,
+        sent_time_ms  INTEGER NOT NULL,
+        client_msg_id TEXT
+    ) STRICT;
+    CREATE UNIQUE INDEX messages_by_client_id ON messages (sender, client_msg_id);
+    CREATE TABLE inbox (
+        user_id     TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        message_uid TEXT NOT NULL REFERENCES messages (uid),
+        conv_type   INTEGER NOT NULL,
+        target_id   TEXT NOT NULL,
+        PRIMARY KEY (user_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE inbox_state (
+        user_id   TEXT PRIMARY KEY NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        acked_seq INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE groups (
+        group_id   TEXT PRIMARY KEY NOT NULL,
+        name       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE group_members (
+        group_id  TEXT NOT NULL,
+        user_id   TEXT NOT NULL,
+        joined_ms INTEGER NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// A database failure, with a message for the log (never shown to API callers).
 #[derive(Debug, thiserror::Error)]
 #[error("database error: {0}")]
 pub struct DbError(String);
+
+impl DbError {
+    /// A failure described by `message`.
+    pub(crate) fn other(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {

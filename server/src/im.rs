@@ -12,6 +12,7 @@
 //! of file descriptors) is logged and retried after a short pause rather than ending
 //! the endpoint.
 
+mod delivery;
 pub(crate) mod session;
 
 use crate::state::Shared;

@@ -5,12 +5,15 @@
 //!
 //! - the **IM endpoint**: TCP, optionally TLS, speaking the upstream wire protocol of
 //!   [`rcim_proto::upstream`] (CONNECT/CONNACK with RC's codes, PING/PONG, DISCONNECT,
-//!   a heartbeat timeout, kicks, blocks), which is what `rcimd` connects to;
+//!   a heartbeat timeout, kicks, blocks; PUBLISH/PUBACK, SYNC/SYNCBATCH, PUSH, ACK),
+//!   which is what `rcimd` connects to;
 //! - the **Server API**: HTTP, compatible with RC's v1 Server API (form-encoded POSTs
 //!   signed with `App-Key`/`Nonce`/`Timestamp`/`Signature`, JSON answers with RC's
-//!   codes), which is what an app's backend calls to register users and get tokens.
+//!   codes), which is what an app's backend calls to register users, get tokens,
+//!   manage groups and send messages.
 //!
-//! State lives in SQLite at `DATA_DIR/server.db`. The binary `rcim-server` is a thin
+//! State (users, moderation, messages, inboxes, groups) lives in SQLite at
+//! `DATA_DIR/server.db`. The binary `rcim-server` is a thin
 //! wrapper around [`start`]; the daemon's `--dev` mode and the integration tests embed
 //! the server in-process the same way, and [`RunningServer::serve_stream`] runs the
 //! connection handler on any byte stream (e.g. `tokio::io::duplex` under paused
@@ -29,7 +32,17 @@
 //! | `/user/block.json` | `userId` (repeatable, 1–20), `minute` (1–43200) | `{"code":200}`; live connections get DISCONNECT 2 (USER_BLOCKED), CONNECTs get CONNACK 9 until unblocked or the minutes pass |
 //! | `/user/unblock.json` | `userId` (repeatable, 1–20) | `{"code":200}` |
 //! | `/user/block/query.json` | (none) | `{"code":200,"users":[{"userId","blockEndTime":"YYYY-MM-DD HH:MM:SS"}]}` (UTC) |
+//! | `/message/private/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–1000), `objectName`, `content` (RC's optional push fields are ignored) | `{"code":200}`; one message per distinct recipient, in its private conversation with `fromUserId` |
+//! | `/message/system/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–100), `objectName`, `content` | `{"code":200}`; one message per distinct recipient, in its system conversation with `fromUserId` |
+//! | `/message/group/publish.json` | `fromUserId`, `toGroupId` (repeatable, 1–3), `objectName`, `content` | `{"code":200}`; one message per group, to every member but `fromUserId`, who (as on RC) need not be a member |
+//! | `/group/create.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName` | `{"code":200}`; an existing group is renamed and gets the members added |
+//! | `/group/join.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName`? | `{"code":200}`; creates the group if needed |
+//! | `/group/quit.json` | `userId` (repeatable, 1–1000), `groupId` | `{"code":200}` |
+//! | `/group/dismiss.json` | `userId` (the operator), `groupId` | `{"code":200}`; the group and its memberships are deleted |
 //! | `/stats.json` | (none) | `{"code":200,"connects_accepted","connects_rejected","online","messages","kicks"}` |
+//! | `/rcim/inbox/query.json` | `userId` | `{"code":200,"entries":[{"seq","uid"}]}`: the user's inbox (rcim, for tests) |
+//! | `/rcim/message/sent.json` | `fromUserId` | `{"code":200,"messages":[{"clientMsgId","uid"}]}`: what the user published as an IM client (rcim, for tests) |
+//! | `/rcim/message/bulk.json` | `fromUserId`, `toUserId`, `count`, `objectName`, `contentPrefix` | `{"code":200,"count"}`: `count` private messages in transactions of 1,000 (rcim, for tests) |
 //!
 //! `rcim-server` flags: `--im-listen`, `--api-listen`, `--data-dir`, `--app-key`,
 //! `--app-secret` (or `RCIM_APP_SECRET`), `--heartbeat-timeout SECS` (90),
@@ -44,16 +57,44 @@
 //! otherwise 0 (and every older connection of the same user on the same platform is
 //! kicked; other platforms coexist).
 //!
+//! ## Messaging
+//!
+//! Every accepted message is stored once (a time-ordered UUID v7 uid, the sender,
+//! the conversation as addressed, type name, content, time, the client's message
+//! id) and appended to each recipient's **inbox**, numbered 1, 2, 3, … per user
+//! with no gaps, with the conversation as that recipient sees it: a private
+//! message from alice is (private, alice) for bob, a group message (group, id), a
+//! system message from `news` (system, news). A publish is one transaction, fan-out
+//! included. What the IM endpoint does with each client frame:
+//!
+//! - `Publish`: checked (33003 bad argument or a system conversation — those come
+//!   only from the Server API; 30016 content over 128 KB; 22406 a group the sender
+//!   is not in), de-duplicated on (sender, client message id) — a resend gets
+//!   PubAck 0 with the first uid and time and stores nothing — then stored and
+//!   answered PubAck 0 with the uid and time. The recipients' live connections
+//!   are woken to push it.
+//! - `Sync{since_seq}`: the next at most 200 inbox entries after `since_seq` (fewer
+//!   when they would not fit in one frame) and `has_more`. After a batch with
+//!   `has_more: false` the connection is live: every new inbox entry is pushed as
+//!   `Push`, in order, exactly once per connection, with nothing lost between the
+//!   last batch and the first push. A `Sync` while live is answered the same way;
+//!   pushes resume once it has caught up.
+//! - `Ack{seq}`: recorded (the user's acknowledged sequence number only moves
+//!   forward); beyond the user's last sequence number it is DISCONNECT 4.
+//!
 //! DISCONNECT reasons the server sends: 1 KICKED (a newer connection of the same
 //! user and platform), 2 USER_BLOCKED (`/user/block.json`), 3 SERVER_SHUTDOWN, 4
-//! PROTOCOL_ERROR (malformed frame, a non-CONNECT first frame, a second CONNECT), 5
-//! HEARTBEAT_TIMEOUT.
+//! PROTOCOL_ERROR (malformed frame, a non-CONNECT first frame, a second CONNECT, an
+//! ack beyond the inbox), 5 HEARTBEAT_TIMEOUT. A database failure while serving a
+//! client frame ends that connection with 3 (the client reconnects).
 //!
 //! ## Layout
 //!
 //! [`config`] (what to start), `state` (what every part shares), `im` (the accept
-//! loop, TLS, and one task per connection), [`registry`] (live connections),
-//! `moderation` (token expiry and blocks), `api` (the HTTP routes and signing),
+//! loop, TLS, one task per connection, and each connection's delivery cursor),
+//! [`registry`] (live connections and per-user inbox signals), `messaging`
+//! (publishing), `groups` (membership), `moderation` (token expiry and blocks),
+//! `api` (the HTTP routes and signing),
 //! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
 //! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal
 //! signed HTTP client for tests and tools), `testca` (feature `testca`: a test CA).
@@ -68,17 +109,24 @@ pub mod token;
 pub mod users;
 
 mod api;
+mod groups;
 mod im;
+mod messaging;
 mod moderation;
 mod state;
 mod tls;
 
 pub use config::{DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig, TlsFiles};
+pub use groups::MAX_MEMBERS_PER_CALL;
+pub use messaging::{
+    BULK_TRANSACTION, MAX_GROUPS_PER_PUBLISH, MAX_PRIVATE_RECIPIENTS, MAX_SYSTEM_RECIPIENTS,
+};
 pub use moderation::{MAX_BLOCK_MINUTES, MAX_USERS_PER_CALL};
 pub use state::Stats;
 
 use anyhow::Context as _;
 use rcim_proto::code::DisconnectReason;
+use rcim_proto::message::ConversationType;
 use registry::online::{Control, OnlineRegistry};
 use state::{Counters, Shared};
 use std::net::SocketAddr;
@@ -133,6 +181,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         token_lifetime: config.token_lifetime,
         db,
         online: Arc::new(OnlineRegistry::new()),
+        inbox: Default::default(),
         counters: Counters::default(),
         block_epoch: Default::default(),
     });
@@ -271,6 +320,131 @@ impl RunningServer {
         Ok(())
     }
 
+    /// Sends one private message from `from` to each of `to` (repeats count once),
+    /// as `/message/private/publish.json` does; each lands in the recipient's
+    /// private conversation with `from`. Returns the uid of each message, in the
+    /// order of `to`.
+    pub async fn publish_private(
+        &self,
+        from: &str,
+        to: &[&str],
+        object_name: &str,
+        content: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let to = owned(to);
+        let kind = ConversationType::Private;
+        Ok(messaging::publish_to_users(&self.shared, kind, from, to, object_name, content).await?)
+    }
+
+    /// Sends one system message from `from` to each of `to`, as
+    /// `/message/system/publish.json` does; each lands in the recipient's system
+    /// conversation with `from`. Returns the uid of each message.
+    pub async fn publish_system(
+        &self,
+        from: &str,
+        to: &[&str],
+        object_name: &str,
+        content: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let to = owned(to);
+        let kind = ConversationType::System;
+        Ok(messaging::publish_to_users(&self.shared, kind, from, to, object_name, content).await?)
+    }
+
+    /// Sends one message from `from` to group `group_id`, as
+    /// `/message/group/publish.json` does: every member but `from` gets it; `from`
+    /// need not be a member. Returns the message's uid.
+    pub async fn publish_group(
+        &self,
+        from: &str,
+        group_id: &str,
+        object_name: &str,
+        content: &str,
+    ) -> anyhow::Result<String> {
+        let groups = vec![group_id.to_owned()];
+        let uids =
+            messaging::publish_to_groups(&self.shared, from, groups, object_name, content).await?;
+        uids.into_iter()
+            .next()
+            .context("the group publish stored no message")
+    }
+
+    /// Stores `count` private messages from `from` to `to` (content
+    /// `content_prefix` followed by 0, 1, …) in transactions of
+    /// [`BULK_TRANSACTION`], waking `to`'s connections once per transaction, as
+    /// `/rcim/message/bulk.json` does. Returns the uids in order. For tests that
+    /// stream a large backlog.
+    pub async fn publish_private_bulk(
+        &self,
+        from: &str,
+        to: &str,
+        count: u32,
+        object_name: &str,
+        content_prefix: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(
+            messaging::publish_bulk(&self.shared, from, to, count, object_name, content_prefix)
+                .await?,
+        )
+    }
+
+    /// Creates group `group_id` named `name` with `members` (an existing group is
+    /// renamed and gets the members added), as `/group/create.json` does.
+    pub async fn create_group(
+        &self,
+        group_id: &str,
+        name: &str,
+        members: &[&str],
+    ) -> anyhow::Result<()> {
+        let (group_id, name) = (group_id.to_owned(), Some(name.to_owned()));
+        groups::join(&self.shared, group_id, name, owned(members), true).await?;
+        Ok(())
+    }
+
+    /// Adds `members` to group `group_id` (creating it if needed), as
+    /// `/group/join.json` does.
+    pub async fn join_group(&self, group_id: &str, members: &[&str]) -> anyhow::Result<()> {
+        groups::join(
+            &self.shared,
+            group_id.to_owned(),
+            None,
+            owned(members),
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes `members` from group `group_id`, as `/group/quit.json` does.
+    pub async fn quit_group(&self, group_id: &str, members: &[&str]) -> anyhow::Result<()> {
+        groups::quit(&self.shared, group_id.to_owned(), owned(members)).await?;
+        Ok(())
+    }
+
+    /// The members of group `group_id`, sorted (empty for an unknown group).
+    pub async fn group_members(&self, group_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.shared.db.group_members(group_id).await?)
+    }
+
+    /// The inbox of `user_id`: every (sequence number, message uid), in order. The
+    /// authoritative list a client's database is compared with.
+    pub async fn inbox_uids(&self, user_id: &str) -> anyhow::Result<Vec<(u64, String)>> {
+        Ok(self.shared.db.inbox_uids(user_id).await?)
+    }
+
+    /// The last inbox sequence number of `user_id` and the highest one a client
+    /// acknowledged (both 0 for a user that never received anything).
+    pub async fn inbox_state(&self, user_id: &str) -> anyhow::Result<(u64, u64)> {
+        Ok(self.shared.db.inbox_state(user_id).await?)
+    }
+
+    /// Every (client message id, uid) that `sender` published as an IM client, in
+    /// the order they were accepted: one entry per accepted message, however often
+    /// it was resent.
+    pub async fn messages_from(&self, sender: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(self.shared.db.messages_from(sender).await?)
+    }
+
     /// Serves one IM connection on `stream` (the plain wire protocol, no TLS), as if
     /// it had been accepted on the IM endpoint: same handshake deadline (from now),
     /// same checks, tracked like TCP connections so that shutdown covers it. Must be
@@ -325,6 +499,11 @@ impl RunningServer {
         }
         tracing::info!("rcim-server stopped");
     }
+}
+
+/// Owned copies of borrowed ids.
+fn owned(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
 }
 
 impl Drop for RunningServer {

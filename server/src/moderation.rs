@@ -17,7 +17,7 @@
 use crate::db::DbError;
 use crate::registry::online::Control;
 use crate::state::{Shared, now_ms};
-use crate::users::check_user_id;
+use crate::users::check_id_list;
 use rcim_proto::code::DisconnectReason;
 use std::sync::atomic::Ordering;
 
@@ -40,16 +40,7 @@ pub enum ModerationError {
 
 /// Checks a list of user ids: 1 to [`MAX_USERS_PER_CALL`] valid ids.
 pub fn check_user_ids(user_ids: &[String]) -> Result<(), String> {
-    if user_ids.is_empty() {
-        return Err("userId is required".into());
-    }
-    if user_ids.len() > MAX_USERS_PER_CALL {
-        return Err(format!(
-            "at most {MAX_USERS_PER_CALL} userId values per call, got {}",
-            user_ids.len()
-        ));
-    }
-    user_ids.iter().try_for_each(|id| check_user_id(id))
+    check_id_list("userId", user_ids, MAX_USERS_PER_CALL)
 }
 
 /// Checks a block length: 1 to [`MAX_BLOCK_MINUTES`] minutes.

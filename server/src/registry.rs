@@ -3,5 +3,8 @@
 //! - [`online`]: the live, accepted IM connections, keyed by user and platform, each
 //!   with a control channel so that another part of the server (shutdown, a kick
 //!   by a newer connection, a block) can tell a connection to end.
+//! - [`inbox`]: per-user signals that an inbox grew, which wake the user's live
+//!   connections to push the new entries.
 
+pub mod inbox;
 pub mod online;

@@ -3,10 +3,11 @@
 //! [`Shared`] is built once by [`crate::start`] and handed (in an `Arc`) to the IM
 //! accept loop, to every connection task and to the HTTP router. It holds the app's
 //! identity and secret, the token lifetime, the database, the online registry, the
-//! counters behind [`Stats`] and the block epoch (see [`Shared::block_epoch`]); it
+//! inbox signals, the counters behind [`Stats`] and the block epoch (see [`Shared::block_epoch`]); it
 //! has no behaviour of its own beyond reading those.
 
 use crate::db::Db;
+use crate::registry::inbox::InboxSignals;
 use crate::registry::online::OnlineRegistry;
 use crate::token::TokenIssuer;
 use serde::Serialize;
@@ -24,7 +25,8 @@ pub struct Stats {
     pub connects_rejected: u64,
     /// Accepted connections still live.
     pub online: u64,
-    /// Messages routed (messaging is not implemented yet: always 0).
+    /// Messages accepted (from IM clients and the Server API; a message to a group
+    /// counts once, a resent duplicate not at all).
     pub messages: u64,
     /// Live connections ended with `Disconnect { KICKED }` because the same user
     /// connected again on the same platform.
@@ -64,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) db: Db,
     /// Live IM connections.
     pub(crate) online: Arc<OnlineRegistry>,
+    /// Per-user "the inbox grew" signals for live connections.
+    pub(crate) inbox: Arc<InboxSignals>,
     /// Counters behind [`Stats`].
     pub(crate) counters: Counters,
     /// Bumped after every block is written to the database and before the blocked

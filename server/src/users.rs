@@ -31,19 +31,41 @@ pub enum RegisterError {
 
 /// Checks a user id against RC's rules.
 pub fn check_user_id(user_id: &str) -> Result<(), String> {
-    if user_id.is_empty() {
-        return Err("userId is required".into());
+    check_id("userId", user_id)
+}
+
+/// Checks an id named `field` (a user or group id) against RC's rules for ids: 1 to
+/// [`MAX_USER_ID`] bytes of letters, digits and `+ = - _`.
+pub fn check_id(field: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("{field} is required"));
     }
-    if user_id.len() > MAX_USER_ID {
-        return Err(format!("userId is longer than {MAX_USER_ID} bytes"));
+    if id.len() > MAX_USER_ID {
+        return Err(format!("{field} is longer than {MAX_USER_ID} bytes"));
     }
-    if !user_id
+    if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b'-' | b'_'))
     {
-        return Err("userId may contain only letters, digits and + = - _".into());
+        return Err(format!(
+            "{field} may contain only letters, digits and + = - _"
+        ));
     }
     Ok(())
+}
+
+/// Checks a repeatable form field named `field`: 1 to `max` valid ids.
+pub fn check_id_list(field: &str, ids: &[String], max: usize) -> Result<(), String> {
+    if ids.is_empty() {
+        return Err(format!("{field} is required"));
+    }
+    if ids.len() > max {
+        return Err(format!(
+            "at most {max} {field} values per call, got {}",
+            ids.len()
+        ));
+    }
+    ids.iter().try_for_each(|id| check_id(field, id))
 }
 
 /// Checks a display name against RC's rules.

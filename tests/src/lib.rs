@@ -592,3 +592,126 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The reference server inside the test process (for the bulk and inspection
+/// helpers that only the library offers), listening on loopback like the binary.
+pub struct InProcessServer {
+    /// The server.
+    pub server: Option<rcim_server::RunningServer>,
+    dir: TempDir,
+    im_addr: std::net::SocketAddr,
+}
+
+impl InProcessServer {
+    /// Starts a server with a fresh data dir.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = rcim_server::ServerConfig::local(dir.path().join("server"), APP_KEY, APP_SECRET);
+        let server = runtime().block_on(rcim_server::start(config)).expect("start the server");
+        let im_addr = server.im_addr();
+        Self {
+            server: Some(server),
+            dir,
+            im_addr,
+        }
+    }
+
+    /// The running server.
+    pub fn get(&self) -> &rcim_server::RunningServer {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    /// `rcim://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("rcim://{}", self.im_addr)
+    }
+
+    /// Runs a future on the testkit's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        runtime().block_on(future)
+    }
+
+    /// Spawns a future on the testkit's runtime.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        runtime().spawn(future)
+    }
+
+    /// Stops the server (its clients see the connection end) and starts it again
+    /// on the same port and data dir.
+    pub fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            runtime().block_on(server.shutdown());
+        }
+        let mut config =
+            rcim_server::ServerConfig::local(self.dir.path().join("server"), APP_KEY, APP_SECRET);
+        config.im_listen = self.im_addr;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match runtime().block_on(rcim_server::start(config.clone())) {
+                Ok(server) => {
+                    self.server = Some(server);
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart: {e:#}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("cannot restart the server: {e:#}"),
+            }
+        }
+    }
+}
+
+/// The received message uids in a daemon's database for `user`, in local order,
+/// and the result of `PRAGMA integrity_check`.
+pub fn stored_uids(data_dir: &Path, user: &str) -> (Vec<String>, String) {
+    let path = data_dir.join("users").join(user).join("rcim.db");
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    let mut stmt = conn
+        .prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")
+        .expect("query");
+    let uids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("rows")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("uids");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    (uids, check)
+}
+
+/// A small seeded random generator for fault schedules (the seed is printed so a
+/// failing run can be replayed with `RCIM_SEED`).
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `RCIM_SEED` or the clock; prints the seed.
+    pub fn from_env(test: &str) -> Self {
+        let seed = std::env::var("RCIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        eprintln!("{test}: RCIM_SEED={seed}");
+        Self(seed.max(1))
+    }
+
+    /// The next number in `0..bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound.max(1)
+    }
+}

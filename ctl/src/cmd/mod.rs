@@ -3,8 +3,13 @@
 //! output can be tested without a daemon.
 
 pub mod connect;
+pub mod conversations;
 pub mod disconnect;
+pub mod doctor;
+pub mod history;
+pub mod send;
 pub mod status;
+pub mod watch;
 
 use crate::failure::CliError;
 use rcim_client::ClientOptions;

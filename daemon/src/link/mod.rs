@@ -22,6 +22,7 @@
 
 pub mod backoff;
 pub mod connector;
+mod messaging;
 
 use crate::hub::HubHandle;
 use crate::store::{StoreHandle, StoreOpener};
@@ -29,10 +30,12 @@ use crate::vault::Vault;
 use connector::{ConnectorConfig, Failure, Upstream};
 use rcim_proto::frame::{MAX_UPSTREAM_FRAME, encode};
 use rcim_proto::ipc::{Callback, Event};
+use rcim_proto::message::ConversationKey;
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -63,17 +66,21 @@ pub struct LinkReport {
     pub last_error: Option<ErrorInfo>,
 }
 
-/// The answer to a `connect`: the immediate code and, when it is 0, the callbacks.
+/// The answer to a call with callbacks (`connect`, `sendMessage`): the immediate
+/// code and, when it is 0, the callbacks in RC's order.
 #[derive(Debug)]
-pub struct ConnectCall {
+pub struct Call {
     /// 0 accepted, otherwise the rejection (and no callback will come).
     pub code: RcCode,
-    /// `DatabaseOpened` (when the database was opened or tried), then one
-    /// `Connected`. Closed at once when the call was rejected.
+    /// For `connect`: `DatabaseOpened` (when the database was opened or tried),
+    /// then one `Connected`. For `sendMessage`: `MessageSaved`, then one
+    /// `MessageSent` (which may come after a reconnect, or never if the daemon
+    /// stops first: the message then waits in the outbox). Closed at once when the
+    /// call was rejected.
     pub callbacks: mpsc::Receiver<Callback>,
 }
 
-impl ConnectCall {
+impl Call {
     fn rejected(code: RcCode) -> Self {
         let (_, callbacks) = mpsc::channel(1);
         Self { code, callbacks }
@@ -84,7 +91,7 @@ enum Command {
     Connect {
         token: Token,
         timeout: Option<Duration>,
-        reply: oneshot::Sender<ConnectCall>,
+        reply: oneshot::Sender<Call>,
     },
     Disconnect {
         keep_push: bool,
@@ -92,6 +99,12 @@ enum Command {
         reply: oneshot::Sender<RcCode>,
     },
     Nudge(Nudge),
+    SendMessage {
+        conversation: ConversationKey,
+        object_name: String,
+        content: String,
+        reply: oneshot::Sender<Call>,
+    },
     Reconfigure {
         ping_after: Duration,
         pong_timeout: Duration,
@@ -112,12 +125,13 @@ pub enum Nudge {
 pub struct LinkHandle {
     commands: mpsc::Sender<Command>,
     report: watch::Receiver<LinkReport>,
+    store: watch::Receiver<Option<StoreHandle>>,
 }
 
 impl LinkHandle {
     /// RC's `connect(token, timeout)`; `timeout_secs` ≤ 0 waits until success or a
     /// terminal error.
-    pub async fn connect(&self, token: Token, timeout_secs: i32) -> ConnectCall {
+    pub async fn connect(&self, token: Token, timeout_secs: i32) -> Call {
         let timeout = u64::try_from(timeout_secs)
             .ok()
             .filter(|s| *s > 0)
@@ -129,11 +143,11 @@ impl LinkHandle {
             reply,
         });
         if sent.await.is_err() {
-            return ConnectCall::rejected(RcCode::CONNECTION_CLOSING);
+            return Call::rejected(RcCode::CONNECTION_CLOSING);
         }
         answer
             .await
-            .unwrap_or_else(|_| ConnectCall::rejected(RcCode::CONNECTION_CLOSING))
+            .unwrap_or_else(|_| Call::rejected(RcCode::CONNECTION_CLOSING))
     }
 
     /// RC's `disconnect(receivePush)`: signs the device out for every local app.
@@ -155,6 +169,35 @@ impl LinkHandle {
     /// the link is busy, a nudge already queued does the same job.
     pub fn nudge(&self, nudge: Nudge) {
         let _ = self.commands.try_send(Command::Nudge(nudge));
+    }
+
+    /// RC's `sendMessage`: stores the message in the outbox and sends it as soon as
+    /// the link is connected.
+    pub async fn send_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: String,
+        content: String,
+    ) -> Call {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::SendMessage {
+            conversation,
+            object_name,
+            content,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Call::rejected(RcCode::CONNECTION_CLOSING);
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Call::rejected(RcCode::CONNECTION_CLOSING))
+    }
+
+    /// The open database of the current user, for queries that need not go
+    /// through the link.
+    pub fn store(&self) -> Option<StoreHandle> {
+        self.store.borrow().clone()
     }
 
     /// Changes the heartbeat (SIGHUP reload); takes effect from the next ping.
@@ -202,10 +245,13 @@ pub fn spawn(
         reconnects: 0,
         last_error: None,
     });
+    let (store_tx, store) = watch::channel(None);
     let link = Link {
         config,
         deps,
         report: report_tx,
+        store_tx,
+        senders: HashMap::new(),
         token: None,
         user_id: None,
         store: StoreSlot::Closed,
@@ -216,7 +262,14 @@ pub fn spawn(
         phase: Phase::Idle,
     };
     let task = tokio::spawn(link.run(inbox, boot_token, shutdown));
-    (LinkHandle { commands, report }, task)
+    (
+        LinkHandle {
+            commands,
+            report,
+            store,
+        },
+        task,
+    )
 }
 
 /// A caller whose `onConnected` is still due.
@@ -237,17 +290,18 @@ impl Waiter {
 /// The state of the user's database.
 enum StoreSlot {
     Closed,
-    Open(
-        #[expect(
-            dead_code,
-            reason = "held to keep the database open until messaging uses it"
-        )]
-        StoreHandle,
-    ),
+    Open(StoreHandle),
     Failed,
 }
 
 impl StoreSlot {
+    fn handle(&self) -> Option<StoreHandle> {
+        match self {
+            StoreSlot::Open(handle) => Some(handle.clone()),
+            StoreSlot::Closed | StoreSlot::Failed => None,
+        }
+    }
+
     fn code(&self) -> Option<RcCode> {
         match self {
             StoreSlot::Closed => None,
@@ -275,6 +329,8 @@ struct Live {
     user_id: String,
     last_heard: Instant,
     ping_sent: Option<Instant>,
+    /// Inbox position and sync progress on this connection.
+    inbox: messaging::InboxState,
 }
 
 /// What the current phase produced.
@@ -314,6 +370,10 @@ struct Link {
     config: LinkConfig,
     deps: LinkDeps,
     report: watch::Sender<LinkReport>,
+    /// The open database, for sessions' queries.
+    store_tx: watch::Sender<Option<StoreHandle>>,
+    /// Apps waiting for `onMessageSent`, by local message id.
+    senders: HashMap<i64, mpsc::Sender<Callback>>,
     /// The token to connect with.
     token: Option<Token>,
     /// The user the link is for (from the token's claims or the CONNACK).
@@ -396,6 +456,15 @@ impl Link {
                 let _ = reply.send(RcCode::SUCCESS);
             }
             Command::Nudge(nudge) => self.on_nudge(nudge).await,
+            Command::SendMessage {
+                conversation,
+                object_name,
+                content,
+                reply,
+            } => {
+                let call = self.send_message(conversation, object_name, content).await;
+                let _ = reply.send(call);
+            }
             Command::Reconfigure {
                 ping_after,
                 pong_timeout,
@@ -410,10 +479,10 @@ impl Link {
     }
 
     /// A local app called `connect`.
-    async fn connect(&mut self, token: Token, timeout: Option<Duration>) -> ConnectCall {
+    async fn connect(&mut self, token: Token, timeout: Option<Duration>) -> Call {
         if let Err(why) = token.check_argument() {
             tracing::info!("connect refused: {why}");
-            return ConnectCall::rejected(RcCode::INVALID_PARAMETER);
+            return Call::rejected(RcCode::INVALID_PARAMETER);
         }
         let claimed_user = TokenClaims::peek(token.expose()).ok().map(|c| c.user_id);
         let active = !matches!(self.phase, Phase::Idle);
@@ -423,13 +492,13 @@ impl Link {
                     tracing::info!(
                         "connect as {claimed} refused: the link is in use for {current}"
                     );
-                    return ConnectCall::rejected(RcCode::RC_CONNECTION_EXIST);
+                    return Call::rejected(RcCode::RC_CONNECTION_EXIST);
                 }
                 (Some(current), None) => {
                     tracing::info!(
                         "connect refused: the token is unreadable and the link is in use for {current}"
                     );
-                    return ConnectCall::rejected(RcCode::RC_CONNECTION_EXIST);
+                    return Call::rejected(RcCode::RC_CONNECTION_EXIST);
                 }
                 _ => {}
             }
@@ -465,7 +534,7 @@ impl Link {
             }
             Phase::Waiting { .. } | Phase::Dialing { .. } => self.waiters.push(waiter),
         }
-        ConnectCall {
+        Call {
             code: RcCode::SUCCESS,
             callbacks,
         }
@@ -485,6 +554,7 @@ impl Link {
             // Unknown user: the database opens once the CONNACK names the user.
             self.user_id = None;
             self.store = StoreSlot::Closed;
+            self.store_tx.send_replace(None);
         }
     }
 
@@ -501,6 +571,7 @@ impl Link {
                 StoreSlot::Failed
             }
         };
+        self.store_tx.send_replace(self.store.handle());
         if let Some(code) = self.store.code() {
             for waiter in &mut self.waiters {
                 if !waiter.database_told {
@@ -569,18 +640,27 @@ impl Link {
             user_id: user,
             last_heard: now,
             ping_sent: None,
+            inbox: messaging::InboxState::default(),
         });
         self.publish(ConnectionStatus::Connected, RcCode::SUCCESS, None);
+        self.start_messaging().await;
     }
 
     async fn on_frame(&mut self, frame: Result<Option<ServerMsg>, FrameError>) {
         let Phase::Connected(live) = &mut self.phase else {
             return;
         };
+        if let Ok(Some(_)) = &frame {
+            // Any frame proves the connection is alive.
+            live.last_heard = Instant::now();
+            live.ping_sent = None;
+        }
         match frame {
-            Ok(Some(ServerMsg::Pong)) => {
-                live.last_heard = Instant::now();
-                live.ping_sent = None;
+            Ok(Some(ServerMsg::Pong)) => {}
+            Ok(Some(ServerMsg::PubAck(ack))) => self.on_pub_ack(ack).await,
+            Ok(Some(ServerMsg::Push(entry))) => self.on_push(entry).await,
+            Ok(Some(ServerMsg::SyncBatch { entries, has_more })) => {
+                self.on_sync_batch(entries, has_more).await;
             }
             Ok(Some(ServerMsg::Disconnect { reason })) => {
                 let failure = Failure {
@@ -591,10 +671,6 @@ impl Link {
                     )),
                 };
                 self.on_failure(failure).await;
-            }
-            Ok(Some(ServerMsg::PubAck(_) | ServerMsg::Push(_) | ServerMsg::SyncBatch { .. })) => {
-                // Messaging arrives with the local-database work.
-                tracing::debug!("ignoring a messaging frame");
             }
             Ok(Some(ServerMsg::ConnAck(_))) => {
                 let failure = Failure {

@@ -10,10 +10,11 @@ use super::connector::{BoxedStream, ConnectorConfig, CustomDial, ServerAddr, Tra
 use super::*;
 use crate::hub::{self, ClientInfo};
 use crate::store::StoreOpener;
-use crate::vault::{TokenStoreKind, Vault};
+use crate::vault::Vault;
 use bytes::Bytes;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME};
 use rcim_proto::ipc::DaemonFrame;
+use rcim_proto::message::{ConversationKey, Message};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -81,7 +82,7 @@ impl Harness {
             },
             tx,
         );
-        let vault = Vault::open(TokenStoreKind::Memory);
+        let vault = Vault::memory();
         let config = LinkConfig {
             connector: ConnectorConfig {
                 server: ServerAddr::parse("rcim://in-memory:1").unwrap(),
@@ -136,17 +137,54 @@ impl Harness {
         Instant::now()
     }
 
-    /// Every status event published so far.
-    fn drain_statuses(&mut self) -> Vec<LinkState> {
+    /// Every event published so far.
+    fn drain_events(&mut self) -> Vec<Event> {
         let mut seen = Vec::new();
         while let Ok(bytes) = self.events.try_recv() {
             let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
-            let rt = futures_util::FutureExt::now_or_never(reader.read::<DaemonFrame>());
-            if let Some(Ok(Some(DaemonFrame::Event(Event::StatusChanged(state))))) = rt {
-                seen.push(state);
+            let frame = futures_util::FutureExt::now_or_never(reader.read::<DaemonFrame>());
+            if let Some(Ok(Some(DaemonFrame::Event(event)))) = frame {
+                seen.push(event);
             }
         }
         seen
+    }
+
+    /// Every status event published so far.
+    fn drain_statuses(&mut self) -> Vec<LinkState> {
+        self.drain_events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::StatusChanged(state) => Some(state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits until the events so far include `OfflineSyncCompleted`, returning all.
+    async fn until_sync_completed(&mut self, limit: Duration) -> Vec<Event> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + limit;
+        loop {
+            seen.extend(self.drain_events());
+            if seen.contains(&Event::OfflineSyncCompleted) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "no OfflineSyncCompleted; saw {} events", seen.len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The uids stored in the user's database, in local order.
+    async fn stored_uids(&self) -> Vec<String> {
+        let store = self.link.store().expect("a database is open");
+        store
+            .call(|conn| {
+                let mut stmt = conn.prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")?;
+                stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
+            })
+            .await
+            .unwrap()
     }
 }
 
@@ -484,4 +522,156 @@ async fn another_user_is_refused_while_in_use() {
     assert_eq!(connect(&h.link, &newer, 0).await, ok("alice"));
     assert_eq!(h.vault.usable_token().await, Some(Token::new(newer)));
     assert_eq!(h.dial_count(), 1);
+}
+
+fn received(events: &[Event]) -> Vec<(String, u32, bool, bool)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::MessageReceived {
+                message,
+                left,
+                offline,
+                has_package,
+            } => Some((message.uid.clone().unwrap_or_default(), *left, *offline, *has_package)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_backlog_arrives_in_packages_of_200_then_live() {
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    h.server
+        .publish_private_bulk("bob", "alice", 450, "RC:TxtMsg", "m")
+        .await
+        .unwrap();
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let events = h.until_sync_completed(Duration::from_secs(30)).await;
+    let got = received(&events);
+    assert_eq!(got.len(), 450);
+    // Packages of 200, 200, 50: `left` counts down in each, `has_package` says more wait.
+    assert_eq!((got[0].1, got[0].2, got[0].3), (199, true, true));
+    assert_eq!((got[199].1, got[199].3), (0, true));
+    assert_eq!((got[200].1, got[200].3), (199, true));
+    assert_eq!((got[400].1, got[400].3), (49, false));
+    assert_eq!(got[449].1, 0);
+    let sync_done = events.iter().filter(|e| **e == Event::OfflineSyncCompleted).count();
+    assert_eq!(sync_done, 1);
+    let server_uids: Vec<String> = h.server.inbox_uids("alice").await.unwrap().into_iter().map(|(_, uid)| uid).collect();
+    assert_eq!(h.stored_uids().await, server_uids, "every message stored once, in order");
+
+    // Then live: committed, then shown with offline = false.
+    h.server.publish_private("bob", &["alice"], "RC:TxtMsg", r#"{"content":"live"}"#).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let live = received(&h.drain_events());
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].1, live[0].2, live[0].3), (0, false, false));
+    assert_eq!(h.stored_uids().await.len(), 451);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_in_the_middle_of_a_sync_loses_and_duplicates_nothing() {
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    h.server
+        .publish_private_bulk("bob", "alice", 1_000, "RC:TxtMsg", "m")
+        .await
+        .unwrap();
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    // Cut after the first package or so, several times.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        h.cut.send_modify(|n| *n += 1);
+        h.wait_status(ConnectionStatus::Connected, Duration::from_secs(10)).await;
+    }
+    h.until_sync_completed(Duration::from_secs(60)).await;
+    let server_uids: Vec<String> = h.server.inbox_uids("alice").await.unwrap().into_iter().map(|(_, uid)| uid).collect();
+    assert_eq!(h.stored_uids().await, server_uids);
+}
+
+fn sent_ok(callbacks: &[Callback]) -> Message {
+    match callbacks {
+        [Callback::MessageSaved { message: saved }, Callback::MessageSent { code: 0, message }] => {
+            assert_eq!(saved.sent_status, rcim_proto::message::SentStatus::Sending);
+            assert_eq!(message.id, saved.id);
+            assert_eq!(message.sent_status, rcim_proto::message::SentStatus::Sent);
+            assert!(message.uid.is_some());
+            message.clone()
+        }
+        other => panic!("unexpected callbacks {other:?}"),
+    }
+}
+
+async fn callbacks_of(mut call: Call) -> Vec<Callback> {
+    assert_eq!(call.code, RcCode::SUCCESS);
+    let mut seen = Vec::new();
+    while let Some(callback) = call.callbacks.recv().await {
+        let last = matches!(callback, Callback::MessageSent { .. });
+        seen.push(callback);
+        if last {
+            break;
+        }
+    }
+    seen
+}
+
+fn text(text: &str) -> String {
+    format!(r#"{{"content":"{text}"}}"#)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sent_message_is_saved_then_sent_once() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    // Before any connect there is no database: 33002.
+    let early = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text("x")).await;
+    assert_eq!(early.code, RcCode::DATABASE_ERROR);
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let bad = h.link.send_message(ConversationKey::private(""), "RC:TxtMsg".into(), text("x")).await;
+    assert_eq!(bad.code, RcCode::INVALID_PARAMETER);
+    let call = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text("hi")).await;
+    let message = sent_ok(&callbacks_of(call).await);
+    let server = h.server.messages_from("alice").await.unwrap();
+    assert_eq!(server.len(), 1);
+    assert_eq!(Some(&server[0].1), message.uid.as_ref());
+    assert_eq!(h.server.inbox_uids("bob").await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outbox_waits_for_the_connection_and_a_resend_is_not_a_duplicate() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    // The server is gone: messages wait in the outbox.
+    h.reachable.store(false, Ordering::SeqCst);
+    h.gate.send_replace(false);
+    let mut calls = Vec::new();
+    for i in 0..5 {
+        let call = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text(&format!("m{i}"))).await;
+        calls.push(tokio::spawn(callbacks_of(call)));
+    }
+    // The publishes sit in the black hole; the heartbeat notices, the link retries.
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(60)).await;
+    // The held bytes now reach the server on the dead connection: it stores the
+    // messages, but its PubAcks reach nobody.
+    h.gate.send_replace(true);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    h.reachable.store(true, Ordering::SeqCst);
+    h.link.nudge(Nudge::NetworkChanged);
+    for call in calls {
+        sent_ok(&call.await.unwrap());
+    }
+    let store = h.link.store().unwrap();
+    assert!(store.call(|c| queries_outbox(c)).await.unwrap().is_empty());
+    // Held bytes of the first connection were delivered late or not at all; either
+    // way the server has each message exactly once.
+    let server = h.server.messages_from("alice").await.unwrap();
+    assert_eq!(server.len(), 5);
+    assert_eq!(h.server.inbox_uids("bob").await.unwrap().len(), 5);
+}
+
+fn queries_outbox(conn: &mut rusqlite::Connection) -> rusqlite::Result<Vec<Message>> {
+    crate::store::queries::outbox(conn)
 }

@@ -3,10 +3,18 @@
 //! This module owns the per-connection protocol: the handshake (the first frame must
 //! be `Connect` before the handshake deadline, [`HANDSHAKE_TIMEOUT`] after the accept;
 //! a TLS handshake, when there is one, spends from the same budget), then the
-//! steady state (answer `Ping` with `Pong`, end on the client's `Disconnect`, on
-//! silence longer than the heartbeat timeout, on a malformed frame, or on a
-//! [`Control`] message from the online registry: shutdown, a kick, a block).
-//! Framing is [`rcim_proto::frame`]'s; this module only decides what to say.
+//! steady state: answer `Ping` with `Pong`; `Publish` with a `PubAck` (through
+//! [`crate::messaging`]: 0 with the message's uid and time, the first ones again
+//! for a resent client message id; 33003 bad argument or a system message, 30016
+//! content over 128 KB, 22406 not a member of the group); `Sync` with a
+//! `SyncBatch`, then live `Push`es, and record `Ack`s (see [`super::delivery`],
+//! which owns the no-gap, no-duplicate seam; an ack beyond the user's inbox is a
+//! protocol error). The connection ends on the client's `Disconnect`, on silence
+//! longer than the heartbeat timeout, on a malformed frame or a second `Connect`,
+//! on a [`Control`] message from the online registry (shutdown, a kick, a block),
+//! or with SERVER_SHUTDOWN when the database fails mid-request (the client
+//! reconnects and resends; publishes are idempotent). Framing is
+//! [`rcim_proto::frame`]'s; this module only decides what to say.
 //!
 //! CONNECT checks, in order, each answered with its CONNACK code and a close:
 //! wire version (1), app key (4), token shape, signature and app key (4), the
@@ -23,12 +31,14 @@
 //! shuts the write side and briefly drains the read side, so the peer receives the
 //! last `ConnAck` or `Disconnect` instead of a reset.
 
+use super::delivery::{AckOutcome, Delivery};
+use crate::messaging;
 use crate::registry::online::Control;
 use crate::state::{Counters, Shared, now_ms};
-use rcim_proto::WIRE_VERSION;
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
-use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, ServerMsg};
+use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, PubAck, ServerMsg};
+use rcim_proto::{RcCode, WIRE_VERSION};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -228,9 +238,11 @@ where
         device = connect.device_id.as_str(),
         "connection accepted"
     );
+    // Subscribe to the inbox before the client can sync (see `delivery`).
+    let delivery = Delivery::new(shared, &user_id);
     let ack = ConnAck {
         code: ConnAckCode::ACCEPTED,
-        user_id: Some(user_id),
+        user_id: Some(user_id.clone()),
         server_time_ms,
     };
     if let Err(e) = conn.send(&ServerMsg::ConnAck(ack)).await {
@@ -241,7 +253,14 @@ where
     if cancel.is_cancelled() {
         return conn.disconnect(DisconnectReason::SERVER_SHUTDOWN).await;
     }
-    steady(conn, shared.heartbeat_timeout, control).await
+    let mut session = Session {
+        shared,
+        user_id,
+        delivery,
+    };
+    let end = session.steady(conn, control).await;
+    session.delivery.write_ack(shared).await;
+    end
 }
 
 /// Counts and answers a refused CONNECT.
@@ -313,55 +332,160 @@ async fn check_connect(
     Ok(claims.user_id)
 }
 
-/// The accepted connection's loop.
-async fn steady<S>(
-    conn: &mut Conn<S>,
-    heartbeat_timeout: Duration,
-    mut control: mpsc::Receiver<Control>,
-) -> End
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut deadline = Instant::now() + heartbeat_timeout;
-    loop {
-        tokio::select! {
-            biased;
-            Some(Control::Disconnect(reason)) = control.recv() => {
-                return conn.disconnect(reason).await;
-            }
-            () = sleep_until(deadline) => {
-                return conn.disconnect(DisconnectReason::HEARTBEAT_TIMEOUT).await;
-            }
-            // `FrameReader::read` is cancel-safe, so losing the race loses no bytes.
-            read = conn.reader.read::<ClientMsg>() => {
-                deadline = Instant::now() + heartbeat_timeout;
-                match read {
-                    Ok(Some(ClientMsg::Ping)) => {
-                        if let Err(e) = conn.send(&ServerMsg::Pong).await {
-                            return End::Failed(e);
+/// An accepted connection's state.
+struct Session<'a> {
+    shared: &'a Shared,
+    user_id: String,
+    delivery: Delivery,
+}
+
+/// What to do after handling one client frame.
+enum Next {
+    /// Keep serving.
+    Continue,
+    /// The connection ends.
+    End(End),
+}
+
+impl Session<'_> {
+    /// The accepted connection's loop. Priorities, highest first: control messages
+    /// (kick, block, shutdown), the heartbeat deadline, client frames, then inbox
+    /// work (a signal, a chunk of pushes, writing acks), so a backlog being pushed
+    /// never delays answering the client.
+    async fn steady<S>(&mut self, conn: &mut Conn<S>, mut control: mpsc::Receiver<Control>) -> End
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let heartbeat_timeout = self.shared.heartbeat_timeout;
+        let mut deadline = Instant::now() + heartbeat_timeout;
+        loop {
+            let waits_for_signal = self.delivery.waits_for_signal();
+            let push_due = self.delivery.push_due();
+            let ack_due = self.delivery.has_unwritten_ack();
+            tokio::select! {
+                biased;
+                Some(Control::Disconnect(reason)) = control.recv() => {
+                    return conn.disconnect(reason).await;
+                }
+                () = sleep_until(deadline) => {
+                    return conn.disconnect(DisconnectReason::HEARTBEAT_TIMEOUT).await;
+                }
+                // `FrameReader::read` is cancel-safe, so losing the race loses no bytes.
+                read = conn.reader.read::<ClientMsg>() => {
+                    deadline = Instant::now() + heartbeat_timeout;
+                    match read {
+                        Ok(Some(msg)) => {
+                            if let Next::End(end) = self.handle(conn, msg).await {
+                                return end;
+                            }
                         }
+                        Ok(None) => return End::PeerClosed,
+                        Err(e) if is_protocol_error(&e) => {
+                            tracing::info!(error = %e, "malformed frame");
+                            return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
+                        }
+                        Err(e) => return End::Failed(e),
                     }
-                    Ok(Some(ClientMsg::Disconnect { keep_push })) => {
-                        return End::PeerDisconnect { keep_push };
+                }
+                () = self.delivery.signalled(), if waits_for_signal => {}
+                () = std::future::ready(()), if push_due => {
+                    if let Next::End(end) = self.push(conn).await {
+                        return end;
                     }
-                    Ok(Some(ClientMsg::Connect(_))) => {
-                        tracing::info!("second CONNECT on one connection");
-                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
-                    }
-                    // Messaging (wire 2) is being built; until then it is refused.
-                    Ok(Some(ClientMsg::Publish(_) | ClientMsg::Sync { .. } | ClientMsg::Ack { .. })) => {
-                        tracing::info!("messaging is not supported yet");
-                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
-                    }
-                    Ok(None) => return End::PeerClosed,
-                    Err(e) if is_protocol_error(&e) => {
-                        tracing::info!(error = %e, "malformed frame");
-                        return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
-                    }
-                    Err(e) => return End::Failed(e),
+                }
+                () = std::future::ready(()), if ack_due => {
+                    self.delivery.write_ack(self.shared).await;
                 }
             }
         }
+    }
+
+    /// Handles one client frame.
+    async fn handle<S>(&mut self, conn: &mut Conn<S>, msg: ClientMsg) -> Next
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let reply = match msg {
+            ClientMsg::Ping => ServerMsg::Pong,
+            ClientMsg::Disconnect { keep_push } => {
+                return Next::End(End::PeerDisconnect { keep_push });
+            }
+            ClientMsg::Connect(_) => {
+                tracing::info!("second CONNECT on one connection");
+                return Next::End(conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await);
+            }
+            ClientMsg::Publish(publish) => {
+                let req_id = publish.req_id;
+                match messaging::publish_from_client(self.shared, &self.user_id, publish).await {
+                    Ok((uid, sent_time_ms)) => ServerMsg::PubAck(PubAck {
+                        req_id,
+                        code: RcCode::SUCCESS.0,
+                        message_uid: Some(uid),
+                        sent_time_ms,
+                    }),
+                    Err(e) => match e.puback_code() {
+                        Some(code) => {
+                            tracing::debug!(req_id, code = code.0, reason = %e, "publish refused");
+                            ServerMsg::PubAck(PubAck {
+                                req_id,
+                                code: code.0,
+                                message_uid: None,
+                                sent_time_ms: now_ms(),
+                            })
+                        }
+                        None => return Next::End(self.unavailable(conn, &e).await),
+                    },
+                }
+            }
+            ClientMsg::Sync { since_seq } => {
+                match self.delivery.sync(self.shared, since_seq).await {
+                    Ok(batch) => batch,
+                    Err(e) => return Next::End(self.unavailable(conn, &e).await),
+                }
+            }
+            ClientMsg::Ack { seq } => {
+                return match self.delivery.ack(self.shared, seq).await {
+                    Ok(AckOutcome::Recorded) => Next::Continue,
+                    Ok(AckOutcome::BeyondInbox) => {
+                        tracing::info!(seq, "ack beyond the last inbox sequence number");
+                        Next::End(conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await)
+                    }
+                    Err(e) => Next::End(self.unavailable(conn, &e).await),
+                };
+            }
+        };
+        match conn.send(&reply).await {
+            Ok(()) => Next::Continue,
+            Err(e) => Next::End(End::Failed(e)),
+        }
+    }
+
+    /// Pushes the next chunk of inbox entries.
+    async fn push<S>(&mut self, conn: &mut Conn<S>) -> Next
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let entries = match self.delivery.next_pushes(self.shared).await {
+            Ok(entries) => entries,
+            Err(e) => return Next::End(self.unavailable(conn, &e).await),
+        };
+        for entry in entries {
+            if let Err(e) = conn.send(&ServerMsg::Push(entry)).await {
+                return Next::End(End::Failed(e));
+            }
+        }
+        Next::Continue
+    }
+
+    /// The database failed while serving the client: end the connection with
+    /// SERVER_SHUTDOWN ("server unavailable"), so that the client reconnects,
+    /// syncs and resends (publishes are idempotent).
+    async fn unavailable<S>(&self, conn: &mut Conn<S>, e: &(dyn std::fmt::Display + Sync)) -> End
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        tracing::error!(error = %e, "the database failed; ending the connection");
+        conn.disconnect(DisconnectReason::SERVER_SHUTDOWN).await
     }
 }
 
@@ -392,6 +516,7 @@ mod tests {
             token_lifetime: Duration::ZERO,
             db,
             online: Arc::new(OnlineRegistry::new()),
+            inbox: Default::default(),
             counters: Counters::default(),
             block_epoch: Default::default(),
         });

@@ -1,20 +1,29 @@
-//! The store: owns the per-user SQLite database, on a thread of its own.
+//! The store: owns the per-user SQLite database.
 //!
-//! rusqlite is blocking, so each open database lives on a dedicated thread that
-//! serves commands from a channel, as sqlx's SQLite worker does. The database is
+//! One database per user, `<data-dir>/users/<user-id>/rcim.db`, in WAL mode. It is
 //! opened and migrated *before* the handle is returned, so an open failure is
 //! reported to the caller (as `onDatabaseOpened(33002)`) rather than discovered on
-//! first use. The thread ends, closing the database, when the last handle drops.
+//! first use; a database written by a newer rcimd is refused, never touched.
 //!
-//! For now the schema holds only the user's identity; messages, conversations, the
-//! outbox and the sync cursor arrive with the local-database issue, as migrations
-//! keyed on `PRAGMA user_version`.
+//! Every call runs one closure against the connection on tokio's blocking pool,
+//! serialized by a mutex: rusqlite is blocking, and the blocking pool is visible to
+//! tokio (paused-time tests wait for it, where a private thread would let their
+//! clock jump ahead). The queries themselves live in [`queries`] as plain functions
+//! of a `&mut Connection`, so they are tested without any async machinery.
+//!
+//! Durability rules (see docs/ARCHITECTURE.md): an incoming batch and the sync
+//! cursor are committed in one transaction *before* the link acknowledges them
+//! upstream or any client sees them; an outgoing message is in the outbox *before*
+//! `onMessageSaved`.
+
+pub mod queries;
+mod schema;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-/// Why a database could not be opened.
+/// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory could not be created.
@@ -45,9 +54,9 @@ pub enum StoreError {
         /// The newest this build knows.
         known: i64,
     },
-    /// The store thread could not be started or died.
-    #[error("the database thread failed: {0}")]
-    Thread(String),
+    /// The blocking task failed.
+    #[error("the database task failed: {0}")]
+    Task(String),
 }
 
 /// Opens per-user databases under the data dir.
@@ -57,29 +66,47 @@ pub struct StoreOpener {
 }
 
 /// A handle to one open database. The database closes when the last handle drops.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StoreHandle {
-    // Commands arrive with the local-database issue; holding the sender keeps the
-    // thread, and so the database, alive.
-    _commands: mpsc::Sender<StoreCommand>,
-    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
 }
 
-#[derive(Debug)]
-enum StoreCommand {}
+impl std::fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("path", &self.path)
+            .finish()
+    }
+}
 
 impl StoreHandle {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
 
-/// Migrations, in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[
-    // 1: identity of the database's owner.
-    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
-];
+    /// Runs `f` against the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let path = Arc::clone(&self.path);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside a query cannot leave SQLite half-written (the
+            // transaction rolls back), so a poisoned lock is safe to reuse.
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn).map_err(|source| StoreError::Sqlite {
+                path: path.as_ref().clone(),
+                source,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
 
 impl StoreOpener {
     /// Databases go under `data_dir/users/`.
@@ -97,32 +124,17 @@ impl StoreOpener {
             .join("rcim.db")
     }
 
-    /// Opens (creating and migrating as needed) the database of `user_id`, then
-    /// hands it to a thread of its own.
-    ///
-    /// The open runs on tokio's blocking pool so that the runtime knows work is in
-    /// flight (paused-time tests must not skip ahead while it runs).
+    /// Opens (creating and migrating as needed) the database of `user_id`.
     pub async fn open(&self, user_id: &str) -> Result<StoreHandle, StoreError> {
         let path = self.path_for(user_id);
         let (db_path, user) = (path.clone(), user_id.to_owned());
-        let conn = tokio::task::spawn_blocking(move || open_db(&db_path, &user))
+        let conn = tokio::task::spawn_blocking(move || schema::open(&db_path, &user))
             .await
-            .map_err(|e| StoreError::Thread(e.to_string()))??;
-        let (commands, inbox) = mpsc::channel::<StoreCommand>();
-        std::thread::Builder::new()
-            .name("rcim-store".into())
-            .spawn(move || {
-                // No commands exist yet: block until every handle is gone.
-                if let Ok(command) = inbox.recv() {
-                    match command {}
-                }
-                drop(conn);
-            })
-            .map_err(|e| StoreError::Thread(e.to_string()))?;
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         tracing::info!("database open: {}", path.display());
         Ok(StoreHandle {
-            _commands: commands,
-            path,
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
         })
     }
 }
@@ -142,51 +154,6 @@ fn dir_name(user_id: &str) -> String {
         let hex: String = user_id.bytes().map(|b| format!("{b:02x}")).collect();
         format!("x-{hex}")
     }
-}
-
-fn open_db(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    let sqlite = |source| StoreError::Sqlite {
-        path: path.to_owned(),
-        source,
-    };
-    let mut conn = Connection::open(path).map_err(sqlite)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sqlite)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sqlite)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(sqlite)?;
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(sqlite)?;
-    let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(StoreError::TooNew {
-            path: path.to_owned(),
-            found: version,
-            known,
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(sqlite)?;
-        tx.execute_batch(sql).map_err(sqlite)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)
-            .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-    }
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('user_id', ?1)
-         ON CONFLICT (key) DO NOTHING",
-        [user_id],
-    )
-    .map_err(sqlite)?;
-    Ok(conn)
 }
 
 /// Creates `dir` and its parents, owner-only on Unix.
@@ -221,16 +188,18 @@ mod tests {
         assert!(handle.path().exists());
         drop(handle);
         let handle = opener.open("alice").await.unwrap();
-        let conn = Connection::open(handle.path()).unwrap();
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
-        let owner: String = conn
-            .query_row("SELECT value FROM meta WHERE key = 'user_id'", [], |r| {
-                r.get(0)
+        let (version, owner) = handle
+            .call(|conn| {
+                let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                let owner: String =
+                    conn.query_row("SELECT value FROM meta WHERE key = 'user_id'", [], |r| {
+                        r.get(0)
+                    })?;
+                Ok((version, owner))
             })
+            .await
             .unwrap();
+        assert_eq!(version, schema::VERSION);
         assert_eq!(owner, "alice");
     }
 

@@ -1,0 +1,322 @@
+//! `rcimctl watch [--json]`: every event rcimd sends, as it comes, until
+//! interrupted or until rcimd goes away (exit 3).
+//!
+//! The first line is the status at the moment of attaching (`status`), then one
+//! line per event: `status_changed`, `message_received`, `offline_sync_completed`,
+//! and `lagged` when this watcher fell behind and events were skipped. With
+//! `--json` each line is one JSON object ([`WatchJson`]) with `schema_version` and
+//! `event`; messages are [`MessageJson`].
+
+use super::Context;
+use crate::EXIT_STATUS_HELP;
+use crate::failure::CliError;
+use crate::view::{self, MessageJson};
+use rcim_client::{ClientError, Event, Lagged, LinkState, RcCode};
+use serde::Serialize;
+use std::io::Write;
+
+/// Print every event from rcimd as it comes (status changes, messages received,
+/// the end of each offline sync) until interrupted.
+///
+/// The first line is the status when watching starts. Exits with 3 when rcimd goes
+/// away. Times are UTC.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = EXIT_STATUS_HELP)]
+pub struct Args {
+    /// One JSON object per line (schema_version 1) instead of text lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One line of `--json` output, schema version 1.
+#[derive(Debug, Serialize)]
+pub struct WatchJson {
+    /// Bumped when a key changes meaning or disappears; new keys may appear anytime.
+    pub schema_version: u32,
+    /// What happened, and its fields.
+    #[serde(flatten)]
+    pub event: WatchEvent,
+}
+
+/// The kinds of line `watch --json` prints, tagged by `event`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WatchEvent {
+    /// The status when watching started (the first line).
+    Status(StatusJson),
+    /// The connection status changed.
+    StatusChanged(StatusJson),
+    /// A message was stored in the local database.
+    MessageReceived {
+        /// The message.
+        message: MessageJson,
+        /// Messages still to come in the current sync package.
+        left: u32,
+        /// Whether it came through the offline sync.
+        offline: bool,
+        /// Whether more packages wait on the server.
+        has_package: bool,
+    },
+    /// The backlog after a (re)connect is all here.
+    OfflineSyncCompleted,
+    /// This watcher fell behind and skipped events.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
+/// A link state in `--json` output.
+#[derive(Debug, Serialize)]
+pub struct StatusJson {
+    /// The snake_case status name, e.g. `connected`.
+    pub status: &'static str,
+    /// RCIMIWConnectionStatus number.
+    pub status_code: i32,
+    /// The RC error behind the status, 0 if none.
+    pub code: i32,
+    /// The user connected or connecting as.
+    pub user_id: Option<String>,
+}
+
+impl From<&LinkState> for StatusJson {
+    fn from(link: &LinkState) -> Self {
+        Self {
+            status: link.status.name(),
+            status_code: link.status.code(),
+            code: link.code,
+            user_id: link.user_id.clone(),
+        }
+    }
+}
+
+/// What `watch` prints one line for.
+#[derive(Debug)]
+pub enum Line {
+    /// The status when watching started.
+    Initial(LinkState),
+    /// An event, or a lag.
+    Event(Result<Event, Lagged>),
+}
+
+/// Attaches and prints until the daemon goes away.
+pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
+    let client = ctx.attach()?;
+    let events = client.events();
+    let mut me = client.welcome().status.link.user_id.clone();
+    render(
+        &Line::Initial(client.welcome().status.link.clone()),
+        args.json,
+        me.as_deref(),
+        out,
+    )?;
+    for item in events {
+        if let Ok(Event::StatusChanged(state)) = &item
+            && state.user_id.is_some()
+        {
+            me.clone_from(&state.user_id);
+        }
+        render(&Line::Event(item), args.json, me.as_deref(), out)?;
+    }
+    Err(CliError::Daemon(ClientError::Disconnected))
+}
+
+/// One line for `line`, flushed at once.
+pub fn render(
+    line: &Line,
+    json: bool,
+    me: Option<&str>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    if json {
+        let json = WatchJson {
+            schema_version: 1,
+            event: to_json(line),
+        };
+        serde_json::to_writer(&mut *out, &json).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", human(line, me))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn to_json(line: &Line) -> WatchEvent {
+    match line {
+        Line::Initial(link) => WatchEvent::Status(link.into()),
+        Line::Event(Ok(Event::StatusChanged(link))) => WatchEvent::StatusChanged(link.into()),
+        Line::Event(Ok(Event::MessageReceived {
+            message,
+            left,
+            offline,
+            has_package,
+        })) => WatchEvent::MessageReceived {
+            message: message.into(),
+            left: *left,
+            offline: *offline,
+            has_package: *has_package,
+        },
+        Line::Event(Ok(Event::OfflineSyncCompleted)) => WatchEvent::OfflineSyncCompleted,
+        Line::Event(Err(Lagged { missed })) => WatchEvent::Lagged { missed: *missed },
+    }
+}
+
+fn human(line: &Line, me: Option<&str>) -> String {
+    match line {
+        Line::Initial(link) => format!("status: {}", status(link)),
+        Line::Event(Ok(Event::StatusChanged(link))) => format!("status changed: {}", status(link)),
+        Line::Event(Ok(Event::MessageReceived {
+            message,
+            left,
+            offline,
+            has_package,
+        })) => {
+            let mut line = format!("message: {}", view::message_line(message, me));
+            if *offline {
+                line.push_str(&format!("  [offline, {left} left in package"));
+                line.push_str(if *has_package { ", more to come]" } else { "]" });
+            }
+            line
+        }
+        Line::Event(Ok(Event::OfflineSyncCompleted)) => "offline sync completed".to_owned(),
+        Line::Event(Err(Lagged { missed })) => format!(
+            "lagged: this watcher fell behind and skipped {missed} events \
+             (see `rcimctl history` / `rcimctl status`)"
+        ),
+    }
+}
+
+/// `connected as alice`, `suspend (error 30011: …)`.
+fn status(link: &LinkState) -> String {
+    let mut text = link.status.name().to_owned();
+    if let Some(user) = &link.user_id {
+        text.push_str(&format!(" as {}", view::one_line(user)));
+    }
+    if link.code != 0 {
+        text.push_str(&format!(
+            " (error {}: {})",
+            link.code,
+            RcCode(link.code).meaning()
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::tests::message;
+    use rcim_client::{ConnectionStatus, Direction};
+
+    fn lines() -> Vec<Line> {
+        let connected = LinkState {
+            status: ConnectionStatus::Connected,
+            user_id: Some("alice".into()),
+            ..LinkState::idle()
+        };
+        let suspended = LinkState {
+            status: ConnectionStatus::Suspend,
+            code: 30011,
+            ..LinkState::idle()
+        };
+        vec![
+            Line::Initial(LinkState::idle()),
+            Line::Event(Ok(Event::StatusChanged(connected))),
+            Line::Event(Ok(Event::MessageReceived {
+                message: message(4, Direction::Receive, "hello"),
+                left: 2,
+                offline: true,
+                has_package: true,
+            })),
+            Line::Event(Ok(Event::MessageReceived {
+                message: message(5, Direction::Receive, "live"),
+                left: 0,
+                offline: false,
+                has_package: false,
+            })),
+            Line::Event(Ok(Event::OfflineSyncCompleted)),
+            Line::Event(Err(Lagged { missed: 45 })),
+            Line::Event(Ok(Event::StatusChanged(suspended))),
+        ]
+    }
+
+    #[test]
+    fn human_lines() {
+        let mut out = Vec::new();
+        for line in lines() {
+            render(&line, false, Some("alice"), &mut out).unwrap();
+        }
+        let expected = format!(
+            "status: unconnected\n\
+             status changed: connected as alice\n\
+             message: 2025-11-27 16:05:01  bob → alice: hello  [offline, 2 left in package, more to come]\n\
+             message: 2025-11-27 16:05:01  bob → alice: live\n\
+             offline sync completed\n\
+             lagged: this watcher fell behind and skipped 45 events (see `rcimctl history` / `rcimctl status`)\n\
+             status changed: suspend (error 30011: {})\n",
+            RcCode(30011).meaning()
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn json_lines_are_tagged_objects() {
+        let mut out = Vec::new();
+        for line in lines() {
+            render(&line, true, None, &mut out).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let values: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(values.len(), 7);
+        assert!(values.iter().all(|v| v["schema_version"] == 1));
+        let events: Vec<&str> = values
+            .iter()
+            .map(|v| v["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "status",
+                "status_changed",
+                "message_received",
+                "message_received",
+                "offline_sync_completed",
+                "lagged",
+                "status_changed"
+            ]
+        );
+        assert_eq!(
+            values[1],
+            serde_json::json!({
+                "schema_version": 1,
+                "event": "status_changed",
+                "status": "connected",
+                "status_code": 1,
+                "code": 0,
+                "user_id": "alice",
+            })
+        );
+        assert_eq!(values[2]["message"]["text"], "hello");
+        assert_eq!(
+            (
+                &values[2]["left"],
+                &values[2]["offline"],
+                &values[2]["has_package"]
+            ),
+            (
+                &serde_json::json!(2),
+                &serde_json::json!(true),
+                &serde_json::json!(true)
+            )
+        );
+        assert_eq!(values[5]["missed"], 45);
+        assert_eq!(
+            values[4],
+            serde_json::json!({"schema_version": 1, "event": "offline_sync_completed"})
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The database schema and its migrations, keyed on `PRAGMA user_version`.
+//!
+//! Each migration runs in its own transaction together with the version bump, so a
+//! crash mid-migration leaves the previous version intact. Only ever append.
+
+use super::{StoreError, create_private_dir};
+use rusqlite::Connection;
+use std::path::Path;
+
+/// Migrations in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the owner of the database.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
+    // 2: messages, conversations, the outbox and the sync cursor.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid TEXT UNIQUE,
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        object_name TEXT NOT NULL,
+        content TEXT NOT NULL,
+        sent_time INTEGER NOT NULL,
+        received_time INTEGER NOT NULL,
+        direction INTEGER NOT NULL,
+        sent_status INTEGER NOT NULL,
+        client_msg_id TEXT UNIQUE,
+        unread INTEGER NOT NULL DEFAULT 0
+     ) STRICT;
+     CREATE INDEX messages_by_conversation ON messages (conv_type, target_id, sent_time, id);
+     CREATE TABLE conversations (
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        last_message_id INTEGER NOT NULL REFERENCES messages (id),
+        unread_count INTEGER NOT NULL DEFAULT 0,
+        operation_time INTEGER NOT NULL,
+        PRIMARY KEY (conv_type, target_id)
+     ) STRICT;
+     CREATE TABLE outbox (
+        message_id INTEGER PRIMARY KEY REFERENCES messages (id)
+     ) STRICT;
+     CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        inbox_seq INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO sync_state (id, inbox_seq) VALUES (1, 0);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens, configures and migrates the database at `path`, owned by `user_id`.
+pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(sqlite)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite)?;
+    // NORMAL in WAL mode: a committed transaction survives a crash of rcimd (the
+    // WAL is written before COMMIT returns); only an OS crash or power loss may
+    // lose the last commits, which the server then sends again (the cursor is in
+    // the same transaction, so nothing is duplicated either).
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite)?;
+    if version > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found: version,
+            known: VERSION,
+        });
+    }
+    let start = usize::try_from(version).unwrap_or(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        let tx = conn.transaction().map_err(sqlite)?;
+        tx.execute_batch(sql).map_err(sqlite)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('user_id', ?1)
+         ON CONFLICT (key) DO NOTHING",
+        [user_id],
+    )
+    .map_err(sqlite)?;
+    Ok(conn)
+}
