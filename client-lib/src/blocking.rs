@@ -173,8 +173,9 @@ impl SendCall {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<SendStep>, TimedOut> {
+        // The timer must be made inside the runtime, so inside the future.
         self.runtime
-            .block_on(tokio::time::timeout(timeout, self.inner.next_callback()))
+            .block_on(async { tokio::time::timeout(timeout, self.inner.next_callback()).await })
             .map_err(|_| TimedOut)
     }
 
@@ -205,8 +206,9 @@ impl Events {
         timeout: Duration,
     ) -> Result<Option<Result<Event, Lagged>>, TimedOut> {
         use futures_util::StreamExt;
+        // The timer must be made inside the runtime, so inside the future.
         self.runtime
-            .block_on(tokio::time::timeout(timeout, self.inner.next()))
+            .block_on(async { tokio::time::timeout(timeout, self.inner.next()).await })
             .map_err(|_| TimedOut)
     }
 

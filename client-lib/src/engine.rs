@@ -284,6 +284,8 @@ impl EventFeed {
                     shared.dispatch(move || f(message, left, offline, has_package));
                 }
             }
+            // The daemon catches a lagging client up by itself (protocol 4).
+            Event::Lagged { .. } => {}
             Event::OfflineSyncCompleted => {
                 if let Some(f) = listener(&shared.sync_listener) {
                     shared.dispatch(move || f());

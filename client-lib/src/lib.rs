@@ -100,6 +100,7 @@
 //!         }
 //!         Event::OfflineSyncCompleted => println!("caught up"),
 //!         Event::StatusChanged(state) => println!("status: {}", state.status),
+//!         other => println!("{other:?}"),
 //!     }
 //! }
 //! # Ok(()) }

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod blocking;
 mod demux;
 mod engine;
 mod handshake;

@@ -1,18 +1,34 @@
 //! The hub: owns the set of attached clients and fans events out to them.
 //!
-//! Each event is encoded once and offered to every client's bounded outbound queue
-//! with `try_send`: a client that does not read fills its own queue and is marked
-//! lagged; it never blocks the link or the other clients. (Replay from the store
-//! for lagged clients comes with the IPC-hub issue.)
+//! Each event is encoded once and offered to every live client's outbound queue
+//! without waiting: a client whose queue is full (in frames, or over
+//! [`MAX_QUEUED_BYTES`]) is marked *lagged* and gets nothing more from the hub; it
+//! never blocks the link or the other clients. Its session, once the client has
+//! drained what was queued, sends it `Lagged{resume_from}` and replays the missed
+//! messages from the database.
+//!
+//! Replay (for a lagged client, or a client that asks with `Subscribe{since}`) has
+//! no gap and no duplicate at the seam because the hub decides the switch back to
+//! live: the session replays from the database up to the last message the hub has
+//! published, asks again, and the hub turns the client live only when nothing newer
+//! was published meanwhile ([`HubHandle::replay_step`]). Every message event is
+//! committed to the database before it is published, so the database always holds
+//! what the hub withheld.
 
 use bytes::Bytes;
 use rcim_proto::frame::{MAX_IPC_FRAME, encode};
-use rcim_proto::ipc::{DaemonFrame, Event};
+use rcim_proto::ipc::{ClientEntry, DaemonFrame, Event};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Bytes queued for one client before it counts as lagged (4 MiB).
+pub const MAX_QUEUED_BYTES: usize = 4 << 20;
+
+/// Frames queued for one client before it counts as lagged.
+pub const OUTBOUND_QUEUE: usize = 1024;
 
 /// Who a client is, for logs and status.
 #[derive(Clone, Debug)]
@@ -34,15 +50,132 @@ impl std::fmt::Display for ClientInfo {
     }
 }
 
+/// One client's outbound queue, counted in bytes as well as frames. Shared by the
+/// hub (events), the session (responses, callbacks, replay) and the writer.
+#[derive(Clone, Debug)]
+pub struct Outbound {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbound {
+    /// A queue and the receiving end for the writer.
+    pub fn channel() -> (Self, OutboundRx) {
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Self {
+                tx,
+                queued: Arc::clone(&queued),
+            },
+            OutboundRx { rx, queued },
+        )
+    }
+
+    /// Queues `bytes`, waiting for room (for the client's own replies). False when
+    /// the client is gone.
+    pub async fn send(&self, bytes: Bytes) -> bool {
+        let len = bytes.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(bytes).await.is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether nothing is queued or being written.
+    pub fn is_empty(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) == 0
+    }
+
+    /// Queues `bytes` if there is room in frames and bytes; never waits.
+    fn try_send(&self, bytes: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let len = bytes.len();
+        if self.queued.load(Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            return Err(TrySendError::Full(bytes));
+        }
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.tx.try_send(bytes).inspect_err(|_| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        })
+    }
+}
+
+/// The writer's end of an [`Outbound`] queue.
+pub struct OutboundRx {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl OutboundRx {
+    /// The next frame, waiting for one.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
+    /// The next frame if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Marks `bytes` as written.
+    pub fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// How a session learns that its client lagged.
+#[derive(Debug, Default)]
+pub struct LagSignal {
+    notify: Notify,
+    resume_from: AtomicI64,
+}
+
+impl LagSignal {
+    /// Waits until the hub marks the client lagged; returns the last message id
+    /// that was queued for it.
+    pub async fn lagged(&self) -> i64 {
+        self.notify.notified().await;
+        self.resume_from.load(Ordering::Relaxed)
+    }
+}
+
+/// The answer to [`HubHandle::replay_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayStep {
+    /// The client is live again: nothing was published after the point reached.
+    Live,
+    /// Replay from the database up to this message id, then ask again.
+    UpTo(i64),
+}
+
 enum Command {
     Attach {
         info: ClientInfo,
-        outbound: mpsc::Sender<Bytes>,
+        outbound: Outbound,
+        lag: Arc<LagSignal>,
     },
     Detach {
         id: u64,
     },
     Publish(Event),
+    Withhold {
+        id: u64,
+    },
+    ReplayStep {
+        id: u64,
+        reached: i64,
+        reply: oneshot::Sender<ReplayStep>,
+    },
+    Clients {
+        reply: oneshot::Sender<Vec<ClientEntry>>,
+    },
 }
 
 /// A cloneable handle to the hub actor.
@@ -53,10 +186,15 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Adds a client; events are offered to `outbound` from now on.
-    pub fn attach(&self, info: ClientInfo, outbound: mpsc::Sender<Bytes>) {
+    /// Adds a live client; events are offered to `outbound` from now on, and `lag`
+    /// is notified if it falls behind.
+    pub fn attach(&self, info: ClientInfo, outbound: Outbound, lag: Arc<LagSignal>) {
         self.attached.fetch_add(1, Ordering::Relaxed);
-        let _ = self.commands.send(Command::Attach { info, outbound });
+        let _ = self.commands.send(Command::Attach {
+            info,
+            outbound,
+            lag,
+        });
     }
 
     /// Removes a client.
@@ -65,9 +203,32 @@ impl HubHandle {
         let _ = self.commands.send(Command::Detach { id });
     }
 
-    /// Sends `event` to every attached client.
+    /// Sends `event` to every live client.
     pub fn publish(&self, event: Event) {
         let _ = self.commands.send(Command::Publish(event));
+    }
+
+    /// Stops live events to a client that is about to be replayed to.
+    pub fn withhold(&self, id: u64) {
+        let _ = self.commands.send(Command::Withhold { id });
+    }
+
+    /// During a replay: the client has everything up to message id `reached`.
+    /// Either turns it live (nothing newer was published) or says how far to
+    /// replay next.
+    pub async fn replay_step(&self, id: u64, reached: i64) -> ReplayStep {
+        let (reply, answer) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::ReplayStep { id, reached, reply });
+        answer.await.unwrap_or(ReplayStep::Live)
+    }
+
+    /// The attached clients.
+    pub async fn clients_list(&self) -> Vec<ClientEntry> {
+        let (reply, answer) = oneshot::channel();
+        let _ = self.commands.send(Command::Clients { reply });
+        answer.await.unwrap_or_default()
     }
 
     /// Clients attached now.
@@ -76,34 +237,41 @@ impl HubHandle {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Gets events as they are published.
+    Live,
+    /// Fell behind; gets nothing until its session has replayed it.
+    Lagged,
+    /// Being replayed to from the database.
+    Replaying,
+}
+
 struct Slot {
     info: ClientInfo,
-    outbound: mpsc::Sender<Bytes>,
-    lagged: bool,
+    outbound: Outbound,
+    lag: Arc<LagSignal>,
+    mode: Mode,
+    /// The last message id queued for this client.
+    cursor: i64,
+}
+
+struct Hub {
+    clients: HashMap<u64, Slot>,
+    /// The last message id published.
+    last_message: i64,
 }
 
 /// Starts the hub. It stops when every handle is gone.
 pub fn spawn() -> (HubHandle, tokio::task::JoinHandle<()>) {
     let (commands, mut inbox) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
-        let mut clients: HashMap<u64, Slot> = HashMap::new();
+        let mut hub = Hub {
+            clients: HashMap::new(),
+            last_message: 0,
+        };
         while let Some(command) = inbox.recv().await {
-            match command {
-                Command::Attach { info, outbound } => {
-                    clients.insert(
-                        info.id,
-                        Slot {
-                            info,
-                            outbound,
-                            lagged: false,
-                        },
-                    );
-                }
-                Command::Detach { id } => {
-                    clients.remove(&id);
-                }
-                Command::Publish(event) => fan_out(&mut clients, event),
-            }
+            hub.handle(command);
         }
     });
     (
@@ -115,40 +283,110 @@ pub fn spawn() -> (HubHandle, tokio::task::JoinHandle<()>) {
     )
 }
 
-fn fan_out(clients: &mut HashMap<u64, Slot>, event: Event) {
-    let bytes = match encode(&DaemonFrame::Event(event), MAX_IPC_FRAME) {
-        Ok(bytes) => Bytes::from(bytes),
-        Err(e) => {
-            tracing::error!("cannot encode an event: {e}");
-            return;
-        }
-    };
-    clients.retain(|_, slot| match slot.outbound.try_send(bytes.clone()) {
-        Ok(()) => {
-            if slot.lagged {
-                tracing::info!("{} is reading again", slot.info);
-                slot.lagged = false;
+impl Hub {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Attach {
+                info,
+                outbound,
+                lag,
+            } => {
+                let cursor = self.last_message;
+                let slot = Slot {
+                    info,
+                    outbound,
+                    lag,
+                    mode: Mode::Live,
+                    cursor,
+                };
+                self.clients.insert(slot.info.id, slot);
             }
-            true
-        }
-        Err(TrySendError::Full(_)) => {
-            if !slot.lagged {
-                tracing::warn!(
-                    "{} is not reading: its queue is full, events are dropped for it",
-                    slot.info
-                );
-                slot.lagged = true;
+            Command::Detach { id } => {
+                self.clients.remove(&id);
             }
-            true
+            Command::Publish(event) => self.fan_out(event),
+            Command::Withhold { id } => {
+                if let Some(slot) = self.clients.get_mut(&id) {
+                    slot.mode = Mode::Replaying;
+                }
+            }
+            Command::ReplayStep { id, reached, reply } => {
+                let step = match self.clients.get_mut(&id) {
+                    Some(slot) if reached >= self.last_message => {
+                        slot.mode = Mode::Live;
+                        slot.cursor = reached;
+                        ReplayStep::Live
+                    }
+                    Some(_) => ReplayStep::UpTo(self.last_message),
+                    None => ReplayStep::Live,
+                };
+                let _ = reply.send(step);
+            }
+            Command::Clients { reply } => {
+                let mut list: Vec<_> = self
+                    .clients
+                    .values()
+                    .map(|slot| ClientEntry {
+                        id: slot.info.id,
+                        name: slot.info.name.clone(),
+                        pid: slot.info.pid,
+                        lagged: slot.mode != Mode::Live,
+                        last_seq: slot.cursor,
+                    })
+                    .collect();
+                list.sort_by_key(|c| c.id);
+                let _ = reply.send(list);
+            }
         }
-        Err(TrySendError::Closed(_)) => false,
-    });
+    }
+
+    fn fan_out(&mut self, event: Event) {
+        let seq = match &event {
+            Event::MessageReceived { message, .. } => {
+                self.last_message = self.last_message.max(message.id);
+                Some(message.id)
+            }
+            _ => None,
+        };
+        let bytes = match encode(&DaemonFrame::Event(event), MAX_IPC_FRAME) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                tracing::error!("cannot encode an event: {e}");
+                return;
+            }
+        };
+        self.clients.retain(|_, slot| {
+            if slot.mode != Mode::Live {
+                return true;
+            }
+            match slot.outbound.try_send(bytes.clone()) {
+                Ok(()) => {
+                    if let Some(seq) = seq {
+                        slot.cursor = seq;
+                    }
+                    true
+                }
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!(
+                        "{} is not keeping up: events after message {} will be replayed from the database",
+                        slot.info,
+                        slot.cursor
+                    );
+                    slot.mode = Mode::Lagged;
+                    slot.lag.resume_from.store(slot.cursor, Ordering::Relaxed);
+                    slot.lag.notify.notify_one();
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcim_proto::frame::FrameReader;
+    use rcim_proto::message::{ConversationKey, Direction, Message, SentStatus};
     use rcim_proto::status::LinkState;
 
     fn info(id: u64) -> ClientInfo {
@@ -159,32 +397,88 @@ mod tests {
         }
     }
 
+    fn message(id: i64) -> Event {
+        Event::MessageReceived {
+            message: Message {
+                id,
+                uid: Some(format!("u{id}")),
+                conversation: ConversationKey::private("bob"),
+                sender: "bob".into(),
+                object_name: "RC:TxtMsg".into(),
+                content: "{}".into(),
+                sent_time_ms: 0,
+                received_time_ms: 0,
+                direction: Direction::Receive,
+                sent_status: SentStatus::Received,
+                client_msg_id: None,
+            },
+            left: 0,
+            offline: false,
+            has_package: false,
+        }
+    }
+
     #[tokio::test]
-    async fn a_full_client_does_not_stop_the_others() {
+    async fn a_full_client_lags_without_stopping_the_others() {
         let (hub, _task) = spawn();
-        let (slow_tx, mut slow_rx) = mpsc::channel(1);
-        let (fast_tx, mut fast_rx) = mpsc::channel(100);
-        hub.attach(info(1), slow_tx);
-        hub.attach(info(2), fast_tx);
+        let (slow, mut slow_rx) = Outbound::channel();
+        let (fast, mut fast_rx) = Outbound::channel();
+        let slow_lag = Arc::new(LagSignal::default());
+        hub.attach(info(1), slow, Arc::clone(&slow_lag));
+        hub.attach(info(2), fast, Arc::default());
         assert_eq!(hub.clients(), 2);
-        for _ in 0..10 {
-            hub.publish(Event::StatusChanged(LinkState::idle()));
-        }
-        for _ in 0..10 {
+        let total = OUTBOUND_QUEUE as i64 + 10;
+        for id in 1..=total {
+            hub.publish(message(id));
+            // The fast client reads everything as it comes.
             let bytes = fast_rx.recv().await.unwrap();
-            let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
-            let frame: DaemonFrame = reader.read().await.unwrap().unwrap();
-            assert_eq!(
-                frame,
-                DaemonFrame::Event(Event::StatusChanged(LinkState::idle()))
-            );
+            fast_rx.written(bytes.len());
         }
-        assert!(slow_rx.recv().await.is_some());
-        assert!(
-            slow_rx.try_recv().is_err(),
-            "the slow client got only what fit"
-        );
-        hub.detach(1);
-        assert_eq!(hub.clients(), 1);
+        let lagged =
+            tokio::time::timeout(std::time::Duration::from_secs(5), slow_lag.lagged()).await;
+        assert!(lagged.is_ok(), "the slow client was marked lagged");
+        let clients = hub.clients_list().await;
+        assert!(clients[0].lagged);
+        assert_eq!(clients[0].last_seq, OUTBOUND_QUEUE as i64);
+        assert!(!clients[1].lagged);
+        assert_eq!(clients[1].last_seq, total);
+        // Nothing more is queued for the lagged client.
+        let mut queued = 0;
+        while slow_rx.try_recv().is_some() {
+            queued += 1;
+        }
+        assert_eq!(queued, OUTBOUND_QUEUE);
+        hub.publish(Event::StatusChanged(LinkState::idle()));
+        assert!(slow_rx.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn replay_turns_live_only_when_nothing_newer_was_published() {
+        let (hub, _task) = spawn();
+        let (out, _rx) = Outbound::channel();
+        hub.attach(info(1), out, Arc::default());
+        for id in 1..=3 {
+            hub.publish(message(id));
+        }
+        hub.withhold(1);
+        assert_eq!(hub.replay_step(1, 0).await, ReplayStep::UpTo(3));
+        hub.publish(message(4));
+        assert_eq!(hub.replay_step(1, 3).await, ReplayStep::UpTo(4));
+        assert_eq!(hub.replay_step(1, 4).await, ReplayStep::Live);
+        assert!(!hub.clients_list().await[0].lagged);
+    }
+
+    #[tokio::test]
+    async fn the_byte_budget_counts() {
+        let (out, mut rx) = Outbound::channel();
+        let big = Bytes::from(vec![0u8; MAX_QUEUED_BYTES / 2 + 1]);
+        assert!(out.try_send(big.clone()).is_ok());
+        assert!(matches!(
+            out.try_send(big.clone()),
+            Err(TrySendError::Full(_))
+        ));
+        let got = rx.recv().await.unwrap();
+        rx.written(got.len());
+        assert!(out.try_send(big).is_ok());
     }
 }

@@ -68,7 +68,12 @@ pub struct Config {
     pub pong_timeout: Duration,
     /// A token to connect with at start-up, beside the stored one (`--dev`).
     pub boot_token: Option<Token>,
+    /// A client that takes longer than this to accept a write is dropped.
+    pub client_stall_timeout: Duration,
 }
+
+/// The default for [`Config::client_stall_timeout`].
+pub const DEFAULT_CLIENT_STALL: Duration = Duration::from_secs(30);
 
 /// Shared by sessions: the handles they need and what the status shows.
 pub struct Context {
@@ -78,6 +83,8 @@ pub struct Context {
     pub hub: hub::HubHandle,
     started: Instant,
     server: String,
+    /// A client that takes longer than this to accept a write is dropped.
+    pub client_stall_timeout: Duration,
 }
 
 impl Context {
@@ -206,6 +213,7 @@ pub async fn start_with(
         hub,
         started: Instant::now(),
         server: config.server.to_string(),
+        client_stall_timeout: config.client_stall_timeout,
     });
     let socket = bound.path().to_owned();
     tracker.spawn(listener::run(bound, ctx, shutdown.clone(), tracker.clone()));

@@ -212,6 +212,7 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
         ping_after: settings.ping_interval,
         pong_timeout: settings.pong_timeout,
         boot_token: None,
+        client_stall_timeout: rcimd::DEFAULT_CLIENT_STALL,
     };
     #[cfg(feature = "dev-server")]
     let dev = if dev_mode {
@@ -256,9 +257,10 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
     };
     let running = rcimd::start_with(config, bound).await?;
     tracing::info!(
-        "token store: {}; logging to {}",
+        "token store: {}; logging to {} at {}",
         running.token_store,
-        log.sink
+        log.sink,
+        settings.log_level
     );
     running.ready().await;
     service::notify_ready(&service::status_line(&running.link.report()));

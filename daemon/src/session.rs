@@ -7,30 +7,31 @@
 //! with a message naming both. A malformed frame ends only this session.
 
 use crate::Context;
-use crate::hub::ClientInfo;
+use crate::hub::{ClientInfo, LagSignal, Outbound, OutboundRx, ReplayStep};
 use crate::link::Call;
 use crate::store::queries;
 use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{
-    CallbackFrame, ClientFrame, DaemonFrame, Hello, Op, Refused, Reply, Request, Response, Welcome,
+    CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Refused, Reply, Request, Response,
+    Welcome,
 };
 use rcim_proto::{FrameError, PROTOCOL_VERSION, RcCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to send its Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Frames queued for one client before it counts as not reading.
-pub const OUTBOUND_QUEUE: usize = 1024;
-
 /// The most bytes the writer puts in one write.
 const WRITE_BATCH: usize = 256 * 1024;
+
+/// Messages read from the database per replay step.
+const REPLAY_PAGE: u32 = 500;
 
 /// Serves one client until it leaves, breaks the protocol, or the daemon stops.
 pub async fn serve(
@@ -69,10 +70,23 @@ pub async fn serve(
         return;
     }
 
-    let (outbound, queue) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(write_loop(Arc::clone(&stream), queue));
+    let (outbound, queue) = Outbound::channel();
+    let drained = Arc::new(Notify::new());
+    let stalled = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(
+        Arc::clone(&stream),
+        queue,
+        Arc::clone(&drained),
+        WriterWatch {
+            info: info.clone(),
+            stall: ctx.client_stall_timeout,
+            stalled: stalled.clone(),
+        },
+    ));
+    let lag = Arc::new(LagSignal::default());
     // Attach before taking the snapshot so no status change falls between them.
-    ctx.hub.attach(info.clone(), outbound.clone());
+    ctx.hub
+        .attach(info.clone(), outbound.clone(), Arc::clone(&lag));
     tracing::info!("{info} attached");
     let welcome = DaemonFrame::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
@@ -83,11 +97,19 @@ pub async fn serve(
         ctx: Arc::clone(&ctx),
         info: info.clone(),
         outbound,
+        drained,
     };
     if session.send(&welcome).await {
         loop {
             let frame = tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = stalled.cancelled() => break,
+                resume_from = lag.lagged() => {
+                    if !session.catch_up(resume_from).await {
+                        break;
+                    }
+                    continue;
+                }
                 frame = reader.read::<ClientFrame>() => frame,
             };
             match frame {
@@ -123,13 +145,91 @@ pub async fn serve(
 struct Session {
     ctx: Arc<Context>,
     info: ClientInfo,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: Outbound,
+    /// Notified by the writer whenever the queue is empty.
+    drained: Arc<Notify>,
 }
 
 impl Session {
     /// Queues a frame for the client; false when the client is gone.
     async fn send(&self, frame: &DaemonFrame) -> bool {
         queue_frame(&self.outbound, frame, &self.info).await
+    }
+
+    /// The hub marked this client lagged: once it has drained what was queued, tell
+    /// it, replay what it missed and send the current status. False when the client
+    /// is gone.
+    async fn catch_up(&mut self, resume_from: i64) -> bool {
+        // Wait for the queue to empty (the writer drops the client if it stalls).
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.outbound.is_empty() {
+                break;
+            }
+            if tokio::time::timeout(self.ctx.client_stall_timeout, drained)
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        tracing::info!(
+            "{}: caught up after message {resume_from}; replaying",
+            self.info
+        );
+        let lagged = DaemonFrame::Event(Event::Lagged { resume_from });
+        self.send(&lagged).await && self.replay(resume_from).await
+    }
+
+    /// Replays every received message after `since` from the database, then lets
+    /// the hub turn the client live (see the hub's docs for why the seam is exact),
+    /// then sends the current status.
+    async fn replay(&mut self, since: i64) -> bool {
+        let mut reached = since;
+        loop {
+            let upto = match self.ctx.hub.replay_step(self.info.id, reached).await {
+                ReplayStep::Live => break,
+                ReplayStep::UpTo(upto) => upto,
+            };
+            let Some(store) = self.ctx.link.store() else {
+                // No database: nothing was stored, so nothing was missed.
+                reached = upto;
+                continue;
+            };
+            while reached < upto {
+                let from = reached;
+                let page = store
+                    .call(move |conn| queries::messages_after(conn, from, REPLAY_PAGE))
+                    .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!("{}: replay failed: {e}", self.info);
+                        return false;
+                    }
+                };
+                let Some(last) = page.last().map(|m| m.id) else {
+                    reached = upto;
+                    break;
+                };
+                for message in page.into_iter().take_while(|m| m.id <= upto) {
+                    let event = Event::MessageReceived {
+                        message,
+                        left: 0,
+                        offline: false,
+                        has_package: false,
+                    };
+                    if !self.send(&DaemonFrame::Event(event)).await {
+                        return false;
+                    }
+                }
+                reached = last.min(upto);
+            }
+        }
+        let status = Event::StatusChanged(self.ctx.link.report().state);
+        self.send(&DaemonFrame::Event(status)).await
     }
 
     /// Answers a call with callbacks: the code now, the callbacks as they come.
@@ -257,6 +357,18 @@ impl Session {
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }
+            Op::Subscribe { since_seq } => {
+                self.ctx.hub.withhold(self.info.id);
+                let reply = Reply::Code(0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+                    && self.replay(since_seq.max(0)).await
+            }
+            Op::Clients => {
+                let reply = Reply::Clients(self.ctx.hub.clients_list().await);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
             Op::Logout => {
                 tracing::info!("{} asked to log out", self.info);
                 let code = self.ctx.link.disconnect(false, true).await;
@@ -268,13 +380,9 @@ impl Session {
     }
 }
 
-async fn queue_frame(
-    outbound: &mpsc::Sender<Bytes>,
-    frame: &DaemonFrame,
-    info: &ClientInfo,
-) -> bool {
+async fn queue_frame(outbound: &Outbound, frame: &DaemonFrame, info: &ClientInfo) -> bool {
     match encode(frame, MAX_IPC_FRAME) {
-        Ok(bytes) => outbound.send(Bytes::from(bytes)).await.is_ok(),
+        Ok(bytes) => outbound.send(Bytes::from(bytes)).await,
         Err(e) => {
             tracing::error!("{info}: cannot encode a reply: {e}");
             false
@@ -302,23 +410,50 @@ async fn refuse(stream: &Stream, info: &ClientInfo, hello: &Hello) {
     }
 }
 
+/// What the writer needs to drop a client that stopped reading.
+struct WriterWatch {
+    info: ClientInfo,
+    stall: Duration,
+    stalled: CancellationToken,
+}
+
 /// Owns the write side: takes everything queued and writes it in one call, because
-/// system calls, not bytes, are what limits fan-out.
-async fn write_loop(stream: Arc<Stream>, mut queue: mpsc::Receiver<Bytes>) {
+/// system calls, not bytes, are what limits fan-out. A client that does not take a
+/// write within the stall limit is dropped.
+async fn write_loop(
+    stream: Arc<Stream>,
+    mut queue: OutboundRx,
+    drained: Arc<Notify>,
+    watch: WriterWatch,
+) {
     let mut writer = &*stream;
     let mut batch = Vec::with_capacity(16 * 1024);
     while let Some(first) = queue.recv().await {
         batch.extend_from_slice(&first);
         while batch.len() < WRITE_BATCH {
             match queue.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
+                Some(more) => batch.extend_from_slice(&more),
+                None => break,
             }
         }
-        if writer.write_all(&batch).await.is_err() {
-            break;
+        match tokio::time::timeout(watch.stall, writer.write_all(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::warn!(
+                    "{}: dropped: it has not read anything for {:?}",
+                    watch.info,
+                    watch.stall
+                );
+                watch.stalled.cancel();
+                break;
+            }
         }
+        queue.written(batch.len());
         batch.clear();
+        if queue.is_empty() {
+            drained.notify_one();
+        }
     }
 }
 

@@ -48,7 +48,10 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "rcimd did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "rcimd did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -60,7 +63,10 @@ impl Daemon {
             if log.contains(needle) {
                 return log;
             }
-            assert!(Instant::now() < deadline, "the log never said {needle:?}:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "the log never said {needle:?}:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -181,9 +187,15 @@ async fn socket_activation_ready_status_watchdog_and_stopping() {
         .arg("-l")
         .arg(&socket)
         .arg("--fdname=rcimd")
-        .arg(format!("--setenv=NOTIFY_SOCKET={}", dir.path().join("notify.sock").display()))
+        .arg(format!(
+            "--setenv=NOTIFY_SOCKET={}",
+            dir.path().join("notify.sock").display()
+        ))
         .arg("--setenv=WATCHDOG_USEC=400000")
-        .arg(format!("--setenv=CREDENTIALS_DIRECTORY={}", creds.display()))
+        .arg(format!(
+            "--setenv=CREDENTIALS_DIRECTORY={}",
+            creds.display()
+        ))
         .arg(RCIMD)
         .args(["--server", &server.im_url(), "--app-key", "app"])
         .args(["--token-store", "memory", "--log-level", "debug"])
@@ -199,7 +211,11 @@ async fn socket_activation_ready_status_watchdog_and_stopping() {
         std::thread::sleep(Duration::from_millis(20));
     }
     notes.poll();
-    assert!(notes.lines.is_empty(), "nothing before rcimd runs: {:?}", notes.lines);
+    assert!(
+        notes.lines.is_empty(),
+        "nothing before rcimd runs: {:?}",
+        notes.lines
+    );
 
     // The first client starts rcimd (as systemd would) and waits in the backlog.
     let first = tokio::spawn({
@@ -229,7 +245,10 @@ async fn socket_activation_ready_status_watchdog_and_stopping() {
     notes.wait_for("STOPPING=1", |l| l == "STOPPING=1");
     let status = daemon.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "SIGTERM exits 0, got {status}");
-    assert!(socket.exists(), "the socket file belongs to the service manager");
+    assert!(
+        socket.exists(),
+        "the socket file belongs to the service manager"
+    );
 }
 
 /// SIGTERM while connected: exit 0 within the bound, and the server learns at once
@@ -240,7 +259,11 @@ async fn sigterm_says_goodbye_and_exits_zero() {
     let server = server(dir.path()).await;
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    std::fs::write(creds.join("rcim-token"), server.issue_token("bob", "Bob").unwrap()).unwrap();
+    std::fs::write(
+        creds.join("rcim-token"),
+        server.issue_token("bob", "Bob").unwrap(),
+    )
+    .unwrap();
     let mut command = Command::new(RCIMD);
     command
         .args(["--server", &server.im_url(), "--app-key", "app"])
@@ -254,17 +277,28 @@ async fn sigterm_says_goodbye_and_exits_zero() {
     let mut daemon = Daemon::spawn(command, dir.path().join("rcimd.log"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.is_online("bob") {
-        assert!(Instant::now() < deadline, "never connected:\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "never connected:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let asked = Instant::now();
     daemon.signal(rustix::process::Signal::TERM);
     let status = daemon.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "exit 0, got {status}");
-    assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
     let deadline = Instant::now() + Duration::from_secs(2);
     while server.is_online("bob") {
-        assert!(Instant::now() < deadline, "the server still sees bob online");
+        assert!(
+            Instant::now() < deadline,
+            "the server still sees bob online"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.shutdown().await;
@@ -308,7 +342,10 @@ fn sighup_reloads_the_log_level_and_the_heartbeat() {
     .unwrap();
     daemon.signal(rustix::process::Signal::HUP);
     let log = daemon.wait_log("reloaded the configuration: log level info -> debug; heartbeat");
-    assert!(log.contains("app_key changed; restart rcimd to apply"), "{log}");
+    assert!(
+        log.contains("app_key changed; restart rcimd to apply"),
+        "{log}"
+    );
     // A broken file leaves the running configuration as it is.
     std::fs::write(&config, file("bogus = 1\n")).unwrap();
     daemon.signal(rustix::process::Signal::HUP);
@@ -319,7 +356,11 @@ fn sighup_reloads_the_log_level_and_the_heartbeat() {
 
 fn print_config(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut command = Command::new(RCIMD);
-    command.arg("--config").arg(config).arg("--print-config").args(args);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("--print-config")
+        .args(args);
     for var in [
         "RCIM_SOCKET",
         "RCIM_SERVER",
@@ -353,15 +394,28 @@ fn flags_beat_the_environment_which_beats_the_file() {
     let (ok, out, err) = print_config(
         &config,
         &["--pong-timeout", "4"],
-        &[("RCIM_PING_INTERVAL", "12"), ("RCIM_PONG_TIMEOUT", "5"), ("RUST_LOG", "trace")],
+        &[
+            ("RCIM_PING_INTERVAL", "12"),
+            ("RCIM_PONG_TIMEOUT", "5"),
+            ("RUST_LOG", "trace"),
+        ],
     );
     assert!(ok, "{err}");
-    assert!(out.contains(&format!("# config file: {}", config.display())), "{out}");
+    assert!(
+        out.contains(&format!("# config file: {}", config.display())),
+        "{out}"
+    );
     assert!(out.contains("server = \"rcim://file:1\""), "file: {out}");
     assert!(out.contains("ping_interval = 12\n"), "env over file: {out}");
     assert!(out.contains("pong_timeout = 4\n"), "flag over env: {out}");
-    assert!(out.contains("token_store = \"auto\""), "keyring = auto: {out}");
-    assert!(out.contains("log_level = \"warn\""), "file over RUST_LOG: {out}");
+    assert!(
+        out.contains("token_store = \"auto\""),
+        "keyring = auto: {out}"
+    );
+    assert!(
+        out.contains("log_level = \"warn\""),
+        "file over RUST_LOG: {out}"
+    );
 }
 
 #[test]
@@ -388,12 +442,18 @@ fn no_working_keyring_is_an_error_that_names_the_fix() {
         .arg(dir.path().join("data"))
         .arg("--socket")
         .arg(dir.path().join("run/rcimd.sock"))
-        .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", dir.path().join("no-bus").display()))
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", dir.path().join("no-bus").display()),
+        )
         .output()
         .expect("run rcimd");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("secret-service token store does not work here"), "{err}");
+    assert!(
+        err.contains("secret-service token store does not work here"),
+        "{err}"
+    );
     assert!(err.contains("start a keyring daemon"), "{err}");
     assert!(err.contains("--token-store"), "{err}");
 }

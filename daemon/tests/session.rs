@@ -36,6 +36,7 @@ async fn daemon() -> Daemon {
         ping_after: Duration::from_secs(30),
         pong_timeout: Duration::from_secs(6),
         boot_token: None,
+        client_stall_timeout: rcimd::DEFAULT_CLIENT_STALL,
     };
     let running = rcimd::start(config).await.unwrap();
     Daemon { running, _dir: dir }

@@ -112,6 +112,17 @@ pub enum Op {
         /// The time up to which messages are read (ms); 0 means all.
         timestamp_ms: i64,
     },
+    /// Replays every received message stored after local sequence number
+    /// `since_seq` (a message's `id`) as `MessageReceived` events, then continues
+    /// live, with no gap and no duplicate at the seam. A client that comes back
+    /// after a restart passes the last `id` it saw; 0 replays everything. Answered
+    /// with [`Reply::Code`] before the replay starts. (Protocol 4.)
+    Subscribe {
+        /// The last message id the client has seen.
+        since_seq: i64,
+    },
+    /// Who is attached. Answered with [`Reply::Clients`]. (Protocol 4.)
+    Clients,
 }
 
 /// Daemon → client.
@@ -169,6 +180,23 @@ pub enum Reply {
     Messages(Vec<Message>),
     /// Conversations from the local database. (Protocol 3.)
     Conversations(Vec<Conversation>),
+    /// The attached clients. (Protocol 4.)
+    Clients(Vec<ClientEntry>),
+}
+
+/// One attached client, as `rcimctl clients` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientEntry {
+    /// The daemon's session number.
+    pub id: u64,
+    /// The name from the client's Hello.
+    pub name: String,
+    /// The client's process id, when the OS reports it.
+    pub pid: Option<i64>,
+    /// Whether it fell behind and is being caught up from the database.
+    pub lagged: bool,
+    /// The last message id queued for it.
+    pub last_seq: i64,
 }
 
 /// A callback for an earlier request.
@@ -231,4 +259,12 @@ pub enum Event {
     /// RC's `onOfflineMessageSyncCompleted`: the backlog after a (re)connect is
     /// all here. (Protocol 3.)
     OfflineSyncCompleted,
+    /// This client did not read fast enough and missed events after message id
+    /// `resume_from`. Sent once it has drained its queue; the daemon then replays
+    /// the missed messages from its database by itself (as for `Subscribe`) and
+    /// sends the current status. (Protocol 4.)
+    Lagged {
+        /// The last message id that was queued for this client before the gap.
+        resume_from: i64,
+    },
 }

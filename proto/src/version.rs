@@ -15,7 +15,8 @@
 /// - 3 (2026-11-27): messaging: `SendMessage` with `MessageSaved`/`MessageSent`,
 ///   `GetMessages`, `GetConversations`, `ClearUnreadCount`; `MessageReceived` and
 ///   `OfflineSyncCompleted` events.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// - 4 (2026-11-27): `Subscribe{since_seq}` replay, the `Lagged` event, `Clients`.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).

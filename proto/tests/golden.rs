@@ -408,3 +408,38 @@ fn ipc_messaging() {
         DaemonFrame::Event(Event::OfflineSyncCompleted),
     );
 }
+
+#[test]
+fn ipc_replay() {
+    check(
+        "ipc_request_subscribe",
+        ClientFrame::Request(Request {
+            id: 20,
+            op: Op::Subscribe { since_seq: 1_234 },
+        }),
+    );
+    check(
+        "ipc_request_clients",
+        ClientFrame::Request(Request {
+            id: 21,
+            op: Op::Clients,
+        }),
+    );
+    check(
+        "ipc_response_clients",
+        DaemonFrame::Response(Response {
+            id: 21,
+            reply: Reply::Clients(vec![rcim_proto::ipc::ClientEntry {
+                id: 3,
+                name: "tray".into(),
+                pid: Some(4242),
+                lagged: false,
+                last_seq: 1_234,
+            }]),
+        }),
+    );
+    check(
+        "ipc_event_lagged",
+        DaemonFrame::Event(Event::Lagged { resume_from: 1_234 }),
+    );
+}

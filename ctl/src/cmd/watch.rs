@@ -3,9 +3,10 @@
 //!
 //! The first line is the status at the moment of attaching (`status`), then one
 //! line per event: `status_changed`, `message_received`, `offline_sync_completed`,
-//! and `lagged` when this watcher fell behind and events were skipped. With
-//! `--json` each line is one JSON object ([`WatchJson`]) with `schema_version` and
-//! `event`; messages are [`MessageJson`].
+//! `lagged` when rcimd found this watcher too slow and replays what it missed, and
+//! `skipped` when the client library itself had to drop events. With `--json` each
+//! line is one JSON object ([`WatchJson`]) with `schema_version` and `event`;
+//! messages are [`MessageJson`].
 
 use super::Context;
 use crate::EXIT_STATUS_HELP;
@@ -59,8 +60,14 @@ pub enum WatchEvent {
     },
     /// The backlog after a (re)connect is all here.
     OfflineSyncCompleted,
-    /// This watcher fell behind and skipped events.
+    /// rcimd found this watcher too slow; it replays the messages after
+    /// `resume_from` by itself.
     Lagged {
+        /// The last message id rcimd had queued before the gap.
+        resume_from: i64,
+    },
+    /// This watcher fell behind the client library's buffer and skipped events.
+    Skipped {
         /// How many.
         missed: u64,
     },
@@ -158,7 +165,10 @@ fn to_json(line: &Line) -> WatchEvent {
             has_package: *has_package,
         },
         Line::Event(Ok(Event::OfflineSyncCompleted)) => WatchEvent::OfflineSyncCompleted,
-        Line::Event(Err(Lagged { missed })) => WatchEvent::Lagged { missed: *missed },
+        Line::Event(Ok(Event::Lagged { resume_from })) => WatchEvent::Lagged {
+            resume_from: *resume_from,
+        },
+        Line::Event(Err(Lagged { missed })) => WatchEvent::Skipped { missed: *missed },
     }
 }
 
@@ -180,8 +190,11 @@ fn human(line: &Line, me: Option<&str>) -> String {
             line
         }
         Line::Event(Ok(Event::OfflineSyncCompleted)) => "offline sync completed".to_owned(),
+        Line::Event(Ok(Event::Lagged { resume_from })) => format!(
+            "lagged: this watcher fell behind; rcimd replays the messages after id {resume_from}"
+        ),
         Line::Event(Err(Lagged { missed })) => format!(
-            "lagged: this watcher fell behind and skipped {missed} events \
+            "skipped: this watcher fell behind and skipped {missed} events \
              (see `rcimctl history` / `rcimctl status`)"
         ),
     }
@@ -237,6 +250,7 @@ mod tests {
             })),
             Line::Event(Ok(Event::OfflineSyncCompleted)),
             Line::Event(Err(Lagged { missed: 45 })),
+            Line::Event(Ok(Event::Lagged { resume_from: 5 })),
             Line::Event(Ok(Event::StatusChanged(suspended))),
         ]
     }
@@ -253,7 +267,8 @@ mod tests {
              message: 2025-11-27 16:05:01  bob → alice: hello  [offline, 2 left in package, more to come]\n\
              message: 2025-11-27 16:05:01  bob → alice: live\n\
              offline sync completed\n\
-             lagged: this watcher fell behind and skipped 45 events (see `rcimctl history` / `rcimctl status`)\n\
+             skipped: this watcher fell behind and skipped 45 events (see `rcimctl history` / `rcimctl status`)\n\
+             lagged: this watcher fell behind; rcimd replays the messages after id 5\n\
              status changed: suspend (error 30011: {})\n",
             RcCode(30011).meaning()
         );
@@ -271,7 +286,7 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
-        assert_eq!(values.len(), 7);
+        assert_eq!(values.len(), 8);
         assert!(values.iter().all(|v| v["schema_version"] == 1));
         let events: Vec<&str> = values
             .iter()
@@ -285,6 +300,7 @@ mod tests {
                 "message_received",
                 "message_received",
                 "offline_sync_completed",
+                "skipped",
                 "lagged",
                 "status_changed"
             ]
@@ -314,6 +330,7 @@ mod tests {
             )
         );
         assert_eq!(values[5]["missed"], 45);
+        assert_eq!(values[6]["resume_from"], 5);
         assert_eq!(
             values[4],
             serde_json::json!({"schema_version": 1, "event": "offline_sync_completed"})

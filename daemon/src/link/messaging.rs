@@ -19,7 +19,7 @@ use crate::store::queries::{self, Outgoing};
 use futures_util::FutureExt;
 use rcim_proto::frame::{MAX_UPSTREAM_FRAME, encode};
 use rcim_proto::ipc::{Callback, Event};
-use rcim_proto::message::{ConversationKey, Message, check_outgoing};
+use rcim_proto::message::{ConversationKey, ConversationType, Message, check_outgoing};
 use rcim_proto::upstream::{ClientMsg, InboxEntry, PubAck, Publish, ServerMsg};
 use rcim_proto::{FrameError, RcCode};
 use std::collections::{BTreeMap, HashSet};
@@ -105,7 +105,14 @@ impl Link {
         object_name: String,
         content: String,
     ) -> Call {
-        if let Err(why) = check_outgoing(&conversation, &object_name, &content) {
+        let why = check_outgoing(&conversation, &object_name, &content)
+            .err()
+            .or(
+                // System messages come only from a back-end, through the Server API.
+                (conversation.kind == ConversationType::System)
+                    .then_some("system messages are sent by a back-end, not by apps"),
+            );
+        if let Some(why) = why {
             tracing::info!("sendMessage refused: {why}");
             return Call::rejected(RcCode::INVALID_PARAMETER);
         }

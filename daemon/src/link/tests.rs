@@ -8,10 +8,9 @@
 
 use super::connector::{BoxedStream, ConnectorConfig, CustomDial, ServerAddr, Transport};
 use super::*;
-use crate::hub::{self, ClientInfo};
+use crate::hub::{self, ClientInfo, Outbound};
 use crate::store::StoreOpener;
 use crate::vault::Vault;
-use bytes::Bytes;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME};
 use rcim_proto::ipc::DaemonFrame;
 use rcim_proto::message::{ConversationKey, Message};
@@ -34,7 +33,7 @@ struct Harness {
     gate: watch::Sender<bool>,
     /// Bumped to cut every pipe open now.
     cut: watch::Sender<u64>,
-    events: mpsc::Receiver<Bytes>,
+    events: mpsc::UnboundedReceiver<Event>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -73,7 +72,18 @@ impl Harness {
             })
         };
         let (hub, _) = hub::spawn();
-        let (tx, events) = mpsc::channel(4096);
+        // An observer client that never lags: a task decodes whatever is queued.
+        let (tx, mut queue) = Outbound::channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(bytes) = queue.recv().await {
+                queue.written(bytes.len());
+                let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
+                while let Ok(Some(DaemonFrame::Event(event))) = reader.read::<DaemonFrame>().await {
+                    let _ = events_tx.send(event);
+                }
+            }
+        });
         hub.attach(
             ClientInfo {
                 id: 1,
@@ -81,6 +91,7 @@ impl Harness {
                 pid: None,
             },
             tx,
+            Arc::default(),
         );
         let vault = Vault::memory();
         let config = LinkConfig {
@@ -138,21 +149,20 @@ impl Harness {
     }
 
     /// Every event published so far.
-    fn drain_events(&mut self) -> Vec<Event> {
+    async fn drain_events(&mut self) -> Vec<Event> {
+        // Let the hub and the observer task run first.
+        tokio::time::sleep(Duration::from_millis(10)).await;
         let mut seen = Vec::new();
-        while let Ok(bytes) = self.events.try_recv() {
-            let mut reader = FrameReader::new(&bytes[..], MAX_IPC_FRAME);
-            let frame = futures_util::FutureExt::now_or_never(reader.read::<DaemonFrame>());
-            if let Some(Ok(Some(DaemonFrame::Event(event)))) = frame {
-                seen.push(event);
-            }
+        while let Ok(event) = self.events.try_recv() {
+            seen.push(event);
         }
         seen
     }
 
     /// Every status event published so far.
-    fn drain_statuses(&mut self) -> Vec<LinkState> {
+    async fn drain_statuses(&mut self) -> Vec<LinkState> {
         self.drain_events()
+            .await
             .into_iter()
             .filter_map(|event| match event {
                 Event::StatusChanged(state) => Some(state),
@@ -166,11 +176,15 @@ impl Harness {
         let mut seen = Vec::new();
         let deadline = Instant::now() + limit;
         loop {
-            seen.extend(self.drain_events());
+            seen.extend(self.drain_events().await);
             if seen.contains(&Event::OfflineSyncCompleted) {
                 return seen;
             }
-            assert!(Instant::now() < deadline, "no OfflineSyncCompleted; saw {} events", seen.len());
+            assert!(
+                Instant::now() < deadline,
+                "no OfflineSyncCompleted; saw {} events",
+                seen.len()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -180,7 +194,8 @@ impl Harness {
         let store = self.link.store().expect("a database is open");
         store
             .call(|conn| {
-                let mut stmt = conn.prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")?;
+                let mut stmt =
+                    conn.prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")?;
                 stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
             })
             .await
@@ -278,7 +293,12 @@ async fn many_callers_one_connect() {
     }
     assert_eq!(h.dial_count(), 1);
     assert_eq!(h.server.stats().connects_accepted, 1);
-    let statuses: Vec<_> = h.drain_statuses().into_iter().map(|s| s.status).collect();
+    let statuses: Vec<_> = h
+        .drain_statuses()
+        .await
+        .into_iter()
+        .map(|s| s.status)
+        .collect();
     assert_eq!(
         statuses,
         [ConnectionStatus::Connecting, ConnectionStatus::Connected]
@@ -533,7 +553,12 @@ fn received(events: &[Event]) -> Vec<(String, u32, bool, bool)> {
                 left,
                 offline,
                 has_package,
-            } => Some((message.uid.clone().unwrap_or_default(), *left, *offline, *has_package)),
+            } => Some((
+                message.uid.clone().unwrap_or_default(),
+                *left,
+                *offline,
+                *has_package,
+            )),
             _ => None,
         })
         .collect()
@@ -557,15 +582,32 @@ async fn the_backlog_arrives_in_packages_of_200_then_live() {
     assert_eq!((got[200].1, got[200].3), (199, true));
     assert_eq!((got[400].1, got[400].3), (49, false));
     assert_eq!(got[449].1, 0);
-    let sync_done = events.iter().filter(|e| **e == Event::OfflineSyncCompleted).count();
+    let sync_done = events
+        .iter()
+        .filter(|e| **e == Event::OfflineSyncCompleted)
+        .count();
     assert_eq!(sync_done, 1);
-    let server_uids: Vec<String> = h.server.inbox_uids("alice").await.unwrap().into_iter().map(|(_, uid)| uid).collect();
-    assert_eq!(h.stored_uids().await, server_uids, "every message stored once, in order");
+    let server_uids: Vec<String> = h
+        .server
+        .inbox_uids("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect();
+    assert_eq!(
+        h.stored_uids().await,
+        server_uids,
+        "every message stored once, in order"
+    );
 
     // Then live: committed, then shown with offline = false.
-    h.server.publish_private("bob", &["alice"], "RC:TxtMsg", r#"{"content":"live"}"#).await.unwrap();
+    h.server
+        .publish_private("bob", &["alice"], "RC:TxtMsg", r#"{"content":"live"}"#)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let live = received(&h.drain_events());
+    let live = received(&h.drain_events().await);
     assert_eq!(live.len(), 1);
     assert_eq!((live[0].1, live[0].2, live[0].3), (0, false, false));
     assert_eq!(h.stored_uids().await.len(), 451);
@@ -584,16 +626,27 @@ async fn a_cut_in_the_middle_of_a_sync_loses_and_duplicates_nothing() {
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1)).await;
         h.cut.send_modify(|n| *n += 1);
-        h.wait_status(ConnectionStatus::Connected, Duration::from_secs(10)).await;
+        h.wait_status(ConnectionStatus::Connected, Duration::from_secs(10))
+            .await;
     }
     h.until_sync_completed(Duration::from_secs(60)).await;
-    let server_uids: Vec<String> = h.server.inbox_uids("alice").await.unwrap().into_iter().map(|(_, uid)| uid).collect();
+    let server_uids: Vec<String> = h
+        .server
+        .inbox_uids("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect();
     assert_eq!(h.stored_uids().await, server_uids);
 }
 
 fn sent_ok(callbacks: &[Callback]) -> Message {
     match callbacks {
-        [Callback::MessageSaved { message: saved }, Callback::MessageSent { code: 0, message }] => {
+        [
+            Callback::MessageSaved { message: saved },
+            Callback::MessageSent { code: 0, message },
+        ] => {
             assert_eq!(saved.sent_status, rcim_proto::message::SentStatus::Sending);
             assert_eq!(message.id, saved.id);
             assert_eq!(message.sent_status, rcim_proto::message::SentStatus::Sent);
@@ -626,12 +679,29 @@ async fn a_sent_message_is_saved_then_sent_once() {
     let h = Harness::new().await;
     let token = h.token("alice");
     // Before any connect there is no database: 33002.
-    let early = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text("x")).await;
+    let early = h
+        .link
+        .send_message(
+            ConversationKey::private("bob"),
+            "RC:TxtMsg".into(),
+            text("x"),
+        )
+        .await;
     assert_eq!(early.code, RcCode::DATABASE_ERROR);
     assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
-    let bad = h.link.send_message(ConversationKey::private(""), "RC:TxtMsg".into(), text("x")).await;
+    let bad = h
+        .link
+        .send_message(ConversationKey::private(""), "RC:TxtMsg".into(), text("x"))
+        .await;
     assert_eq!(bad.code, RcCode::INVALID_PARAMETER);
-    let call = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text("hi")).await;
+    let call = h
+        .link
+        .send_message(
+            ConversationKey::private("bob"),
+            "RC:TxtMsg".into(),
+            text("hi"),
+        )
+        .await;
     let message = sent_ok(&callbacks_of(call).await);
     let server = h.server.messages_from("alice").await.unwrap();
     assert_eq!(server.len(), 1);
@@ -649,11 +719,19 @@ async fn the_outbox_waits_for_the_connection_and_a_resend_is_not_a_duplicate() {
     h.gate.send_replace(false);
     let mut calls = Vec::new();
     for i in 0..5 {
-        let call = h.link.send_message(ConversationKey::private("bob"), "RC:TxtMsg".into(), text(&format!("m{i}"))).await;
+        let call = h
+            .link
+            .send_message(
+                ConversationKey::private("bob"),
+                "RC:TxtMsg".into(),
+                text(&format!("m{i}")),
+            )
+            .await;
         calls.push(tokio::spawn(callbacks_of(call)));
     }
     // The publishes sit in the black hole; the heartbeat notices, the link retries.
-    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(60)).await;
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(60))
+        .await;
     // The held bytes now reach the server on the dead connection: it stores the
     // messages, but its PubAcks reach nobody.
     h.gate.send_replace(true);

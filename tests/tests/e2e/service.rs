@@ -79,8 +79,7 @@ fn the_token_is_in_no_log_line_and_no_file_at_trace_level() {
     daemon.wait_status("token_incorrect");
 
     let log = daemon.proc.log();
-    assert!(log.lines().count() > 20, "a trace log was written:\n{log}");
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
+    assert!(log.contains("logging to stderr at trace"), "{log}");
     for secret in [good.as_str(), forged.as_str(), signature, payload] {
         if let Some(line) = log.lines().find(|line| line.contains(secret)) {
             panic!("a log line holds the token: {line}");
@@ -105,8 +104,12 @@ fn the_token_is_in_no_log_line_and_no_file_at_trace_level() {
 fn restart_reconnects_with_the_stored_token(store: &str) {
     let server = TestServer::start();
     let mut daemon = TestDaemon::start(&server.url(), &["--token-store", store]);
+    // The socket is bound before the store opens: wait for the store's line.
     assert!(
-        daemon.proc.log().contains(&format!("token store: {store}")),
+        eventually(Duration::from_secs(10), || daemon
+            .proc
+            .log()
+            .contains(&format!("token store: {store}"))),
         "{}",
         daemon.proc.log()
     );

@@ -1,0 +1,131 @@
+//! `rcim-bench`: runs the benchmarks of issue 7 and writes the report.
+//!
+//! `all` runs every scenario at full size (under 10 minutes on two cores),
+//! `quick` a one-minute smoke version, and each scenario can run alone. The
+//! markdown report is printed and written with the JSON next to it.
+
+use clap::{Parser, ValueEnum};
+use rcim_bench::procs::{self, Bins};
+use rcim_bench::scenarios::{self, Plan, Results};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Benchmarks of rcimd against raw Unix sockets, raw SQLite and Mosquitto,
+/// measured in the same run.
+#[derive(Parser)]
+#[command(after_help = "Example: cargo run --release -p rcim-bench -- all")]
+struct Cli {
+    /// What to run.
+    what: What,
+    /// Where to write results.json, results.md and chart.png [default: target/bench].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run a scenario alone at the quick size instead of the full one.
+    #[arg(long)]
+    small: bool,
+    /// Idle window in seconds (overrides the plan's).
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// Saturated rcimd runs keep at most this many messages ahead of the slowest
+    /// subscriber (rcimd's per-client queue holds 1,024 frames).
+    #[arg(long)]
+    window: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum What {
+    /// Every scenario, full size.
+    All,
+    /// Every scenario, smoke size (about a minute).
+    Quick,
+    /// 1. Fan-out throughput, saturated, against raw and Mosquitto.
+    Fanout,
+    /// 2. Fan-out latency at 1,000 and 10,000 msg/s, against raw.
+    Latency,
+    /// 3. Sync of a backlog, against raw SQLite.
+    Sync,
+    /// 4. Attach + connect, against raw ping-pong; rcimctl status.
+    Attach,
+    /// 5. Idle RSS and CPU.
+    Idle,
+    /// 6. Reconnect after a server restart.
+    Reconnect,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut plan = match (cli.what, cli.small) {
+        (What::All, _) => Plan::all(),
+        (What::Quick, _) | (_, true) => Plan::quick(),
+        _ => Plan::all(),
+    };
+    if cli.what != What::All && cli.what != What::Quick {
+        plan.name = format!("{}", cli.what.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned()));
+    }
+    if let Some(secs) = cli.idle_secs {
+        plan.idle_secs = secs;
+    }
+    if let Some(window) = cli.window {
+        plan.window = window;
+    }
+    let out = cli.out.clone().unwrap_or_else(scenarios::default_out_dir);
+    let fd_limit = procs::raise_nofile();
+    let bins = Bins::build()?;
+    let work = tempfile::Builder::new().prefix("rcim-bench-").tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut results = Results {
+        schema: 1,
+        machine: procs::machine(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        ..Results::default()
+    };
+    if fd_limit < plan.idle_clients as u64 + 64 {
+        plan.idle_clients = usize::try_from(fd_limit.saturating_sub(64)).unwrap_or(0).max(1);
+        results.notes.push(format!(
+            "the open-file limit is {fd_limit}: idle clients reduced to {}",
+            plan.idle_clients
+        ));
+    }
+    let every = matches!(cli.what, What::All | What::Quick);
+    runtime.block_on(async {
+        let w = work.path();
+        let steps: [(What, &str); 6] = [
+            (What::Attach, "attach"),
+            (What::Sync, "sync"),
+            (What::Reconnect, "reconnect"),
+            (What::Fanout, "fanout"),
+            (What::Latency, "latency"),
+            (What::Idle, "idle"),
+        ];
+        for (what, name) in steps {
+            if !every && cli.what != what {
+                continue;
+            }
+            let outcome = match what {
+                What::Attach => scenarios::attach(&bins, &plan, w, &mut results).await,
+                What::Sync => scenarios::sync(&bins, &plan, w, &mut results).await,
+                What::Reconnect => scenarios::reconnect(&bins, &plan, w, &mut results).await,
+                What::Fanout => scenarios::fanout(&bins, &plan, w, &mut results).await,
+                What::Latency => scenarios::latency(&bins, &plan, w, &mut results).await,
+                What::Idle => scenarios::idle(&bins, &plan, w, &mut results).await,
+                What::All | What::Quick => Ok(()),
+            };
+            if let Err(e) = outcome {
+                eprintln!("{name} failed: {e:#}");
+                results.notes.push(format!("{name} failed: {e:#}"));
+            }
+        }
+    });
+    results.total_seconds = started.elapsed().as_secs_f64();
+    results.plan = Some(plan);
+    results.targets = rcim_bench::report::judge(&results);
+    let chart = rcim_bench::report::write(&results, &out)?;
+    println!("{}", rcim_bench::report::markdown(&results));
+    println!("results: {}", out.join("results.json").display());
+    println!("{chart}");
+    Ok(())
+}

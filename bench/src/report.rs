@@ -1,0 +1,312 @@
+//! Turning [`Results`] into what people read: the issue's targets judged, a
+//! markdown report, the JSON file and the PNG chart.
+//!
+//! The chart is drawn by `bench/plot.py` with matplotlib when python3 has it
+//! (matplotlib ships its own fonts, so nothing depends on system fonts); without
+//! it the run still succeeds and says why the chart is missing.
+
+use crate::scenarios::Results;
+use crate::stats::{fmt_rate, fmt_ratio, fmt_us, ratio};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One target of the issue, judged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Target {
+    /// What the issue asks.
+    pub name: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met or not; `None` when the run did not measure it.
+    pub met: Option<bool>,
+}
+
+fn target(name: &str, measured: String, met: Option<bool>) -> Target {
+    Target {
+        name: name.into(),
+        measured,
+        met,
+    }
+}
+
+/// Judges the issue's targets from what was measured.
+pub fn judge(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(row) = r.fanout.iter().find(|row| row.n == 16) {
+        if let Some(ours) = &row.rcimd {
+            let all_in = ours.lost == 0;
+            out.push(target(
+                "fan-out N=16: ≥ 150 k msg/s committed and delivered to every subscriber",
+                format!(
+                    "{} delivered to all 16, {} committed, {} lost",
+                    fmt_rate(ours.msgs_per_s),
+                    ours.committed_per_s.map_or("n/a".into(), fmt_rate),
+                    ours.lost
+                ),
+                Some(all_in && ours.msgs_per_s >= 150_000.0),
+            ));
+            let mq = ratio(ours.deliveries_per_s, row.mosquitto.as_ref().map(|m| m.deliveries_per_s));
+            out.push(target(
+                "fan-out N=16: ≥ 15× Mosquitto's deliveries/s",
+                fmt_ratio(mq),
+                mq.map(|m| m >= 15.0),
+            ));
+            let raw = ratio(ours.deliveries_per_s, row.raw_coalesced.as_ref().map(|m| m.deliveries_per_s));
+            out.push(target(
+                "fan-out N=16: ≥ 25% of raw coalesced fan-out",
+                raw.map_or("n/a".into(), |r| format!("{:.1}%", r * 100.0)),
+                raw.map(|r| r >= 0.25),
+            ));
+        }
+    }
+    if let Some(row) = r.latency.iter().find(|row| row.n == 16 && row.rate == 10_000.0) {
+        if let Some(ours) = &row.rcimd {
+            let raw = row.raw.as_ref().map(|raw| raw.latency.p99_us);
+            let rr = ratio(ours.latency.p99_us, raw);
+            out.push(target(
+                "p99 at 10,000 msg/s, N=16: ≤ 4× raw p99 (every message durable first)",
+                format!(
+                    "{} vs raw {} = {}, {} lost",
+                    fmt_us(ours.latency.p99_us),
+                    raw.map_or("n/a".into(), fmt_us),
+                    fmt_ratio(rr),
+                    ours.lost
+                ),
+                rr.map(|rr| rr <= 4.0 && ours.lost == 0),
+            ));
+        }
+    }
+    if let Some(sync) = &r.sync {
+        let rr = ratio(sync.msgs_per_s, Some(sync.raw_sqlite_rows_per_s));
+        out.push(target(
+            "sync: ≥ 45% of raw batched SQLite insert",
+            format!(
+                "{} vs {} = {}",
+                fmt_rate(sync.msgs_per_s),
+                fmt_rate(sync.raw_sqlite_rows_per_s),
+                rr.map_or("n/a".into(), |r| format!("{:.1}%", r * 100.0))
+            ),
+            rr.map(|r| r >= 0.45),
+        ));
+    }
+    if let Some(a) = &r.attach {
+        let rr = ratio(a.connected.p50_us, Some(a.raw_rtt.p50_us));
+        out.push(target(
+            "attach + connect → onConnected: p50 ≤ 5× raw RTT",
+            format!(
+                "{} vs RTT {} = {}",
+                fmt_us(a.connected.p50_us),
+                fmt_us(a.raw_rtt.p50_us),
+                fmt_ratio(rr)
+            ),
+            rr.map(|r| r <= 5.0),
+        ));
+    }
+    if let Some(i) = &r.idle {
+        out.push(target(
+            "idle: RSS ≤ 8 MiB connected and idle",
+            format!("{:.2} MiB", i.rss_idle_kib as f64 / 1024.0),
+            Some(i.rss_idle_kib <= 8 * 1024),
+        ));
+        out.push(target(
+            "idle: ≤ 64 KiB per attached idle client",
+            format!("{:.1} KiB ({} clients)", i.per_client_kib, i.clients),
+            Some(i.per_client_kib <= 64.0),
+        ));
+        out.push(target(
+            "idle: ≤ 10 ms CPU over 60 idle seconds",
+            format!(
+                "{:.2} ms per 60 s ({:.2} ms over {} s)",
+                i.cpu_per_60s_ms, i.cpu_sched_ms, i.window_s
+            ),
+            Some(i.cpu_per_60s_ms <= 10.0),
+        ));
+    }
+    out
+}
+
+fn opt<T>(v: Option<&T>, f: impl Fn(&T) -> String) -> String {
+    v.map_or_else(|| "–".into(), f)
+}
+
+fn lat(s: &crate::stats::Summary) -> String {
+    format!("{} / {} / {}", fmt_us(s.p50_us), fmt_us(s.p99_us), fmt_us(s.p999_us))
+}
+
+/// The markdown report.
+pub fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let m = &r.machine;
+    let _ = writeln!(
+        md,
+        "Machine: {} × {} ({} GiB), kernel {}. Run `{}` took {:.0} s. 200-byte payloads. \
+         Ratios are rcimd ÷ baseline, both measured in this run.\n",
+        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"],
+        m["kernel"].as_str().unwrap_or("?"), r.command, r.total_seconds
+    );
+    if !r.fanout.is_empty() {
+        md.push_str("### 1. Fan-out throughput (saturated)\n\n");
+        md.push_str("| N | rcimd: msgs/s to every sub | rcimd deliveries/s | committed/s | lost | raw coalesced deliveries/s | rcimd ÷ raw coalesced | raw 1 write/msg | rcimd ÷ raw 1 write/msg | Mosquitto deliveries/s | rcimd ÷ Mosquitto |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for row in &r.fanout {
+            let ours = row.rcimd.as_ref();
+            let d = ours.map(|o| o.deliveries_per_s);
+            let vs = |b: Option<&crate::fanout::FanoutRun>| {
+                fmt_ratio(d.and_then(|d| ratio(d, b.map(|b| b.deliveries_per_s))))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                row.n,
+                opt(ours, |o| fmt_rate(o.msgs_per_s)),
+                opt(ours, |o| fmt_rate(o.deliveries_per_s)),
+                opt(ours.and_then(|o| o.committed_per_s.as_ref()), |c| fmt_rate(*c)),
+                opt(ours, |o| o.lost.to_string()),
+                opt(row.raw_coalesced.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
+                vs(row.raw_coalesced.as_ref()),
+                opt(row.raw_per_message.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
+                vs(row.raw_per_message.as_ref()),
+                opt(row.mosquitto.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
+                vs(row.mosquitto.as_ref()),
+            );
+        }
+        if let Some(why) = &r.mosquitto_skipped {
+            let _ = writeln!(md, "\n{why}");
+        }
+        md.push('\n');
+    }
+    if !r.latency.is_empty() {
+        md.push_str("### 2. Fan-out latency (paced; upstream send stamp → subscriber callback, per delivery)\n\n");
+        md.push_str("| msg/s in | N | rcimd p50 / p99 / p99.9 | raw p50 / p99 / p99.9 | p50 ratio | p99 ratio | rcimd lost |\n");
+        md.push_str("|---|---|---|---|---|---|---|\n");
+        for row in &r.latency {
+            let ours = row.rcimd.as_ref();
+            let raw = row.raw.as_ref();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.rate,
+                row.n,
+                opt(ours, |o| lat(&o.latency)),
+                opt(raw, |o| lat(&o.latency)),
+                fmt_ratio(ours.and_then(|o| ratio(o.latency.p50_us, raw.map(|r| r.latency.p50_us)))),
+                fmt_ratio(ours.and_then(|o| ratio(o.latency.p99_us, raw.map(|r| r.latency.p99_us)))),
+                opt(ours, |o| o.lost.to_string()),
+            );
+        }
+        md.push('\n');
+    }
+    if let Some(s) = &r.sync {
+        md.push_str("### 3. Sync (backlog pulled and committed after connect)\n\n");
+        md.push_str("| backlog | rcimd msgs/s | raw SQLite rows/s (txn 1000, WAL, NORMAL) | ratio |\n|---|---|---|---|\n");
+        let _ = writeln!(
+            md,
+            "| {} | {} ({:.2} s) | {} | {} |\n",
+            s.messages,
+            fmt_rate(s.msgs_per_s),
+            s.seconds,
+            fmt_rate(s.raw_sqlite_rows_per_s),
+            fmt_ratio(ratio(s.msgs_per_s, Some(s.raw_sqlite_rows_per_s)))
+        );
+    }
+    if let Some(a) = &r.attach {
+        md.push_str("### 4. Attach + connect (rcimd already connected)\n\n");
+        md.push_str("| what | samples | p50 | p99 | p50 ÷ raw RTT p50 |\n|---|---|---|---|---|\n");
+        for (name, s) in [
+            ("raw UDS ping-pong RTT (baseline)", &a.raw_rtt),
+            ("attach (connect socket + Hello/Welcome)", &a.attach),
+            ("attach + connect → onConnected", &a.connected),
+            ("same, process start → exit", &a.process_wall),
+            ("`rcimctl status`, process start → exit", &a.ctl_status),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} |",
+                s.count,
+                fmt_us(s.p50_us),
+                fmt_us(s.p99_us),
+                fmt_ratio(ratio(s.p50_us, Some(a.raw_rtt.p50_us)))
+            );
+        }
+        md.push('\n');
+    }
+    if let Some(i) = &r.idle {
+        md.push_str("### 5. Idle cost (rcimd connected to rcim-server)\n\n");
+        md.push_str("| figure | value |\n|---|---|\n");
+        let _ = writeln!(md, "| VmRSS right after connecting | {:.2} MiB |", i.rss_connected_kib as f64 / 1024.0);
+        let _ = writeln!(md, "| VmRSS after {} s idle | {:.2} MiB |", i.window_s, i.rss_idle_kib as f64 / 1024.0);
+        let _ = writeln!(
+            md,
+            "| VmRSS with {} idle clients attached (one process) | {:.2} MiB = {:.1} KiB per client |",
+            i.clients,
+            i.rss_with_clients_kib as f64 / 1024.0,
+            i.per_client_kib
+        );
+        let _ = writeln!(
+            md,
+            "| CPU over {} idle s (schedstat; /proc/PID/stat ticks) | {:.2} ms; {:.0} ms → {:.2} ms per 60 s |",
+            i.window_s, i.cpu_sched_ms, i.cpu_stat_ms, i.cpu_per_60s_ms
+        );
+        let _ = writeln!(md, "| threads | {} |\n", i.threads);
+    }
+    if let Some(rc) = &r.reconnect {
+        md.push_str("### 6. Reconnect (rcim-server killed, restarted at once)\n\n");
+        md.push_str("| restart | server up → connected | kill → connected | attempt that succeeded |\n|---|---|---|---|\n");
+        for (i, ((up, kill), attempt)) in rc
+            .up_to_connected_ms
+            .iter()
+            .zip(&rc.kill_to_connected_ms)
+            .zip(&rc.attempts)
+            .enumerate()
+        {
+            let _ = writeln!(md, "| {} | {up:.1} ms | {kill:.1} ms | {attempt} |", i + 1);
+        }
+        md.push('\n');
+    }
+    if !r.targets.is_empty() {
+        md.push_str("### Targets of issue 7\n\n| target | measured | met |\n|---|---|---|\n");
+        for t in &r.targets {
+            let met = match t.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "not measured",
+            };
+            let _ = writeln!(md, "| {} | {} | {met} |", t.name, t.measured);
+        }
+        md.push('\n');
+    }
+    if !r.notes.is_empty() {
+        md.push_str("Notes:\n\n");
+        for n in &r.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    md
+}
+
+/// Writes `results.json` and `results.md`, then tries the chart; returns a line
+/// saying where the chart is or why there is none.
+pub fn write(r: &Results, out: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(out)?;
+    let json = out.join("results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(r)?)?;
+    std::fs::write(out.join("results.md"), markdown(r))?;
+    let chart = out.join("chart.png");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("plot.py");
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&json)
+        .arg(&chart)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    Ok(match status {
+        Ok(o) if o.status.success() => format!("chart: {}", chart.display()),
+        Ok(o) => format!(
+            "chart skipped: {} (pip install matplotlib to get it)",
+            String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("plot.py failed")
+        ),
+        Err(e) => format!("chart skipped: python3 is not available ({e})"),
+    })
+}
