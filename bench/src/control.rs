@@ -107,7 +107,7 @@ impl ControlServer {
     }
 
     /// Waits until every subscriber said `ready`.
-    pub fn wait_ready(&self, limit: Duration, alive: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    pub fn wait_ready(&self, limit: Duration, mut alive: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         while self.board.ready.load(Ordering::Acquire) < self.n {
             alive()?;

@@ -10,9 +10,10 @@
 //! only while it is being iterated: in between, they wait in the socket (and in the
 //! daemon's queue for this client) rather than in memory here.
 
-use crate::client::{self, ClientOptions, Connected, Lagged, SendStep, Sent};
+use crate::client::{self, ClientOptions, Connected, SendStep, Sent};
 use crate::error::ClientError;
-use rcim_proto::ipc::{Callback, Event, Welcome};
+use crate::events::{self, Lagged};
+use rcim_proto::ipc::{Callback, ClientEntry, Event, Welcome};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{StatusSnapshot, Token};
 use std::sync::Arc;
@@ -48,9 +49,58 @@ impl Client {
         })
     }
 
-    /// The daemon's handshake answer.
-    pub fn welcome(&self) -> &Welcome {
+    /// The daemon's handshake answer; see
+    /// [`Client::welcome`](crate::Client::welcome).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(Default::default())?;
+    /// println!("rcimd {}", client.welcome().daemon_version);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn welcome(&self) -> Welcome {
         self.inner.welcome()
+    }
+
+    /// Has the daemon replay the messages after `since_seq`, then continue live; see
+    /// [`Client::subscribe`](crate::Client::subscribe).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(Default::default())?;
+    /// let mut events = client.events();
+    /// assert_eq!(client.subscribe(41)?, 0);
+    /// for event in events.by_ref().take(10) {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn subscribe(&self, since_seq: i64) -> Result<i32, ClientError> {
+        self.runtime.block_on(self.inner.subscribe(since_seq))
+    }
+
+    /// The id of the last message this client passed on; see
+    /// [`Client::last_seq`](crate::Client::last_seq).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(Default::default())?;
+    /// println!("{:?}", client.last_seq());
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn last_seq(&self) -> Option<i64> {
+        self.inner.last_seq()
+    }
+
+    /// Who is attached to the daemon; see
+    /// [`Client::clients`](crate::Client::clients).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(Default::default())?;
+    /// for c in client.clients()? {
+    ///     println!("{} {}", c.id, c.name);
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn clients(&self) -> Result<Vec<ClientEntry>, ClientError> {
+        self.runtime.block_on(self.inner.clients())
     }
 
     /// Asks the daemon for its full status.
@@ -194,7 +244,7 @@ impl SendCall {
 /// ends when the daemon connection does.
 #[derive(Debug)]
 pub struct Events {
-    inner: client::Events,
+    inner: events::Events,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 

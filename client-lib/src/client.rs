@@ -1,13 +1,15 @@
 //! The async [`Client`]: one attached session with `rcimd`, and the task that
 //! demultiplexes what the daemon sends.
 //!
-//! It owns the socket. A writer task sends whole frames from a queue (so a caller
-//! that gives up mid-request can never leave half a frame on the wire), and a reader
-//! task routes every incoming frame by kind: a `Response` to the oneshot of the
-//! request with its id, a `Callback` to the channel of the call that registered it
-//! (before the request was sent, so no callback can arrive unclaimed), an `Event`
-//! to a broadcast that every [`Events`] stream reads. Responses and events are
-//! distinct frame kinds, so an event is never taken for an answer.
+//! One driver task per client owns the socket. A writer task (one per connection)
+//! sends whole frames from a queue, so a caller that gives up mid-request can never
+//! leave half a frame on the wire; the driver reads and routes every incoming frame
+//! by kind: a `Response` to the oneshot of the request with its id, a `Callback` to
+//! the channel of the call that registered it (before the request was sent, so no
+//! callback can arrive unclaimed), an `Event` through the [`Sequencer`] (which drops
+//! repeated messages, see [`crate::sequence`]) to the engine's observer and to a
+//! broadcast that every [`Events`] stream reads. Responses and events are distinct
+//! frame kinds, so an event is never taken for an answer.
 //!
 //! Calls with callbacks (`connect`, `send_message`) share one mechanism: each
 //! registers a [`CallbackRoute`] with its [`CallKind`] before its request is
@@ -24,22 +26,32 @@
 //! `Connected { code: 30011 }` for a `connect`, `MessageSent { code: 30011,
 //! message: <the saved message, if any> }` for a send. So RC's "exactly one
 //! onConnected / onMessageSent" promise holds.
+//!
+//! **Re-attach** ([`ClientOptions::reattach`]): instead of ending, the driver then
+//! emits a synthesized `StatusChanged` (status `suspend`, code 30011), reconnects to
+//! the socket with backoff, does the handshake again, sends `Subscribe` from the
+//! last message id it passed on (before it routes anything from the new
+//! connection), and emits a `StatusChanged` with the new daemon's status. Frames
+//! queued for the old connection are never written to the new one (each carries its
+//! connection's generation), so a request the app was told failed can never run
+//! later.
 
 use crate::error::ClientError;
+use crate::events::{Events, Item, ItemKind};
 use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY};
-use futures_util::Stream;
+use crate::sequence::{Class, Pending, Sequencer};
 use interprocess::local_socket::tokio::{Stream as LocalStream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use rcim_proto::frame::{self, MAX_IPC_FRAME};
 use rcim_proto::ipc::{
-    Callback, CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Reply, Request, Response,
-    Welcome,
+    Callback, CallbackFrame, ClientEntry, ClientFrame, DaemonFrame, Event, Hello, Op, Reply,
+    Request, Response, Welcome,
 };
 use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Message, TimeOrder, check_outgoing,
 };
 use rcim_proto::status::LinkState;
-use rcim_proto::{FrameReader, PROTOCOL_VERSION, RcCode, StatusSnapshot, Token};
+use rcim_proto::{ConnectionStatus, FrameReader, PROTOCOL_VERSION, RcCode, StatusSnapshot, Token};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -53,8 +65,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// How many events a slow [`Events`] stream may fall behind before it skips some
-/// (and is told so with [`Lagged`]).
-const EVENT_BACKLOG: usize = 256;
+/// (is told so with [`Lagged`](crate::Lagged), and has the messages replayed).
+pub(crate) const EVENT_BACKLOG: usize = 256;
 
 /// Frames queued for the writer task before `request` waits for room.
 const WRITE_QUEUE: usize = 64;
@@ -66,6 +78,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTACH_RETRY: Duration = Duration::from_millis(50);
 
 /// How to attach to `rcimd`.
+///
+/// ```
+/// use rcim_client::{ClientOptions, ReattachPolicy};
+/// use std::time::Duration;
+///
+/// let options = ClientOptions {
+///     wait_for_daemon: Duration::from_secs(2),
+///     reattach: Some(ReattachPolicy::default()),
+///     ..ClientOptions::named("my-app")
+/// };
+/// assert_eq!(options.client_name, "my-app");
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// The daemon's socket; `None` means
@@ -78,6 +102,13 @@ pub struct ClientOptions {
     /// may be starting together with the app). The default, zero, tries once and
     /// fails at once with [`ClientError::DaemonNotRunning`].
     pub wait_for_daemon: Duration,
+    /// Whether and how to re-attach when the daemon connection drops (rcimd stopped
+    /// or restarted). `None` (the default for [`Client`]): the client closes, its
+    /// event streams end, and the app attaches again itself. `Some`: the client
+    /// reconnects by itself and resumes every event stream where it was, without
+    /// loss or repeat; see [`ReattachPolicy`]. (The [`Engine`](crate::Engine)
+    /// re-attaches by default.)
+    pub reattach: Option<ReattachPolicy>,
 }
 
 impl Default for ClientOptions {
@@ -86,12 +117,18 @@ impl Default for ClientOptions {
             socket: None,
             client_name: "rcim-client".to_owned(),
             wait_for_daemon: Duration::ZERO,
+            reattach: None,
         }
     }
 }
 
 impl ClientOptions {
     /// Options with this client name and every other field at its default.
+    ///
+    /// ```
+    /// let options = rcim_client::ClientOptions::named("tray");
+    /// assert!(options.reattach.is_none());
+    /// ```
     pub fn named(client_name: impl Into<String>) -> Self {
         Self {
             client_name: client_name.into(),
@@ -100,6 +137,14 @@ impl ClientOptions {
     }
 
     /// The socket these options point at.
+    ///
+    /// ```
+    /// let options = rcim_client::ClientOptions {
+    ///     socket: Some("/tmp/x/rcimd.sock".into()),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(options.socket_path(), std::path::Path::new("/tmp/x/rcimd.sock"));
+    /// ```
     pub fn socket_path(&self) -> PathBuf {
         self.socket
             .clone()
@@ -107,11 +152,71 @@ impl ClientOptions {
     }
 }
 
+/// How a client re-attaches after losing the daemon ([`ClientOptions::reattach`]).
+///
+/// After the connection drops, the client waits `first_delay`, tries to connect and
+/// handshake, and doubles the wait after each failure up to `max_delay`. It gives up
+/// after `give_up_after` (then the client closes as if re-attach were off), or never
+/// with `None`. It also gives up at once when the new daemon refuses it (another
+/// protocol version, another user): retrying cannot help.
+///
+/// What the app sees: every call waiting at the moment of the drop fails as without
+/// re-attach ([`ClientError::Disconnected`]; a `connect` or `send_message` waiting
+/// for its last callback gets it with 30011); new calls fail with
+/// [`ClientError::Disconnected`] until the client is back. Event streams and the
+/// engine's listeners do not end: they get a synthesized
+/// `StatusChanged(suspend, code 30011)` at the drop and a `StatusChanged` with the
+/// new daemon's status once re-attached ([`Client::reattach_count`] counts the
+/// re-attaches); the client then subscribes from the last message id it passed on,
+/// so the messages stored meanwhile arrive next, once each, in order. (A client that
+/// has not received any message yet resumes live: it has no position to resume
+/// from.)
+///
+/// ```
+/// use rcim_client::ReattachPolicy;
+/// use std::time::Duration;
+///
+/// let policy = ReattachPolicy::default();
+/// assert_eq!(policy.first_delay, Duration::from_millis(50));
+/// assert_eq!(policy.max_delay, Duration::from_secs(2));
+/// assert_eq!(policy.give_up_after, None);
+/// let bounded = ReattachPolicy { give_up_after: Some(Duration::from_secs(30)), ..policy };
+/// # drop(bounded);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReattachPolicy {
+    /// The wait before the first try (default 50 ms).
+    pub first_delay: Duration,
+    /// The longest wait between tries (default 2 s).
+    pub max_delay: Duration,
+    /// How long to keep trying; `None` (the default) tries forever.
+    pub give_up_after: Option<Duration>,
+}
+
+impl Default for ReattachPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            give_up_after: None,
+        }
+    }
+}
+
 /// An attached session with `rcimd`.
 ///
 /// Cheap to clone; all clones share one socket. The socket closes when the last
-/// clone and the last [`ConnectCall`] are dropped. Closing it is not a `disconnect`:
-/// the daemon stays connected for every other app.
+/// clone and the last [`ConnectCall`] / [`SendCall`] are dropped. Closing it is not
+/// a `disconnect`: the daemon stays connected for every other app.
+///
+/// ```no_run
+/// use rcim_client::{Client, ClientOptions};
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = Client::attach(ClientOptions::named("my-app")).await?;
+/// let status = client.status().await?;
+/// println!("{} as {:?}", status.link.status, status.link.user_id);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Client {
     session: Arc<Session>,
@@ -121,33 +226,58 @@ pub struct Client {
 #[derive(Debug)]
 struct Session {
     socket: PathBuf,
-    welcome: Welcome,
-    next_id: AtomicU64,
-    /// Encoded frames for the writer task. Dropping it ends the writer, which ends
-    /// the reader, which closes the socket.
-    outbox: mpsc::Sender<Vec<u8>>,
+    /// Encoded frames for the writer task. Dropping it (with every handle) ends the
+    /// writer, which ends the driver, which closes the socket.
+    outbox: mpsc::Sender<Outgoing>,
     routes: Arc<Routes>,
 }
 
-/// Where incoming frames go; shared by the session and its reader task.
+/// One encoded frame for the writer, tagged with the connection it was meant for.
 #[derive(Debug)]
-struct Routes {
+struct Outgoing {
+    generation: u64,
+    bytes: Vec<u8>,
+}
+
+/// Where incoming frames go; shared by the session, its driver task and its event
+/// streams.
+#[derive(Debug)]
+pub(crate) struct Routes {
     table: Mutex<RouteTable>,
     link: watch::Sender<LinkState>,
+    /// Request ids: the app's requests and the library's own `Subscribe`s.
+    next_id: AtomicU64,
+    /// How many app subscribes were registered (`explicit_log.len()`), lock-free.
+    explicit_registered: AtomicU64,
+    /// Event stream numbers.
+    next_stream: AtomicU64,
+    /// Successful re-attaches.
+    reattaches: AtomicU64,
+    /// The library's own requests (a stream's `Subscribe` after a local lag, the
+    /// re-attach `Subscribe`): unbounded, so they are queued at once, under the lock.
+    control: mpsc::UnboundedSender<Outgoing>,
 }
 
 #[derive(Debug)]
 struct RouteTable {
-    /// False once the daemon connection is gone; nothing new may register.
+    /// False while there is no daemon connection; nothing new may register.
     open: bool,
+    /// True once the session is over for good (no re-attach will come).
+    ended: bool,
+    /// The current connection's number (0 for the first).
+    generation: u64,
+    /// The current connection's handshake answer.
+    welcome: Welcome,
     replies: HashMap<u64, oneshot::Sender<Reply>>,
     callbacks: HashMap<u64, CallbackRoute>,
-    /// Taken (dropped) on close, which ends every [`Events`] stream.
-    events: Option<broadcast::Sender<Event>>,
+    /// Taken (dropped) when the session ends, which ends every [`Events`] stream.
+    events: Option<broadcast::Sender<Item>>,
     /// Sees every event first, in the reader, in order (the [`Engine`]'s listeners).
     ///
     /// [`Engine`]: crate::Engine
     observer: Option<EventObserver>,
+    /// Which messages to pass on.
+    seq: Sequencer,
 }
 
 /// A function the reader calls with every event, before the [`Events`] streams get
@@ -317,9 +447,18 @@ impl Routes {
                 if matches!(reply, Reply::Code(code) if code != 0) {
                     table.callbacks.remove(&id);
                 }
+                let subscribed = match &reply {
+                    Reply::Code(code) => table.seq.answered(id, *code),
+                    _ => None,
+                };
+                if let Some(since) = subscribed {
+                    table.broadcast(ItemKind::Resumed { since });
+                }
                 match table.replies.remove(&id) {
                     // The caller may have given up waiting; that is fine.
                     Some(tx) => drop(tx.send(reply)),
+                    // The library's own Subscribe has no waiter.
+                    None if subscribed.is_some() => {}
                     None => tracing::warn!(id, "rcimd answered a request we did not send"),
                 }
             }
@@ -337,14 +476,7 @@ impl Routes {
                 if let Event::StatusChanged(state) = &event {
                     self.link.send_replace(state.clone());
                 }
-                let mut table = self.lock();
-                if let Some(EventObserver(observe)) = &mut table.observer {
-                    observe(&event);
-                }
-                if let Some(tx) = &table.events {
-                    // No subscriber is not an error; a lagging one skips, never blocks.
-                    let _ = tx.send(event);
-                }
+                self.lock().event(event);
             }
             DaemonFrame::Welcome(_) | DaemonFrame::Refused(_) => {
                 return Err("sent a second handshake frame".to_owned());
@@ -353,19 +485,37 @@ impl Routes {
         Ok(())
     }
 
-    /// Ends the session: fails waiting requests, gives every call still waiting its
-    /// last callback (synthesized, 30011), and ends every event stream.
-    fn close(&self) {
+    /// The connection is gone: fails waiting requests and gives every call still
+    /// waiting its last callback (synthesized, 30011). Without `reattaching` the
+    /// session is over: every event stream ends. With it, the streams and the
+    /// observer stay and get a synthesized `StatusChanged(suspend, 30011)`.
+    fn connection_lost(&self, reattaching: bool) {
         let (routes, observer) = {
             let mut table = self.lock();
+            let was_open = table.open;
             table.open = false;
             // Dropping the senders makes every waiting request see Disconnected.
             table.replies.clear();
-            table.events = None;
-            (
-                table.callbacks.drain().collect::<Vec<_>>(),
-                table.observer.take(),
-            )
+            table.seq.connection_lost();
+            let routes = table.callbacks.drain().collect::<Vec<_>>();
+            if reattaching {
+                if was_open {
+                    let state = LinkState {
+                        status: ConnectionStatus::Suspend,
+                        code: RcCode::RC_SOCKET_DISCONNECTED.0,
+                        attempt: 0,
+                        retry_in_ms: None,
+                        ..self.link.borrow().clone()
+                    };
+                    self.link.send_replace(state.clone());
+                    table.event(Event::StatusChanged(state));
+                }
+                (routes, None)
+            } else {
+                table.ended = true;
+                table.events = None;
+                (routes, table.observer.take())
+            }
         };
         // Outside the lock: hooks may drop the last handle of the session.
         for (_, route) in routes {
@@ -373,6 +523,139 @@ impl Routes {
         }
         drop(observer);
     }
+
+    /// A new connection (number `generation`) completed its handshake: opens the
+    /// table again, tells the streams and the observer, and returns the `Subscribe`
+    /// to send first, when there is a position to resume from. Call before anything
+    /// from the new connection is routed.
+    fn reattached(&self, welcome: Welcome, generation: u64) -> Option<Outgoing> {
+        let mut table = self.lock();
+        table.open = true;
+        table.generation = generation;
+        let state = welcome.status.link.clone();
+        table.welcome = welcome;
+        self.reattaches.fetch_add(1, Ordering::Relaxed);
+        let (since, explicit) = table.seq.resume_point();
+        let subscribe = since.and_then(|since| {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            table.seq.pending.insert(id, Pending { since, explicit });
+            encode_request(id, Op::Subscribe { since_seq: since })
+                .map(|bytes| Outgoing { generation, bytes })
+        });
+        self.link.send_replace(state.clone());
+        table.event(Event::StatusChanged(state));
+        subscribe
+    }
+
+    /// A new event stream: its number, its starting position and the app subscribes
+    /// it counts as applied.
+    pub(crate) fn stream_start(&self) -> (u64, Option<i64>, u64) {
+        let table = self.lock();
+        (
+            self.next_stream.fetch_add(1, Ordering::Relaxed),
+            table.seq.last,
+            table.seq.explicit_log.len() as u64,
+        )
+    }
+
+    /// The `since_seq` of the app subscribes with ordinals in `(from, to]`.
+    pub(crate) fn explicit_sinces(&self, from: u64, to: u64) -> Vec<i64> {
+        let table = self.lock();
+        let log = &table.seq.explicit_log;
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(log.len());
+        let to = usize::try_from(to).unwrap_or(usize::MAX).min(log.len());
+        log.get(from..to).map(<[i64]>::to_vec).unwrap_or_default()
+    }
+
+    /// Whether an app subscribe registered after ordinal `after` will move a stream
+    /// at `position` forward or back (so the stream must drop older messages and
+    /// take them from that subscribe's replay).
+    pub(crate) fn subscribe_ahead(&self, after: u64, position: Option<i64>) -> bool {
+        if self.explicit_registered.load(Ordering::Acquire) <= after {
+            return false;
+        }
+        self.explicit_sinces(after, u64::MAX)
+            .into_iter()
+            .any(|since| since != i64::MIN && position.is_none_or(|p| p < since))
+    }
+
+    /// The first message id the client ever passed on.
+    pub(crate) fn first_message(&self) -> Option<i64> {
+        self.lock().seq.first
+    }
+
+    /// Stream `stream` lagged at `floor`: has the daemon replay from there (now, or
+    /// from the re-attach when there is no connection).
+    pub(crate) fn resubscribe(&self, stream: u64, floor: i64) {
+        let mut table = self.lock();
+        if table.ended {
+            return;
+        }
+        table.seq.floors.insert(stream, floor);
+        if !table.open {
+            return;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(bytes) = encode_request(id, Op::Subscribe { since_seq: floor }) {
+            table.seq.pending.insert(
+                id,
+                Pending {
+                    since: floor,
+                    explicit: None,
+                },
+            );
+            tracing::debug!(stream, floor, "an event stream lagged; asking for a replay");
+            let _ = self.control.send(Outgoing {
+                generation: table.generation,
+                bytes,
+            });
+        }
+    }
+
+    /// Stream `stream` caught up (or is gone): forget its floor.
+    pub(crate) fn resynced(&self, stream: u64) {
+        self.lock().seq.floors.remove(&stream);
+    }
+}
+
+impl RouteTable {
+    /// Passes one event on: through the sequencer for messages, then to the
+    /// observer and the streams.
+    fn event(&mut self, event: Event) {
+        let mut to_observer = true;
+        match &event {
+            Event::MessageReceived { message, .. } => match self.seq.classify(message.id) {
+                Class::New => {}
+                Class::Replay => to_observer = false,
+                Class::Drop => return,
+            },
+            // The daemon replays what this client missed after `resume_from`.
+            Event::Lagged { resume_from } => self.seq.open_window(*resume_from),
+            Event::StatusChanged(_) | Event::OfflineSyncCompleted => {}
+        }
+        if to_observer && let Some(EventObserver(observe)) = &mut self.observer {
+            observe(&event);
+        }
+        self.broadcast(ItemKind::Event(event));
+    }
+
+    fn broadcast(&self, kind: ItemKind) {
+        if let Some(tx) = &self.events {
+            // No subscriber is not an error; a lagging one skips, never blocks.
+            let _ = tx.send(Item {
+                explicit: self.seq.explicit_answered,
+                kind,
+            });
+        }
+    }
+}
+
+/// Encodes a request frame; `None` (logged) if it cannot be (never for the small
+/// frames the library sends by itself).
+fn encode_request(id: u64, op: Op) -> Option<Vec<u8>> {
+    frame::encode(&ClientFrame::Request(Request { id, op }), MAX_IPC_FRAME)
+        .inspect_err(|e| tracing::error!(error = %e, "cannot encode a request"))
+        .ok()
 }
 
 /// The socket shared by the reader and the writer task: `&LocalStream` reads and
@@ -417,14 +700,40 @@ impl Client {
     /// when the socket is not ours, [`ClientError::ProtocolMismatch`] or
     /// [`ClientError::Refused`] when the daemon will not talk to us.
     ///
-    /// Must be called inside a tokio runtime: it spawns the reader and writer tasks.
+    /// Must be called inside a tokio runtime: it spawns the driver task.
+    ///
+    /// ```no_run
+    /// use rcim_client::{Client, ClientError, ClientOptions};
+    /// # async fn run() {
+    /// match Client::attach(ClientOptions::named("my-app")).await {
+    ///     Ok(client) => println!("attached to rcimd {}", client.welcome().daemon_version),
+    ///     Err(err @ ClientError::DaemonNotRunning { .. }) => eprintln!("{err}"),
+    ///     Err(err) => eprintln!("cannot use rcimd: {err}"),
+    /// }
+    /// # }
+    /// ```
     pub async fn attach(options: ClientOptions) -> Result<Client, ClientError> {
         Ok(Self::attach_with_events(options).await?.0)
     }
 
-    /// [`Client::attach`], plus an event stream subscribed before the reader task
-    /// starts: it misses no event sent after the Welcome, so a status listener that
-    /// starts from [`Welcome::status`] sees every change.
+    /// [`Client::attach`], plus an event stream made before the reader starts: it
+    /// misses no event sent after the Welcome, so a status listener that starts from
+    /// [`Welcome::status`] sees every change.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use rcim_client::{Client, ClientOptions, Event};
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let (client, mut events) = Client::attach_with_events(ClientOptions::named("tray")).await?;
+    /// let mut status = client.welcome().status.link.status;
+    /// while let Some(Ok(event)) = events.next().await {
+    ///     if let Event::StatusChanged(state) = event {
+    ///         status = state.status;
+    ///         println!("status: {status}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn attach_with_events(
         options: ClientOptions,
     ) -> Result<(Client, Events), ClientError> {
@@ -437,59 +746,182 @@ impl Client {
         options: ClientOptions,
         observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
     ) -> Result<(Client, Events), ClientError> {
-        let socket = options.socket_path();
-        let stream = SharedStream(Arc::new(
-            connect_with_retry(&socket, options.wait_for_daemon).await?,
-        ));
-        let mut reader = FrameReader::new(stream.clone(), MAX_IPC_FRAME);
-        let hello = ClientFrame::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
+        let dial = Dial {
+            socket: options.socket_path(),
             client_name: options.client_name,
-            client_version: env!("CARGO_PKG_VERSION").to_owned(),
-        });
-        let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            frame::write_frame(&mut stream.clone(), &hello, MAX_IPC_FRAME)
-                .await
-                .map_err(|e| ClientError::from_frame(&socket, e))?;
-            handshake(&mut reader, &socket).await
-        })
-        .await
-        .map_err(|_| ClientError::HandshakeTimeout {
-            socket: socket.clone(),
-            after_ms: u64::try_from(HANDSHAKE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-        })??;
+            reattach: options.reattach,
+        };
+        let (connection, welcome) = dial.connect(options.wait_for_daemon).await?;
 
         let (events, first_subscriber) = broadcast::channel(EVENT_BACKLOG);
+        let (control, control_rx) = mpsc::unbounded_channel();
         let routes = Arc::new(Routes {
             table: Mutex::new(RouteTable {
                 open: true,
+                ended: false,
+                generation: 0,
+                observer: observer(&welcome),
+                welcome: welcome.clone(),
                 replies: HashMap::new(),
                 callbacks: HashMap::new(),
                 events: Some(events),
-                observer: observer(&welcome),
+                seq: Sequencer::default(),
             }),
             link: watch::Sender::new(welcome.status.link.clone()),
+            next_id: AtomicU64::new(1),
+            explicit_registered: AtomicU64::new(0),
+            next_stream: AtomicU64::new(1),
+            reattaches: AtomicU64::new(0),
+            control,
         });
         let (outbox, queue) = mpsc::channel(WRITE_QUEUE);
-        let (writer_done, writer_gone) = oneshot::channel();
-        tokio::spawn(write_loop(stream, queue, writer_done));
-        tokio::spawn(read_loop(reader, Arc::clone(&routes), writer_gone));
+        let events = Events::new(Some((first_subscriber, Arc::clone(&routes))));
+        let queues = Queues {
+            queue,
+            control: control_rx,
+        };
+        let socket = dial.socket.clone();
+        tokio::spawn(drive(connection, queues, Arc::clone(&routes), dial));
         let client = Client {
             session: Arc::new(Session {
                 socket,
-                welcome,
-                next_id: AtomicU64::new(1),
                 outbox,
                 routes,
             }),
         };
-        Ok((client, Events::new(Some(first_subscriber))))
+        Ok((client, events))
     }
 
     /// The daemon's handshake answer: its version, protocol, and the status at the
-    /// moment of attaching.
-    pub fn welcome(&self) -> &Welcome {
-        &self.session.welcome
+    /// moment of attaching (of the last re-attach, with [`ClientOptions::reattach`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let welcome = client.welcome();
+    /// println!("rcimd {} (protocol {})", welcome.daemon_version, welcome.protocol);
+    /// # Ok(()) }
+    /// ```
+    pub fn welcome(&self) -> Welcome {
+        self.session.routes.lock().welcome.clone()
+    }
+
+    /// How many times this client re-attached after losing the daemon (always 0
+    /// without [`ClientOptions::reattach`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.reattach_count(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn reattach_count(&self) -> u64 {
+        self.session.routes.reattaches.load(Ordering::Relaxed)
+    }
+
+    /// The id of the last `MessageReceived` this client passed on (to the engine's
+    /// listener and its event streams), or the `since_seq` of a later
+    /// [`Client::subscribe`] that skipped forward; `None` before any.
+    ///
+    /// Message ids are the daemon's local sequence numbers: they only grow, so a
+    /// message with an id at or below this one was passed on already (or skipped on
+    /// request) and is never passed on again. Keep it to resume in a later run with
+    /// [`Client::subscribe`]. Each [`Events`] stream has its own position too
+    /// ([`Events::last_message_id`]), which is this one unless the stream lags
+    /// behind.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// if let Some(seq) = client.last_seq() {
+    ///     std::fs::write("last-seq", seq.to_string()).ok();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn last_seq(&self) -> Option<i64> {
+        self.session.routes.lock().seq.last
+    }
+
+    /// Has the daemon replay every stored received message with an id above
+    /// `since_seq` (its local sequence number; 0 replays everything), then continue
+    /// live: the app gets what arrived while it was not running, with no gap and no
+    /// repeat at the seam. Returns the daemon's code (0) once it has started the
+    /// replay; the messages come as `MessageReceived` events on [`Client::events`]
+    /// streams and the engine's listener.
+    ///
+    /// Every event stream whose position is below `since_seq` (a stream made at
+    /// attach, before any message) moves to it: it drops what its buffer still holds
+    /// from before and yields the replay, each message once, in order. A stream
+    /// already past `since_seq` goes on where it is (nothing it yielded comes again).
+    /// So call it right after attaching, with the id the app last processed:
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use rcim_client::{Client, ClientOptions, Event};
+    /// # async fn run(saved_seq: i64) -> Result<(), rcim_client::ClientError> {
+    /// let (client, mut events) = Client::attach_with_events(ClientOptions::named("bot")).await?;
+    /// assert_eq!(client.subscribe(saved_seq).await?, 0);
+    /// while let Some(Ok(event)) = events.next().await {
+    ///     if let Event::MessageReceived { message, .. } = event {
+    ///         // Ids only grow: saved_seq + 1 and later, each once.
+    ///         println!("{}", message.id);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self, since_seq: i64) -> Result<i32, ClientError> {
+        let since = since_seq.max(0);
+        let routes = &self.session.routes;
+        let id = routes.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode(
+            &ClientFrame::Request(Request {
+                id,
+                op: Op::Subscribe { since_seq: since },
+            }),
+            MAX_IPC_FRAME,
+        )
+        .map_err(|e| ClientError::from_frame(&self.session.socket, e))?;
+        let (tx, rx) = oneshot::channel();
+        {
+            // Registered and queued under one lock, so the reader knows of it before
+            // anything it causes can arrive, and a caller giving up cannot leave it
+            // registered but unsent.
+            let mut table = routes.lock();
+            if !table.open {
+                return Err(ClientError::Disconnected);
+            }
+            table.replies.insert(id, tx);
+            table.seq.register_explicit(id, since);
+            routes
+                .explicit_registered
+                .store(table.seq.explicit_log.len() as u64, Ordering::Release);
+            let generation = table.generation;
+            if routes.control.send(Outgoing { generation, bytes }).is_err() {
+                return Err(ClientError::Disconnected);
+            }
+        }
+        match rx.await.map_err(|_| ClientError::Disconnected)? {
+            Reply::Code(code) => Ok(code),
+            other => Err(unexpected("Subscribe", &other)),
+        }
+    }
+
+    /// Who is attached to the daemon: each client's session number, name, process
+    /// id, whether it lags, and the last message id queued for it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// for c in client.clients().await? {
+    ///     println!("#{} {} pid {:?} lagged {} last {}", c.id, c.name, c.pid, c.lagged, c.last_seq);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn clients(&self) -> Result<Vec<ClientEntry>, ClientError> {
+        match self.request(Op::Clients, None).await? {
+            Reply::Clients(clients) => Ok(clients),
+            other => Err(unexpected("Clients", &other)),
+        }
     }
 
     /// The socket this client is attached to.
@@ -504,9 +936,34 @@ impl Client {
     }
 
     /// Whether the daemon connection is gone; every call then fails with
-    /// [`ClientError::Disconnected`], and a new [`Client::attach`] is needed.
+    /// [`ClientError::Disconnected`]. Without [`ClientOptions::reattach`] that is
+    /// for good and a new [`Client::attach`] is needed; with it, the client is
+    /// re-attaching (see [`Client::is_ended`]).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// if client.is_closed() {
+    ///     eprintln!("rcimd went away");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         !self.session.routes.lock().open
+    }
+
+    /// Whether the session is over for good: the daemon went away and the client
+    /// will not re-attach (re-attach is off, or it gave up). Its event streams have
+    /// ended.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert!(!client.is_ended());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_ended(&self) -> bool {
+        self.session.routes.lock().ended
     }
 
     /// Asks the daemon for its full status.
@@ -719,24 +1176,48 @@ impl Client {
 
     /// A stream of the daemon's events, from now on: `StatusChanged`,
     /// `MessageReceived` (RC's `onMessageReceived(message, left, offline,
-    /// hasPackage)`, after the message is committed to the daemon's database) and
-    /// `OfflineSyncCompleted`.
+    /// hasPackage)`, after the message is committed to the daemon's database),
+    /// `OfflineSyncCompleted`, and `Lagged` when the daemon found this client too
+    /// slow (it then replays what the client missed by itself; the replay is
+    /// invisible except for that notice).
     ///
-    /// Each subscriber has its own backlog of 256 events; one that falls further
-    /// behind skips the oldest and receives `Err(Lagged)` saying how many it missed
-    /// (call [`Client::status`] to resynchronise the status; skipped messages are in
-    /// the daemon's database, see [`Events::last_message_id`]). A slow subscriber
-    /// never stalls the reader or other subscribers. The stream ends when the daemon
-    /// connection does.
+    /// Every stream gets every message exactly once and in order of `message.id`:
+    /// messages repeated by a replay are dropped. Each stream has its own buffer of
+    /// 256 events; one that falls further behind skips the oldest, yields
+    /// `Err(`[`Lagged`](crate::Lagged)`)` saying how many, and then has the daemon
+    /// replay the messages it skipped, so it still gets all of them (status changes
+    /// are not replayed; the daemon sends the current status after the replay). A
+    /// slow stream never stalls the reader or the other streams.
+    ///
+    /// The stream ends when the session does: when the daemon goes away, or, with
+    /// [`ClientOptions::reattach`], when re-attaching gives up. While re-attaching it
+    /// yields a synthesized `StatusChanged` (`suspend`, code 30011) and, once back,
+    /// one with the new daemon's status, then the messages stored meanwhile.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use rcim_client::{Client, ClientOptions, Event};
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = Client::attach(ClientOptions::named("notifier")).await?;
+    /// let mut events = client.events();
+    /// while let Some(item) = events.next().await {
+    ///     match item {
+    ///         Ok(Event::MessageReceived { message, .. }) => println!("new message {}", message.id),
+    ///         Ok(Event::StatusChanged(state)) => println!("status {}", state.status),
+    ///         Ok(_) => {}
+    ///         Err(lagged) => eprintln!("{lagged} (the messages are replayed)"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> Events {
-        let rx = self
-            .session
-            .routes
+        let routes = &self.session.routes;
+        let rx = routes
             .lock()
             .events
             .as_ref()
             .map(broadcast::Sender::subscribe);
-        Events::new(rx)
+        Events::new(rx.map(|rx| (rx, Arc::clone(routes))))
     }
 
     /// Sends a request that takes callbacks of `kind`, registering their channel
@@ -793,21 +1274,23 @@ impl Client {
         callbacks: Option<CallbackRoute>,
     ) -> Result<Reply, ClientError> {
         let session = &self.session;
-        let id = session.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = session.routes.next_id.fetch_add(1, Ordering::Relaxed);
         let bytes = frame::encode(&ClientFrame::Request(Request { id, op }), MAX_IPC_FRAME)
             .map_err(|e| ClientError::from_frame(&session.socket, e))?;
         let (tx, rx) = oneshot::channel();
-        {
+        let generation = {
             let mut table = session.routes.lock();
             if !table.open {
                 return Err(ClientError::Disconnected);
             }
             table.replies.insert(id, tx);
-            if let Some(cb) = callbacks {
-                table.callbacks.insert(id, cb);
+            if let Some(route) = callbacks {
+                table.callbacks.insert(id, route);
             }
-        }
-        if session.outbox.send(bytes).await.is_err() {
+            table.generation
+        };
+        let outgoing = Outgoing { generation, bytes };
+        if session.outbox.send(outgoing).await.is_err() {
             return Err(ClientError::Disconnected);
         }
         rx.await.map_err(|_| ClientError::Disconnected)
@@ -869,51 +1352,223 @@ async fn handshake(
     }
 }
 
-/// Writes queued frames until the queue closes (every handle dropped) or the socket
-/// fails. Dropping `done` on the way out tells the reader to stop.
-async fn write_loop(
-    mut stream: SharedStream,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    done: oneshot::Sender<()>,
-) {
-    while let Some(bytes) = queue.recv().await {
-        if let Err(e) = stream.write_all(&bytes).await {
-            tracing::debug!(error = %e, "writing to rcimd failed");
-            break;
-        }
-    }
-    drop(done);
+/// Where the client attaches, and whether it re-attaches.
+#[derive(Debug)]
+struct Dial {
+    socket: PathBuf,
+    client_name: String,
+    reattach: Option<ReattachPolicy>,
 }
 
-/// Routes frames until the daemon closes, breaks the protocol, or the writer ends.
-async fn read_loop(
-    mut reader: FrameReader<SharedStream>,
-    routes: Arc<Routes>,
-    mut writer_gone: oneshot::Receiver<()>,
-) {
+/// One daemon connection after its handshake.
+struct Connection {
+    stream: SharedStream,
+    reader: FrameReader<SharedStream>,
+}
+
+impl Dial {
+    /// Connects (retrying for `wait` while nothing listens) and does the handshake.
+    async fn connect(&self, wait: Duration) -> Result<(Connection, Welcome), ClientError> {
+        let socket = &self.socket;
+        let stream = SharedStream(Arc::new(connect_with_retry(socket, wait).await?));
+        let mut reader = FrameReader::new(stream.clone(), MAX_IPC_FRAME);
+        let hello = ClientFrame::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            client_name: self.client_name.clone(),
+            client_version: env!("CARGO_PKG_VERSION").to_owned(),
+        });
+        let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            frame::write_frame(&mut stream.clone(), &hello, MAX_IPC_FRAME)
+                .await
+                .map_err(|e| ClientError::from_frame(socket, e))?;
+            handshake(&mut reader, socket).await
+        })
+        .await
+        .map_err(|_| ClientError::HandshakeTimeout {
+            socket: socket.clone(),
+            after_ms: u64::try_from(HANDSHAKE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+        })??;
+        Ok((Connection { stream, reader }, welcome))
+    }
+
+    /// Tries to attach again with `policy`'s backoff. `None` when it gives up, or
+    /// when every handle of the client is gone (nobody needs it any more).
+    async fn reattach(
+        &self,
+        policy: ReattachPolicy,
+        queues: &mut Queues,
+    ) -> Option<(Connection, Welcome)> {
+        let started = Instant::now();
+        let mut delay = policy.first_delay;
+        loop {
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    // Frames queued for the lost connection are dropped unsent.
+                    frame = queues.queue.recv() => {
+                        frame?;
+                    }
+                }
+            }
+            match self.connect(Duration::ZERO).await {
+                Ok(attached) => {
+                    tracing::info!(socket = %self.socket.display(), "re-attached to rcimd");
+                    return Some(attached);
+                }
+                Err(
+                    err @ (ClientError::DaemonNotRunning { .. }
+                    | ClientError::Disconnected
+                    | ClientError::HandshakeTimeout { .. }
+                    | ClientError::Io { .. }
+                    | ClientError::Frame(_)),
+                ) => {
+                    tracing::debug!(error = %err, ?delay, "rcimd is not back yet");
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot re-attach to rcimd; giving up");
+                    return None;
+                }
+            }
+            if policy
+                .give_up_after
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                tracing::warn!(
+                    socket = %self.socket.display(),
+                    "rcimd did not come back; giving up re-attaching"
+                );
+                return None;
+            }
+            delay = (delay * 2).min(policy.max_delay.max(policy.first_delay));
+        }
+    }
+}
+
+/// The writer's queues, handed from one connection to the next.
+struct Queues {
+    /// The app's requests; ends when every handle is dropped.
+    queue: mpsc::Receiver<Outgoing>,
+    /// The library's own requests; written first.
+    control: mpsc::UnboundedReceiver<Outgoing>,
+}
+
+/// Why a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The daemon went away, broke the protocol, or a write failed.
+    Lost,
+    /// Every handle of the client is gone.
+    HandlesGone,
+}
+
+/// The client's driver: runs each connection, and re-attaches after one is lost
+/// when the options say so. Ends the session when it returns.
+async fn drive(mut connection: Connection, mut queues: Queues, routes: Arc<Routes>, dial: Dial) {
+    let mut generation = 0;
     loop {
-        let frame = tokio::select! {
-            frame = reader.read::<DaemonFrame>() => frame,
-            _ = &mut writer_gone => break,
+        let (returned, end) = run_connection(connection, queues, &routes, generation).await;
+        let Some(returned) = returned else { break };
+        queues = returned;
+        if end == End::HandlesGone {
+            break;
+        }
+        let Some(policy) = dial.reattach else { break };
+        routes.connection_lost(true);
+        let Some((next, welcome)) = dial.reattach(policy, &mut queues).await else {
+            break;
         };
-        match frame {
+        generation += 1;
+        connection = next;
+        if let Some(subscribe) = routes.reattached(welcome, generation) {
+            let _ = routes.control.send(subscribe);
+        }
+    }
+    routes.connection_lost(false);
+}
+
+/// Runs one connection: a writer task for the queues, the reader here. Returns the
+/// queues (`None` if the writer panicked) and why the connection ended.
+async fn run_connection(
+    connection: Connection,
+    queues: Queues,
+    routes: &Routes,
+    generation: u64,
+) -> (Option<Queues>, End) {
+    let Connection { stream, reader } = connection;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut writer = tokio::spawn(write_loop(stream, queues, generation, stopped));
+    let read = read_loop(reader, routes);
+    tokio::pin!(read);
+    let finished = tokio::select! {
+        () = &mut read => {
+            drop(stop);
+            match (&mut writer).await {
+                Ok((queues, End::HandlesGone)) => return (Some(queues), End::HandlesGone),
+                Ok((queues, End::Lost)) => return (Some(queues), End::Lost),
+                Err(_) => None,
+            }
+        }
+        finished = &mut writer => finished.ok(),
+    };
+    match finished {
+        Some((queues, end)) => (Some(queues), end),
+        None => (None, End::Lost),
+    }
+}
+
+/// Writes queued frames of this connection's `generation` (the library's own
+/// first) until the app's queue closes (every handle dropped), the socket fails, or
+/// the reader says stop. Returns the queues for the next connection.
+async fn write_loop(
+    mut stream: SharedStream,
+    mut queues: Queues,
+    generation: u64,
+    mut stop: oneshot::Receiver<()>,
+) -> (Queues, End) {
+    let end = loop {
+        let outgoing = tokio::select! {
+            biased;
+            _ = &mut stop => break End::Lost,
+            Some(outgoing) = queues.control.recv() => outgoing,
+            outgoing = queues.queue.recv() => match outgoing {
+                Some(outgoing) => outgoing,
+                None => break End::HandlesGone,
+            },
+        };
+        if outgoing.generation != generation {
+            // Meant for a connection that is gone: its caller was told so.
+            continue;
+        }
+        if let Err(e) = stream.write_all(&outgoing.bytes).await {
+            tracing::debug!(error = %e, "writing to rcimd failed");
+            break End::Lost;
+        }
+    };
+    (queues, end)
+}
+
+/// Routes frames until the daemon closes or breaks the protocol.
+async fn read_loop(mut reader: FrameReader<SharedStream>, routes: &Routes) {
+    loop {
+        match reader.read::<DaemonFrame>().await {
             Ok(Some(frame)) => {
                 if let Err(why) = routes.route(frame) {
                     tracing::warn!(%why, "rcimd broke the protocol; closing the session");
-                    break;
+                    return;
                 }
             }
             Ok(None) => {
                 tracing::debug!("rcimd closed the connection");
-                break;
+                return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading from rcimd failed; closing the session");
-                break;
+                return;
             }
         }
     }
-    routes.close();
 }
 
 /// What every call handle holds: its immediate code and the channel of its checked
@@ -1155,76 +1810,4 @@ impl SendCall {
             message: None,
         })
     }
-}
-
-/// The stream returned by [`Client::events`].
-///
-/// It remembers the local id of the last `MessageReceived` it yielded
-/// ([`Events::last_message_id`]): that id is the daemon's sequence number, the point
-/// from which a replay (issue 5: subscribe with `since_seq`) will resume after a
-/// [`Lagged`] or a re-attach.
-pub struct Events {
-    inner: Pin<Box<dyn Stream<Item = Result<Event, Lagged>> + Send>>,
-    last_message_id: Option<i64>,
-}
-
-impl Events {
-    /// A stream over `rx`; `None` gives a stream that has already ended.
-    fn new(rx: Option<broadcast::Receiver<Event>>) -> Self {
-        let stream = futures_util::stream::unfold(rx, |rx| async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Ok(event) => Some((Ok(event), Some(rx))),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Err(Lagged { missed }), Some(rx)))
-                }
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        });
-        Events {
-            inner: Box::pin(stream),
-            last_message_id: None,
-        }
-    }
-
-    /// The local id (the daemon's sequence number) of the last `MessageReceived`
-    /// this stream yielded, if any. After a [`Lagged`], messages newer than this
-    /// may have been skipped; they are in the daemon's database
-    /// ([`Client::get_conversations`], [`Client::get_messages`]).
-    pub fn last_message_id(&self) -> Option<i64> {
-        self.last_message_id
-    }
-}
-
-impl std::fmt::Debug for Events {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events")
-            .field("last_message_id", &self.last_message_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Stream for Events {
-    type Item = Result<Event, Lagged>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = self.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(Ok(Event::MessageReceived { message, .. }))) = &item {
-            self.last_message_id = Some(message.id);
-        }
-        item
-    }
-}
-
-/// An [`Events`] subscriber fell behind and skipped events.
-///
-/// Today the skipped events are gone from the stream (status: ask
-/// [`Client::status`]; messages: they are in the daemon's database, newer than
-/// [`Events::last_message_id`]). Issue 5 adds replay from the daemon's database, so
-/// that a lagged subscriber resumes without a gap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the event stream fell behind and skipped {missed} events")]
-pub struct Lagged {
-    /// How many events were skipped.
-    pub missed: u64,
 }

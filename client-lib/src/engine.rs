@@ -5,8 +5,13 @@
 //! only until the daemon has answered (RC's immediate return code); the callbacks
 //! then run on the `rcim-callbacks` thread, one at a time and in the order they
 //! happened, never on the runtime, so a slow callback delays other callbacks but not
-//! the connection. The engine attaches to `rcimd` lazily, on the first call, and
-//! attaches again on the next call after the daemon went away.
+//! the connection. The engine attaches to `rcimd` lazily, on the first call. If the
+//! daemon goes away (rcimd restarted), it re-attaches by itself
+//! ([`EngineOptions::reattach`], on by default): the status listener hears
+//! `Suspend` and then the new status, the message listener resumes after the last
+//! message it got (the daemon replays what was stored meanwhile; nothing twice), and
+//! calls made during the gap return 33001. With re-attach off (or after it gave up)
+//! the engine attaches again on its next call.
 //!
 //! "In the order they happened" holds across calls and listeners: the client's
 //! reader task hands the engine each call's callbacks (through a hook registered
@@ -17,7 +22,7 @@
 //! fall behind the event stream. Queries share another path ([`Engine::query`]):
 //! wait for the answer, return 0, and hand the answer to the callback.
 
-use crate::client::{CallKind, Client, ClientOptions, EventObserver, Step};
+use crate::client::{CallKind, Client, ClientOptions, EventObserver, ReattachPolicy, Step};
 use crate::error::ClientError;
 use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage};
 use rcim_proto::ipc::{Event, Op};
@@ -43,6 +48,11 @@ pub struct EngineOptions {
     /// (the default) fails at once. Set a couple of seconds when the app may start
     /// together with `rcimd`.
     pub wait_for_daemon: Duration,
+    /// How to re-attach when the daemon connection drops (rcimd restarted): by
+    /// default forever, 50 ms doubling to 2 s between tries; `None` turns it off
+    /// (the engine then attaches again on its next call). See
+    /// [`ReattachPolicy`](crate::ReattachPolicy) for what the listeners see.
+    pub reattach: Option<ReattachPolicy>,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +61,7 @@ impl Default for EngineOptions {
             socket: None,
             client_name: "rcim-engine".to_owned(),
             wait_for_daemon: Duration::ZERO,
+            reattach: Some(ReattachPolicy::default()),
         }
     }
 }
@@ -205,7 +216,7 @@ impl Shared {
     /// The attached client, attaching first when there is none or it is closed.
     async fn client(self: &Arc<Self>) -> Result<Client, ClientError> {
         let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_ended()) {
             return Ok(client.clone());
         }
         *slot = None;
@@ -284,7 +295,9 @@ impl EventFeed {
                     shared.dispatch(move || f(message, left, offline, has_package));
                 }
             }
-            // The daemon catches a lagging client up by itself (protocol 4).
+            // The daemon catches a lagging client up by itself (protocol 4); the
+            // reader drops what the replay repeats, so the listener never hears of
+            // it.
             Event::Lagged { .. } => {}
             Event::OfflineSyncCompleted => {
                 if let Some(f) = listener(&shared.sync_listener) {
@@ -314,6 +327,7 @@ impl Engine {
                 socket: options.socket.clone(),
                 client_name: options.client_name,
                 wait_for_daemon: options.wait_for_daemon,
+                reattach: options.reattach,
             },
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),

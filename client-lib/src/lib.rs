@@ -11,7 +11,8 @@
 //! - [`Client`]: async (tokio). [`Client::attach`], then [`Client::status`],
 //!   [`Client::connect`], [`Client::disconnect`], [`Client::send_message`],
 //!   [`Client::get_messages`], [`Client::get_conversations`],
-//!   [`Client::clear_unread_count`] and [`Client::events`].
+//!   [`Client::clear_unread_count`], [`Client::events`], [`Client::subscribe`] and
+//!   [`Client::clients`].
 //! - [`Engine`]: RC's `RCIMIWEngine` shape for ported apps and non-async code:
 //!   `connect(token, timeout, callback) -> i32` with `onDatabaseOpened` /
 //!   `onConnected` callbacks on a background thread, `send_message(message,
@@ -129,36 +130,77 @@
 //!   library, so "exactly one onConnected" always holds; likewise every send still
 //!   waiting gets one `onMessageSent` with 30011 (with the saved message if
 //!   `onMessageSaved` came: it stays in the daemon's outbox and is sent after the
-//!   daemon is back). Attach again afterwards ([`Engine`] does it by itself on its
-//!   next call).
-//! - **Events.** [`Client::events`] streams `StatusChanged` for every status change,
-//!   whoever caused it, `MessageReceived` for every message stored, and
-//!   `OfflineSyncCompleted`. A subscriber that falls more than 256 events behind
-//!   gets `Err(Lagged)` and skips ahead; it never slows the others. Skipped
-//!   messages are in the database; [`Events::last_message_id`] says where the
-//!   stream was (replay from there is planned).
+//!   daemon is back). Then, by default, a [`Client`] closes and its event streams
+//!   end; with [`ClientOptions::reattach`] (the [`Engine`]'s default) it
+//!   **re-attaches** by itself: it reconnects with backoff (50 ms doubling to 2 s),
+//!   handshakes again, subscribes from the last message id it passed on, and the
+//!   app sees the blip as a `StatusChanged` to `suspend` (code 30011) followed by
+//!   the new daemon's status, and then the messages stored meanwhile, without loss
+//!   or repeat. See [`ReattachPolicy`].
+//! - **Events, exactly once, in order.** [`Client::events`] streams
+//!   `StatusChanged` for every status change, whoever caused it, `MessageReceived`
+//!   for every message stored, `OfflineSyncCompleted`, and the daemon's `Lagged`
+//!   notice. A message's `id` is the daemon's local sequence number and only grows;
+//!   the library never passes on a message at or below the last id it passed on,
+//!   so a replay overlapping live traffic is invisible. [`Client::subscribe`]
+//!   `(since)` replays what an app missed while it was not running (keep
+//!   [`Client::last_seq`] or [`Events::last_message_id`] between runs). A stream
+//!   that falls more than 256 events behind gets `Err(`[`Lagged`]`)` and then has
+//!   the daemon replay the messages it skipped: none is lost, none repeated; a slow
+//!   stream never slows the others.
 //! - **Finding the daemon.** The socket is `RCIM_SOCKET`, else
 //!   `$XDG_RUNTIME_DIR/rcim/rcimd.sock` (see [`rcim_proto::paths`]). By default an
 //!   attach fails at once when nothing listens; set `wait_for_daemon` to retry while
 //!   the daemon starts.
-#![warn(missing_docs)]
+//!
+//! ## Resuming after a restart of the app
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use rcim_client::{Client, ClientOptions, Event, ReattachPolicy};
+//!
+//! # async fn run() -> Result<(), rcim_client::ClientError> {
+//! let saved: i64 = std::fs::read_to_string("last-seq").ok()
+//!     .and_then(|s| s.trim().parse().ok())
+//!     .unwrap_or(0);
+//! let options = ClientOptions {
+//!     reattach: Some(ReattachPolicy::default()),
+//!     ..ClientOptions::named("bot")
+//! };
+//! let (client, mut events) = Client::attach_with_events(options).await?;
+//! client.subscribe(saved).await?;
+//! while let Some(Ok(event)) = events.next().await {
+//!     if let Event::MessageReceived { message, .. } = event {
+//!         println!("{}", message.id); // saved + 1 onwards, each once, in order
+//!         std::fs::write("last-seq", message.id.to_string()).ok();
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A program to try against `rcimd --dev`: `examples/chat.rs`
+//! (`cargo run -p rcim-client --example chat`).
+#![deny(missing_docs)]
 
 pub mod blocking;
 mod client;
 mod engine;
 mod error;
+mod events;
 mod message;
+mod sequence;
 
 pub use client::{
-    Client, ClientOptions, ConnectCall, Connected, Events, Lagged, SendCall, SendStep, Sent,
+    Client, ClientOptions, ConnectCall, Connected, ReattachPolicy, SendCall, SendStep, Sent,
 };
 pub use engine::{ConnectCallback, Engine, EngineOptions, SendMessageCallback};
 pub use error::ClientError;
+pub use events::{Events, Lagged};
 pub use message::{
     MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage, TEXT_MESSAGE,
     text_content, text_of,
 };
-pub use rcim_proto::ipc::{Callback, Event, Welcome};
+pub use rcim_proto::ipc::{Callback, ClientEntry, Event, Welcome};
 pub use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
 };

@@ -99,7 +99,15 @@ fn connect_fires_database_opened_then_connected_and_feeds_the_listener() {
         let _ = daemon_done_tx.send(());
         // Then the daemon goes away.
     });
-    let engine = engine_for(daemon.socket.clone());
+    // Without re-attach, the engine attaches again on its next call.
+    let engine = Engine::create(
+        "app-key",
+        EngineOptions {
+            socket: Some(daemon.socket.clone()),
+            reattach: None,
+            ..EngineOptions::default()
+        },
+    );
 
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&statuses);

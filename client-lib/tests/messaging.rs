@@ -5,7 +5,7 @@
 use crate::util::{FakeDaemon, saved, sent, snapshot, stored};
 use futures_util::StreamExt;
 use rcim_client::{
-    Callback, Client, ClientError, Conversation, ConversationKey, ConversationType, Event, Lagged,
+    Callback, Client, ClientError, Conversation, ConversationKey, ConversationType, Event,
     SendStep, Sent, TEXT_MESSAGE, TimeOrder, Token, text_content, text_of,
 };
 use rcim_proto::ConnectionStatus;
@@ -471,44 +471,4 @@ async fn queries_carry_their_arguments_and_answers() {
     assert_eq!(client.clear_unread_count(bob(), 0).await.unwrap(), 0);
     let err = client.get_conversations(&[], 0, 1).await.unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
-}
-
-#[tokio::test]
-async fn a_lagging_subscriber_is_told_during_a_message_burst() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.welcome().await;
-        let request = peer.request().await;
-        for id in 1..=300 {
-            peer.event(Event::MessageReceived {
-                message: stored(id, bob(), "bob", "burst"),
-                left: u32::try_from(300 - id).unwrap(),
-                offline: true,
-                has_package: false,
-            })
-            .await;
-        }
-        peer.event(Event::OfflineSyncCompleted).await;
-        peer.respond(
-            request.id,
-            Reply::Status(snapshot(ConnectionStatus::Connected)),
-        )
-        .await;
-        let _ = peer.read().await;
-    });
-    let client = Client::attach(daemon.options()).await.unwrap();
-    let mut slow = client.events();
-    // The reader routes all 301 events and the response while nobody reads `slow`.
-    client.status().await.unwrap();
-    assert_eq!(slow.next().await, Some(Err(Lagged { missed: 301 - 256 })));
-    // It resumes with the oldest event still kept, and ends with the sync marker.
-    match slow.next().await {
-        Some(Ok(Event::MessageReceived { message, .. })) => assert_eq!(message.id, 46),
-        other => panic!("expected message 46, got {other:?}"),
-    }
-    let mut last = None;
-    for _ in 0..255 {
-        last = slow.next().await;
-    }
-    assert_eq!(last, Some(Ok(Event::OfflineSyncCompleted)));
-    assert_eq!(slow.last_message_id(), Some(300));
 }

@@ -7,3 +7,4 @@ mod demux;
 mod engine;
 mod handshake;
 mod messaging;
+mod replay;

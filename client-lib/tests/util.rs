@@ -48,6 +48,46 @@ impl FakeDaemon {
         }
     }
 
+    /// Binds a socket and runs `script(n, peer)` on the n-th connection (0, 1, …),
+    /// one connection after another. With a non-zero `restart_gap`, the fake daemon
+    /// "restarts" between connections: it closes its listener, removes the socket,
+    /// waits that long and binds the same path again.
+    pub fn start_each<F, Fut>(restart_gap: std::time::Duration, mut script: F) -> FakeDaemon
+    where
+        F: FnMut(usize, Peer) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("rcimd.sock");
+        let mut listener = UnixListener::bind(&socket).unwrap();
+        let path = socket.clone();
+        let task = tokio::spawn(async move {
+            for n in 0.. {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (read, writer) = stream.into_split();
+                script(
+                    n,
+                    Peer {
+                        reader: FrameReader::new(read, MAX_IPC_FRAME),
+                        writer,
+                    },
+                )
+                .await;
+                if !restart_gap.is_zero() {
+                    drop(listener);
+                    std::fs::remove_file(&path).unwrap();
+                    tokio::time::sleep(restart_gap).await;
+                    listener = UnixListener::bind(&path).unwrap();
+                }
+            }
+        });
+        FakeDaemon {
+            socket,
+            task,
+            _dir: dir,
+        }
+    }
+
     pub fn options(&self) -> rcim_client::ClientOptions {
         rcim_client::ClientOptions {
             socket: Some(self.socket.clone()),
@@ -75,15 +115,35 @@ impl Peer {
 
     /// Reads Hello and answers with a Welcome.
     pub async fn welcome(&mut self) -> Hello {
+        self.welcome_with(ConnectionStatus::Unconnected).await
+    }
+
+    /// Reads Hello and answers with a Welcome carrying `status`.
+    pub async fn welcome_with(&mut self, status: ConnectionStatus) -> Hello {
         let hello = self.hello().await;
         assert_eq!(hello.protocol, PROTOCOL_VERSION);
         self.send(DaemonFrame::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             daemon_version: "9.9.9-fake".into(),
-            status: snapshot(ConnectionStatus::Unconnected),
+            status: snapshot(status),
         }))
         .await;
         hello
+    }
+
+    /// Reads a Subscribe request and returns its id and `since_seq`.
+    pub async fn subscribe_request(&mut self) -> (u64, i64) {
+        let request = self.request().await;
+        match request.op {
+            Op::Subscribe { since_seq } => (request.id, since_seq),
+            other => panic!("expected Subscribe, got {other:?}"),
+        }
+    }
+
+    /// A live MessageReceived for a text message from bob with this id.
+    pub async fn message(&mut self, id: i64) {
+        self.message_event(stored(id, ConversationKey::private("bob"), "bob", "m"))
+            .await;
     }
 
     pub async fn request(&mut self) -> Request {

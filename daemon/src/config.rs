@@ -56,6 +56,11 @@ pub struct Options {
     #[arg(long, env = "RCIM_PONG_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
     #[serde(default, deserialize_with = "secs")]
     pub pong_timeout: Option<Duration>,
+    /// Seconds a local client may leave a write unread before it is dropped
+    /// [default: 30].
+    #[arg(long, env = "RCIM_CLIENT_STALL_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    #[serde(default, deserialize_with = "secs")]
+    pub client_stall_timeout: Option<Duration>,
     /// Trust only the CA certificates in this PEM file for rcims:// servers
     /// [default: the system's root certificates].
     #[arg(
@@ -88,6 +93,7 @@ impl Options {
             token_store: self.token_store.or(lower.token_store),
             ping_interval: self.ping_interval.or(lower.ping_interval),
             pong_timeout: self.pong_timeout.or(lower.pong_timeout),
+            client_stall_timeout: self.client_stall_timeout.or(lower.client_stall_timeout),
             ca_file: self.ca_file.or(lower.ca_file),
             insecure_dev: self.insecure_dev || lower.insecure_dev,
             log_level: self.log_level.or(lower.log_level),
@@ -205,6 +211,8 @@ pub struct Settings {
     pub ping_interval: Duration,
     /// Pong deadline.
     pub pong_timeout: Duration,
+    /// How long a local client may leave a write unread.
+    pub client_stall_timeout: Duration,
     /// How rcims:// certificates are checked.
     pub tls_trust: TlsTrust,
     /// The log filter as given (see [`log_directives`]).
@@ -249,6 +257,9 @@ impl Settings {
             token_store: options.token_store.unwrap_or_default(),
             ping_interval: options.ping_interval.unwrap_or(DEFAULT_PING_INTERVAL),
             pong_timeout: options.pong_timeout.unwrap_or(DEFAULT_PONG_TIMEOUT),
+            client_stall_timeout: options
+                .client_stall_timeout
+                .unwrap_or(crate::DEFAULT_CLIENT_STALL),
             tls_trust,
             log_level,
         })
@@ -276,6 +287,10 @@ impl Settings {
             self.ping_interval.as_secs_f64().to_string(),
         );
         line("pong_timeout", self.pong_timeout.as_secs_f64().to_string());
+        line(
+            "client_stall_timeout",
+            self.client_stall_timeout.as_secs_f64().to_string(),
+        );
         match &self.tls_trust {
             TlsTrust::CaFile(path) => line("ca_file", quoted(&path.display().to_string())),
             TlsTrust::InsecureDev => line("insecure_dev", "true".into()),

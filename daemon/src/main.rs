@@ -212,7 +212,7 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
         ping_after: settings.ping_interval,
         pong_timeout: settings.pong_timeout,
         boot_token: None,
-        client_stall_timeout: rcimd::DEFAULT_CLIENT_STALL,
+        client_stall_timeout: settings.client_stall_timeout,
     };
     #[cfg(feature = "dev-server")]
     let dev = if dev_mode {

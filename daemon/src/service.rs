@@ -128,7 +128,7 @@ pub fn status_line(report: &LinkReport) -> String {
         ConnectionStatus::Connecting
         | ConnectionStatus::Suspend
         | ConnectionStatus::NetworkUnavailable => {
-            let mut line = format!("{name}");
+            let mut line = name.to_owned();
             if let Some(user) = user {
                 line.push_str(&format!(" as {user}"));
             }

@@ -21,6 +21,7 @@
 
 pub(crate) mod group;
 pub(crate) mod message;
+pub(crate) mod request;
 pub(crate) mod signature;
 pub(crate) mod user;
 
@@ -49,6 +50,10 @@ pub mod codes {
     pub const BAD_PARAMETER: u32 = 1002;
     /// Signature error (missing or wrong App-Key, Nonce, Timestamp or Signature).
     pub const BAD_SIGNATURE: u32 = 1004;
+    /// The App-Key is not this server's ("AppKey/Secret mismatch").
+    pub const UNKNOWN_APP_KEY: u32 = 1001;
+    /// Too many signed requests within the replay window.
+    pub const RATE_LIMITED: u32 = 1008;
     /// Request body larger than 100 KB.
     pub const BODY_TOO_LARGE: u32 = 1508;
     /// No such API (rcim's answer for an unknown path).
@@ -57,8 +62,10 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: u32 = 405;
 }
 
-/// The router of the Server API.
+/// The router of the Server API. Its nonces are remembered in one
+/// [`signature::ReplayGuard`] for the life of the router.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let guard = Arc::new(signature::ReplayGuard::new());
     Router::new()
         .route("/user/getToken.json", post(user::get_token))
         .route("/user/checkOnline.json", post(user::check_online))
@@ -85,6 +92,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/stats.json", post(stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(guard))
         .with_state(shared)
 }
 
@@ -97,15 +105,6 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    /// HTTP 401, RC 1004.
-    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::UNAUTHORIZED,
-            code: codes::BAD_SIGNATURE,
-            message: message.into(),
-        }
-    }
-
     /// HTTP 400, RC 1002.
     pub(crate) fn bad_parameter(message: impl Into<String>) -> Self {
         Self {
@@ -125,11 +124,15 @@ impl ApiError {
         }
     }
 
-    fn body_too_large() -> Self {
+}
+
+impl From<request::Rejection> for ApiError {
+    fn from(rejection: request::Rejection) -> Self {
         Self {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: codes::BODY_TOO_LARGE,
-            message: format!("the request body is larger than {} KB", MAX_BODY / 1024),
+            status: StatusCode::from_u16(rejection.status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: rejection.code,
+            message: rejection.message,
         }
     }
 }
@@ -152,33 +155,44 @@ pub(crate) fn ok(fields: Value) -> Json<Value> {
 
 /// A request whose signature checked out, with its form body parsed as `T`.
 ///
-/// Rejections: a bad or missing signature header → 401/1004 (checked first, before
-/// the body is read); a body over [`MAX_BODY`] → 413/1508; a body that is not a
-/// valid form for `T` → 400/1002.
+/// Rejections (the same as [`request::check_request`]): an unknown App-Key →
+/// 401/1001, a bad or missing signature header, a Timestamp outside the replay
+/// window or a reused Nonce → 401/1004, too many signed requests in the window →
+/// 429/1008 (all checked first, before the body is read); a body over [`MAX_BODY`]
+/// → 413/1508; a body that is not a valid form for `T` → 400/1002.
 pub(crate) struct Signed<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequest<Arc<Shared>> for Signed<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, shared: &Arc<Shared>) -> Result<Self, ApiError> {
-        signature::check(req.headers(), shared.app_key(), &shared.app_secret)
-            .map_err(ApiError::unauthorized)?;
+        let guard = req
+            .extensions()
+            .get::<Arc<signature::ReplayGuard>>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal(&"the replay guard is not installed"))?;
+        signature::check(
+            req.headers(),
+            shared.app_key(),
+            &shared.app_secret,
+            &guard,
+            signature::now_ms(),
+        )
+        .map_err(|refusal| ApiError::from(request::Rejection::from(refusal)))?;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > MAX_BODY as u64) {
-            return Err(ApiError::body_too_large());
+            return Err(request::body_too_large().into());
         }
         // Past the declared-length check, a read failure is a chunked body going over
         // the limit (or a connection that died, whose caller hears nothing anyway).
         let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
-            .map_err(|_| ApiError::body_too_large())?;
-        let form = serde_html_form::from_bytes(&body)
-            .map_err(|e| ApiError::bad_parameter(format!("invalid form body: {e}")))?;
-        Ok(Self(form))
+            .map_err(|_| ApiError::from(request::body_too_large()))?;
+        Ok(Self(request::parse_form(&body)?))
     }
 }
 

@@ -21,8 +21,11 @@
 //!
 //! ## Surface
 //!
-//! Server API endpoints (all `POST`, signed; errors: 1002 parameter, 401/1004
-//! signature, 1000 internal, 1508 body over 100 KB):
+//! Server API endpoints (all `POST`, signed; errors: 1002 parameter, 401/1001
+//! unknown App-Key, 401/1004 signature — including a `Timestamp` more than 5 minutes
+//! off and a `Nonce` used twice within that window —, 429/1008 too many signed
+//! requests in the window, 1000 internal, 1508 body over 100 KB;
+//! [`check_request`] runs the same checks without a server):
 //!
 //! | Endpoint | Form | Answer |
 //! |---|---|---|
@@ -116,6 +119,8 @@ mod moderation;
 mod state;
 mod tls;
 
+pub use api::request::{Rejection, check_request};
+pub use api::signature::{REPLAY_WINDOW, ReplayGuard};
 pub use config::{DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig, TlsFiles};
 pub use groups::MAX_MEMBERS_PER_CALL;
 pub use messaging::{

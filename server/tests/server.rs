@@ -6,7 +6,8 @@
 //! time by `rcim_server::testca`), in-process connections through
 //! `RunningServer::serve_stream` under paused time, the `rcim-server` binary end
 //! to end, and messaging (publish, de-duplication, groups, sync paging, live pushes
-//! and the seam between them, acks, the publish and group endpoints, the bulk path).
+//! and the seam between them, acks, the publish and group endpoints, the bulk path),
+//! and the Server API's replay protection (stale timestamps, reused nonces).
 //!
 //! Time-based paths with exact durations (handshake timeout, heartbeat deadline) are
 //! covered with paused time in `im::session`'s unit tests and in `in_process` here;
@@ -531,9 +532,11 @@ mod api {
         ];
         for (what, headers) in cases {
             let (status, json) = post_raw(&url, path, &headers, body).await.unwrap();
+            // RC: 1001 "AppKey/Secret mismatch" for a key that is not this app's.
+            let code = if what == "wrong app key" { 1001 } else { 1004 };
             assert_eq!(
                 (status, json["code"].as_i64()),
-                (401, Some(1004)),
+                (401, Some(code)),
                 "{what}: {json}"
             );
         }
@@ -2545,5 +2548,97 @@ mod messaging {
             })
         );
         assert_eq!(server.inbox_state("bob").await.unwrap(), (251, 251));
+    }
+}
+
+mod replay {
+    //! Signature replay over HTTP: a request captured on the wire cannot be sent
+    //! again, and an old one is refused for its timestamp, each with a clear message.
+    use super::*;
+    use rcim_server::api_client::{post_raw, sign};
+
+    fn now_s() -> i64 {
+        now_ms() / 1000
+    }
+
+    async fn send(
+        server: &RunningServer,
+        nonce: &str,
+        timestamp: &str,
+    ) -> (u16, serde_json::Value) {
+        let signature = sign(APP_SECRET, nonce, timestamp);
+        let headers = [
+            ("App-Key", APP_KEY),
+            ("Nonce", nonce),
+            ("Timestamp", timestamp),
+            ("Signature", signature.as_str()),
+        ];
+        post_raw(
+            &server.api_url(),
+            "/user/getToken.json",
+            &headers,
+            b"userId=alice&name=Alice",
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reused_nonce_is_refused_with_1004() {
+        let server = server().await;
+        let ts = now_s().to_string();
+        let (status, json) = send(&server, "replay-me", &ts).await;
+        assert_eq!((status, json["code"].as_i64()), (200, Some(200)), "{json}");
+        let (status, json) = send(&server, "replay-me", &ts).await;
+        assert_eq!((status, json["code"].as_i64()), (401, Some(1004)), "{json}");
+        let message = json["errorMessage"].as_str().unwrap();
+        assert!(message.contains("Nonce was already used"), "{message}");
+        // A fresh nonce is fine, in milliseconds too.
+        let (status, json) = send(&server, "fresh", &now_ms().to_string()).await;
+        assert_eq!((status, json["code"].as_i64()), (200, Some(200)), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_timestamp_outside_five_minutes_is_refused_with_1004() {
+        let server = server().await;
+        for (nonce, ts) in [
+            ("old-s", (now_s() - 301).to_string()),
+            ("old-ms", (now_ms() - 301_000).to_string()),
+            ("future", (now_s() + 3600).to_string()),
+            ("not-a-time", "yesterday".to_string()),
+        ] {
+            let (status, json) = send(&server, nonce, &ts).await;
+            assert_eq!(
+                (status, json["code"].as_i64()),
+                (401, Some(1004)),
+                "{nonce}: {json}"
+            );
+            let message = json["errorMessage"].as_str().unwrap();
+            assert!(message.contains("Timestamp"), "{nonce}: {message}");
+        }
+        // A refused request did not use up its nonce.
+        let (status, json) = send(&server, "old-s", &now_s().to_string()).await;
+        assert_eq!((status, json["code"].as_i64()), (200, Some(200)), "{json}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_app_key_is_1001_and_the_signed_client_never_repeats_a_nonce() {
+        let server = server().await;
+        let (status, json) = rcim_server::api_client::post_signed(
+            &server.api_url(),
+            "someone-elses-key",
+            APP_SECRET,
+            "/stats.json",
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!((status, json["code"].as_i64()), (401, Some(1001)), "{json}");
+        // The signed client picks a fresh nonce per call, so back-to-back calls in
+        // the same second all pass the replay guard.
+        for _ in 0..50 {
+            let (status, json) = post(&server, "/stats.json", &[]).await;
+            assert_eq!((status, json["code"].as_i64()), (200, Some(200)), "{json}");
+        }
     }
 }

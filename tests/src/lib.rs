@@ -347,7 +347,9 @@ impl TestDaemon {
             ])
             .args(["--log", "debug"])
             .args(extra)
-            .env_remove("RCIM_SOCKET");
+            .env_remove("RCIM_SOCKET")
+            // Never pick up a developer's own config file.
+            .env("XDG_CONFIG_HOME", dir.join("config"));
         let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
         Proc::spawn("rcimd", command, dir.join(format!("rcimd-{n}.log"))).expect("start rcimd")
     }
@@ -606,8 +608,11 @@ impl InProcessServer {
     /// Starts a server with a fresh data dir.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = rcim_server::ServerConfig::local(dir.path().join("server"), APP_KEY, APP_SECRET);
-        let server = runtime().block_on(rcim_server::start(config)).expect("start the server");
+        let config =
+            rcim_server::ServerConfig::local(dir.path().join("server"), APP_KEY, APP_SECRET);
+        let server = runtime()
+            .block_on(rcim_server::start(config))
+            .expect("start the server");
         let im_addr = server.im_addr();
         Self {
             server: Some(server),
@@ -670,9 +675,11 @@ impl InProcessServer {
 /// and the result of `PRAGMA integrity_check`.
 pub fn stored_uids(data_dir: &Path, user: &str) -> (Vec<String>, String) {
     let path = data_dir.join("users").join(user).join("rcim.db");
-    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    let conn =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
     let mut stmt = conn
         .prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")
         .expect("query");

@@ -320,8 +320,8 @@ enum Phase {
     Waiting { until: Instant },
     /// An attempt is in flight.
     Dialing { attempt: Attempt },
-    /// Connected.
-    Connected(Live),
+    /// Connected (boxed: the live state is much larger than the other phases).
+    Connected(Box<Live>),
 }
 
 struct Live {
@@ -635,13 +635,13 @@ impl Link {
             });
         }
         let now = Instant::now();
-        self.phase = Phase::Connected(Live {
+        self.phase = Phase::Connected(Box::new(Live {
             upstream,
             user_id: user,
             last_heard: now,
             ping_sent: None,
             inbox: messaging::InboxState::default(),
-        });
+        }));
         self.publish(ConnectionStatus::Connected, RcCode::SUCCESS, None);
         self.start_messaging().await;
     }

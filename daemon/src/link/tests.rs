@@ -742,7 +742,7 @@ async fn the_outbox_waits_for_the_connection_and_a_resend_is_not_a_duplicate() {
         sent_ok(&call.await.unwrap());
     }
     let store = h.link.store().unwrap();
-    assert!(store.call(|c| queries_outbox(c)).await.unwrap().is_empty());
+    assert!(store.call(queries_outbox).await.unwrap().is_empty());
     // Held bytes of the first connection were delivered late or not at all; either
     // way the server has each message exactly once.
     let server = h.server.messages_from("alice").await.unwrap();

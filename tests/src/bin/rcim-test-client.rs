@@ -1,6 +1,8 @@
-//! A tiny RC-style app for the cross-process tests: it creates an `Engine`, calls
-//! `connect(token, timeout, callback)` with the token from `RCIM_TEST_TOKEN`, and
-//! prints every callback as one JSON line on stdout, in the order they fire:
+//! A tiny RC-style app for the cross-process tests.
+//!
+//! Connect mode (default): creates an `Engine`, calls `connect(token, timeout,
+//! callback)` with the token from `RCIM_TEST_TOKEN`, and prints every callback as one
+//! JSON line on stdout, in the order they fire:
 //!
 //! ```text
 //! {"event":"database_opened","code":0}
@@ -10,27 +12,53 @@
 //! A non-zero immediate return prints `{"event":"rejected","code":N}`. It exits once
 //! `onConnected` has fired (or at once when rejected); it fails if nothing comes
 //! within 60 s.
+//!
+//! Receive mode (`--receive N [--since SEQ] [--print-ids]`): attaches with the async
+//! client, subscribes from SEQ (replay, then live) when given, and collects message
+//! events until it has N; with `--print-ids` it prints each message id as it comes
+//! (so a test can kill it mid-stream and resume from the last printed id). At the
+//! end it prints `{"event":"received","count":N,"ids":[...]}`.
 
-use rcim_client::{ConnectCallback, Engine, EngineOptions};
+use rcim_client::{Client, ClientOptions, ConnectCallback, Engine, EngineOptions, Event};
+use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
     let mut timeout = 0i32;
+    let mut receive = None;
+    let mut since = None;
+    let mut print_ids = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--timeout", Some(value)) => match value.parse() {
-                Ok(v) => timeout = v,
-                Err(_) => return fail(&format!("bad --timeout {value}")),
-            },
-            _ => {
-                return fail(&format!(
-                    "usage: rcim-test-client [--timeout SECS] (got {arg})"
-                ));
+        let parsed = match arg.as_str() {
+            "--print-ids" => {
+                print_ids = true;
+                Ok(())
             }
+            "--timeout" => number(args.next()).map(|v| timeout = v),
+            "--receive" => number(args.next()).map(|v| receive = Some(v)),
+            "--since" => number(args.next()).map(|v| since = Some(v)),
+            other => Err(format!("unknown argument {other}")),
+        };
+        if let Err(why) = parsed {
+            return fail(&format!(
+                "{why}\nusage: rcim-test-client [--timeout SECS] | --receive N [--since SEQ] [--print-ids]"
+            ));
         }
     }
+    match receive {
+        Some(count) => receive_mode(count, since, print_ids),
+        None => connect_mode(timeout),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: Option<String>) -> Result<T, String> {
+    let value = value.ok_or("a value is missing")?;
+    value.parse().map_err(|_| format!("bad number {value}"))
+}
+
+fn connect_mode(timeout: i32) -> std::process::ExitCode {
     let token = std::env::var("RCIM_TEST_TOKEN").unwrap_or_default();
     let engine = Engine::create(
         "test-app-key",
@@ -65,6 +93,60 @@ fn main() -> std::process::ExitCode {
             }
             Err(_) => return fail("no onConnected within 60 s"),
         }
+    }
+}
+
+fn receive_mode(count: usize, since: Option<i64>, print_ids: bool) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("runtime: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        use futures_util::StreamExt;
+        let options = ClientOptions::named(format!("receiver[{}]", std::process::id()));
+        let (client, mut events) = Client::attach_with_events(options)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(since) = since {
+            let code = client.subscribe(since).await.map_err(|e| e.to_string())?;
+            if code != 0 {
+                return Err(format!("subscribe refused: {code}"));
+            }
+        }
+        // Ready: the test may start the stream now.
+        println!("{}", serde_json::json!({"event": "ready"}));
+        let _ = std::io::stdout().flush();
+        let mut ids = Vec::with_capacity(count);
+        while ids.len() < count {
+            let event = tokio::time::timeout(Duration::from_secs(120), events.next())
+                .await
+                .map_err(|_| format!("stalled after {} messages", ids.len()))?;
+            match event {
+                Some(Ok(Event::MessageReceived { message, .. })) => {
+                    if print_ids {
+                        println!("{}", message.id);
+                        let _ = std::io::stdout().flush();
+                    }
+                    ids.push(message.id);
+                }
+                Some(Ok(_)) | Some(Err(_)) => {}
+                None => return Err(format!("the daemon went away after {} messages", ids.len())),
+            }
+        }
+        Ok(ids)
+    });
+    match result {
+        Ok(ids) => {
+            println!(
+                "{}",
+                serde_json::json!({"event": "received", "count": ids.len(), "ids": ids})
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(why) => fail(&why),
     }
 }
 

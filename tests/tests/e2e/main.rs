@@ -5,8 +5,9 @@ mod connect;
 mod ctl;
 mod daemon;
 mod engine;
-mod service;
+mod hub;
 mod messaging;
+mod service;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");

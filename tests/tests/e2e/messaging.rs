@@ -11,8 +11,16 @@ use rcim_tests::{
 use std::time::Duration;
 
 fn connect(daemon: &TestDaemon, token: &str) {
-    let out = ctl(&daemon.socket, &["connect", "--token-stdin", "--timeout", "20"], Some(token));
-    assert!(out.status.success(), "connect: {}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl(
+        &daemon.socket,
+        &["connect", "--token-stdin", "--timeout", "20"],
+        Some(token),
+    );
+    assert!(
+        out.status.success(),
+        "connect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn server_uids(server: &InProcessServer, user: &str) -> Vec<String> {
@@ -26,8 +34,14 @@ fn server_uids(server: &InProcessServer, user: &str) -> Vec<String> {
 
 /// Waits until the daemon's database holds `count` received messages.
 fn wait_stored(daemon: &TestDaemon, user: &str, count: usize, limit: Duration) {
-    let ok = eventually(limit, || stored_uids(&daemon.data_dir, user).0.len() >= count);
-    assert!(ok, "only {} of {count} stored", stored_uids(&daemon.data_dir, user).0.len());
+    let ok = eventually(limit, || {
+        stored_uids(&daemon.data_dir, user).0.len() >= count
+    });
+    assert!(
+        ok,
+        "only {} of {count} stored",
+        stored_uids(&daemon.data_dir, user).0.len()
+    );
 }
 
 #[test]
@@ -79,7 +93,10 @@ fn kill_9_during_a_20000_message_stream_loses_and_duplicates_nothing() {
     assert_eq!(expected.len(), total);
     assert_eq!(integrity, "ok");
     assert_eq!(stored.len(), total, "count");
-    assert_eq!(stored, expected, "every message exactly once, in inbox order");
+    assert_eq!(
+        stored, expected,
+        "every message exactly once, in inbox order"
+    );
     eprintln!("{kills} kills, {restarts} server restarts, {total} messages, 0 lost, 0 duplicated");
 }
 
@@ -119,17 +136,32 @@ fn kill_9_with_1000_messages_in_the_outbox_delivers_each_once() {
     connect(&daemon, &token);
 
     let delivered = eventually(Duration::from_secs(60), || {
-        server.block_on(server.get().inbox_uids("bob")).expect("inbox").len() >= 1_000
+        server
+            .block_on(server.get().inbox_uids("bob"))
+            .expect("inbox")
+            .len()
+            >= 1_000
     });
     assert!(delivered, "not all 1,000 messages reached bob");
     std::thread::sleep(Duration::from_millis(500));
-    let sent = server.block_on(server.get().messages_from("alice")).expect("messages");
+    let sent = server
+        .block_on(server.get().messages_from("alice"))
+        .expect("messages");
     assert_eq!(sent.len(), 1_000, "each message exactly once on the server");
-    let mut ids: Vec<_> = sent.iter().map(|(client_id, _)| client_id.clone()).collect();
+    let mut ids: Vec<_> = sent
+        .iter()
+        .map(|(client_id, _)| client_id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 1_000);
-    assert_eq!(server.block_on(server.get().inbox_uids("bob")).expect("inbox").len(), 1_000);
+    assert_eq!(
+        server
+            .block_on(server.get().inbox_uids("bob"))
+            .expect("inbox")
+            .len(),
+        1_000
+    );
 }
 
 #[test]
@@ -141,7 +173,13 @@ fn an_unusable_data_dir_gives_33002_then_the_connect_result() {
     // where the users directory must go.
     std::fs::write(daemon.data_dir.join("users"), b"not a directory").expect("write");
     let seen = client_output(spawn_client(CLIENT, &daemon.socket, &token, 10));
-    assert_eq!(seen, vec![Seen::DatabaseOpened(33002), Seen::Connected(0, Some("alice".into()))]);
+    assert_eq!(
+        seen,
+        vec![
+            Seen::DatabaseOpened(33002),
+            Seen::Connected(0, Some("alice".into()))
+        ]
+    );
 }
 
 #[test]
@@ -149,11 +187,16 @@ fn every_caller_hears_database_opened_before_connected() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let daemon = TestDaemon::start(&server.url(), &[]);
-    let clients: Vec<_> = (0..5).map(|_| spawn_client(CLIENT, &daemon.socket, &token, 0)).collect();
+    let clients: Vec<_> = (0..5)
+        .map(|_| spawn_client(CLIENT, &daemon.socket, &token, 0))
+        .collect();
     for client in clients {
         assert_eq!(
             client_output(client),
-            vec![Seen::DatabaseOpened(0), Seen::Connected(0, Some("alice".into()))]
+            vec![
+                Seen::DatabaseOpened(0),
+                Seen::Connected(0, Some("alice".into()))
+            ]
         );
     }
 }

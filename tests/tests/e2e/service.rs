@@ -57,7 +57,11 @@ fn the_token_is_in_no_log_line_and_no_file_at_trace_level() {
     let forged = format!("{payload}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 
     let out = connect(&daemon, &good);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     daemon.wait_status("connected");
 
     // A reconnect: the connection is cut under the daemon's feet.
@@ -72,7 +76,11 @@ fn the_token_is_in_no_log_line_and_no_file_at_trace_level() {
     );
 
     let out = daemon.ctl(&["logout"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = connect(&daemon, &forged);
     assert_eq!(out.status.code(), Some(1), "31004 for the forged token");
@@ -115,7 +123,11 @@ fn restart_reconnects_with_the_stored_token(store: &str) {
     );
     let token = server.token("dora");
     let out = connect(&daemon, &token);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     daemon.wait_status("connected");
 
     let status = daemon.proc.terminate().expect("terminate");
@@ -129,7 +141,11 @@ fn restart_reconnects_with_the_stored_token(store: &str) {
 
     // Logout deletes the entry: the next start has nothing to connect with.
     let out = daemon.ctl(&["logout"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(daemon.proc.terminate().expect("terminate").success());
     daemon.restart(&server.url(), &["--token-store", store]);
     std::thread::sleep(Duration::from_millis(500));
@@ -140,7 +156,9 @@ fn restart_reconnects_with_the_stored_token(store: &str) {
 #[test]
 fn secret_service_restart_reconnects_with_the_stored_token() {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        eprintln!("skipped: no session D-Bus (DBUS_SESSION_BUS_ADDRESS is unset); .ci/run runs this under dbus-run-session");
+        eprintln!(
+            "skipped: no session D-Bus (DBUS_SESSION_BUS_ADDRESS is unset); .ci/run runs this under dbus-run-session"
+        );
         return;
     }
     restart_reconnects_with_the_stored_token("secret-service");
@@ -149,7 +167,9 @@ fn secret_service_restart_reconnects_with_the_stored_token() {
 #[test]
 fn keyutils_restart_reconnects_with_the_stored_token() {
     if std::env::var_os("RCIM_TEST_KEYUTILS").is_none() {
-        eprintln!("skipped: set RCIM_TEST_KEYUTILS=1 and run under `keyctl session -` to test the kernel keyring");
+        eprintln!(
+            "skipped: set RCIM_TEST_KEYUTILS=1 and run under `keyctl session -` to test the kernel keyring"
+        );
         return;
     }
     restart_reconnects_with_the_stored_token("keyutils");
@@ -160,7 +180,9 @@ fn keyutils_restart_reconnects_with_the_stored_token() {
 #[test]
 fn a_rejected_token_is_not_retried_after_a_restart() {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
-        eprintln!("skipped: no session D-Bus (DBUS_SESSION_BUS_ADDRESS is unset); .ci/run runs this under dbus-run-session");
+        eprintln!(
+            "skipped: no session D-Bus (DBUS_SESSION_BUS_ADDRESS is unset); .ci/run runs this under dbus-run-session"
+        );
         return;
     }
     let server = TestServer::start();
@@ -175,7 +197,11 @@ fn a_rejected_token_is_not_retried_after_a_restart() {
     daemon.restart(&server.url(), &store);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(daemon.status()["status"], "unconnected");
-    assert_eq!(server.stats().connects_rejected, 1, "not retried at start-up");
+    assert_eq!(
+        server.stats().connects_rejected,
+        1,
+        "not retried at start-up"
+    );
     // Clean the entry up.
     assert!(daemon.ctl(&["logout"]).status.success());
 }

@@ -1,0 +1,588 @@
+//! The chaos run: real processes, random faults, and a message-by-message account
+//! at the end.
+//!
+//! The reference server runs in the test process (for its bulk publisher and its
+//! authoritative inboxes); `rcimd` is a real process behind the fault proxy;
+//! receivers are real `rcim-test-client --receive` processes that print every
+//! message id they get; senders are real `rcimctl send` processes. For a number of
+//! rounds the server publishes to alice and alice sends to bob while a seeded
+//! random schedule picks faults:
+//!
+//! - `kill -9` rcimd (then a restart and `rcimctl connect --token-stdin`, as after
+//!   a crash: the memory token store forgets the token),
+//! - a restart of the server,
+//! - a black hole on the upstream (no byte moves, no FIN; only the heartbeat can
+//!   tell) or a cut of every upstream connection,
+//! - `kill -9` of a receiver (restarted with `--since <last id it printed>`) or of a
+//!   sender in the middle of its call,
+//! - SIGSTOP of a receiver, SIGCONT a little later.
+//!
+//! At the end, message by message: the server's inbox for alice equals the
+//! daemon's database (and `PRAGMA integrity_check` is ok) equals what each
+//! receiver printed, across its restarts (no gap, no duplicate, in order); every
+//! message alice saved is on the server exactly once (by client message id, with
+//! the uid the daemon recorded) and in bob's inbox once; every send rcimctl
+//! reported as saved is among them.
+//!
+//! `RCIM_CHAOS_ROUNDS` (default 10) sets the number of rounds, `RCIM_SEED` replays
+//! a schedule (the seed is printed first). The summary line is printed at the end.
+
+use rcim_tests::proxy::{FaultProxy, Mode};
+use rcim_tests::{InProcessServer, Rng, TestDaemon, ctl, eventually, stored_uids};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");
+/// Receivers attached at all times (each restarted when it dies).
+const RECEIVERS: usize = 3;
+/// The daemon notices a black hole within about a second.
+const DAEMON_FLAGS: &[&str] = &["--ping-interval", "0.5", "--pong-timeout", "0.5"];
+
+/// What one kind of fault did, counted.
+#[derive(Default, Debug)]
+struct Faults {
+    daemon_kill9: u32,
+    server_restart: u32,
+    blackhole: u32,
+    upstream_drop: u32,
+    receiver_kill9: u32,
+    sender_kill9: u32,
+    receiver_stop: u32,
+}
+
+/// A receiver process and the ids it printed, across its restarts.
+struct Receiver {
+    name: String,
+    child: Option<Child>,
+    reader: Option<JoinHandle<()>>,
+    ids: Arc<Mutex<Vec<i64>>>,
+    alive: Arc<Mutex<bool>>,
+    stopped: bool,
+    starts: u32,
+}
+
+impl Receiver {
+    fn new(index: usize) -> Self {
+        Self {
+            name: format!("receiver-{index}"),
+            child: None,
+            reader: None,
+            ids: Arc::default(),
+            alive: Arc::default(),
+            stopped: false,
+            starts: 0,
+        }
+    }
+
+    fn last_id(&self) -> i64 {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn is_alive(&self) -> bool {
+        *self.alive.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the process (subscribing after the last id it printed) and waits until
+    /// it is subscribed. `false` if it could not attach (the daemon is down).
+    fn start(&mut self, socket: &Path) -> bool {
+        self.reap();
+        let since = self.last_id();
+        let mut child = Command::new(CLIENT)
+            .args(["--receive", "1000000000", "--print-ids"])
+            .args(["--since", &since.to_string()])
+            .env("RCIM_SOCKET", socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a receiver");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready) = mpsc::channel();
+        let ids = Arc::clone(&self.ids);
+        let alive = Arc::clone(&self.alive);
+        *alive.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("\"ready\"") {
+                    let _ = ready_tx.send(true);
+                } else if let Ok(id) = line.trim().parse::<i64>() {
+                    ids.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                }
+            }
+            *alive.lock().unwrap_or_else(|e| e.into_inner()) = false;
+            let _ = ready_tx.send(false);
+        });
+        self.child = Some(child);
+        self.reader = Some(reader);
+        self.starts += 1;
+        matches!(ready.recv_timeout(Duration::from_secs(10)), Ok(true))
+    }
+
+    /// Kills the process (if any) and collects every line it printed.
+    fn reap(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.stopped {
+                signal(&child, "-CONT");
+                self.stopped = false;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    fn pause(&mut self) {
+        if let Some(child) = &self.child {
+            signal(child, "-STOP");
+            self.stopped = true;
+        }
+    }
+
+    fn resume(&mut self) {
+        if let Some(child) = &self.child
+            && self.stopped
+        {
+            signal(child, "-CONT");
+        }
+        self.stopped = false;
+    }
+}
+
+fn signal(child: &Child, which: &str) {
+    let _ = Command::new("kill")
+        .args([which, &child.id().to_string()])
+        .status();
+}
+
+/// The local ids of alice's received messages, in order.
+fn stored_ids(data_dir: &Path) -> Vec<i64> {
+    query(
+        data_dir,
+        "SELECT id FROM messages WHERE direction = 1 ORDER BY id",
+    )
+    .into_iter()
+    .map(|row| row[0].parse().expect("id"))
+    .collect()
+}
+
+/// Alice's outgoing messages: (content, client message id, uid or "").
+fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
+    query(
+        data_dir,
+        "SELECT content, client_msg_id, COALESCE(uid, '') FROM messages WHERE direction = 0 ORDER BY id",
+    )
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1].clone(), row[2].clone()))
+    .collect()
+}
+
+fn outbox_len(data_dir: &Path) -> usize {
+    query(data_dir, "SELECT COUNT(*) FROM outbox")
+        .first()
+        .map_or(0, |row| row[0].parse().unwrap_or(0))
+}
+
+fn query(data_dir: &Path, sql: &str) -> Vec<Vec<String>> {
+    let path = data_dir.join("users").join("alice").join("rcim.db");
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let mut stmt = conn.prepare(sql).expect("query");
+    let columns = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..columns)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    _ => String::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("values")
+}
+
+fn connect(daemon: &TestDaemon, token: &str) {
+    // The link may be mid-reconnect through a fault that just ended; try twice.
+    for attempt in 0..3 {
+        let out = ctl(
+            &daemon.socket,
+            &["connect", "--token-stdin", "--timeout", "20"],
+            Some(token),
+        );
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            attempt < 2,
+            "connect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What alice sent through rcimctl.
+#[derive(Default)]
+struct Sends {
+    /// Contents rcimctl reported as saved (exit 0 with --no-wait).
+    saved: Vec<String>,
+    /// Sends tried.
+    tried: u32,
+}
+
+impl Sends {
+    /// One `rcimctl send --no-wait`; counted as saved when it says so.
+    fn send(&mut self, socket: &Path) {
+        self.tried += 1;
+        let text = format!("out-{}", self.tried);
+        let out = ctl(
+            socket,
+            &["send", "--to", "bob", "--text", &text, "--no-wait"],
+            None,
+        );
+        if out.status.success() {
+            self.saved.push(text);
+        }
+    }
+
+    /// A waiting `rcimctl send` killed after `after`: saved or not, never twice.
+    fn send_and_kill(&mut self, socket: &Path, after: Duration) {
+        self.tried += 1;
+        let text = format!("out-{}", self.tried);
+        let mut child = Command::new(rcim_tests::bin("rcimctl"))
+            .args(["send", "--to", "bob", "--text", &text, "--timeout", "5"])
+            .env("RCIM_SOCKET", socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rcimctl");
+        std::thread::sleep(after);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The chaos world: every process and what has been sent.
+struct World {
+    server: InProcessServer,
+    proxy: FaultProxy,
+    daemon: TestDaemon,
+    token: String,
+    receivers: Vec<Receiver>,
+    faults: Faults,
+    published: usize,
+    sends: Sends,
+}
+
+impl World {
+    fn start() -> Self {
+        let server = InProcessServer::start();
+        let token = server.get().issue_token("alice", "Alice").expect("token");
+        let proxy = FaultProxy::start(server.get().im_addr());
+        let daemon = TestDaemon::start(&proxy.url(), DAEMON_FLAGS);
+        connect(&daemon, &token);
+        let mut world = Self {
+            server,
+            proxy,
+            daemon,
+            token,
+            receivers: (0..RECEIVERS).map(Receiver::new).collect(),
+            faults: Faults::default(),
+            published: 0,
+            sends: Sends::default(),
+        };
+        world.revive_receivers();
+        world
+    }
+
+    fn revive_receivers(&mut self) {
+        let socket = self.daemon.socket.clone();
+        for receiver in &mut self.receivers {
+            receiver.resume();
+            if !receiver.is_alive() {
+                receiver.start(&socket);
+            }
+        }
+    }
+
+    fn round(&mut self, rng: &mut Rng) {
+        let burst = 20 + rng.below(180) as u32;
+        let pause = Duration::from_millis(rng.below(300));
+        let kill_daemon = rng.below(3) == 0;
+        let net = rng.below(4); // 0 black hole, 1 drop, 2-3 nothing
+        let restart_server = rng.below(5) == 0;
+        let victim = rng.below(RECEIVERS as u64) as usize;
+        let client_fault = rng.below(4); // 0 kill, 1 stop, 2 kill a sender, 3 nothing
+        let sends = 1 + rng.below(4);
+        let hole = Duration::from_millis(300 + rng.below(1500));
+
+        // Traffic both ways while the faults strike.
+        let World {
+            server,
+            proxy,
+            daemon,
+            receivers,
+            faults,
+            sends: sent,
+            ..
+        } = self;
+        let socket = daemon.socket.clone();
+        let published = std::thread::scope(|scope| {
+            let server = &*server;
+            let publisher = scope.spawn(move || {
+                server
+                    .block_on(server.get().publish_private_bulk(
+                        "bob",
+                        "alice",
+                        burst,
+                        "RC:TxtMsg",
+                        "in",
+                    ))
+                    .expect("publish")
+                    .len()
+            });
+            for _ in 0..sends {
+                sent.send(&socket);
+            }
+            std::thread::sleep(pause);
+            match net {
+                0 => {
+                    proxy.set_mode(Mode::BlackHole);
+                    faults.blackhole += 1;
+                }
+                1 => {
+                    proxy.drop_all();
+                    faults.upstream_drop += 1;
+                }
+                _ => {}
+            }
+            match client_fault {
+                0 => {
+                    receivers[victim].reap();
+                    faults.receiver_kill9 += 1;
+                }
+                1 => {
+                    receivers[victim].pause();
+                    faults.receiver_stop += 1;
+                }
+                2 => {
+                    sent.send_and_kill(&socket, Duration::from_millis(rng.below(60)));
+                    faults.sender_kill9 += 1;
+                }
+                _ => {}
+            }
+            if kill_daemon {
+                daemon.proc.kill9();
+                faults.daemon_kill9 += 1;
+            }
+            if net == 0 {
+                std::thread::sleep(hole);
+                proxy.set_mode(Mode::Pass);
+            }
+            publisher.join().expect("publisher")
+        });
+        self.published += published;
+        if restart_server {
+            self.server.restart();
+            self.faults.server_restart += 1;
+        }
+        if kill_daemon {
+            self.daemon.restart(&self.proxy.url(), DAEMON_FLAGS);
+            connect(&self.daemon, &self.token);
+        }
+        // A stopped receiver stays stopped for a moment while traffic goes on.
+        self.sends.send(&self.daemon.socket.clone());
+        self.revive_receivers();
+    }
+
+    /// Waits until everything that was sent has arrived everywhere.
+    fn settle(&mut self) {
+        self.proxy.set_mode(Mode::Pass);
+        self.revive_receivers();
+        self.daemon.wait_status("connected");
+        let data_dir = self.daemon.data_dir.clone();
+        let published = self.published;
+        let arrived = eventually(Duration::from_secs(120), || {
+            stored_ids(&data_dir).len() >= published && outbox_len(&data_dir) == 0
+        });
+        assert!(
+            arrived,
+            "the daemon holds {} of {published} messages, {} still in its outbox",
+            stored_ids(&data_dir).len(),
+            outbox_len(&data_dir)
+        );
+        let stored = stored_ids(&data_dir).len();
+        let socket = self.daemon.socket.clone();
+        for receiver in &mut self.receivers {
+            let caught_up = eventually(Duration::from_secs(60), || {
+                if !receiver.is_alive() {
+                    receiver.start(&socket);
+                }
+                receiver.ids().len() >= stored
+            });
+            assert!(
+                caught_up,
+                "{} has {} of {stored} messages",
+                receiver.name,
+                receiver.ids().len()
+            );
+            receiver.reap();
+        }
+    }
+}
+
+fn rounds() -> u32 {
+    std::env::var("RCIM_CHAOS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+#[test]
+fn chaos_loses_and_duplicates_nothing() {
+    let started = Instant::now();
+    let mut rng = Rng::from_env("chaos");
+    let rounds = rounds();
+    let mut world = World::start();
+    for round in 0..rounds {
+        world.round(&mut rng);
+        if rounds > 20 && round % 20 == 19 {
+            eprintln!(
+                "chaos: round {}/{rounds}, {:?}, {:?}",
+                round + 1,
+                world.faults,
+                started.elapsed()
+            );
+        }
+    }
+    world.settle();
+    let data_dir = world.daemon.data_dir.clone();
+
+    // Incoming: server inbox = database = every receiver, message by message.
+    let inbox: Vec<String> = world
+        .server
+        .block_on(world.server.get().inbox_uids("alice"))
+        .expect("inbox")
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect();
+    assert_eq!(inbox.len(), world.published, "the server's inbox");
+    let (stored_uids, integrity) = stored_uids(&data_dir, "alice");
+    assert_eq!(integrity, "ok", "PRAGMA integrity_check");
+    let lost = inbox.iter().filter(|u| !stored_uids.contains(u)).count();
+    let unique: HashSet<&String> = stored_uids.iter().collect();
+    let duplicated = stored_uids.len() - unique.len();
+    assert_eq!(
+        (lost, duplicated),
+        (0, 0),
+        "lost / duplicated in the database"
+    );
+    assert_eq!(stored_uids, inbox, "the database holds the inbox, in order");
+    let ids = stored_ids(&data_dir);
+    let mut receiver_starts = 0;
+    for receiver in &world.receivers {
+        assert_eq!(
+            receiver.ids(),
+            ids,
+            "{}: every message once, in order, across {} starts",
+            receiver.name,
+            receiver.starts
+        );
+        receiver_starts += receiver.starts;
+    }
+
+    // Outgoing: every saved message on the server exactly once, with its uid.
+    let outgoing = stored_outgoing(&data_dir);
+    let on_server: Vec<(String, String)> = world
+        .server
+        .block_on(world.server.get().messages_from("alice"))
+        .expect("messages from alice");
+    let by_client_id: BTreeMap<&str, &str> = on_server
+        .iter()
+        .map(|(client, uid)| (client.as_str(), uid.as_str()))
+        .collect();
+    assert_eq!(
+        by_client_id.len(),
+        on_server.len(),
+        "a client message id accepted twice"
+    );
+    assert_eq!(on_server.len(), outgoing.len(), "sent vs saved");
+    for (content, client_id, uid) in &outgoing {
+        assert_eq!(
+            by_client_id.get(client_id.as_str()).copied(),
+            Some(uid.as_str()),
+            "{content}: the server's uid for {client_id}"
+        );
+    }
+    // rcimctl sends text messages: the content is `{"content": TEXT}`.
+    let texts: HashSet<String> = outgoing
+        .iter()
+        .filter_map(|(content, _, _)| {
+            let json: serde_json::Value = serde_json::from_str(content).ok()?;
+            json["content"].as_str().map(str::to_owned)
+        })
+        .collect();
+    for text in &world.sends.saved {
+        assert!(
+            texts.contains(text),
+            "{text} was saved but is gone"
+        );
+    }
+    let bob: Vec<String> = world
+        .server
+        .block_on(world.server.get().inbox_uids("bob"))
+        .expect("bob's inbox")
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect();
+    let bob_unique: HashSet<&String> = bob.iter().collect();
+    assert_eq!(bob.len(), outgoing.len(), "bob's inbox");
+    assert_eq!(bob_unique.len(), bob.len(), "bob got a message twice");
+
+    let f = &world.faults;
+    eprintln!(
+        "chaos summary: rounds={rounds} faults: daemon_kill9={} server_restart={} blackhole={} \
+         upstream_drop={} receiver_kill9={} receiver_stop={} sender_kill9={} | messages in={} \
+         out={} (saved by rcimctl: {}, sends tried: {}) | receivers={RECEIVERS} \
+         receiver_starts={receiver_starts} | lost=0 duplicated=0 integrity=ok | {:.1}s",
+        f.daemon_kill9,
+        f.server_restart,
+        f.blackhole,
+        f.upstream_drop,
+        f.receiver_kill9,
+        f.receiver_stop,
+        f.sender_kill9,
+        inbox.len(),
+        outgoing.len(),
+        world.sends.saved.len(),
+        world.sends.tried,
+        started.elapsed().as_secs_f64()
+    );
+}

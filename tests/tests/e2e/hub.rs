@@ -1,0 +1,353 @@
+//! The hub across real processes: many subscribers, a client that never reads, a
+//! client killed mid-stream, a daemon killed mid-stream, another uid.
+
+use crate::CLIENT;
+use rcim_tests::{InProcessServer, TestDaemon, bin, ctl, eventually};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn connect(daemon: &TestDaemon, token: &str) {
+    let out = ctl(
+        &daemon.socket,
+        &["connect", "--token-stdin", "--timeout", "20"],
+        Some(token),
+    );
+    assert!(
+        out.status.success(),
+        "connect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A receiver process and its stdout, read line by line.
+struct Receiver {
+    child: Child,
+    lines: BufReader<ChildStdout>,
+}
+
+impl Receiver {
+    fn start(socket: &Path, count: usize, since: Option<i64>, print_ids: bool) -> Self {
+        let mut command = Command::new(CLIENT);
+        command
+            .args(["--receive", &count.to_string()])
+            .env("RCIM_SOCKET", socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(since) = since {
+            command.args(["--since", &since.to_string()]);
+        }
+        if print_ids {
+            command.arg("--print-ids");
+        }
+        let mut child = command.spawn().expect("start a receiver");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut receiver = Self {
+            child,
+            lines: BufReader::new(stdout),
+        };
+        let ready = receiver.line().expect("ready line");
+        assert!(ready.contains("\"ready\""), "{ready}");
+        receiver
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.lines.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end().to_owned()),
+        }
+    }
+
+    /// Waits for the final summary and returns the ids received.
+    fn finish(mut self) -> Vec<i64> {
+        let mut rest = String::new();
+        let _ = self.lines.read_to_string(&mut rest);
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "receiver failed: {status}");
+        let last = rest.lines().last().expect("summary line");
+        let v: serde_json::Value = serde_json::from_str(last).expect("summary JSON");
+        v["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|id| id.as_i64().expect("id"))
+            .collect()
+    }
+}
+
+/// The local ids of the received messages in the daemon's database, in order.
+fn stored_ids(data_dir: &Path, user: &str) -> Vec<i64> {
+    let path = data_dir.join("users").join(user).join("rcim.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database");
+    let mut stmt = conn
+        .prepare("SELECT id FROM messages WHERE direction = 1 ORDER BY id")
+        .expect("query");
+    stmt.query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("ids")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifty_clients_get_every_message_in_order_exactly_once() {
+    const CLIENTS: usize = 50;
+    const MESSAGES: u32 = 10_000;
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    connect(&daemon, &token);
+    let receivers: Vec<_> = (0..CLIENTS)
+        .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
+        .collect();
+    server
+        .block_on(
+            server
+                .get()
+                .publish_private_bulk("bob", "alice", MESSAGES, "RC:TxtMsg", "m"),
+        )
+        .expect("publish");
+    let started = Instant::now();
+    let stored = {
+        assert!(eventually(Duration::from_secs(120), || stored_ids(
+            &daemon.data_dir,
+            "alice"
+        )
+        .len()
+            == MESSAGES as usize));
+        stored_ids(&daemon.data_dir, "alice")
+    };
+    for receiver in receivers {
+        assert_eq!(
+            receiver.finish(),
+            stored,
+            "every message, in order, exactly once"
+        );
+    }
+    eprintln!(
+        "{CLIENTS} clients × {MESSAGES} messages in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
+    const MESSAGES: u32 = 10_000;
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), &["--client-stall-timeout", "2"]);
+    connect(&daemon, &token);
+
+    // A client that says Hello and then never reads a byte.
+    let mut stuck = std::os::unix::net::UnixStream::connect(&daemon.socket).expect("connect");
+    let hello = rcim_proto::ipc::ClientFrame::Hello(rcim_proto::ipc::Hello {
+        protocol: rcim_proto::PROTOCOL_VERSION,
+        client_name: "stuck-client".into(),
+        client_version: "0".into(),
+    });
+    let frame =
+        rcim_proto::frame::encode(&hello, rcim_proto::frame::MAX_IPC_FRAME).expect("encode");
+    stuck.write_all(&frame).expect("hello");
+
+    let receivers: Vec<_> = (0..5)
+        .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
+        .collect();
+    let content = "x".repeat(400);
+    server
+        .block_on(server.get().publish_private_bulk(
+            "bob",
+            "alice",
+            MESSAGES,
+            "RC:TxtMsg",
+            &content,
+        ))
+        .expect("publish");
+    for receiver in receivers {
+        assert_eq!(receiver.finish().len(), MESSAGES as usize);
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || daemon
+            .proc
+            .log()
+            .contains("'stuck-client'")
+            && daemon
+                .proc
+                .log()
+                .contains("dropped: it has not read anything")),
+        "the stuck client was not dropped with a log line naming it"
+    );
+    let rss = rss_kib(daemon.proc.pid());
+    assert!(rss < 64 * 1024, "rcimd uses {rss} KiB");
+    // The stuck client's connection is closed by the daemon.
+    let mut buf = vec![0u8; 1 << 20];
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut total = 0;
+    loop {
+        match stuck.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("the stuck client was not closed (read {total} bytes): {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
+    const MESSAGES: u32 = 5_000;
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    connect(&daemon, &token);
+    let mut first = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            server
+                .block_on(server.get().publish_private_bulk(
+                    "bob",
+                    "alice",
+                    MESSAGES,
+                    "RC:TxtMsg",
+                    "m",
+                ))
+                .expect("publish")
+        });
+        let mut seen = Vec::new();
+        while seen.len() < 1_500 {
+            let line = first.line().expect("an id");
+            seen.push(line.parse::<i64>().expect("id"));
+        }
+        first.child.kill().expect("kill");
+        let _ = first.child.wait();
+        let last = *seen.last().expect("ids");
+        let rest = Receiver::start(
+            &daemon.socket,
+            MESSAGES as usize - seen.len(),
+            Some(last),
+            false,
+        )
+        .finish();
+        seen.extend(rest);
+        assert!(eventually(Duration::from_secs(60), || stored_ids(
+            &daemon.data_dir,
+            "alice"
+        )
+        .len()
+            == MESSAGES as usize));
+        assert_eq!(
+            seen,
+            stored_ids(&daemon.data_dir, "alice"),
+            "no gap, no duplicate"
+        );
+    });
+}
+
+#[test]
+fn after_rcimd_is_killed_a_client_resumes_from_its_last_seq() {
+    const MESSAGES: u32 = 5_000;
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let mut daemon = TestDaemon::start(&server.url(), &[]);
+    connect(&daemon, &token);
+    let mut receiver = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            server
+                .block_on(server.get().publish_private_bulk(
+                    "bob",
+                    "alice",
+                    MESSAGES,
+                    "RC:TxtMsg",
+                    "m",
+                ))
+                .expect("publish")
+        });
+        let mut seen = Vec::new();
+        while seen.len() < 1_000 {
+            let line = receiver.line().expect("an id");
+            seen.push(line.parse::<i64>().expect("id"));
+        }
+        daemon.proc.kill9();
+        // The receiver reports the daemon gone; keep what it printed before that.
+        while let Some(line) = receiver.line() {
+            if let Ok(id) = line.parse::<i64>() {
+                seen.push(id);
+            }
+        }
+        let _ = receiver.child.wait();
+        daemon.restart(&server.url(), &[]);
+        connect(&daemon, &token);
+        let last = *seen.last().expect("ids");
+        let rest = Receiver::start(
+            &daemon.socket,
+            MESSAGES as usize - seen.len(),
+            Some(last),
+            false,
+        )
+        .finish();
+        seen.extend(rest);
+        assert_eq!(
+            seen,
+            stored_ids(&daemon.data_dir, "alice"),
+            "no gap, no duplicate"
+        );
+    });
+}
+
+#[test]
+fn a_process_of_another_uid_is_refused() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("setpriv (util-linux) is needed for this test");
+    }
+    let server = InProcessServer::start();
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    // Open the path for the other user, so that only the peer-credential check
+    // stands in the way (the daemon itself keeps them 0700/0600).
+    let dir = daemon.socket.parent().expect("dir");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).expect("chmod dir");
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    for parent in dir.ancestors().skip(1) {
+        if let Ok(meta) = std::fs::metadata(parent) {
+            let mode = meta.permissions().mode();
+            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o001));
+        }
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin("rcimctl"))
+        .args(["status", "--json"])
+        .env("RCIM_SOCKET", &daemon.socket)
+        .output()
+        .expect("run setpriv");
+    assert!(
+        !out.status.success(),
+        "another uid got in: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || daemon
+            .proc
+            .log()
+            .contains("runs as uid 65534")),
+        "no log line about the refused uid:\n{}",
+        daemon.proc.log()
+    );
+    // The owner is still served.
+    assert_eq!(daemon.status()["status"], "unconnected");
+}
