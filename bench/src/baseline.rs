@@ -42,7 +42,8 @@ pub fn raw_fanout(
     let sock = dir.join("raw.sock");
     let listener = UnixListener::bind(&sock)?;
     let control = ControlServer::bind(&dir.join("control.sock"), n)?;
-    let mut subs = fanout::spawn_subscribers(bins, dir, "raw", &sock, control.path(), n, count, None)?;
+    let mut subs =
+        fanout::spawn_subscribers(bins, dir, "raw", &sock, control.path(), n, count, None)?;
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
         streams.push(listener.accept()?.0);
@@ -206,7 +207,8 @@ impl Mosquitto {
         let mut proc = Proc::spawn("mosquitto", command, &mq.join("mosquitto.log"))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            proc.alive().context("mosquitto did not start (see mq/mosquitto.log)")?;
+            proc.alive()
+                .context("mosquitto did not start (see mq/mosquitto.log)")?;
             if Instant::now() > deadline {
                 bail!("mosquitto did not open {} within 5 s", socket.display());
             }
@@ -223,17 +225,33 @@ impl Mosquitto {
     /// Saturated fan-out through the broker: this process publishes `count`
     /// messages, one `write` per PUBLISH; `n` `bench-subscriber mqtt` processes
     /// receive.
-    pub fn fanout(&self, bins: &Bins, dir: &Path, n: usize, count: u64) -> anyhow::Result<FanoutRun> {
+    pub fn fanout(
+        &self,
+        bins: &Bins,
+        dir: &Path,
+        n: usize,
+        count: u64,
+    ) -> anyhow::Result<FanoutRun> {
         let control = ControlServer::bind(&dir.join("control.sock"), n)?;
-        let mut subs =
-            fanout::spawn_subscribers(bins, dir, "mqtt", &self.socket, control.path(), n, count, None)?;
+        let mut subs = fanout::spawn_subscribers(
+            bins,
+            dir,
+            "mqtt",
+            &self.socket,
+            control.path(),
+            n,
+            count,
+            None,
+        )?;
         control.wait_ready(Duration::from_secs(30), || alive(&mut subs))?;
         let mut publisher = crate::mqtt::Mqtt::connect(&self.socket, "bench-pub")?;
         let start_ns = crate::payload::now_ns();
         let mut payload = [0u8; crate::payload::PAYLOAD];
         for seq in 0..count {
             crate::payload::write_binary(&mut payload, seq, crate::payload::now_ns());
-            publisher.stream.write_all(&crate::mqtt::publish(&payload))?;
+            publisher
+                .stream
+                .write_all(&crate::mqtt::publish(&payload))?;
         }
         let run = fanout::collect(&control, dir, n, count, start_ns, Pace::Saturated);
         let _ = publisher.stream.write_all(&crate::mqtt::DISCONNECT);
@@ -267,7 +285,8 @@ fn install_mosquitto() -> anyhow::Result<()> {
     let ok = install(&["install", "-y", "mosquitto", "mosquitto-clients"])
         .is_ok_and(|s| s.success())
         || (install(&["update"]).is_ok_and(|s| s.success())
-            && install(&["install", "-y", "mosquitto", "mosquitto-clients"]).is_ok_and(|s| s.success()));
+            && install(&["install", "-y", "mosquitto", "mosquitto-clients"])
+                .is_ok_and(|s| s.success()));
     if !ok {
         bail!("apt-get install mosquitto failed");
     }

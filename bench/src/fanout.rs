@@ -44,6 +44,10 @@ pub struct FanoutRun {
     pub delivered: u64,
     /// Deliveries that did not.
     pub lost: u64,
+    /// `Lagged` events the subscribers saw (each followed by a replay).
+    pub lag_events: u64,
+    /// Deliveries received twice.
+    pub duplicates: u64,
     /// From the first send to the last delivery anywhere.
     pub seconds: f64,
     /// Messages delivered to every subscriber per second (deliveries / N / s).
@@ -85,7 +89,11 @@ pub fn spawn_subscribers(
             if let Some(token) = token {
                 command.env("BENCH_TOKEN", token);
             }
-            Proc::spawn(&format!("{role} subscriber {i}"), command, &dir.join(format!("sub-{i}.log")))
+            Proc::spawn(
+                &format!("{role} subscriber {i}"),
+                command,
+                &dir.join(format!("sub-{i}.log")),
+            )
         })
         .collect()
 }
@@ -110,7 +118,11 @@ pub fn collect(
     let mut latencies = crate::control::read_latencies(dir, n);
     let errors = reports
         .iter()
-        .filter_map(|r| r.error.as_ref().map(|e| format!("subscriber {}: {e}", r.index)))
+        .filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("subscriber {}: {e}", r.index))
+        })
         .collect();
     let per_s = |v: f64| if seconds > 0.0 { v / seconds } else { 0.0 };
     FanoutRun {
@@ -118,6 +130,8 @@ pub fn collect(
         messages: count,
         delivered,
         lost: (n as u64 * count).saturating_sub(delivered),
+        lag_events: reports.iter().map(|r| r.lag_events).sum(),
+        duplicates: reports.iter().map(|r| r.duplicates).sum(),
         seconds,
         msgs_per_s: per_s(delivered as f64 / n as f64),
         deliveries_per_s: per_s(delivered as f64),
@@ -142,8 +156,16 @@ pub async fn rcimd_fanout(
     let daemon = tokio::task::block_in_place(|| Daemon::start(bins, dir, &upstream.url()))?;
     let control = ControlServer::bind(&dir.join("control.sock"), n)?;
     let token = crate::procs::token(USER);
-    let mut subs =
-        spawn_subscribers(bins, dir, "rcim", &daemon.socket, control.path(), n, count, Some(&token))?;
+    let mut subs = spawn_subscribers(
+        bins,
+        dir,
+        "rcim",
+        &daemon.socket,
+        control.path(),
+        n,
+        count,
+        Some(&token),
+    )?;
     tokio::task::block_in_place(|| {
         control.wait_ready(Duration::from_secs(60), || {
             subs.iter_mut().try_for_each(Proc::alive)
@@ -161,7 +183,9 @@ pub async fn rcimd_fanout(
             tokio::task::spawn_blocking(move || {
                 let mut buf = Vec::with_capacity(512);
                 for i in 0..count {
-                    crate::baseline::sleep_until(started + Duration::from_secs_f64(i as f64 / rate));
+                    crate::baseline::sleep_until(
+                        started + Duration::from_secs_f64(i as f64 / rate),
+                    );
                     buf.clear();
                     encode_push(first + i, crate::payload::now_ns(), &mut buf)?;
                     writer
@@ -211,7 +235,11 @@ async fn feed_saturated(
         if allowed > sent {
             while sent < allowed {
                 let upto = (sent + 64).min(allowed);
-                let from = if sent == 0 { 0 } else { ends[usize::try_from(sent - 1)?] };
+                let from = if sent == 0 {
+                    0
+                } else {
+                    ends[usize::try_from(sent - 1)?]
+                };
                 let to = ends[usize::try_from(upto - 1)?];
                 upstream.push(frames[from..to].to_vec()).await?;
                 sent = upto;
@@ -219,7 +247,9 @@ async fn feed_saturated(
             stalled_since = Instant::now();
             continue;
         }
-        if tokio::time::timeout(Duration::from_millis(200), notified).await.is_err()
+        if tokio::time::timeout(Duration::from_millis(200), notified)
+            .await
+            .is_err()
             && stalled_since.elapsed() > Duration::from_secs(15)
         {
             bail!(

@@ -27,7 +27,8 @@ struct Cli {
     #[arg(long)]
     idle_secs: Option<u64>,
     /// Saturated rcimd runs keep at most this many messages ahead of the slowest
-    /// subscriber (rcimd's per-client queue holds 1,024 frames).
+    /// subscriber [default: 192, below rcim-client's 256-event backlog, so the
+    /// run measures delivery rather than lag and replay].
     #[arg(long)]
     window: Option<u64>,
 }
@@ -60,7 +61,10 @@ fn main() -> anyhow::Result<()> {
         _ => Plan::all(),
     };
     if cli.what != What::All && cli.what != What::Quick {
-        plan.name = format!("{}", cli.what.to_possible_value().map_or("?".into(), |v| v.get_name().to_owned()));
+        plan.name = cli
+            .what
+            .to_possible_value()
+            .map_or("?".into(), |v| v.get_name().to_owned());
     }
     if let Some(secs) = cli.idle_secs {
         plan.idle_secs = secs;
@@ -84,7 +88,9 @@ fn main() -> anyhow::Result<()> {
         ..Results::default()
     };
     if fd_limit < plan.idle_clients as u64 + 64 {
-        plan.idle_clients = usize::try_from(fd_limit.saturating_sub(64)).unwrap_or(0).max(1);
+        plan.idle_clients = usize::try_from(fd_limit.saturating_sub(64))
+            .unwrap_or(0)
+            .max(1);
         results.notes.push(format!(
             "the open-file limit is {fd_limit}: idle clients reduced to {}",
             plan.idle_clients

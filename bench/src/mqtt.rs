@@ -71,7 +71,9 @@ impl Mqtt {
         body.extend_from_slice(&[4, 0x02, 0, 0]);
         string(client_id, &mut body);
         mqtt.stream.write_all(&packet(0x10, &body))?;
-        let (kind, body) = mqtt.read_packet()?.context("mosquitto closed before CONNACK")?;
+        let (kind, body) = mqtt
+            .read_packet()?
+            .context("mosquitto closed before CONNACK")?;
         if kind >> 4 != 2 || body.get(1) != Some(&0) {
             bail!("mosquitto refused the connection: {kind:#x} {body:?}");
         }

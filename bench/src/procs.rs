@@ -32,7 +32,16 @@ impl Bins {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
         command.args([
-            "build", "--quiet", "--bins", "-p", "rcimd", "-p", "rcim-server", "-p", "rcimctl", "-p",
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "rcimd",
+            "-p",
+            "rcim-server",
+            "-p",
+            "rcimctl",
+            "-p",
             "rcim-bench",
         ]);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -48,7 +57,10 @@ impl Bins {
         for name in ["rcimd", "rcim-server", "rcimctl", "bench-subscriber"] {
             let path = bins.path(name);
             if !path.exists() {
-                bail!("{} is missing: build it with cargo build --release --bins", path.display());
+                bail!(
+                    "{} is missing: build it with cargo build --release --bins",
+                    path.display()
+                );
             }
         }
         Ok(bins)
@@ -156,7 +168,14 @@ impl Daemon {
             .arg(&socket)
             .arg("--data-dir")
             .arg(dir.join("rcimd-data"))
-            .args(["--server", server_url, "--app-key", APP_KEY, "--token-store", "memory"])
+            .args([
+                "--server",
+                server_url,
+                "--app-key",
+                APP_KEY,
+                "--token-store",
+                "memory",
+            ])
             .args(["--log", "warn"])
             .env_remove("RCIM_SOCKET")
             .env_remove("RCIM_CONFIG")
@@ -166,7 +185,10 @@ impl Daemon {
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             proc.alive()?;
             if Instant::now() > deadline {
-                bail!("rcimd did not open its socket within 10 s (see {})", dir.join("rcimd.log").display());
+                bail!(
+                    "rcimd did not open its socket within 10 s (see {})",
+                    dir.join("rcimd.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -190,7 +212,14 @@ impl Server {
     /// Starts a server with a fresh data dir under `dir`.
     pub fn start(bins: &Bins, dir: &Path) -> anyhow::Result<Self> {
         let mut server = Self {
-            proc: Self::launch(bins, dir, &dir.join("server-data"), "127.0.0.1:0", "127.0.0.1:0", 0)?,
+            proc: Self::launch(
+                bins,
+                dir,
+                &dir.join("server-data"),
+                "127.0.0.1:0",
+                "127.0.0.1:0",
+                0,
+            )?,
             im_addr: String::new(),
             api_addr: String::new(),
             data_dir: dir.join("server-data"),
@@ -223,7 +252,11 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--app-key", APP_KEY, "--app-secret", APP_SECRET]);
-        Proc::spawn("rcim-server", command, &log_dir.join(format!("server-{n}.log")))
+        Proc::spawn(
+            "rcim-server",
+            command,
+            &log_dir.join(format!("server-{n}.log")),
+        )
     }
 
     /// `rcim://127.0.0.1:PORT`.
@@ -294,7 +327,11 @@ pub fn cpu_sched_ms(pid: u32) -> anyhow::Result<f64> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let path = task?.path().join("schedstat");
         if let Ok(text) = std::fs::read_to_string(path) {
-            ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ns += text
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Ok(ns as f64 / 1e6)

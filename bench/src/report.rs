@@ -33,49 +33,58 @@ fn target(name: &str, measured: String, met: Option<bool>) -> Target {
 /// Judges the issue's targets from what was measured.
 pub fn judge(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
-    if let Some(row) = r.fanout.iter().find(|row| row.n == 16) {
-        if let Some(ours) = &row.rcimd {
-            let all_in = ours.lost == 0;
-            out.push(target(
-                "fan-out N=16: ≥ 150 k msg/s committed and delivered to every subscriber",
-                format!(
-                    "{} delivered to all 16, {} committed, {} lost",
-                    fmt_rate(ours.msgs_per_s),
-                    ours.committed_per_s.map_or("n/a".into(), fmt_rate),
-                    ours.lost
-                ),
-                Some(all_in && ours.msgs_per_s >= 150_000.0),
-            ));
-            let mq = ratio(ours.deliveries_per_s, row.mosquitto.as_ref().map(|m| m.deliveries_per_s));
-            out.push(target(
-                "fan-out N=16: ≥ 15× Mosquitto's deliveries/s",
-                fmt_ratio(mq),
-                mq.map(|m| m >= 15.0),
-            ));
-            let raw = ratio(ours.deliveries_per_s, row.raw_coalesced.as_ref().map(|m| m.deliveries_per_s));
-            out.push(target(
-                "fan-out N=16: ≥ 25% of raw coalesced fan-out",
-                raw.map_or("n/a".into(), |r| format!("{:.1}%", r * 100.0)),
-                raw.map(|r| r >= 0.25),
-            ));
-        }
+    if let Some(row) = r.fanout.iter().find(|row| row.n == 16)
+        && let Some(ours) = &row.rcimd
+    {
+        let all_in = ours.lost == 0;
+        out.push(target(
+            "fan-out N=16: ≥ 150 k msg/s committed and delivered to every subscriber",
+            format!(
+                "{} delivered to all 16, {} committed, {} lost",
+                fmt_rate(ours.msgs_per_s),
+                ours.committed_per_s.map_or("n/a".into(), fmt_rate),
+                ours.lost
+            ),
+            Some(all_in && ours.msgs_per_s >= 150_000.0),
+        ));
+        let mq = ratio(
+            ours.deliveries_per_s,
+            row.mosquitto.as_ref().map(|m| m.deliveries_per_s),
+        );
+        out.push(target(
+            "fan-out N=16: ≥ 15× Mosquitto's deliveries/s",
+            fmt_ratio(mq),
+            mq.map(|m| m >= 15.0),
+        ));
+        let raw = ratio(
+            ours.deliveries_per_s,
+            row.raw_coalesced.as_ref().map(|m| m.deliveries_per_s),
+        );
+        out.push(target(
+            "fan-out N=16: ≥ 25% of raw coalesced fan-out",
+            raw.map_or("n/a".into(), |r| format!("{:.1}%", r * 100.0)),
+            raw.map(|r| r >= 0.25),
+        ));
     }
-    if let Some(row) = r.latency.iter().find(|row| row.n == 16 && row.rate == 10_000.0) {
-        if let Some(ours) = &row.rcimd {
-            let raw = row.raw.as_ref().map(|raw| raw.latency.p99_us);
-            let rr = ratio(ours.latency.p99_us, raw);
-            out.push(target(
-                "p99 at 10,000 msg/s, N=16: ≤ 4× raw p99 (every message durable first)",
-                format!(
-                    "{} vs raw {} = {}, {} lost",
-                    fmt_us(ours.latency.p99_us),
-                    raw.map_or("n/a".into(), fmt_us),
-                    fmt_ratio(rr),
-                    ours.lost
-                ),
-                rr.map(|rr| rr <= 4.0 && ours.lost == 0),
-            ));
-        }
+    if let Some(row) = r
+        .latency
+        .iter()
+        .find(|row| row.n == 16 && row.rate == 10_000.0)
+        && let Some(ours) = &row.rcimd
+    {
+        let raw = row.raw.as_ref().map(|raw| raw.latency.p99_us);
+        let rr = ratio(ours.latency.p99_us, raw);
+        out.push(target(
+            "p99 at 10,000 msg/s, N=16: ≤ 4× raw p99 (every message durable first)",
+            format!(
+                "{} vs raw {} = {}, {} lost",
+                fmt_us(ours.latency.p99_us),
+                raw.map_or("n/a".into(), fmt_us),
+                fmt_ratio(rr),
+                ours.lost
+            ),
+            rr.map(|rr| rr <= 4.0 && ours.lost == 0),
+        ));
     }
     if let Some(sync) = &r.sync {
         let rr = ratio(sync.msgs_per_s, Some(sync.raw_sqlite_rows_per_s));
@@ -131,7 +140,12 @@ fn opt<T>(v: Option<&T>, f: impl Fn(&T) -> String) -> String {
 }
 
 fn lat(s: &crate::stats::Summary) -> String {
-    format!("{} / {} / {}", fmt_us(s.p50_us), fmt_us(s.p99_us), fmt_us(s.p999_us))
+    format!(
+        "{} / {} / {}",
+        fmt_us(s.p50_us),
+        fmt_us(s.p99_us),
+        fmt_us(s.p999_us)
+    )
 }
 
 /// The markdown report.
@@ -142,12 +156,16 @@ pub fn markdown(r: &Results) -> String {
         md,
         "Machine: {} × {} ({} GiB), kernel {}. Run `{}` took {:.0} s. 200-byte payloads. \
          Ratios are rcimd ÷ baseline, both measured in this run.\n",
-        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["mem_gib"],
-        m["kernel"].as_str().unwrap_or("?"), r.command, r.total_seconds
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["mem_gib"],
+        m["kernel"].as_str().unwrap_or("?"),
+        r.command,
+        r.total_seconds
     );
     if !r.fanout.is_empty() {
         md.push_str("### 1. Fan-out throughput (saturated)\n\n");
-        md.push_str("| N | rcimd: msgs/s to every sub | rcimd deliveries/s | committed/s | lost | raw coalesced deliveries/s | rcimd ÷ raw coalesced | raw 1 write/msg | rcimd ÷ raw 1 write/msg | Mosquitto deliveries/s | rcimd ÷ Mosquitto |\n");
+        md.push_str("| N | rcimd: msgs/s to every sub | rcimd deliveries/s | committed/s | lost / lag events | raw coalesced deliveries/s | rcimd ÷ raw coalesced | raw 1 write/msg | rcimd ÷ raw 1 write/msg | Mosquitto deliveries/s | rcimd ÷ Mosquitto |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for row in &r.fanout {
             let ours = row.rcimd.as_ref();
@@ -161,11 +179,15 @@ pub fn markdown(r: &Results) -> String {
                 row.n,
                 opt(ours, |o| fmt_rate(o.msgs_per_s)),
                 opt(ours, |o| fmt_rate(o.deliveries_per_s)),
-                opt(ours.and_then(|o| o.committed_per_s.as_ref()), |c| fmt_rate(*c)),
-                opt(ours, |o| o.lost.to_string()),
+                opt(ours.and_then(|o| o.committed_per_s.as_ref()), |c| fmt_rate(
+                    *c
+                )),
+                opt(ours, |o| format!("{} / {}", o.lost, o.lag_events)),
                 opt(row.raw_coalesced.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
                 vs(row.raw_coalesced.as_ref()),
-                opt(row.raw_per_message.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
+                opt(row.raw_per_message.as_ref(), |o| fmt_rate(
+                    o.deliveries_per_s
+                )),
                 vs(row.raw_per_message.as_ref()),
                 opt(row.mosquitto.as_ref(), |o| fmt_rate(o.deliveries_per_s)),
                 vs(row.mosquitto.as_ref()),
@@ -178,7 +200,7 @@ pub fn markdown(r: &Results) -> String {
     }
     if !r.latency.is_empty() {
         md.push_str("### 2. Fan-out latency (paced; upstream send stamp → subscriber callback, per delivery)\n\n");
-        md.push_str("| msg/s in | N | rcimd p50 / p99 / p99.9 | raw p50 / p99 / p99.9 | p50 ratio | p99 ratio | rcimd lost |\n");
+        md.push_str("| msg/s in | N | rcimd p50 / p99 / p99.9 | raw p50 / p99 / p99.9 | p50 ratio | p99 ratio | rcimd lost / lag events |\n");
         md.push_str("|---|---|---|---|---|---|---|\n");
         for row in &r.latency {
             let ours = row.rcimd.as_ref();
@@ -190,9 +212,13 @@ pub fn markdown(r: &Results) -> String {
                 row.n,
                 opt(ours, |o| lat(&o.latency)),
                 opt(raw, |o| lat(&o.latency)),
-                fmt_ratio(ours.and_then(|o| ratio(o.latency.p50_us, raw.map(|r| r.latency.p50_us)))),
-                fmt_ratio(ours.and_then(|o| ratio(o.latency.p99_us, raw.map(|r| r.latency.p99_us)))),
-                opt(ours, |o| o.lost.to_string()),
+                fmt_ratio(
+                    ours.and_then(|o| ratio(o.latency.p50_us, raw.map(|r| r.latency.p50_us)))
+                ),
+                fmt_ratio(
+                    ours.and_then(|o| ratio(o.latency.p99_us, raw.map(|r| r.latency.p99_us)))
+                ),
+                opt(ours, |o| format!("{} / {}", o.lost, o.lag_events)),
             );
         }
         md.push('\n');
@@ -216,7 +242,11 @@ pub fn markdown(r: &Results) -> String {
         for (name, s) in [
             ("raw UDS ping-pong RTT (baseline)", &a.raw_rtt),
             ("attach (connect socket + Hello/Welcome)", &a.attach),
-            ("attach + connect → onConnected", &a.connected),
+            ("attach + connect → onConnected (new process)", &a.connected),
+            (
+                "attach + connect → onConnected (again, same process)",
+                &a.warm_connected,
+            ),
             ("same, process start → exit", &a.process_wall),
             ("`rcimctl status`, process start → exit", &a.ctl_status),
         ] {
@@ -234,8 +264,17 @@ pub fn markdown(r: &Results) -> String {
     if let Some(i) = &r.idle {
         md.push_str("### 5. Idle cost (rcimd connected to rcim-server)\n\n");
         md.push_str("| figure | value |\n|---|---|\n");
-        let _ = writeln!(md, "| VmRSS right after connecting | {:.2} MiB |", i.rss_connected_kib as f64 / 1024.0);
-        let _ = writeln!(md, "| VmRSS after {} s idle | {:.2} MiB |", i.window_s, i.rss_idle_kib as f64 / 1024.0);
+        let _ = writeln!(
+            md,
+            "| VmRSS right after connecting | {:.2} MiB |",
+            i.rss_connected_kib as f64 / 1024.0
+        );
+        let _ = writeln!(
+            md,
+            "| VmRSS after {} s idle | {:.2} MiB |",
+            i.window_s,
+            i.rss_idle_kib as f64 / 1024.0
+        );
         let _ = writeln!(
             md,
             "| VmRSS with {} idle clients attached (one process) | {:.2} MiB = {:.1} KiB per client |",
@@ -305,7 +344,11 @@ pub fn write(r: &Results, out: &Path) -> anyhow::Result<String> {
         Ok(o) if o.status.success() => format!("chart: {}", chart.display()),
         Ok(o) => format!(
             "chart skipped: {} (pip install matplotlib to get it)",
-            String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("plot.py failed")
+            String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("plot.py failed")
         ),
         Err(e) => format!("chart skipped: python3 is not available ({e})"),
     })

@@ -18,7 +18,7 @@ use crate::fanout::{self, FanoutRun, Pace, USER};
 use crate::procs::{self, Bins, Daemon, Server};
 use crate::stats::Summary;
 use anyhow::{Context as _, bail};
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use rcim_client::{Client, ClientOptions, ConnectionStatus, Event, Token};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -82,7 +82,7 @@ impl Plan {
             idle_clients: 1_000,
             reconnects: 5,
             ping_pongs: 100_000,
-            window: 768,
+            window: 192,
         }
     }
 
@@ -104,7 +104,7 @@ impl Plan {
             idle_clients: 200,
             reconnects: 2,
             ping_pongs: 20_000,
-            window: 768,
+            window: 192,
         }
     }
 }
@@ -157,6 +157,8 @@ pub struct AttachResult {
     pub attach: Summary,
     /// Attach + `connect` until `onConnected`, inside the new process.
     pub connected: Summary,
+    /// The same again from the same process (warm code and memory).
+    pub warm_connected: Summary,
     /// Process start to exit, for the same processes.
     pub process_wall: Summary,
     /// `rcimctl status` wall time (process start to exit).
@@ -237,7 +239,9 @@ pub struct Results {
 /// A scratch directory per run, removed afterwards.
 fn scratch(root: &Path, name: &str) -> anyhow::Result<tempfile::TempDir> {
     std::fs::create_dir_all(root)?;
-    Ok(tempfile::Builder::new().prefix(&format!("{name}-")).tempdir_in(root)?)
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir_in(root)?)
 }
 
 fn count_for(deliveries: u64, n: usize) -> u64 {
@@ -246,7 +250,12 @@ fn count_for(deliveries: u64, n: usize) -> u64 {
 
 /// Scenario 1: saturated fan-out for every N, through rcimd, raw (both write
 /// modes) and Mosquitto.
-pub async fn fanout(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
+pub async fn fanout(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     let mq_dir = scratch(work, "mosquitto")?;
     let mosquitto = match Mosquitto::start(mq_dir.path()) {
         Ok(m) => Some(m),
@@ -258,20 +267,37 @@ pub async fn fanout(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results
         }
     };
     for &n in &plan.fanout_ns {
-        let mut row = FanoutRow { n, ..FanoutRow::default() };
+        let mut row = FanoutRow {
+            n,
+            ..FanoutRow::default()
+        };
         eprintln!("fan-out N={n}: rcimd…");
         let dir = scratch(work, &format!("fanout-rcimd-{n}"))?;
         row.rcimd = note(
             results,
-            fanout::rcimd_fanout(bins, dir.path(), n, count_for(plan.rcimd_deliveries, n), Pace::Saturated, plan.window)
-                .await,
+            fanout::rcimd_fanout(
+                bins,
+                dir.path(),
+                n,
+                count_for(plan.rcimd_deliveries, n),
+                Pace::Saturated,
+                plan.window,
+            )
+            .await,
         );
         eprintln!("fan-out N={n}: raw coalesced…");
         let dir = scratch(work, &format!("fanout-raw64-{n}"))?;
         row.raw_coalesced = note(
             results,
             tokio::task::block_in_place(|| {
-                baseline::raw_fanout(bins, dir.path(), n, count_for(plan.raw_coalesced_deliveries, n), RawWrites::Coalesced(64), Pace::Saturated)
+                baseline::raw_fanout(
+                    bins,
+                    dir.path(),
+                    n,
+                    count_for(plan.raw_coalesced_deliveries, n),
+                    RawWrites::Coalesced(64),
+                    Pace::Saturated,
+                )
             }),
         );
         eprintln!("fan-out N={n}: raw one write per message…");
@@ -279,7 +305,14 @@ pub async fn fanout(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results
         row.raw_per_message = note(
             results,
             tokio::task::block_in_place(|| {
-                baseline::raw_fanout(bins, dir.path(), n, count_for(plan.raw_per_message_deliveries, n), RawWrites::PerMessage, Pace::Saturated)
+                baseline::raw_fanout(
+                    bins,
+                    dir.path(),
+                    n,
+                    count_for(plan.raw_per_message_deliveries, n),
+                    RawWrites::PerMessage,
+                    Pace::Saturated,
+                )
             }),
         );
         if let Some(mosquitto) = &mosquitto {
@@ -306,7 +339,12 @@ pub async fn fanout(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results
 }
 
 /// Scenario 2: paced fan-out, through rcimd and raw.
-pub async fn latency(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
+pub async fn latency(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     for &rate in &plan.rates {
         for &n in &plan.latency_ns {
             let count = (rate * plan.latency_secs) as u64;
@@ -314,33 +352,55 @@ pub async fn latency(bins: &Bins, plan: &Plan, work: &Path, results: &mut Result
             let dir = scratch(work, &format!("latency-rcimd-{rate}-{n}"))?;
             let rcimd = note(
                 results,
-                fanout::rcimd_fanout(bins, dir.path(), n, count, Pace::Rate(rate), plan.window).await,
+                fanout::rcimd_fanout(bins, dir.path(), n, count, Pace::Rate(rate), plan.window)
+                    .await,
             );
             eprintln!("latency {rate} msg/s N={n}: raw…");
             let dir = scratch(work, &format!("latency-raw-{rate}-{n}"))?;
             let raw = note(
                 results,
                 tokio::task::block_in_place(|| {
-                    baseline::raw_fanout(bins, dir.path(), n, count, RawWrites::PerMessage, Pace::Rate(rate))
+                    baseline::raw_fanout(
+                        bins,
+                        dir.path(),
+                        n,
+                        count,
+                        RawWrites::PerMessage,
+                        Pace::Rate(rate),
+                    )
                 }),
             );
-            results.latency.push(LatencyRow { rate, n, rcimd, raw });
+            results.latency.push(LatencyRow {
+                rate,
+                n,
+                rcimd,
+                raw,
+            });
         }
     }
     Ok(())
 }
 
 /// Scenario 3: a backlog pulled and committed after `connect`.
-pub async fn sync(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
+pub async fn sync(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     eprintln!("sync: raw SQLite…");
     let dir = scratch(work, "sync-sqlite")?;
-    let raw = tokio::task::block_in_place(|| baseline::sqlite_insert(dir.path(), plan.sync_backlog, 1_000))?;
+    let raw = tokio::task::block_in_place(|| {
+        baseline::sqlite_insert(dir.path(), plan.sync_backlog, 1_000)
+    })?;
     eprintln!("sync: rcimd, {} messages…", plan.sync_backlog);
     let dir = scratch(work, "sync-rcimd")?;
     let upstream = crate::upstream::Upstream::start(USER, plan.sync_backlog).await?;
     let daemon = tokio::task::block_in_place(|| Daemon::start(bins, dir.path(), &upstream.url()))?;
     let client = connect_client(&daemon.socket, &procs::token(USER)).await?;
-    let acked_at = upstream.wait_acked(plan.sync_backlog, Duration::from_secs(300)).await?;
+    let acked_at = upstream
+        .wait_acked(plan.sync_backlog, Duration::from_secs(300))
+        .await?;
     let (first_sync, _) = upstream.sync_window().context("the daemon never synced")?;
     let seconds = (acked_at - first_sync).as_secs_f64();
     drop(client);
@@ -355,7 +415,10 @@ pub async fn sync(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) 
 }
 
 /// Attaches a client in this process and connects it; returns it with its events.
-async fn connect_client(socket: &Path, token: &str) -> anyhow::Result<(Client, rcim_client::Events)> {
+async fn connect_client(
+    socket: &Path,
+    token: &str,
+) -> anyhow::Result<(Client, rcim_client::Events)> {
     let options = ClientOptions {
         socket: Some(socket.to_owned()),
         ..ClientOptions::named("bench-driver")
@@ -374,19 +437,28 @@ async fn connect_client(socket: &Path, token: &str) -> anyhow::Result<(Client, r
 
 /// Scenario 4: a new process attaches and connects to an already connected
 /// daemon; and `rcimctl status`.
-pub async fn attach(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
+pub async fn attach(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     eprintln!("attach: raw ping-pong…");
     let dir = scratch(work, "pingpong")?;
     let raw_rtt = tokio::task::block_in_place(|| {
         baseline::ping_pong(bins, dir.path(), plan.ping_pongs / 10, plan.ping_pongs)
     })?;
-    eprintln!("attach: rcimd against rcim-server, {} processes…", plan.attach_samples);
+    eprintln!(
+        "attach: rcimd against rcim-server, {} processes…",
+        plan.attach_samples
+    );
     let dir = scratch(work, "attach")?;
     let server = tokio::task::block_in_place(|| Server::start(bins, dir.path()))?;
     let daemon = tokio::task::block_in_place(|| Daemon::start(bins, dir.path(), &server.url()))?;
     let token = procs::token(USER);
     let _driver = connect_client(&daemon.socket, &token).await?;
     let (mut attach_ns, mut connected_ns, mut wall_ns) = (Vec::new(), Vec::new(), Vec::new());
+    let mut warm_ns = Vec::new();
     for _ in 0..plan.attach_samples {
         let start = Instant::now();
         let out = Command::new(bins.path("bench-subscriber"))
@@ -397,13 +469,17 @@ pub async fn attach(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results
             .output()?;
         wall_ns.push(nanos(start.elapsed()));
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-            format!("attach printed no result: {}", String::from_utf8_lossy(&out.stderr))
+            format!(
+                "attach printed no result: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         })?;
         if line["code"] != 0 {
             bail!("attach + connect answered {line}");
         }
         attach_ns.push((line["attach_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
         connected_ns.push((line["connected_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
+        warm_ns.push((line["warm_connected_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
     }
     let mut ctl_ns = Vec::new();
     for _ in 0..plan.attach_samples.min(20) {
@@ -421,6 +497,7 @@ pub async fn attach(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results
     results.attach = Some(AttachResult {
         attach: Summary::of(&mut attach_ns),
         connected: Summary::of(&mut connected_ns),
+        warm_connected: Summary::of(&mut warm_ns),
         process_wall: Summary::of(&mut wall_ns),
         ctl_status: Summary::of(&mut ctl_ns),
         raw_rtt,
@@ -434,11 +511,20 @@ fn nanos(d: Duration) -> u64 {
 
 /// Scenario 5: rcimd's memory and CPU when connected and idle, and per attached
 /// idle client.
-pub async fn idle(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
-    eprintln!("idle: rcimd connected to rcim-server, idle for {} s…", plan.idle_secs);
+pub async fn idle(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "idle: rcimd connected to rcim-server, idle for {} s…",
+        plan.idle_secs
+    );
     let dir = scratch(work, "idle")?;
     let server = tokio::task::block_in_place(|| Server::start(bins, dir.path()))?;
-    let mut daemon = tokio::task::block_in_place(|| Daemon::start(bins, dir.path(), &server.url()))?;
+    let mut daemon =
+        tokio::task::block_in_place(|| Daemon::start(bins, dir.path(), &server.url()))?;
     let pid = daemon.proc.pid();
     // An app connects and goes away: the daemon stays connected, with no client.
     drop(connect_client(&daemon.socket, &procs::token(USER)).await?);
@@ -450,14 +536,21 @@ pub async fn idle(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) 
     let (stat1, sched1) = (procs::cpu_stat_ms(pid)?, procs::cpu_sched_ms(pid)?);
     let rss_idle_kib = procs::rss_kib(pid)?;
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))?.count() as u64;
-    eprintln!("idle: attaching {} idle clients from one process…", plan.idle_clients);
+    eprintln!(
+        "idle: attaching {} idle clients from one process…",
+        plan.idle_clients
+    );
     let mut command = Command::new(bins.path("bench-subscriber"));
     command
         .arg("idle-clients")
         .arg("--socket")
         .arg(&daemon.socket)
         .args(["--count", &plan.idle_clients.to_string()]);
-    let mut holder = procs::Proc::spawn("idle-clients", command, &dir.path().join("idle-clients.log"))?;
+    let mut holder = procs::Proc::spawn(
+        "idle-clients",
+        command,
+        &dir.path().join("idle-clients.log"),
+    )?;
     let ready = tokio::task::block_in_place(|| holder.read_line())?;
     if ready != "ready" {
         bail!("idle-clients said {ready:?}");
@@ -484,7 +577,12 @@ pub async fn idle(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) 
 
 /// Scenario 6: the server is killed and restarted at once; how long from the
 /// server being back up to the daemon being connected.
-pub async fn reconnect(bins: &Bins, plan: &Plan, work: &Path, results: &mut Results) -> anyhow::Result<()> {
+pub async fn reconnect(
+    bins: &Bins,
+    plan: &Plan,
+    work: &Path,
+    results: &mut Results,
+) -> anyhow::Result<()> {
     eprintln!("reconnect: {} restarts of rcim-server…", plan.reconnects);
     let dir = scratch(work, "reconnect")?;
     let mut server = tokio::task::block_in_place(|| Server::start(bins, dir.path()))?;
@@ -493,15 +591,21 @@ pub async fn reconnect(bins: &Bins, plan: &Plan, work: &Path, results: &mut Resu
     let mut result = ReconnectResult::default();
     for _ in 0..plan.reconnects {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // Forget older status events, so only this restart's count.
+        while events.next().now_or_never().flatten().is_some() {}
         let killed = Instant::now();
         server.kill();
-        wait_status(&mut events, |s| s != ConnectionStatus::Connected).await?;
+        wait_status(&mut events, |s| s == ConnectionStatus::Suspend).await?;
         tokio::task::block_in_place(|| server.restart(bins))?;
         let up = Instant::now();
         let attempt = wait_status(&mut events, |s| s == ConnectionStatus::Connected).await?;
         let connected = Instant::now();
-        result.up_to_connected_ms.push((connected - up).as_secs_f64() * 1e3);
-        result.kill_to_connected_ms.push((connected - killed).as_secs_f64() * 1e3);
+        result
+            .up_to_connected_ms
+            .push((connected - up).as_secs_f64() * 1e3);
+        result
+            .kill_to_connected_ms
+            .push((connected - killed).as_secs_f64() * 1e3);
         result.attempts.push(attempt);
     }
     drop(daemon);

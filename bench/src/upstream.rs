@@ -60,7 +60,9 @@ impl Upstream {
         let mut since = 0;
         while since < backlog {
             let end = (since + SYNC_PACKAGE as u64).min(backlog);
-            let entries = (since + 1..=end).map(|seq| entry(seq, crate::payload::now_ns())).collect();
+            let entries = (since + 1..=end)
+                .map(|seq| entry(seq, crate::payload::now_ns()))
+                .collect();
             let frame = ServerMsg::SyncBatch {
                 entries,
                 has_more: end < backlog,
@@ -111,7 +113,13 @@ impl Upstream {
         let deadline = Instant::now() + limit;
         loop {
             let notified = self.shared.live_changed.notified();
-            if self.shared.live.lock().map(|l| l.is_some()).unwrap_or(false) {
+            if self
+                .shared
+                .live
+                .lock()
+                .map(|l| l.is_some())
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -144,7 +152,10 @@ impl Upstream {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
-                bail!("the daemon acknowledged only {} of {seq} within {limit:?}", self.acked());
+                bail!(
+                    "the daemon acknowledged only {} of {seq} within {limit:?}",
+                    self.acked()
+                );
             }
         }
     }
@@ -157,7 +168,11 @@ impl Upstream {
     /// Queues already-encoded frames for the live connection.
     pub async fn push(&self, frames: Vec<u8>) -> anyhow::Result<()> {
         let writer = self.writer().context("no live connection to push on")?;
-        writer.send(frames).await.ok().context("the daemon's connection closed")
+        writer
+            .send(frames)
+            .await
+            .ok()
+            .context("the daemon's connection closed")
     }
 }
 
@@ -173,7 +188,6 @@ pub fn encode_push(seq: u64, ts_ns: u64, out: &mut Vec<u8>) -> anyhow::Result<()
     rcim_proto::frame::encode_into(&frame, MAX_UPSTREAM_FRAME, out)?;
     Ok(())
 }
-
 
 /// Inbox entry `seq`: a 200-byte text content stamped `ts_ns`, with a
 /// time-ordered uid (the order SQLite's unique index likes).
@@ -282,8 +296,7 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                     req_id: publish.req_id,
                     code: 0,
                     message_uid: Some(format!("BENCH-OUT-{}", publish.req_id)),
-                    sent_time_ms: i64::try_from(crate::payload::now_ns() / 1_000_000)
-                        .unwrap_or(0),
+                    sent_time_ms: i64::try_from(crate::payload::now_ns() / 1_000_000).unwrap_or(0),
                 });
                 if let Ok(bytes) = encode(&ack, MAX_UPSTREAM_FRAME) {
                     let _ = tx.send(bytes).await;

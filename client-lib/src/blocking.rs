@@ -8,7 +8,9 @@
 //!
 //! Because the runtime only runs inside a call, an [`Events`] iterator reads events
 //! only while it is being iterated: in between, they wait in the socket (and in the
-//! daemon's queue for this client) rather than in memory here.
+//! daemon's queue for this client) rather than in memory here. Likewise a
+//! re-attach ([`ClientOptions::reattach`]) makes progress only while a call or an
+//! iteration runs.
 
 use crate::client::{self, ClientOptions, Connected, SendStep, Sent};
 use crate::error::ClientError;
@@ -20,11 +22,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A blocking wait ran out of time; the call goes on (wait again if you like).
+///
+/// ```no_run
+/// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+/// let mut events = client.events();
+/// match events.next_timeout(std::time::Duration::from_secs(1)) {
+///     Ok(Some(event)) => println!("{event:?}"),
+///     Ok(None) => println!("rcimd went away"),
+///     Err(rcim_client::blocking::TimedOut) => println!("nothing for a second"),
+/// }
+/// # Ok::<(), rcim_client::ClientError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("timed out waiting for rcimd")]
 pub struct TimedOut;
 
 /// A blocking [`Client`](crate::Client).
+///
+/// ```no_run
+/// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+/// println!("{}", client.status()?.link.status);
+/// # Ok::<(), rcim_client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct Client {
     // Declared before `runtime` so the session is dropped before the runtime.
@@ -34,6 +53,13 @@ pub struct Client {
 
 impl Client {
     /// Attaches to `rcimd`; see [`Client::attach`](crate::Client::attach).
+    ///
+    /// ```no_run
+    /// use rcim_client::{ClientOptions, blocking::Client};
+    /// let client = Client::attach(ClientOptions::named("script"))?;
+    /// # drop(client);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn attach(options: ClientOptions) -> Result<Client, ClientError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -104,11 +130,27 @@ impl Client {
     }
 
     /// Asks the daemon for its full status.
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let status = client.status()?;
+    /// println!("{} ({} clients)", status.link.status, status.clients);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn status(&self) -> Result<StatusSnapshot, ClientError> {
         self.runtime.block_on(self.inner.status())
     }
 
     /// RC's `connect(token, timeout)`; see [`Client::connect`](crate::Client::connect).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30)?;
+    /// if call.code() == 0 {
+    ///     println!("{:?}", call.connected());
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn connect(&self, token: Token, timeout_secs: i32) -> Result<ConnectCall, ClientError> {
         let inner = self
             .runtime
@@ -120,22 +162,50 @@ impl Client {
     }
 
     /// Signs out and deletes the stored token; returns the daemon's RC code.
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// assert_eq!(client.logout()?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn logout(&self) -> Result<i32, ClientError> {
         self.runtime.block_on(self.inner.logout())
     }
 
     /// RC's `disconnect(receivePush)`; returns the daemon's RC code.
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// assert_eq!(client.disconnect(true)?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn disconnect(&self, receive_push: bool) -> Result<i32, ClientError> {
         self.runtime.block_on(self.inner.disconnect(receive_push))
     }
 
     /// Whether the daemon connection is gone; see
     /// [`Client::is_closed`](crate::Client::is_closed).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// if client.is_closed() {
+    ///     eprintln!("rcimd went away");
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }
 
     /// RC's `sendMessage`; see [`Client::send_message`](crate::Client::send_message).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// println!("{}", call.sent().code);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn send_message(
         &self,
         conversation: ConversationKey,
@@ -152,6 +222,15 @@ impl Client {
     }
 
     /// RC's `getMessages`; see [`Client::get_messages`](crate::Client::get_messages).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TimeOrder};
+    /// if let Ok(messages) = client.get_messages(ConversationKey::private("bob"), 0, TimeOrder::Before, 20)? {
+    ///     println!("{} messages", messages.len());
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn get_messages(
         &self,
         conversation: ConversationKey,
@@ -167,6 +246,14 @@ impl Client {
 
     /// RC's `getConversations`; see
     /// [`Client::get_conversations`](crate::Client::get_conversations).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// if let Ok(conversations) = client.get_conversations(&[], 0, 50)? {
+    ///     println!("{} conversations", conversations.len());
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn get_conversations(
         &self,
         types: &[ConversationType],
@@ -179,6 +266,13 @@ impl Client {
 
     /// RC's `clearUnreadCount`; see
     /// [`Client::clear_unread_count`](crate::Client::clear_unread_count).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let code = client.clear_unread_count(rcim_client::ConversationKey::private("bob"), 0)?;
+    /// assert_eq!(code, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn clear_unread_count(
         &self,
         conversation: ConversationKey,
@@ -190,6 +284,14 @@ impl Client {
 
     /// The daemon's events from now on, as a blocking iterator; see
     /// [`Client::events`](crate::Client::events).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// for event in client.events() {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn events(&self) -> Events {
         Events {
             inner: self.inner.events(),
@@ -199,6 +301,16 @@ impl Client {
 }
 
 /// A blocking [`SendCall`](crate::SendCall).
+///
+/// ```no_run
+/// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+/// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+/// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+/// while let Some(step) = call.next_callback() {
+///     println!("{step:?}");
+/// }
+/// # Ok::<(), rcim_client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct SendCall {
     inner: client::SendCall,
@@ -207,18 +319,49 @@ pub struct SendCall {
 
 impl SendCall {
     /// The immediate result: 0 accepted, otherwise the RC error (no callbacks).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// if call.code() != 0 {
+    ///     eprintln!("rejected: {}", rcim_client::RcCode(call.code()));
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn code(&self) -> i32 {
         self.inner.code()
     }
 
     /// Waits for the next callback; see
     /// [`SendCall::next_callback`](crate::SendCall::next_callback).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// if let Some(step) = call.next_callback() {
+    ///     println!("{step:?}");
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn next_callback(&mut self) -> Option<SendStep> {
         self.runtime.block_on(self.inner.next_callback())
     }
 
     /// Waits at most `timeout` for the next callback; on [`TimedOut`] the call goes
     /// on and nothing was lost.
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// match call.next_callback_timeout(std::time::Duration::from_secs(5)) {
+    ///     Ok(step) => println!("{step:?}"),
+    ///     Err(_) => println!("still waiting; the message is in the outbox"),
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn next_callback_timeout(
         &mut self,
         timeout: Duration,
@@ -230,11 +373,29 @@ impl SendCall {
     }
 
     /// Waits for `onMessageSaved`; see [`SendCall::saved`](crate::SendCall::saved).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// if let Some(saved) = call.saved() {
+    ///     println!("local id {}", saved.id);
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn saved(&mut self) -> Option<Message> {
         self.runtime.block_on(self.inner.saved())
     }
 
     /// Waits for the end of the call; see [`SendCall::sent`](crate::SendCall::sent).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi"))?;
+    /// println!("{}", call.sent().code);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn sent(self) -> Sent {
         self.runtime.block_on(self.inner.sent())
     }
@@ -242,6 +403,15 @@ impl SendCall {
 
 /// A blocking [`Events`](crate::Events): an iterator that waits for each event and
 /// ends when the daemon connection does.
+///
+/// ```no_run
+/// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+/// let mut events = client.events();
+/// while let Some(event) = events.next() {
+///     println!("{event:?} (at {:?})", events.last_message_id());
+/// }
+/// # Ok::<(), rcim_client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct Events {
     inner: events::Events,
@@ -251,6 +421,15 @@ pub struct Events {
 impl Events {
     /// Waits at most `timeout` for the next event; `Ok(None)` when the daemon
     /// connection ended.
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let mut events = client.events();
+    /// if let Ok(Some(event)) = events.next_timeout(std::time::Duration::from_millis(500)) {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn next_timeout(
         &mut self,
         timeout: Duration,
@@ -263,6 +442,13 @@ impl Events {
     }
 
     /// See [`Events::last_message_id`](crate::Events::last_message_id).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let events = client.events();
+    /// println!("{:?}", events.last_message_id());
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn last_message_id(&self) -> Option<i64> {
         self.inner.last_message_id()
     }
@@ -278,6 +464,15 @@ impl Iterator for Events {
 }
 
 /// A blocking [`ConnectCall`](crate::ConnectCall).
+///
+/// ```no_run
+/// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+/// let mut call = client.connect(rcim_client::Token::new("token"), 30)?;
+/// while let Some(callback) = call.next_callback() {
+///     println!("{callback:?}");
+/// }
+/// # Ok::<(), rcim_client::ClientError>(())
+/// ```
 #[derive(Debug)]
 pub struct ConnectCall {
     inner: client::ConnectCall,
@@ -286,18 +481,40 @@ pub struct ConnectCall {
 
 impl ConnectCall {
     /// The immediate result: 0 accepted, otherwise the RC error (no callbacks).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30)?;
+    /// println!("connect returned {}", call.code());
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn code(&self) -> i32 {
         self.inner.code()
     }
 
     /// Waits for the next callback; see
     /// [`ConnectCall::next_callback`](crate::ConnectCall::next_callback).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let mut call = client.connect(rcim_client::Token::new("token"), 30)?;
+    /// println!("{:?}", call.next_callback());
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn next_callback(&mut self) -> Option<Callback> {
         self.runtime.block_on(self.inner.next_callback())
     }
 
     /// Waits for the end of the call; see
     /// [`ConnectCall::connected`](crate::ConnectCall::connected).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let mut call = client.connect(rcim_client::Token::new("token"), 30)?;
+    /// let done = call.connected();
+    /// println!("{} {:?}", done.code, done.user_id);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
     pub fn connected(self) -> Connected {
         self.runtime.block_on(self.inner.connected())
     }

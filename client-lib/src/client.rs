@@ -925,12 +925,27 @@ impl Client {
     }
 
     /// The socket this client is attached to.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("attached to {}", client.socket().display());
+    /// # Ok(()) }
+    /// ```
     pub fn socket(&self) -> &Path {
         &self.session.socket
     }
 
     /// The latest link state known to this client: the one in the Welcome, then
     /// each `StatusChanged` event as the reader task sees it. No round trip.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let link = client.link_state();
+    /// println!("{} (code {})", link.status, link.code);
+    /// # Ok(()) }
+    /// ```
     pub fn link_state(&self) -> LinkState {
         self.session.routes.link.borrow().clone()
     }
@@ -967,6 +982,14 @@ impl Client {
     }
 
     /// Asks the daemon for its full status.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let status = client.status().await?;
+    /// println!("rcimd {}: {} to {}", status.daemon_version, status.link.status, status.server);
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<StatusSnapshot, ClientError> {
         match self.request(Op::Status, None).await? {
             Reply::Status(snapshot) => Ok(snapshot),
@@ -985,6 +1008,17 @@ impl Client {
     ///
     /// `timeout_secs` ≤ 0 keeps trying until success or a terminal error; > 0 gives up
     /// with 34006 after that many seconds.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30).await?;
+    /// if call.is_accepted() {
+    ///     let done = call.connected().await;
+    ///     println!("onConnected {} {:?}", done.code, done.user_id);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(
         &self,
         token: Token,
@@ -1113,6 +1147,17 @@ impl Client {
     ///
     /// Results as for [`Client::get_messages`]; a `count` outside 1..=50 is
     /// `Ok(Err(33003))` at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// if let Ok(conversations) = client.get_conversations(&[], 0, 50).await? {
+    ///     for c in conversations {
+    ///         println!("{} unread with {}", c.unread_count, c.key.target_id);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn get_conversations(
         &self,
         types: &[ConversationType],
@@ -1138,6 +1183,14 @@ impl Client {
     /// RC's `clearUnreadCount`: the messages of `conversation` received up to
     /// `timestamp_ms` (0: all of them) count as read. Returns the daemon's RC code
     /// (0 on success); an empty target id is 33003 at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let code = client.clear_unread_count(rcim_client::ConversationKey::private("bob"), 0).await?;
+    /// assert_eq!(code, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn clear_unread_count(
         &self,
         conversation: ConversationKey,
@@ -1158,6 +1211,13 @@ impl Client {
 
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
     /// Returns the daemon's RC code (0 on success).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.disconnect(true).await?, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect(&self, receive_push: bool) -> Result<i32, ClientError> {
         match self.request(Op::Disconnect { receive_push }, None).await? {
             Reply::Code(code) => Ok(code),
@@ -1167,6 +1227,13 @@ impl Client {
 
     /// Signs this device out (no push) and deletes the token the daemon stored, so it
     /// does not connect again at its next start. Returns the daemon's RC code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.logout().await?, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn logout(&self) -> Result<i32, ClientError> {
         match self.request(Op::Logout, None).await? {
             Reply::Code(code) => Ok(code),
@@ -1602,12 +1669,31 @@ impl CallState {
 ///
 /// Holds the session open until dropped, so the callbacks still arrive when every
 /// [`Client`] clone is gone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+/// let mut call = client.connect(rcim_client::Token::new("token"), 30).await?;
+/// while let Some(callback) = call.next_callback().await {
+///     println!("{callback:?}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ConnectCall {
     state: CallState,
 }
 
 /// How a `connect` ended: its `onConnected`, plus the `onDatabaseOpened` before it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+/// let call = client.connect(rcim_client::Token::new("token"), 30).await?;
+/// let rcim_client::Connected { code, user_id, database_opened } = call.connected().await;
+/// println!("{code} {user_id:?} {database_opened:?}");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connected {
     /// 0 when connected, otherwise the RC error (the immediate code for a rejected
@@ -1626,11 +1712,29 @@ impl ConnectCall {
 
     /// The immediate result: 0 accepted (callbacks follow), otherwise the RC error
     /// and no callback will come.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30).await?;
+    /// println!("connect returned {}", call.code());
+    /// # Ok(()) }
+    /// ```
     pub fn code(&self) -> i32 {
         self.state.code
     }
 
     /// Whether the daemon accepted the call.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30).await?;
+    /// if !call.is_accepted() {
+    ///     eprintln!("{}", rcim_client::RcCode(call.code()));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_accepted(&self) -> bool {
         self.state.code == 0
     }
@@ -1640,6 +1744,16 @@ impl ConnectCall {
     ///
     /// If the daemon goes away first, the `Connected` is synthesized with code 30011
     /// (RC_SOCKET_DISCONNECTED). Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let mut call = client.connect(rcim_client::Token::new("token"), 30).await?;
+    /// if let Some(rcim_client::Callback::DatabaseOpened { code }) = call.next_callback().await {
+    ///     println!("onDatabaseOpened {code}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next_callback(&mut self) -> Option<Callback> {
         let lost = || Step::Connected(RcCode::RC_SOCKET_DISCONNECTED.0, None);
         loop {
@@ -1656,6 +1770,15 @@ impl ConnectCall {
 
     /// Waits for the end of the call and reports it. For a rejected call this is the
     /// immediate code at once (no callback came).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let call = client.connect(rcim_client::Token::new("token"), 30).await?;
+    /// let done = call.connected().await;
+    /// println!("{}", rcim_client::RcCode(done.code));
+    /// # Ok(()) }
+    /// ```
     pub async fn connected(mut self) -> Connected {
         let mut database_opened = None;
         while let Some(callback) = self.next_callback().await {
@@ -1685,6 +1808,17 @@ impl ConnectCall {
 /// Holds the session open until dropped, so the callbacks still arrive when every
 /// [`Client`] clone is gone. Dropping it does not cancel the send: the message is in
 /// the daemon's outbox.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+/// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+/// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+/// while let Some(step) = call.next_callback().await {
+///     println!("{step:?}");
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct SendCall {
     state: CallState,
@@ -1697,6 +1831,19 @@ pub struct SendCall {
 }
 
 /// One callback of a [`SendCall`], in RC's order.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+/// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+/// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+/// match call.next_callback().await {
+///     Some(rcim_client::SendStep::Saved(m)) => println!("saved as {}", m.id),
+///     Some(rcim_client::SendStep::Sent(sent)) => println!("sent: {}", sent.code),
+///     None => println!("rejected: {}", call.code()),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendStep {
     /// `onMessageSaved(message)`: in the daemon's outbox, status sending, with its
@@ -1707,6 +1854,16 @@ pub enum SendStep {
 }
 
 /// How a `send_message` ended: RC's `onMessageSent(code, message)`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+/// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+/// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+/// let rcim_client::Sent { code, message } = call.sent().await;
+/// println!("{code}: {:?}", message.and_then(|m| m.uid));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sent {
     /// 0 when the server has the message; otherwise the RC error: the immediate
@@ -1732,11 +1889,29 @@ impl SendCall {
 
     /// The immediate result: 0 accepted (callbacks follow), otherwise the RC error
     /// (33003 bad argument, 33002 no database, …) and no callback will come.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+    /// println!("sendMessage returned {}", call.code());
+    /// # Ok(()) }
+    /// ```
     pub fn code(&self) -> i32 {
         self.state.code
     }
 
     /// Whether the daemon accepted the message.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+    /// assert!(call.is_accepted());
+    /// # Ok(()) }
+    /// ```
     pub fn is_accepted(&self) -> bool {
         self.state.code == 0
     }
@@ -1771,6 +1946,17 @@ impl SendCall {
     ///
     /// If the daemon goes away first, the `Sent` is synthesized with code 30011 and
     /// the saved message (if any). Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+    /// while let Some(step) = call.next_callback().await {
+    ///     println!("{step:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next_callback(&mut self) -> Option<SendStep> {
         loop {
             if let Some(outcome) = &self.outcome {
@@ -1790,6 +1976,17 @@ impl SendCall {
     /// came); `None` when the call ends without one (rejected, or the daemon went
     /// away first). A `MessageSent` met on the way is kept for
     /// [`SendCall::next_callback`] and [`SendCall::sent`]. Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+    /// if let Some(saved) = call.saved().await {
+    ///     println!("in the outbox as {}", saved.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn saved(&mut self) -> Option<Message> {
         while self.saved.is_none() && self.outcome.is_none() {
             self.advance().await?;
@@ -1799,6 +1996,16 @@ impl SendCall {
 
     /// Waits for the end of the call and reports it (`onMessageSent`). For a
     /// rejected call this is the immediate code at once, with no message.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// use rcim_client::{ConversationKey, TEXT_MESSAGE, text_content};
+    /// let mut call = client.send_message(ConversationKey::private("bob"), TEXT_MESSAGE, &text_content("hi")).await?;
+    /// let sent = call.sent().await;
+    /// println!("{}", sent.code);
+    /// # Ok(()) }
+    /// ```
     pub async fn sent(mut self) -> Sent {
         while self.outcome.is_none() {
             if self.advance().await.is_none() {

@@ -36,6 +36,17 @@ use std::time::Duration;
 
 /// How [`Engine::create`] finds the daemon (RC's `RCIMIWEngineOptions`, reduced to
 /// what a local client needs: the server settings live in `rcimd`).
+///
+/// ```
+/// use rcim_client::{EngineOptions, ReattachPolicy};
+/// let options = EngineOptions {
+///     client_name: "my-app".into(),
+///     wait_for_daemon: std::time::Duration::from_secs(2),
+///     reattach: Some(ReattachPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..Default::default() }),
+///     ..EngineOptions::default()
+/// };
+/// assert!(options.reattach.is_some());
+/// ```
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// The daemon's socket; `None` means
@@ -92,6 +103,11 @@ pub struct ConnectCallback {
 
 impl ConnectCallback {
     /// A callback with this `onConnected` and no `onDatabaseOpened`.
+    ///
+    /// ```
+    /// let callback = rcim_client::ConnectCallback::new(|code, user_id| println!("{code} {user_id:?}"));
+    /// # drop(callback);
+    /// ```
     pub fn new(on_connected: impl FnOnce(i32, Option<String>) + Send + 'static) -> Self {
         Self {
             on_database_opened: None,
@@ -100,6 +116,12 @@ impl ConnectCallback {
     }
 
     /// Adds an `onDatabaseOpened`.
+    ///
+    /// ```
+    /// let callback = rcim_client::ConnectCallback::new(|_, _| {})
+    ///     .on_database_opened(|code| println!("onDatabaseOpened {code}"));
+    /// assert!(callback.on_database_opened.is_some());
+    /// ```
     pub fn on_database_opened(mut self, f: impl FnOnce(i32) + Send + 'static) -> Self {
         self.on_database_opened = Some(Box::new(f));
         self
@@ -137,6 +159,11 @@ pub struct SendMessageCallback {
 
 impl SendMessageCallback {
     /// A callback with this `onMessageSent` and no `onMessageSaved`.
+    ///
+    /// ```
+    /// let callback = rcim_client::SendMessageCallback::new(|code, _| println!("onMessageSent {code}"));
+    /// assert!(callback.on_message_saved.is_none());
+    /// ```
     pub fn new(on_message_sent: impl FnOnce(i32, Option<Message>) + Send + 'static) -> Self {
         Self {
             on_message_saved: None,
@@ -145,6 +172,12 @@ impl SendMessageCallback {
     }
 
     /// Adds an `onMessageSaved`.
+    ///
+    /// ```
+    /// let callback = rcim_client::SendMessageCallback::new(|_, _| {})
+    ///     .on_message_saved(|message| println!("saved as {}", message.id));
+    /// assert!(callback.on_message_saved.is_some());
+    /// ```
     pub fn on_message_saved(mut self, f: impl FnOnce(Message) + Send + 'static) -> Self {
         self.on_message_saved = Some(Box::new(f));
         self
@@ -167,6 +200,14 @@ impl std::fmt::Debug for SendMessageCallback {
 ///
 /// When `rcimd` cannot be reached, calls return 33001 (CLIENT_NOT_INIT), log the
 /// typed error with `tracing`, and keep it for [`Engine::last_error`].
+///
+/// ```no_run
+/// use rcim_client::{ConnectCallback, Engine, EngineOptions};
+/// let engine = Engine::create("app-key", EngineOptions::default());
+/// engine.set_on_message_received(|message, _, _, _| println!("{}", message.id));
+/// let code = engine.connect("token", 30, ConnectCallback::new(|code, _| println!("onConnected {code}")));
+/// println!("connect returned {code}");
+/// ```
 pub struct Engine {
     shared: Arc<Shared>,
     /// `None` when the runtime could not be built; every call then returns 33001.
@@ -311,6 +352,11 @@ impl EventFeed {
 impl Engine {
     /// RC's `RCIMIWEngine.create(appKey, options)`. Does not touch the daemon yet:
     /// the first call attaches.
+    ///
+    /// ```
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.app_key(), "app-key");
+    /// ```
     pub fn create(app_key: &str, options: EngineOptions) -> Engine {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -351,6 +397,11 @@ impl Engine {
 
     /// The app key given to [`Engine::create`]. (The daemon connects with the app
     /// key in its own configuration.)
+    ///
+    /// ```
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.app_key(), "app-key");
+    /// ```
     pub fn app_key(&self) -> &str {
         &self.shared.app_key
     }
@@ -363,6 +414,18 @@ impl Engine {
     /// first). Any other return value means no callback will fire: 33003 at once for
     /// an empty, blank, oversized or whitespace-containing token; 33001 when `rcimd`
     /// cannot be reached (see [`Engine::last_error`]); otherwise the daemon's code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let code = engine.connect(
+    ///     "token-from-your-app-server",
+    ///     30,
+    ///     rcim_client::ConnectCallback::new(|code, user_id| println!("onConnected {code} {user_id:?}")),
+    /// );
+    /// if code != 0 {
+    ///     eprintln!("not accepted: {}", rcim_client::RcCode(code));
+    /// }
+    /// ```
     pub fn connect(&self, token: &str, timeout: i32, callback: ConnectCallback) -> i32 {
         let token = Token::new(token);
         if let Err(why) = token.check_argument() {
@@ -396,6 +459,12 @@ impl Engine {
     /// RC's `createTextMessage(type, targetId, channelId, text)`: a text message to
     /// pass to [`Engine::send_message`]. (Channels are for ultra groups, which rcim
     /// does not have.)
+    ///
+    /// ```
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let message = engine.create_text_message(rcim_client::ConversationType::Group, "team-1", "hi all");
+    /// assert_eq!(message.object_name, "RC:TxtMsg");
+    /// ```
     pub fn create_text_message(
         &self,
         kind: ConversationType,
@@ -472,6 +541,18 @@ impl Engine {
     /// (RC's `onError`, e.g. 33002 no database). Any other return value means no
     /// callback will fire: 33003 at once for a `count` outside 1..=20 or an empty
     /// target id, 33001 when `rcimd` cannot be reached.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// use rcim_client::{ConversationKey, TimeOrder};
+    /// let code = engine.get_messages(ConversationKey::private("bob"), 0, TimeOrder::Before, 20, |answer| {
+    ///     match answer {
+    ///         Ok(messages) => println!("{} messages", messages.len()),
+    ///         Err(code) => println!("onError {code}"),
+    ///     }
+    /// });
+    /// assert_eq!(code, 0);
+    /// ```
     pub fn get_messages(
         &self,
         conversation: ConversationKey,
@@ -500,6 +581,12 @@ impl Engine {
     ///
     /// Returns and calls back as [`Engine::get_messages`] does; 33003 at once for a
     /// `count` outside 1..=50.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let code = engine.get_conversations(&[], 0, 50, |answer| println!("{:?}", answer.map(|c| c.len())));
+    /// assert_eq!(code, 0);
+    /// ```
     pub fn get_conversations(
         &self,
         types: &[ConversationType],
@@ -527,6 +614,11 @@ impl Engine {
     /// RC reports the result through a callback; this returns it instead, once the
     /// daemon has answered: 0 done, the daemon's RC code, 33003 at once for an
     /// empty target id, or 33001 when `rcimd` cannot be reached.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.clear_unread_count(rcim_client::ConversationKey::private("bob"), 0), 0);
+    /// ```
     pub fn clear_unread_count(&self, conversation: ConversationKey, timestamp_ms: i64) -> i32 {
         if conversation.target_id.is_empty() {
             return RcCode::INVALID_PARAMETER.0;
@@ -546,6 +638,11 @@ impl Engine {
 
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
     /// Returns the daemon's code, or 33001 when it cannot be reached.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.disconnect(true), 0);
+    /// ```
     pub fn disconnect(&self, receive_push: bool) -> i32 {
         self.block_on(|shared| async move {
             let result = match shared.client().await {
@@ -562,6 +659,11 @@ impl Engine {
 
     /// RC's `getConnectionStatus()`: the status as last reported by the daemon, or
     /// `Unconnected` when it cannot be reached.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{}", engine.get_connection_status());
+    /// ```
     pub fn get_connection_status(&self) -> ConnectionStatus {
         self.block_on(|shared| async move {
             match shared.client().await {
@@ -578,6 +680,11 @@ impl Engine {
     /// Setting it attaches in the background, so status changes caused by other apps
     /// arrive without a call from this one. If the daemon goes away, the listener
     /// resumes after the next call that re-attaches.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_connection_status_changed(|status| println!("status: {status}"));
+    /// ```
     pub fn set_on_connection_status_changed(
         &self,
         f: impl Fn(ConnectionStatus) + Send + Sync + 'static,
@@ -622,6 +729,11 @@ impl Engine {
     /// RC's `onOfflineMessageSyncCompleted` listener: called on the callback thread
     /// after the last message of the backlog that followed a (re)connect. Replaces
     /// any earlier listener; attaches in the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_offline_message_sync_completed(|| println!("caught up"));
+    /// ```
     pub fn set_on_offline_message_sync_completed(&self, f: impl Fn() + Send + Sync + 'static) {
         *self
             .shared
@@ -642,6 +754,13 @@ impl Engine {
 
     /// The last error met while trying to use `rcimd` (kept until a newer one
     /// replaces it), for calls that returned 33001.
+    ///
+    /// ```
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// if let Some(err) = engine.last_error() {
+    ///     eprintln!("{err}");
+    /// }
+    /// ```
     pub fn last_error(&self) -> Option<ClientError> {
         self.shared
             .last_error
@@ -652,6 +771,11 @@ impl Engine {
 
     /// RC's `destroy()`: closes the session with the daemon (not a disconnect: the
     /// daemon stays connected for other apps). Callbacks not yet fired never fire.
+    ///
+    /// ```
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.destroy();
+    /// ```
     pub fn destroy(self) {
         drop(self);
     }

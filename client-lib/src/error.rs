@@ -15,6 +15,16 @@ use std::sync::Arc;
 ///
 /// `Clone` so that [`Engine::last_error`](crate::Engine::last_error) can hand out
 /// the error it kept; the I/O and frame sources sit behind an [`Arc`] for that.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rcim_client::ClientError> {
+/// match rcim_client::Client::attach(rcim_client::ClientOptions::default()).await {
+///     Ok(_) => {}
+///     Err(rcim_client::ClientError::DaemonNotRunning { socket }) => eprintln!("start rcimd ({})", socket.display()),
+///     Err(err) => eprintln!("{err}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
@@ -87,11 +97,22 @@ impl ClientError {
     /// The RC code an RC-shaped API returns for this error: every failure to reach or
     /// understand the daemon is [`RcCode::CLIENT_NOT_INIT`] (33001), the code RC uses
     /// for "the client cannot be used yet".
+    ///
+    /// ```
+    /// let err = rcim_client::ClientError::Disconnected;
+    /// assert_eq!(err.rc_code().0, 33001);
+    /// ```
     pub fn rc_code(&self) -> RcCode {
         RcCode::CLIENT_NOT_INIT
     }
 
     /// Whether the daemon could not be reached at all (not running, or not ours).
+    ///
+    /// ```
+    /// let err = rcim_client::ClientError::DaemonNotRunning { socket: "/run/x.sock".into() };
+    /// assert!(err.is_unreachable());
+    /// assert!(!rcim_client::ClientError::Disconnected.is_unreachable());
+    /// ```
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,

@@ -131,6 +131,16 @@ impl Events {
     /// Messages with ids above it are still to come; pass it to
     /// [`Client::subscribe`](crate::Client::subscribe) in a later run of the app to
     /// resume where this one stopped.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let events = client.events();
+    /// if let Some(seq) = events.last_message_id() {
+    ///     std::fs::write("last-seq", seq.to_string()).ok();
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn last_message_id(&self) -> Option<i64> {
         self.position
     }

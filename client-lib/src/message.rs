@@ -11,12 +11,24 @@
 use rcim_proto::message::{ConversationKey, ConversationType, Message};
 
 /// The object name of RC's text message.
+///
+/// ```
+/// assert_eq!(rcim_client::TEXT_MESSAGE, "RC:TxtMsg");
+/// ```
 pub const TEXT_MESSAGE: &str = "RC:TxtMsg";
 
 /// The largest `count` for `get_messages` (RC: `0 < count ≤ 20`).
+///
+/// ```
+/// assert_eq!(rcim_client::MAX_MESSAGES_PER_QUERY, 20);
+/// ```
 pub const MAX_MESSAGES_PER_QUERY: u32 = 20;
 
 /// The largest `count` for `get_conversations` (RC: `0 < count ≤ 50`).
+///
+/// ```
+/// assert_eq!(rcim_client::MAX_CONVERSATIONS_PER_QUERY, 50);
+/// ```
 pub const MAX_CONVERSATIONS_PER_QUERY: u32 = 50;
 
 /// The content of an RC text message carrying `text`: `{"content":"..."}`.
@@ -79,6 +91,12 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     /// A message of any type.
+    ///
+    /// ```
+    /// use rcim_client::{ConversationKey, OutgoingMessage};
+    /// let m = OutgoingMessage::new(ConversationKey::private("bob"), "RC:ImgMsg", r#"{"imageUri":"https://x/y.png"}"#);
+    /// assert!(m.check().is_ok());
+    /// ```
     pub fn new(
         conversation: ConversationKey,
         object_name: impl Into<String>,
@@ -92,12 +110,24 @@ impl OutgoingMessage {
     }
 
     /// A text message (`RC:TxtMsg`, content `{"content":text}`).
+    ///
+    /// ```
+    /// use rcim_client::{ConversationKey, OutgoingMessage};
+    /// let m = OutgoingMessage::text(ConversationKey::group("team-1"), "hi");
+    /// assert_eq!(m.content, r#"{"content":"hi"}"#);
+    /// ```
     pub fn text(conversation: ConversationKey, text: &str) -> Self {
         Self::new(conversation, TEXT_MESSAGE, text_content(text))
     }
 
     /// RC's `createTextMessage(type, targetId, channelId, text)` (channels are for
     /// ultra groups, which rcim does not have).
+    ///
+    /// ```
+    /// use rcim_client::{ConversationType, OutgoingMessage};
+    /// let m = OutgoingMessage::text_to(ConversationType::Private, "bob", "hi");
+    /// assert_eq!(m.conversation.target_id, "bob");
+    /// ```
     pub fn text_to(kind: ConversationType, target_id: impl Into<String>, text: &str) -> Self {
         Self::text(
             ConversationKey {
@@ -110,6 +140,12 @@ impl OutgoingMessage {
 
     /// Checks the fields as the daemon will (RC's 33003 on failure); the error says
     /// what is wrong.
+    ///
+    /// ```
+    /// use rcim_client::{ConversationKey, OutgoingMessage};
+    /// assert!(OutgoingMessage::text(ConversationKey::private("bob"), "hi").check().is_ok());
+    /// assert!(OutgoingMessage::text(ConversationKey::private("a b"), "hi").check().is_err());
+    /// ```
     pub fn check(&self) -> Result<(), &'static str> {
         rcim_proto::message::check_outgoing(&self.conversation, &self.object_name, &self.content)
     }

@@ -57,6 +57,9 @@ impl CliError {
             Self::Usage(text) | Self::DaemonLost(text) | Self::Unconfirmed(text) => {
                 Some(text.clone())
             }
+            Self::Daemon(ClientError::ProtocolMismatch { client, daemon }) => {
+                Some(skew(*client, *daemon))
+            }
             Self::Daemon(err) => Some(err.to_string()),
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => None,
             Self::Output(e) => Some(format!("cannot write output: {e}")),
@@ -81,6 +84,22 @@ impl CliError {
             }),
         }
     }
+}
+
+/// The one line for a protocol skew: both versions and the fix.
+pub fn skew(client: u32, daemon: u32) -> String {
+    let newer = client.max(daemon);
+    let older_side = if client < daemon { "rcimctl" } else { "rcimd" };
+    format!(
+        "protocol skew: rcimd speaks local protocol {daemon}, this rcimctl speaks \
+         protocol {client}; upgrade rcimctl or rcimd so both speak protocol {newer} \
+         (here {older_side} is the older one{restart})",
+        restart = if older_side == "rcimd" {
+            ", and restart it after upgrading"
+        } else {
+            ""
+        }
+    )
 }
 
 impl From<ClientError> for CliError {
@@ -122,6 +141,29 @@ mod tests {
         assert_eq!(
             err.message().unwrap(),
             format!("connect failed: error 31004: {}", RcCode(31004).meaning())
+        );
+    }
+
+    #[test]
+    fn protocol_skew_names_both_versions_and_the_fix() {
+        let err = CliError::from(ClientError::ProtocolMismatch {
+            client: 4,
+            daemon: 3,
+        });
+        assert_eq!(err.exit_code(), 3);
+        let text = err.message().unwrap();
+        for needle in [
+            "protocol 3",
+            "protocol 4",
+            "upgrade rcimctl or rcimd so both speak protocol 4",
+            "rcimd is the older one",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing in {text}");
+        }
+        let text = skew(3, 5);
+        assert!(
+            text.contains("both speak protocol 5") && text.contains("rcimctl is the older"),
+            "{text}"
         );
     }
 

@@ -10,7 +10,7 @@ mod cmd;
 mod failure;
 mod view;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use failure::CliError;
 use rcim_client::ClientOptions;
 use std::io::{self, Write};
@@ -55,11 +55,11 @@ enum Command {
     History(cmd::history::Args),
     Conversations(cmd::conversations::Args),
     Watch(cmd::watch::Args),
+    Clients(cmd::clients::Args),
     Doctor(cmd::doctor::Args),
-    /// Sign out (stopping push) and delete the token rcimd stored, so it does not
-    /// connect again at its next start.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
-    Logout,
+    Logout(cmd::disconnect::LogoutArgs),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,7 +71,8 @@ fn main() -> ExitCode {
             ..ClientOptions::named("rcimctl")
         },
     };
-    let mut out = io::stdout().lock();
+    // Styles reach stdout only when it is a terminal (and NO_COLOR is unset).
+    let mut out = anstream::AutoStream::auto(io::stdout().lock());
     let result = match cli.command {
         Command::Status(args) => cmd::status::run(&ctx, &args, &mut out),
         Command::Connect(args) => cmd::connect::run(&ctx, &args, &mut out),
@@ -80,16 +81,22 @@ fn main() -> ExitCode {
         Command::History(args) => cmd::history::run(&ctx, &args, &mut out),
         Command::Conversations(args) => cmd::conversations::run(&ctx, &args, &mut out),
         Command::Watch(args) => cmd::watch::run(&ctx, &args, &mut out),
+        Command::Clients(args) => cmd::clients::run(&ctx, &args, &mut out),
         Command::Doctor(args) => cmd::doctor::run(&ctx, &args, &mut out),
-        Command::Logout => cmd::disconnect::logout(&ctx, &mut out),
+        Command::Logout(args) => cmd::disconnect::logout(&ctx, &args, &mut out),
+        Command::Completions(args) => cmd::completions::run(&args, Cli::command(), &mut out),
+        Command::Man(args) => cmd::man::run(&args, Cli::command(), &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if let Some(message) = err.message() {
+                let style = anstyle::Style::new()
+                    .bold()
+                    .fg_color(Some(anstyle::AnsiColor::Red.into()));
                 // Nothing sensible is left to do if stderr is gone too.
-                let _ = writeln!(io::stderr(), "rcimctl: {message}");
+                let _ = writeln!(anstream::stderr(), "{style}rcimctl:{style:#} {message}");
             }
             ExitCode::from(err.exit_code())
         }

@@ -7,14 +7,55 @@
 //! Human output is one line per item: times in UTC as `YYYY-MM-DD HH:MM:SS`, text
 //! messages by their text (control characters escaped, so a message cannot move
 //! the cursor or forge a line), other types as `[OBJECT:NAME]`.
+//!
+//! Colour: renderers may style words with [`paint`]; `main` writes through
+//! `anstream`, which passes the styles on only to a terminal and honours `NO_COLOR`
+//! and `CLICOLOR_FORCE`, so pipes, files and `--json` never see escape codes.
 
+use anstyle::{AnsiColor, Style};
 use rcim_client::{
-    Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, text_of,
+    ConnectionStatus, Conversation, ConversationKey, ConversationType, Direction, Message,
+    SentStatus, text_of,
 };
 use serde::Serialize;
 
 /// The widest preview in a conversations line, in characters.
 pub const PREVIEW_CHARS: usize = 60;
+
+/// What a piece of human output means, for its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paint {
+    /// Fine: connected, sent.
+    Good,
+    /// Worth a look: connecting, lagging.
+    Warn,
+    /// Failed: an error status.
+    Bad,
+    /// A table header.
+    Header,
+}
+
+/// `text` styled as `kind` (stripped again unless stdout is a colour terminal).
+pub fn paint(kind: Paint, text: &str) -> String {
+    let style = match kind {
+        Paint::Good => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Paint::Warn => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Paint::Bad => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        Paint::Header => Style::new().bold(),
+    };
+    format!("{style}{text}{style:#}")
+}
+
+/// The colour of a connection status.
+pub fn status_paint(status: ConnectionStatus) -> Paint {
+    match status {
+        ConnectionStatus::Connected => Paint::Good,
+        ConnectionStatus::Connecting
+        | ConnectionStatus::Suspend
+        | ConnectionStatus::Unconnected => Paint::Warn,
+        _ => Paint::Bad,
+    }
+}
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS` (UTC); `-` for 0 (not set).
 pub fn time(ms: i64) -> String {

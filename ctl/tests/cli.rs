@@ -173,7 +173,6 @@ fn help_for_the_messaging_subcommands() {
                 "--to",
                 "--text",
                 "--group",
-                "--system",
                 "--object-name",
                 "--content",
                 "--no-wait",
@@ -228,7 +227,7 @@ fn messaging_usage_errors_exit_2_without_a_daemon() {
         (&["send", "--to", "bob", "--content", "{}"], "--object-name"),
         (
             &["send", "--to", "bob", "--text", "hi", "--group", "--system"],
-            "cannot be used with",
+            "unexpected argument '--system'",
         ),
         (&["send", "--to", "bob", "--text", ""], "--text is empty"),
         (&["send", "--to", "no spaces", "--text", "hi"], "target id"),
@@ -292,3 +291,126 @@ fn messaging_commands_without_a_daemon_exit_3() {
 // The success paths (status, connect, disconnect, send, history, conversations and
 // watch against a live daemon) are tested against the real rcimd in
 // tests/tests/e2e/.
+
+#[test]
+fn send_has_no_system_flag() {
+    let help = text(&rcimctl(&["send", "--help"]).output().stdout);
+    assert!(!help.contains("--system"), "{help}");
+    let out = rcimctl(&["send", "--to", "news", "--system", "--text", "x"]).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("--system"), "{out:?}");
+    // history and conversations keep it.
+    let help = text(&rcimctl(&["history", "--help"]).output().stdout);
+    assert!(help.contains("--system"), "{help}");
+}
+
+#[test]
+fn help_for_the_hub_subcommands() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["--help"], &["clients", "completions", "man", "logout"]),
+        (
+            &["watch", "--help"],
+            &["--since", "SEQ", "--json", "Exit status"],
+        ),
+        (&["clients", "--help"], &["--json", "lags", "Exit status"]),
+        (&["completions", "--help"], &["bash", "zsh", "fish"]),
+        (&["logout", "--help"], &["--json", "Exit status"]),
+        (&["disconnect", "--help"], &["--no-push", "--json"]),
+    ];
+    for (args, needles) in cases {
+        let out = rcimctl(args).output();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let help = text(&out.stdout);
+        for needle in needles {
+            assert!(
+                help.contains(needle),
+                "{args:?}: {needle:?} missing in\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn watch_since_must_be_a_non_negative_id() {
+    for bad in ["-1", "abc", ""] {
+        let out = rcimctl(&["watch", "--since", bad]).output();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    // A good one gets as far as attaching.
+    let out = rcimctl(&["watch", "--since", "42", "--json"]).output();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+#[test]
+fn hub_commands_without_a_daemon_exit_3_with_nothing_on_stdout() {
+    for args in [
+        &["clients"][..],
+        &["clients", "--json"][..],
+        &["logout", "--json"][..],
+        &["disconnect", "--json"][..],
+        &["send", "--to", "bob", "--text", "hi", "--json"][..],
+    ] {
+        let out = rcimctl(args).output();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("rcimd is not running"),
+            "{args:?}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for (shell, needle) in [
+        ("bash", "_rcimctl"),
+        ("zsh", "#compdef rcimctl"),
+        ("fish", "complete -c rcimctl"),
+        ("elvish", "rcimctl"),
+        ("powershell", "rcimctl"),
+    ] {
+        let out = rcimctl(&["completions", shell]).output();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = text(&out.stdout);
+        assert!(script.contains(needle), "{shell}: {needle:?} missing");
+        assert!(script.contains("clients"), "{shell}: subcommands missing");
+    }
+    let out = rcimctl(&["completions", "tcsh"]).output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn man_page_is_roff_with_every_subcommand() {
+    let out = rcimctl(&["man"]).output();
+    assert!(out.status.success(), "{out:?}");
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH rcimctl 1"), "{page}");
+    for section in [
+        "RCIMCTL STATUS",
+        "RCIMCTL WATCH",
+        "RCIMCTL CLIENTS",
+        "RCIMCTL COMPLETIONS",
+        "Exit status",
+    ] {
+        assert!(page.contains(section), "{section:?} missing");
+    }
+    assert!(page.contains("\\-\\-since"), "watch --since is documented");
+}
+
+#[test]
+fn colour_only_on_a_terminal_or_when_forced() {
+    // stderr is a pipe here: no escape codes.
+    let out = rcimctl(&["status"]).output();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!text(&out.stderr).contains('\u{1b}'), "{out:?}");
+    // CLICOLOR_FORCE asks for colour anyway; NO_COLOR wins over it.
+    let mut run = rcimctl(&["status"]);
+    run.cmd.env("CLICOLOR_FORCE", "1").env_remove("NO_COLOR");
+    let out = run.output();
+    assert!(text(&out.stderr).contains('\u{1b}'), "{out:?}");
+    let mut run = rcimctl(&["status"]);
+    run.cmd.env("CLICOLOR_FORCE", "1").env("NO_COLOR", "1");
+    let out = run.output();
+    assert!(!text(&out.stderr).contains('\u{1b}'), "{out:?}");
+}

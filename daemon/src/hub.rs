@@ -167,6 +167,7 @@ enum Command {
     Publish(Event),
     Withhold {
         id: u64,
+        done: oneshot::Sender<()>,
     },
     ReplayStep {
         id: u64,
@@ -208,9 +209,13 @@ impl HubHandle {
         let _ = self.commands.send(Command::Publish(event));
     }
 
-    /// Stops live events to a client that is about to be replayed to.
-    pub fn withhold(&self, id: u64) {
-        let _ = self.commands.send(Command::Withhold { id });
+    /// Stops live events to a client that is about to be replayed to. Returns once
+    /// the hub has done it, so every live event queued for the client before the
+    /// replay is already in its queue (ahead of the replay), none after.
+    pub async fn withhold(&self, id: u64) {
+        let (done, ack) = oneshot::channel();
+        let _ = self.commands.send(Command::Withhold { id, done });
+        let _ = ack.await;
     }
 
     /// During a replay: the client has everything up to message id `reached`.
@@ -305,10 +310,11 @@ impl Hub {
                 self.clients.remove(&id);
             }
             Command::Publish(event) => self.fan_out(event),
-            Command::Withhold { id } => {
+            Command::Withhold { id, done } => {
                 if let Some(slot) = self.clients.get_mut(&id) {
                     slot.mode = Mode::Replaying;
                 }
+                let _ = done.send(());
             }
             Command::ReplayStep { id, reached, reply } => {
                 let step = match self.clients.get_mut(&id) {
@@ -460,7 +466,7 @@ mod tests {
         for id in 1..=3 {
             hub.publish(message(id));
         }
-        hub.withhold(1);
+        hub.withhold(1).await;
         assert_eq!(hub.replay_step(1, 0).await, ReplayStep::UpTo(3));
         hub.publish(message(4));
         assert_eq!(hub.replay_step(1, 3).await, ReplayStep::UpTo(4));

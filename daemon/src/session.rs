@@ -358,7 +358,9 @@ impl Session {
                     .await
             }
             Op::Subscribe { since_seq } => {
-                self.ctx.hub.withhold(self.info.id);
+                // Acknowledged: live events queued before this point go out before
+                // the answer, none after it until the replay is done.
+                self.ctx.hub.withhold(self.info.id).await;
                 let reply = Reply::Code(0);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await

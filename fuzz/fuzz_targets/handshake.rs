@@ -34,9 +34,12 @@ fuzz_target!(|data: &[u8]| {
         let again = format!("{}.sig", claims.encode_payload());
         assert_eq!(TokenClaims::peek(&again), Ok(claims));
     }
-    // The Debug form of a token never shows its text.
-    let shown = format!("{token:?}");
-    if text.len() >= 8 && !text.contains("Token") {
-        assert!(!shown.contains(text.as_ref()), "Debug leaked the token");
-    }
+    // The Debug form of a token never shows its text: only its length. (A first
+    // version checked that the text did not occur in the Debug form, and the fuzzer
+    // answered with the token "<redacted, 21 bytes>)": compare the whole form.)
+    assert_eq!(
+        format!("{token:?}"),
+        format!("Token(<redacted, {} bytes>)", text.len()),
+        "Debug must show only the length"
+    );
 });

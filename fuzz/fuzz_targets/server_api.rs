@@ -68,7 +68,8 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|| (NOW_MS / 1000).to_string());
         let signature = rcim_server::api_client::sign(APP_SECRET, &nonce, &timestamp);
         headers.retain(|(n, _)| {
-            !["app-key", "nonce", "timestamp", "signature"].contains(&n.to_ascii_lowercase().as_str())
+            !["app-key", "nonce", "timestamp", "signature"]
+                .contains(&n.to_ascii_lowercase().as_str())
         });
         headers.push(("App-Key".into(), APP_KEY.into()));
         headers.push(("Nonce".into(), nonce.into_bytes()));

@@ -166,8 +166,10 @@ fn token() -> impl Strategy<Value = Token> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         Just(Op::Status),
-        (token(), any::<i32>())
-            .prop_map(|(token, timeout_secs)| Op::Connect { token, timeout_secs }),
+        (token(), any::<i32>()).prop_map(|(token, timeout_secs)| Op::Connect {
+            token,
+            timeout_secs
+        }),
         any::<bool>().prop_map(|receive_push| Op::Disconnect { receive_push }),
         Just(Op::Logout),
         (key(), text(), text()).prop_map(|(conversation, object_name, content)| {
@@ -253,7 +255,8 @@ fn callback() -> impl Strategy<Value = Callback> {
         (any::<i32>(), option::of(text()))
             .prop_map(|(code, user_id)| Callback::Connected { code, user_id }),
         message().prop_map(|message| Callback::MessageSaved { message }),
-        (any::<i32>(), message()).prop_map(|(code, message)| Callback::MessageSent { code, message }),
+        (any::<i32>(), message())
+            .prop_map(|(code, message)| Callback::MessageSent { code, message }),
     ]
 }
 
@@ -284,7 +287,8 @@ fn daemon_frame() -> impl Strategy<Value = DaemonFrame> {
         }),
         (any::<u32>(), text())
             .prop_map(|(protocol, reason)| DaemonFrame::Refused(Refused { protocol, reason })),
-        (any::<u64>(), reply()).prop_map(|(id, reply)| DaemonFrame::Response(Response { id, reply })),
+        (any::<u64>(), reply())
+            .prop_map(|(id, reply)| DaemonFrame::Response(Response { id, reply })),
         (any::<u64>(), callback())
             .prop_map(|(id, callback)| DaemonFrame::Callback(CallbackFrame { id, callback })),
         event().prop_map(DaemonFrame::Event),
@@ -297,17 +301,24 @@ fn inbox_entry() -> impl Strategy<Value = InboxEntry> {
 
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
-        (any::<u32>(), text(), token(), (text(), text(), text()), text()).prop_map(
-            |(protocol, app_key, token, (platform, sdk, os), device_id)| {
-                ClientMsg::Connect(Connect {
-                    protocol,
-                    app_key,
-                    token,
-                    client_info: ClientInfo { platform, sdk, os },
-                    device_id,
-                })
-            }
-        ),
+        (
+            any::<u32>(),
+            text(),
+            token(),
+            (text(), text(), text()),
+            text()
+        )
+            .prop_map(
+                |(protocol, app_key, token, (platform, sdk, os), device_id)| {
+                    ClientMsg::Connect(Connect {
+                        protocol,
+                        app_key,
+                        token,
+                        client_info: ClientInfo { platform, sdk, os },
+                        device_id,
+                    })
+                }
+            ),
         Just(ClientMsg::Ping),
         any::<bool>().prop_map(|keep_push| ClientMsg::Disconnect { keep_push }),
         (any::<u64>(), text(), key(), text(), text()).prop_map(
@@ -354,16 +365,23 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
 }
 
 fn claims() -> impl Strategy<Value = TokenClaims> {
-    (text(), "[A-Za-z0-9+=_-]{1,64}", any::<i64>(), any::<i64>(), any::<u64>()).prop_map(
-        |(app_key, user_id, issued_at_ms, expires_at_ms, nonce)| TokenClaims {
-            version: TokenClaims::VERSION,
-            app_key,
-            user_id,
-            issued_at_ms,
-            expires_at_ms,
-            nonce,
-        },
+    (
+        text(),
+        "[A-Za-z0-9+=_-]{1,64}",
+        any::<i64>(),
+        any::<i64>(),
+        any::<u64>(),
     )
+        .prop_map(
+            |(app_key, user_id, issued_at_ms, expires_at_ms, nonce)| TokenClaims {
+                version: TokenClaims::VERSION,
+                app_key,
+                user_id,
+                issued_at_ms,
+                expires_at_ms,
+                nonce,
+            },
+        )
 }
 
 // ---- the reader under test ----
@@ -465,6 +483,12 @@ proptest! {
     }
 
     #[test]
+    fn a_token_debug_shows_only_its_length(text in any::<String>()) {
+        let shown = format!("{:?}", Token::new(text.clone()));
+        prop_assert_eq!(shown, format!("Token(<redacted, {} bytes>)", text.len()));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_a_decoder(bytes in vec(any::<u8>(), 0..512)) {
         let _ = decode_body::<ClientFrame>(&bytes);
         let _ = decode_body::<DaemonFrame>(&bytes);
@@ -481,4 +505,33 @@ proptest! {
         let refused = matches!(result, Err(FrameError::TooLarge { .. }));
         prop_assert!(refused, "{:?}", result);
     }
+}
+
+/// Regression (fuzz/handshake, crash-b5ec3c26): a token whose text is itself the
+/// redacted form. The harness's old check ("the text does not occur in the Debug
+/// form") fired on it; what must hold is that Debug shows the length form only.
+#[test]
+fn a_token_that_looks_redacted_is_still_redacted() {
+    let text = "<redacted, 21 bytes>)";
+    assert_eq!(
+        format!("{:?}", Token::new(text)),
+        "Token(<redacted, 21 bytes>)"
+    );
+    let frame = encode(
+        &ClientMsg::Connect(Connect {
+            protocol: 2,
+            app_key: "k".into(),
+            token: Token::new(text),
+            client_info: ClientInfo {
+                platform: "linux".into(),
+                sdk: "s".into(),
+                os: "o".into(),
+            },
+            device_id: "d".into(),
+        }),
+        MAX_IPC_FRAME,
+    )
+    .expect("encode");
+    let shown = format!("{:?}", decode_body::<ClientMsg>(&frame[4..]).expect("decode"));
+    assert!(shown.contains("Token(<redacted, 21 bytes>)"), "{shown}");
 }

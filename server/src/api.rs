@@ -123,7 +123,6 @@ impl ApiError {
             message: "internal server error".into(),
         }
     }
-
 }
 
 impl From<request::Rejection> for ApiError {

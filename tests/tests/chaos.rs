@@ -27,18 +27,15 @@
 //! `RCIM_CHAOS_ROUNDS` (default 10) sets the number of rounds, `RCIM_SEED` replays
 //! a schedule (the seed is printed first). The summary line is printed at the end.
 
+mod support;
+
 use rcim_tests::proxy::{FaultProxy, Mode};
 use rcim_tests::{InProcessServer, Rng, TestDaemon, ctl, eventually, stored_uids};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");
+use support::{Receiver, stored_ids};
 /// Receivers attached at all times (each restarted when it dies).
 const RECEIVERS: usize = 3;
 /// The daemon notices a black hole within about a second.
@@ -56,136 +53,9 @@ struct Faults {
     receiver_stop: u32,
 }
 
-/// A receiver process and the ids it printed, across its restarts.
-struct Receiver {
-    name: String,
-    child: Option<Child>,
-    reader: Option<JoinHandle<()>>,
-    ids: Arc<Mutex<Vec<i64>>>,
-    alive: Arc<Mutex<bool>>,
-    stopped: bool,
-    starts: u32,
-}
-
-impl Receiver {
-    fn new(index: usize) -> Self {
-        Self {
-            name: format!("receiver-{index}"),
-            child: None,
-            reader: None,
-            ids: Arc::default(),
-            alive: Arc::default(),
-            stopped: false,
-            starts: 0,
-        }
-    }
-
-    fn last_id(&self) -> i64 {
-        self.ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last()
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn ids(&self) -> Vec<i64> {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn is_alive(&self) -> bool {
-        *self.alive.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts the process (subscribing after the last id it printed) and waits until
-    /// it is subscribed. `false` if it could not attach (the daemon is down).
-    fn start(&mut self, socket: &Path) -> bool {
-        self.reap();
-        let since = self.last_id();
-        let mut child = Command::new(CLIENT)
-            .args(["--receive", "1000000000", "--print-ids"])
-            .args(["--since", &since.to_string()])
-            .env("RCIM_SOCKET", socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a receiver");
-        let stdout = child.stdout.take().expect("stdout");
-        let (ready_tx, ready) = mpsc::channel();
-        let ids = Arc::clone(&self.ids);
-        let alive = Arc::clone(&self.alive);
-        *alive.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("\"ready\"") {
-                    let _ = ready_tx.send(true);
-                } else if let Ok(id) = line.trim().parse::<i64>() {
-                    ids.lock().unwrap_or_else(|e| e.into_inner()).push(id);
-                }
-            }
-            *alive.lock().unwrap_or_else(|e| e.into_inner()) = false;
-            let _ = ready_tx.send(false);
-        });
-        self.child = Some(child);
-        self.reader = Some(reader);
-        self.starts += 1;
-        matches!(ready.recv_timeout(Duration::from_secs(10)), Ok(true))
-    }
-
-    /// Kills the process (if any) and collects every line it printed.
-    fn reap(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if self.stopped {
-                signal(&child, "-CONT");
-                self.stopped = false;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-
-    fn pause(&mut self) {
-        if let Some(child) = &self.child {
-            signal(child, "-STOP");
-            self.stopped = true;
-        }
-    }
-
-    fn resume(&mut self) {
-        if let Some(child) = &self.child
-            && self.stopped
-        {
-            signal(child, "-CONT");
-        }
-        self.stopped = false;
-    }
-}
-
-fn signal(child: &Child, which: &str) {
-    let _ = Command::new("kill")
-        .args([which, &child.id().to_string()])
-        .status();
-}
-
-/// The local ids of alice's received messages, in order.
-fn stored_ids(data_dir: &Path) -> Vec<i64> {
-    query(
-        data_dir,
-        "SELECT id FROM messages WHERE direction = 1 ORDER BY id",
-    )
-    .into_iter()
-    .map(|row| row[0].parse().expect("id"))
-    .collect()
-}
-
 /// Alice's outgoing messages: (content, client message id, uid or "").
 fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
-    query(
+    support::query(
         data_dir,
         "SELECT content, client_msg_id, COALESCE(uid, '') FROM messages WHERE direction = 0 ORDER BY id",
     )
@@ -195,36 +65,9 @@ fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
 }
 
 fn outbox_len(data_dir: &Path) -> usize {
-    query(data_dir, "SELECT COUNT(*) FROM outbox")
+    support::query(data_dir, "SELECT COUNT(*) FROM outbox")
         .first()
         .map_or(0, |row| row[0].parse().unwrap_or(0))
-}
-
-fn query(data_dir: &Path, sql: &str) -> Vec<Vec<String>> {
-    let path = data_dir.join("users").join("alice").join("rcim.db");
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return Vec::new();
-    };
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let mut stmt = conn.prepare(sql).expect("query");
-    let columns = stmt.column_count();
-    stmt.query_map([], |r| {
-        (0..columns)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
-                    rusqlite::types::Value::Integer(n) => n.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    _ => String::new(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .expect("rows")
-    .collect::<Result<_, _>>()
-    .expect("values")
 }
 
 fn connect(daemon: &TestDaemon, token: &str) {
@@ -313,7 +156,9 @@ impl World {
             proxy,
             daemon,
             token,
-            receivers: (0..RECEIVERS).map(Receiver::new).collect(),
+            receivers: (0..RECEIVERS)
+                .map(|i| Receiver::new(format!("receiver-{i}")))
+                .collect(),
             faults: Faults::default(),
             published: 0,
             sends: Sends::default(),
@@ -447,12 +292,28 @@ impl World {
                 }
                 receiver.ids().len() >= stored
             });
-            assert!(
-                caught_up,
-                "{} has {} of {stored} messages",
-                receiver.name,
-                receiver.ids().len()
-            );
+            if !caught_up {
+                // Everything the daemon said about this receiver, and who is attached.
+                let pid = receiver
+                    .pid()
+                    .map(|p| format!("(pid {p})"))
+                    .unwrap_or_default();
+                let log = self.daemon.proc.log();
+                let about: Vec<&str> = log.lines().filter(|l| l.contains(&pid)).collect();
+                let clients = ctl(&socket, &["clients", "--json"], None);
+                panic!(
+                    "{} {pid} has {} of {stored} messages (last id {}, alive {}, stopped {});\n\
+                     {}\nrcimctl clients: {}\nrcimd about it:\n{}",
+                    receiver.name,
+                    receiver.ids().len(),
+                    receiver.last_id(),
+                    receiver.is_alive(),
+                    receiver.is_stopped(),
+                    support::divergence(receiver, &stored_ids(&data_dir)),
+                    String::from_utf8_lossy(&clients.stdout),
+                    about.join("\n")
+                );
+            }
             receiver.reap();
         }
     }
@@ -508,12 +369,12 @@ fn chaos_loses_and_duplicates_nothing() {
     let ids = stored_ids(&data_dir);
     let mut receiver_starts = 0;
     for receiver in &world.receivers {
-        assert_eq!(
-            receiver.ids(),
-            ids,
-            "{}: every message once, in order, across {} starts",
+        assert!(
+            receiver.ids() == ids,
+            "{}: not every message once, in order, across {} starts: {}",
             receiver.name,
-            receiver.starts
+            receiver.starts,
+            support::divergence(receiver, &ids)
         );
         receiver_starts += receiver.starts;
     }
@@ -550,10 +411,7 @@ fn chaos_loses_and_duplicates_nothing() {
         })
         .collect();
     for text in &world.sends.saved {
-        assert!(
-            texts.contains(text),
-            "{text} was saved but is gone"
-        );
+        assert!(texts.contains(text), "{text} was saved but is gone");
     }
     let bob: Vec<String> = world
         .server

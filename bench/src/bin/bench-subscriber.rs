@@ -18,7 +18,7 @@ use rcim_bench::payload::{self, PAYLOAD, now_ns};
 use rcim_client::{Client, ClientOptions, Event, Token};
 use std::io::{BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -83,10 +83,15 @@ struct Tally {
     report: Report,
     latencies: Vec<u64>,
     expected: u64,
+    /// Report progress for the driver's flow control (rcimd runs only: raw and
+    /// MQTT senders are held back by the socket itself).
+    progress: bool,
+    /// The next sequence number expected, to spot duplicates.
+    next_seq: u64,
 }
 
 impl Tally {
-    fn new(control: ControlClient, index: usize, expected: u64) -> Self {
+    fn new(control: ControlClient, index: usize, expected: u64, progress: bool) -> Self {
         Self {
             control,
             report: Report {
@@ -95,26 +100,35 @@ impl Tally {
             },
             latencies: Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(4_000_000)),
             expected,
+            progress,
+            next_seq: 0,
         }
     }
 
-    /// One message sent at `ts_ns`, received now.
-    fn got(&mut self, ts_ns: u64) -> anyhow::Result<()> {
+    /// Message `seq` sent at `ts_ns`, received now. Sequence numbers only grow
+    /// (every sender sends in order), so one below the next expected is a
+    /// duplicate.
+    fn got(&mut self, seq: u64, ts_ns: u64) -> anyhow::Result<()> {
         let now = now_ns();
+        if self.report.received > 0 && seq < self.next_seq {
+            self.report.duplicates += 1;
+            return Ok(());
+        }
+        self.next_seq = seq + 1;
         if self.report.received == 0 {
             self.report.first_ns = now;
         }
         self.report.last_ns = now;
         self.report.received += 1;
         self.latencies.push(now.saturating_sub(ts_ns));
-        if self.report.received % PROGRESS_EVERY == 0 {
+        if self.progress && self.report.received.is_multiple_of(PROGRESS_EVERY) {
             self.control.progress(self.report.received)?;
         }
         Ok(())
     }
 
     fn complete(&self) -> bool {
-        self.report.received + self.report.lost >= self.expected
+        self.report.received >= self.expected
     }
 
     fn finish(mut self, dir: &std::path::Path, error: Option<String>) -> anyhow::Result<()> {
@@ -139,11 +153,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn token() -> anyhow::Result<Token> {
-    Ok(Token::new(std::env::var("BENCH_TOKEN").context("BENCH_TOKEN is not set")?))
+    Ok(Token::new(
+        std::env::var("BENCH_TOKEN").context("BENCH_TOKEN is not set")?,
+    ))
 }
 
 fn options(socket: PathBuf, name: &str) -> ClientOptions {
@@ -155,9 +173,11 @@ fn options(socket: PathBuf, name: &str) -> ClientOptions {
 
 async fn rcim(args: Receive) -> anyhow::Result<()> {
     let control = ControlClient::connect(&args.control, args.index)?;
-    let (client, mut events) =
-        Client::attach_with_events(options(args.socket.clone(), &format!("bench-sub-{}", args.index)))
-            .await?;
+    let (client, mut events) = Client::attach_with_events(options(
+        args.socket.clone(),
+        &format!("bench-sub-{}", args.index),
+    ))
+    .await?;
     let call = client.connect(token()?, 30).await?;
     if call.code() != 0 {
         bail!("connect was rejected: {}", call.code());
@@ -166,21 +186,26 @@ async fn rcim(args: Receive) -> anyhow::Result<()> {
     if connected.code != 0 {
         bail!("onConnected({})", connected.code);
     }
-    let mut tally = Tally::new(control, args.index, args.count);
+    let mut tally = Tally::new(control, args.index, args.count, true);
     tally.control.ready()?;
     let idle = Duration::from_secs_f64(args.idle_secs);
     let mut error = None;
     while !tally.complete() {
-        let wait = if tally.report.received == 0 { Duration::from_secs(120) } else { idle };
+        let wait = if tally.report.received == 0 {
+            Duration::from_secs(120)
+        } else {
+            idle
+        };
         match tokio::time::timeout(wait, events.next()).await {
             Ok(Some(Ok(Event::MessageReceived { message, .. }))) => {
                 match payload::parse_content(&message.content) {
-                    Some((_, ts)) => tally.got(ts)?,
+                    Some((seq, ts)) => tally.got(seq, ts)?,
                     None => continue,
                 }
             }
             Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(lagged))) => tally.report.lost += lagged.missed,
+            // The client library has the daemon replay what was skipped.
+            Ok(Some(Err(_lagged))) => tally.report.lag_events += 1,
             Ok(None) => {
                 error = Some("rcimd closed the connection".into());
                 break;
@@ -200,7 +225,7 @@ fn raw(args: Receive) -> anyhow::Result<()> {
     let stream = UnixStream::connect(&args.socket)
         .with_context(|| format!("cannot reach the raw producer at {}", args.socket.display()))?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let mut tally = Tally::new(control, args.index, args.count);
+    let mut tally = Tally::new(control, args.index, args.count, false);
     tally.control.ready()?;
     let mut frame = [0u8; payload::RAW_FRAME];
     let mut error = None;
@@ -210,7 +235,7 @@ fn raw(args: Receive) -> anyhow::Result<()> {
             break;
         }
         match payload::read_binary(&frame[4..]) {
-            Some((_, ts)) => tally.got(ts)?,
+            Some((seq, ts)) => tally.got(seq, ts)?,
             None => bail!("malformed raw frame"),
         }
     }
@@ -225,14 +250,14 @@ fn mqtt(args: Receive) -> anyhow::Result<()> {
     client
         .stream
         .set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut tally = Tally::new(control, args.index, args.count);
+    let mut tally = Tally::new(control, args.index, args.count, false);
     tally.control.ready()?;
     let mut error = None;
     while !tally.complete() {
         match client.read_packet() {
             Ok(Some((kind, body))) if kind >> 4 == 3 => {
                 match publish_payload(&body).and_then(payload::read_binary) {
-                    Some((_, ts)) => tally.got(ts)?,
+                    Some((seq, ts)) => tally.got(seq, ts)?,
                     None => bail!("malformed PUBLISH"),
                 }
                 if tally.report.received == 1 {
@@ -267,18 +292,36 @@ fn echo(socket: &std::path::Path) -> anyhow::Result<()> {
 
 async fn attach_once(socket: PathBuf) -> anyhow::Result<()> {
     let token = token()?;
-    let start = Instant::now();
-    let client = Client::attach(options(socket, "bench-attach")).await?;
-    let attached = start.elapsed();
-    let call = client.connect(token, 10).await?;
-    let code = if call.code() == 0 { call.connected().await.code } else { call.code() };
-    let connected = start.elapsed();
+    // The first attach in a fresh process pays for cold code and first-touch
+    // memory; the second shows the steady-state cost.
+    let (cold_attach, cold_connected) = attach_and_connect(&socket, &token).await?;
+    let (warm_attach, warm_connected) = attach_and_connect(&socket, &token).await?;
     println!(
-        "{{\"attach_us\":{},\"connected_us\":{},\"code\":{code}}}",
-        attached.as_secs_f64() * 1e6,
-        connected.as_secs_f64() * 1e6
+        "{{\"attach_us\":{},\"connected_us\":{},\"warm_attach_us\":{},\"warm_connected_us\":{},\"code\":0}}",
+        cold_attach.as_secs_f64() * 1e6,
+        cold_connected.as_secs_f64() * 1e6,
+        warm_attach.as_secs_f64() * 1e6,
+        warm_connected.as_secs_f64() * 1e6,
     );
     Ok(())
+}
+
+/// Attaches and connects; returns the time to Welcome and to `onConnected`.
+async fn attach_and_connect(socket: &Path, token: &Token) -> anyhow::Result<(Duration, Duration)> {
+    let start = Instant::now();
+    let client = Client::attach(options(socket.to_owned(), "bench-attach")).await?;
+    let attached = start.elapsed();
+    let call = client.connect(token.clone(), 10).await?;
+    let code = if call.code() == 0 {
+        call.connected().await.code
+    } else {
+        call.code()
+    };
+    let connected = start.elapsed();
+    if code != 0 {
+        bail!("onConnected({code})");
+    }
+    Ok((attached, connected))
 }
 
 async fn idle_clients(socket: PathBuf, count: usize) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use super::Context;
 use crate::EXIT_STATUS_HELP;
 use crate::failure::CliError;
 use rcim_client::{Callback, RcCode, Token};
+use serde::Serialize;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
@@ -36,6 +37,23 @@ pub struct Args {
         allow_negative_numbers = true
     )]
     pub timeout: i32,
+
+    /// Print one JSON object (schema_version 1) once connected instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` output, schema version 1, printed once connected.
+#[derive(Debug, Serialize)]
+pub struct ConnectJson {
+    /// Bumped when a key changes meaning or disappears; new keys may appear anytime.
+    pub schema_version: u32,
+    /// Always `connected` (a failure is an exit status and a line on stderr).
+    pub status: &'static str,
+    /// The connected user.
+    pub user_id: Option<String>,
+    /// The `onDatabaseOpened` code, if that callback came (0, or 33002).
+    pub database_opened: Option<i32>,
 }
 
 /// Reads the token, connects, and reports the callbacks until `onConnected`.
@@ -46,12 +64,40 @@ pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliEr
     let client = ctx.attach()?;
     let mut call = client.connect(token, args.timeout)?;
     CliError::check("connect", call.code())?;
+    let mut database_opened = None;
     while let Some(callback) = call.next_callback() {
-        render(&callback, out)?;
-        if let Callback::Connected { code, .. } = callback {
-            return CliError::check("connect", code);
+        if !args.json {
+            render(&callback, out)?;
+        }
+        match callback {
+            Callback::DatabaseOpened { code } => database_opened = Some(code),
+            Callback::Connected { code, user_id } => {
+                CliError::check("connect", code)?;
+                if args.json {
+                    render_json(user_id, database_opened, out)?;
+                }
+                return Ok(());
+            }
+            Callback::MessageSaved { .. } | Callback::MessageSent { .. } => {}
         }
     }
+    Ok(())
+}
+
+/// The `--json` object, on one line.
+pub fn render_json(
+    user_id: Option<String>,
+    database_opened: Option<i32>,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let json = ConnectJson {
+        schema_version: 1,
+        status: "connected",
+        user_id,
+        database_opened,
+    };
+    serde_json::to_writer(&mut *out, &json).map_err(std::io::Error::from)?;
+    writeln!(out)?;
     Ok(())
 }
 
@@ -146,6 +192,7 @@ mod tests {
             token_stdin,
             token_env: token_env.map(str::to_owned),
             timeout: 30,
+            json: false,
         }
     }
 
@@ -213,6 +260,18 @@ mod tests {
         assert!(
             text.contains("--token-stdin") && text.contains("--token-env"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn json_names_the_user() {
+        let mut out = Vec::new();
+        render_json(Some("alice".into()), Some(0), &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"schema_version": 1, "status": "connected",
+                "user_id": "alice", "database_opened": 0})
         );
     }
 

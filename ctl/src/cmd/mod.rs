@@ -2,11 +2,14 @@
 //! daemon, and separate render functions that only format what was fetched, so the
 //! output can be tested without a daemon.
 
+pub mod clients;
+pub mod completions;
 pub mod connect;
 pub mod conversations;
 pub mod disconnect;
 pub mod doctor;
 pub mod history;
+pub mod man;
 pub mod send;
 pub mod status;
 pub mod watch;

@@ -13,6 +13,7 @@ use rcim_client::blocking::TimedOut;
 use rcim_client::{
     ConversationKey, ConversationType, Message, OutgoingMessage, SendStep, Sent, TEXT_MESSAGE,
 };
+use serde::Serialize;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -28,12 +29,13 @@ Exit status:
   4  not confirmed within --timeout: the message waits in rcimd's outbox and is
      sent when rcimd (re)connects";
 
-/// Send a message (text by default) to a user, a group or a system conversation.
+/// Send a message (text by default) to a user or a group.
 ///
 /// The message is saved in rcimd's outbox first, then sent as soon as rcimd is
 /// connected; a message sent while offline is delivered after the next connect,
 /// even across a restart of rcimd. Prints `saved (local id N)`, then
-/// `sent (uid …, at …)` once the server confirms (times in UTC).
+/// `sent (uid …, at …)` once the server confirms (times in UTC). (System messages
+/// come from the server only: clients cannot send them.)
 #[derive(Debug, clap::Args)]
 #[command(
     after_long_help = SEND_EXIT_STATUS_HELP,
@@ -49,12 +51,8 @@ pub struct Args {
     pub text: Option<String>,
 
     /// --to is a group id
-    #[arg(long, conflicts_with = "system")]
-    pub group: bool,
-
-    /// Send into the system conversation with --to
     #[arg(long)]
-    pub system: bool,
+    pub group: bool,
 
     /// The object name of a message of another type, e.g. RC:ImgMsg (with --content)
     #[arg(long, value_name = "NAME", requires = "content")]
@@ -73,15 +71,32 @@ pub struct Args {
     /// the message stays queued and the exit status is 4
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+
+    /// Print one JSON object (schema_version 1) with the outcome instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` output, schema version 1: one object once the command is done.
+#[derive(Debug, Serialize)]
+pub struct SendJson {
+    /// Bumped when a key changes meaning or disappears; new keys may appear anytime.
+    pub schema_version: u32,
+    /// `sent` (the server has it) or `queued` (in rcimd's outbox, with --no-wait).
+    pub status: &'static str,
+    /// The message's local id in rcimd's database.
+    pub local_id: Option<i64>,
+    /// The server's id, once sent.
+    pub uid: Option<String>,
+    /// When the server accepted it (ms since the epoch), once sent.
+    pub sent_time_ms: Option<i64>,
 }
 
 impl Args {
-    /// The conversation `--to`, `--group` and `--system` name.
+    /// The conversation `--to` and `--group` name.
     pub fn conversation(&self) -> ConversationKey {
         let kind = if self.group {
             ConversationType::Group
-        } else if self.system {
-            ConversationType::System
         } else {
             ConversationType::Private
         };
@@ -149,17 +164,62 @@ pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliEr
         };
         match step {
             Some(SendStep::Saved(message)) => {
-                render_saved(&message, out)?;
                 if args.no_wait {
-                    return render_queued(out);
+                    return if args.json {
+                        render_json(&json_result("queued", &message), out)
+                    } else {
+                        render_saved(&message, out)?;
+                        render_queued(out)
+                    };
+                }
+                if !args.json {
+                    render_saved(&message, out)?;
                 }
                 saved = Some(message);
             }
-            Some(SendStep::Sent(sent)) => return finish(&sent, client.is_closed(), out),
+            Some(SendStep::Sent(sent)) => {
+                if args.json && sent.code == 0 {
+                    let message = sent.message.as_ref().or(saved.as_ref());
+                    return match message {
+                        Some(message) => render_json(&json_result("sent", message), out),
+                        None => render_json(
+                            &SendJson {
+                                schema_version: 1,
+                                status: "sent",
+                                local_id: None,
+                                uid: None,
+                                sent_time_ms: None,
+                            },
+                            out,
+                        ),
+                    };
+                }
+                // With --json only a failure is left, which writes nothing here.
+                return finish(&sent, client.is_closed(), out);
+            }
             // An accepted call always ends with Sent; nothing more to report.
             None => return Ok(()),
         }
     }
+}
+
+/// The `--json` object for a message that reached `status`.
+pub fn json_result(status: &'static str, message: &Message) -> SendJson {
+    let sent = status == "sent";
+    SendJson {
+        schema_version: 1,
+        status,
+        local_id: Some(message.id),
+        uid: message.uid.clone().filter(|_| sent),
+        sent_time_ms: (sent && message.sent_time_ms != 0).then_some(message.sent_time_ms),
+    }
+}
+
+/// One JSON object on one line.
+pub fn render_json(json: &SendJson, out: &mut impl Write) -> Result<(), CliError> {
+    serde_json::to_writer(&mut *out, json).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// The last step: success, the RC error, or the daemon gone.
@@ -235,11 +295,11 @@ mod tests {
             to: "bob".into(),
             text: Some("hello".into()),
             group: false,
-            system: false,
             object_name: None,
             content: None,
             no_wait: false,
             timeout: 30,
+            json: false,
         }
     }
 
@@ -264,12 +324,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(group.conversation, ConversationKey::group("team-1"));
-        let system = outgoing(&Args {
-            system: true,
-            ..args()
-        })
-        .unwrap();
-        assert_eq!(system.conversation.kind, ConversationType::System);
+    }
+
+    #[test]
+    fn json_results_name_the_outcome() {
+        let saved = message(17, Direction::Send, "hello");
+        let mut out = Vec::new();
+        render_json(&json_result("queued", &saved), &mut out).unwrap();
+        render_json(&json_result("sent", &saved), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let values: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                serde_json::json!({"schema_version": 1, "status": "queued", "local_id": 17,
+                    "uid": null, "sent_time_ms": null}),
+                serde_json::json!({"schema_version": 1, "status": "sent", "local_id": 17,
+                    "uid": "uid-17", "sent_time_ms": 1_764_259_501_000_i64}),
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use super::Context;
 use crate::EXIT_STATUS_HELP;
 use crate::failure::CliError;
+use crate::view;
 use rcim_client::{RcCode, StatusSnapshot};
 use serde::Serialize;
 use std::io::Write;
@@ -104,7 +105,11 @@ pub fn render_json(snapshot: &StatusSnapshot, out: &mut impl Write) -> Result<()
 pub fn render_human(s: &StatusSnapshot, out: &mut impl Write) -> Result<(), CliError> {
     let mut line = |label: &str, value: String| writeln!(out, "{:<12}{value}", format!("{label}:"));
     let link = &s.link;
-    let mut status = format!("{} ({})", link.status, link.status.code());
+    let mut status = format!(
+        "{} ({})",
+        view::paint(view::status_paint(link.status), link.status.name()),
+        link.status.code()
+    );
     if link.code != 0 {
         status.push_str(&format!(", because of error {}", link.code));
     }
@@ -218,7 +223,7 @@ mod tests {
     fn human_lines_are_aligned_and_complete() {
         let mut out = Vec::new();
         render_human(&snapshot(), &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = anstream::adapter::strip_str(&String::from_utf8(out).unwrap()).to_string();
         let expected = format!(
             "\
 status:     suspend (8), because of error 30011
@@ -243,7 +248,7 @@ retry:      attempt 3, next in 2.5 s
         s.last_error = None;
         let mut out = Vec::new();
         render_human(&s, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = anstream::adapter::strip_str(&String::from_utf8(out).unwrap()).to_string();
         assert!(text.contains("user:       -\n"), "{text}");
         assert!(text.contains("last error: none\n"), "{text}");
         assert!(!text.contains("retry"), "{text}");

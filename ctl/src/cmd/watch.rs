@@ -1,12 +1,14 @@
-//! `rcimctl watch [--json]`: every event rcimd sends, as it comes, until
-//! interrupted or until rcimd goes away (exit 3).
+//! `rcimctl watch [--since SEQ] [--json]`: every event rcimd sends, as it comes,
+//! until interrupted or until rcimd goes away (exit 3).
 //!
 //! The first line is the status at the moment of attaching (`status`), then one
 //! line per event: `status_changed`, `message_received`, `offline_sync_completed`,
 //! `lagged` when rcimd found this watcher too slow and replays what it missed, and
-//! `skipped` when the client library itself had to drop events. With `--json` each
-//! line is one JSON object ([`WatchJson`]) with `schema_version` and `event`;
-//! messages are [`MessageJson`].
+//! `skipped` when the watcher fell behind the client library's buffer (the library
+//! has the messages replayed too, so none is lost). With `--since SEQ` the stored
+//! messages after local id SEQ are replayed first, then live ones follow, with no
+//! gap and no repeat. With `--json` each line is one JSON object ([`WatchJson`])
+//! with `schema_version` and `event`; messages are [`MessageJson`].
 
 use super::Context;
 use crate::EXIT_STATUS_HELP;
@@ -19,11 +21,17 @@ use std::io::Write;
 /// Print every event from rcimd as it comes (status changes, messages received,
 /// the end of each offline sync) until interrupted.
 ///
-/// The first line is the status when watching starts. Exits with 3 when rcimd goes
-/// away. Times are UTC.
+/// The first line is the status when watching starts. With --since SEQ, the stored
+/// messages after local id SEQ come first (give the last id a previous watch
+/// printed to resume without a gap or a repeat), then live events. Exits with 3
+/// when rcimd goes away. Times are UTC.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXIT_STATUS_HELP)]
 pub struct Args {
+    /// Replay the stored messages after this local message id first (0: all)
+    #[arg(long, value_name = "SEQ", value_parser = clap::value_parser!(i64).range(0..))]
+    pub since: Option<i64>,
+
     /// One JSON object per line (schema_version 1) instead of text lines
     #[arg(long)]
     pub json: bool,
@@ -66,7 +74,8 @@ pub enum WatchEvent {
         /// The last message id rcimd had queued before the gap.
         resume_from: i64,
     },
-    /// This watcher fell behind the client library's buffer and skipped events.
+    /// This watcher fell behind the client library's buffer and skipped events;
+    /// the messages among them are replayed next.
     Skipped {
         /// How many.
         missed: u64,
@@ -110,13 +119,17 @@ pub enum Line {
 pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let client = ctx.attach()?;
     let events = client.events();
-    let mut me = client.welcome().status.link.user_id.clone();
+    let welcome = client.welcome();
+    let mut me = welcome.status.link.user_id.clone();
     render(
-        &Line::Initial(client.welcome().status.link.clone()),
+        &Line::Initial(welcome.status.link.clone()),
         args.json,
         me.as_deref(),
         out,
     )?;
+    if let Some(since) = args.since {
+        CliError::check("watch --since", client.subscribe(since)?)?;
+    }
     for item in events {
         if let Ok(Event::StatusChanged(state)) = &item
             && state.user_id.is_some()
@@ -175,7 +188,9 @@ fn to_json(line: &Line) -> WatchEvent {
 fn human(line: &Line, me: Option<&str>) -> String {
     match line {
         Line::Initial(link) => format!("status: {}", status(link)),
-        Line::Event(Ok(Event::StatusChanged(link))) => format!("status changed: {}", status(link)),
+        Line::Event(Ok(Event::StatusChanged(link))) => {
+            format!("status changed: {}", status(link))
+        }
         Line::Event(Ok(Event::MessageReceived {
             message,
             left,
@@ -194,15 +209,15 @@ fn human(line: &Line, me: Option<&str>) -> String {
             "lagged: this watcher fell behind; rcimd replays the messages after id {resume_from}"
         ),
         Line::Event(Err(Lagged { missed })) => format!(
-            "skipped: this watcher fell behind and skipped {missed} events \
-             (see `rcimctl history` / `rcimctl status`)"
+            "skipped: this watcher fell behind and skipped {missed} events; \
+             the messages among them are replayed next"
         ),
     }
 }
 
-/// `connected as alice`, `suspend (error 30011: …)`.
+/// `connected as alice`, `suspend (error 30011: …)`, the status coloured.
 fn status(link: &LinkState) -> String {
-    let mut text = link.status.name().to_owned();
+    let mut text = view::paint(view::status_paint(link.status), link.status.name());
     if let Some(user) = &link.user_id {
         text.push_str(&format!(" as {}", view::one_line(user)));
     }
@@ -267,12 +282,17 @@ mod tests {
              message: 2025-11-27 16:05:01  bob → alice: hello  [offline, 2 left in package, more to come]\n\
              message: 2025-11-27 16:05:01  bob → alice: live\n\
              offline sync completed\n\
-             skipped: this watcher fell behind and skipped 45 events (see `rcimctl history` / `rcimctl status`)\n\
+             skipped: this watcher fell behind and skipped 45 events; the messages among them are replayed next\n\
              lagged: this watcher fell behind; rcimd replays the messages after id 5\n\
              status changed: suspend (error 30011: {})\n",
             RcCode(30011).meaning()
         );
-        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\u{1b}["),
+            "statuses are coloured for a terminal"
+        );
+        assert_eq!(anstream::adapter::strip_str(&text).to_string(), expected);
     }
 
     #[test]
@@ -282,6 +302,7 @@ mod tests {
             render(&line, true, None, &mut out).unwrap();
         }
         let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\u{1b}'), "no escape codes in JSON");
         let values: Vec<serde_json::Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())

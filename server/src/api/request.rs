@@ -87,9 +87,7 @@ pub fn check_request(
         "/message/private/publish.json" | "/message/system/publish.json" => {
             parse_form::<message::PublishToUsersForm>(body).map(drop)
         }
-        "/message/group/publish.json" => {
-            parse_form::<message::PublishToGroupsForm>(body).map(drop)
-        }
+        "/message/group/publish.json" => parse_form::<message::PublishToGroupsForm>(body).map(drop),
         "/rcim/inbox/query.json" => parse_form::<message::InboxForm>(body).map(drop),
         "/rcim/message/sent.json" => parse_form::<message::SentForm>(body).map(drop),
         "/rcim/message/bulk.json" => parse_form::<message::BulkForm>(body).map(drop),
@@ -133,10 +131,20 @@ mod tests {
     fn the_same_checks_as_the_router() {
         let guard = ReplayGuard::new();
         assert_eq!(
-            run("/user/getToken.json", "a", b"userId=alice&name=Alice", &guard),
+            run(
+                "/user/getToken.json",
+                "a",
+                b"userId=alice&name=Alice",
+                &guard
+            ),
             Ok(())
         );
-        let replay = run("/user/getToken.json", "a", b"userId=alice&name=Alice", &guard);
+        let replay = run(
+            "/user/getToken.json",
+            "a",
+            b"userId=alice&name=Alice",
+            &guard,
+        );
         assert_eq!(replay.map_err(|r| (r.status, r.code)), Err((401, 1004)));
         let big = vec![b'x'; MAX_BODY + 1];
         let too_large = run("/stats.json", "c", &big, &guard);

@@ -96,14 +96,12 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let window = REPLAY_WINDOW_MS / 1000;
         match self {
-            Refusal::UnknownAppKey => {
-                f.write_str("unknown App-Key: AppKey/Secret mismatch")
-            }
+            Refusal::UnknownAppKey => f.write_str("unknown App-Key: AppKey/Secret mismatch"),
             Refusal::Missing(header) => write!(f, "missing {header} header"),
             Refusal::BadSignature => f.write_str("signature mismatch"),
-            Refusal::BadTimestamp => f.write_str(
-                "Timestamp is not a Unix time in seconds or milliseconds",
-            ),
+            Refusal::BadTimestamp => {
+                f.write_str("Timestamp is not a Unix time in seconds or milliseconds")
+            }
             Refusal::Stale { skew_s } => write!(
                 f,
                 "Timestamp is {skew_s} s away from the server's clock (at most {window} s \
@@ -363,10 +361,16 @@ mod tests {
     #[test]
     fn codes_follow_rc() {
         assert_eq!(
-            (Refusal::UnknownAppKey.http_status(), Refusal::UnknownAppKey.code()),
+            (
+                Refusal::UnknownAppKey.http_status(),
+                Refusal::UnknownAppKey.code()
+            ),
             (401, 1001)
         );
-        assert_eq!((Refusal::Replayed.http_status(), Refusal::Replayed.code()), (401, 1004));
+        assert_eq!(
+            (Refusal::Replayed.http_status(), Refusal::Replayed.code()),
+            (401, 1004)
+        );
         assert_eq!(
             (
                 Refusal::TooManyRequests.http_status(),
@@ -385,7 +389,10 @@ mod tests {
         assert_eq!(check_now(&request, &guard), Err(Refusal::Replayed));
         // The same nonce with another timestamp is still a replay.
         let later = (NOW_S + 1).to_string();
-        assert_eq!(check_now(&signed("once", &later), &guard), Err(Refusal::Replayed));
+        assert_eq!(
+            check_now(&signed("once", &later), &guard),
+            Err(Refusal::Replayed)
+        );
         // Past the window the request is refused for its timestamp, and the nonce is
         // forgotten (the set does not grow for ever).
         let past = NOW_MS + REPLAY_WINDOW_MS + 1;
@@ -394,7 +401,10 @@ mod tests {
             Err(Refusal::Stale { .. })
         ));
         let fresh = (past / 1000).to_string();
-        assert_eq!(check(&signed("other", &fresh), "key", "secret", &guard, past), Ok(()));
+        assert_eq!(
+            check(&signed("other", &fresh), "key", "secret", &guard, past),
+            Ok(())
+        );
         assert_eq!(guard.len(), 1, "the stale nonce was forgotten");
     }
 
@@ -421,7 +431,10 @@ mod tests {
         let stale = check_now(&signed("hour", &(NOW_S - 3600).to_string()), &guard);
         assert_eq!(stale, Err(Refusal::Stale { skew_s: -3600 }));
         let message = stale.unwrap_err().to_string();
-        assert!(message.contains("3600 s") && message.contains("300 s"), "{message}");
+        assert!(
+            message.contains("3600 s") && message.contains("300 s"),
+            "{message}"
+        );
     }
 
     #[test]
