@@ -271,9 +271,11 @@ pub fn markdown(r: &Results) -> String {
         );
         let _ = writeln!(
             md,
-            "| VmRSS after {} s idle | {:.2} MiB |",
+            "| VmRSS after {} s idle | {:.2} MiB (anonymous {:.2} MiB, file-backed {:.2} MiB) |",
             i.window_s,
-            i.rss_idle_kib as f64 / 1024.0
+            i.rss_idle_kib as f64 / 1024.0,
+            i.rss_anon_kib as f64 / 1024.0,
+            i.rss_file_kib as f64 / 1024.0
         );
         let _ = writeln!(
             md,

@@ -176,6 +176,10 @@ pub struct IdleResult {
     pub rss_connected_kib: u64,
     /// VmRSS at the end of the idle window, KiB.
     pub rss_idle_kib: u64,
+    /// Of which anonymous memory (heap, stacks), KiB.
+    pub rss_anon_kib: u64,
+    /// Of which file-backed pages (the binary's code and data), KiB.
+    pub rss_file_kib: u64,
     /// Clients attached for the per-client figure.
     pub clients: usize,
     /// VmRSS with them attached, KiB.
@@ -244,6 +248,11 @@ fn scratch(root: &Path, name: &str) -> anyhow::Result<tempfile::TempDir> {
         .tempdir_in(root)?)
 }
 
+/// At most this many messages per saturated rcimd run: at N=1 its commit path,
+/// not the fan-out, sets the pace, and more messages would only make the run
+/// longer.
+const RCIMD_MAX_MESSAGES: u64 = 300_000;
+
 fn count_for(deliveries: u64, n: usize) -> u64 {
     (deliveries / n as u64).max(2_000)
 }
@@ -279,7 +288,7 @@ pub async fn fanout(
                 bins,
                 dir.path(),
                 n,
-                count_for(plan.rcimd_deliveries, n),
+                count_for(plan.rcimd_deliveries, n).min(RCIMD_MAX_MESSAGES),
                 Pace::Saturated,
                 plan.window,
             )
@@ -535,6 +544,8 @@ pub async fn idle(
     daemon.proc.alive()?;
     let (stat1, sched1) = (procs::cpu_stat_ms(pid)?, procs::cpu_sched_ms(pid)?);
     let rss_idle_kib = procs::rss_kib(pid)?;
+    let rss_anon_kib = procs::status_kib(pid, "RssAnon")?;
+    let rss_file_kib = procs::status_kib(pid, "RssFile")?;
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))?.count() as u64;
     eprintln!(
         "idle: attaching {} idle clients from one process…",
@@ -563,6 +574,8 @@ pub async fn idle(
         window_s: plan.idle_secs,
         rss_connected_kib,
         rss_idle_kib,
+        rss_anon_kib,
+        rss_file_kib,
         clients: plan.idle_clients,
         rss_with_clients_kib,
         per_client_kib: rss_with_clients_kib.saturating_sub(rss_idle_kib) as f64

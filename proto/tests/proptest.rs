@@ -532,6 +532,9 @@ fn a_token_that_looks_redacted_is_still_redacted() {
         MAX_IPC_FRAME,
     )
     .expect("encode");
-    let shown = format!("{:?}", decode_body::<ClientMsg>(&frame[4..]).expect("decode"));
+    let shown = format!(
+        "{:?}",
+        decode_body::<ClientMsg>(&frame[4..]).expect("decode")
+    );
     assert!(shown.contains("Token(<redacted, 21 bytes>)"), "{shown}");
 }

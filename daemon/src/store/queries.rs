@@ -86,7 +86,9 @@ fn touch_conversation(
     time: i64,
     unread: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    // Cached: this runs once per stored message, and re-parsing it cost about a
+    // third of the insert path (bench: perf record during sync).
+    conn.prepare_cached(
         "INSERT INTO conversations (conv_type, target_id, last_message_id, unread_count, operation_time)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (conv_type, target_id) DO UPDATE SET
@@ -94,8 +96,8 @@ fn touch_conversation(
                                    THEN excluded.last_message_id ELSE last_message_id END,
             operation_time = MAX(operation_time, excluded.operation_time),
             unread_count = unread_count + excluded.unread_count",
-        params![key.kind.code(), key.target_id, id, unread, time],
-    )?;
+    )?
+    .execute(params![key.kind.code(), key.target_id, id, unread, time])?;
     Ok(())
 }
 

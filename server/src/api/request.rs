@@ -149,7 +149,7 @@ mod tests {
         let big = vec![b'x'; MAX_BODY + 1];
         let too_large = run("/stats.json", "c", &big, &guard);
         assert_eq!(too_large.map_err(|r| (r.status, r.code)), Err((413, 1508)));
-        let bad_form = run("/user/block.json", "d", b"userId=a&userId=b", &guard);
+        let bad_form = run("/user/checkOnline.json", "d", b"userId=a&userId=b", &guard);
         assert_eq!(bad_form.map_err(|r| (r.status, r.code)), Err((400, 1002)));
         let nowhere = run("/nope.json", "e", b"", &guard);
         assert_eq!(nowhere.map_err(|r| (r.status, r.code)), Err((404, 404)));
