@@ -320,7 +320,7 @@ impl Hub {
                 let step = match self.clients.get_mut(&id) {
                     Some(slot) if reached >= self.last_message => {
                         slot.mode = Mode::Live;
-                        slot.cursor = reached;
+                        slot.cursor = reached.max(slot.cursor);
                         ReplayStep::Live
                     }
                     Some(_) => ReplayStep::UpTo(self.last_message),
@@ -363,6 +363,11 @@ impl Hub {
         };
         self.clients.retain(|_, slot| {
             if slot.mode != Mode::Live {
+                return true;
+            }
+            // A replay may have read a message from the database before the link
+            // published it; never send it twice.
+            if seq.is_some_and(|seq| seq <= slot.cursor) {
                 return true;
             }
             match slot.outbound.try_send(bytes.clone()) {

@@ -186,46 +186,47 @@ impl Session {
     /// Replays every received message after `since` from the database, then lets
     /// the hub turn the client live (see the hub's docs for why the seam is exact),
     /// then sends the current status.
+    ///
+    /// The database is read until it has nothing newer *before* the hub is asked:
+    /// the hub only knows what this rcimd process published, while the database
+    /// also holds what an earlier process stored.
     async fn replay(&mut self, since: i64) -> bool {
         let mut reached = since;
         loop {
-            let upto = match self.ctx.hub.replay_step(self.info.id, reached).await {
-                ReplayStep::Live => break,
-                ReplayStep::UpTo(upto) => upto,
-            };
-            let Some(store) = self.ctx.link.store() else {
-                // No database: nothing was stored, so nothing was missed.
-                reached = upto;
-                continue;
-            };
-            while reached < upto {
-                let from = reached;
-                let page = store
-                    .call(move |conn| queries::messages_after(conn, from, REPLAY_PAGE))
-                    .await;
-                let page = match page {
-                    Ok(page) => page,
-                    Err(e) => {
-                        tracing::error!("{}: replay failed: {e}", self.info);
-                        return false;
-                    }
-                };
-                let Some(last) = page.last().map(|m| m.id) else {
-                    reached = upto;
-                    break;
-                };
-                for message in page.into_iter().take_while(|m| m.id <= upto) {
-                    let event = Event::MessageReceived {
-                        message,
-                        left: 0,
-                        offline: false,
-                        has_package: false,
+            if let Some(store) = self.ctx.link.store() {
+                loop {
+                    let from = reached;
+                    let page = store
+                        .call(move |conn| queries::messages_after(conn, from, REPLAY_PAGE))
+                        .await;
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(e) => {
+                            tracing::error!("{}: replay failed: {e}", self.info);
+                            return false;
+                        }
                     };
-                    if !self.send(&DaemonFrame::Event(event)).await {
-                        return false;
+                    let Some(last) = page.last().map(|m| m.id) else {
+                        break;
+                    };
+                    for message in page {
+                        let event = Event::MessageReceived {
+                            message,
+                            left: 0,
+                            offline: false,
+                            has_package: false,
+                        };
+                        if !self.send(&DaemonFrame::Event(event)).await {
+                            return false;
+                        }
                     }
+                    reached = last;
                 }
-                reached = last.min(upto);
+            }
+            match self.ctx.hub.replay_step(self.info.id, reached).await {
+                ReplayStep::Live => break,
+                // Published after the last read: read the database again.
+                ReplayStep::UpTo(_) => {}
             }
         }
         let status = Event::StatusChanged(self.ctx.link.report().state);

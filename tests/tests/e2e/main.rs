@@ -8,6 +8,7 @@ mod engine;
 mod hub;
 mod messaging;
 mod service;
+mod tls;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");
