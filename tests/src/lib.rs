@@ -387,6 +387,20 @@ impl TestDaemon {
         ctl(&self.socket, args, None)
     }
 
+    /// `rcimctl connect --token-stdin` with a 20 s limit; panics unless it connects.
+    pub fn connect(&self, token: &str) {
+        let out = ctl(
+            &self.socket,
+            &["connect", "--token-stdin", "--timeout", "20"],
+            Some(token),
+        );
+        assert!(
+            out.status.success(),
+            "connect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `rcimctl status --json`, parsed.
     pub fn status(&self) -> Value {
         let out = self.ctl(&["status", "--json"]);

@@ -2,25 +2,12 @@
 //! client killed mid-stream, a daemon killed mid-stream, another uid.
 
 use crate::CLIENT;
-use rcim_tests::{InProcessServer, TestDaemon, bin, ctl, eventually};
+use rcim_tests::{InProcessServer, TestDaemon, bin, eventually};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn connect(daemon: &TestDaemon, token: &str) {
-    let out = ctl(
-        &daemon.socket,
-        &["connect", "--token-stdin", "--timeout", "20"],
-        Some(token),
-    );
-    assert!(
-        out.status.success(),
-        "connect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A receiver process and its stdout, read line by line.
 struct Receiver {
@@ -110,7 +97,7 @@ fn fifty_clients_get_every_message_in_order_exactly_once() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
     let receivers: Vec<_> = (0..CLIENTS)
         .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
         .collect();
@@ -150,7 +137,7 @@ fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let daemon = TestDaemon::start(&server.url(), &["--client-stall-timeout", "2"]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
 
     // A client that says Hello and then never reads a byte.
     let mut stuck = std::os::unix::net::UnixStream::connect(&daemon.socket).expect("connect");
@@ -213,7 +200,7 @@ fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
     let mut first = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -263,7 +250,7 @@ fn after_rcimd_is_killed_a_client_resumes_from_its_last_seq() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let mut daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
     let mut receiver = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -291,7 +278,7 @@ fn after_rcimd_is_killed_a_client_resumes_from_its_last_seq() {
         }
         let _ = receiver.child.wait();
         daemon.restart(&server.url(), &[]);
-        connect(&daemon, &token);
+        daemon.connect(&token);
         let last = *seen.last().expect("ids");
         let rest = Receiver::start(
             &daemon.socket,

@@ -5,23 +5,9 @@
 use crate::CLIENT;
 use rcim_proto::message::ConversationKey;
 use rcim_tests::{
-    InProcessServer, Rng, Seen, TestDaemon, client_output, ctl, eventually, spawn_client,
-    stored_uids,
+    InProcessServer, Rng, Seen, TestDaemon, client_output, eventually, spawn_client, stored_uids,
 };
 use std::time::Duration;
-
-fn connect(daemon: &TestDaemon, token: &str) {
-    let out = ctl(
-        &daemon.socket,
-        &["connect", "--token-stdin", "--timeout", "20"],
-        Some(token),
-    );
-    assert!(
-        out.status.success(),
-        "connect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn server_uids(server: &InProcessServer, user: &str) -> Vec<String> {
     server
@@ -52,7 +38,7 @@ fn kill_9_during_a_20000_message_stream_loses_and_duplicates_nothing() {
     let mut server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let mut daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
 
     let mut kills = 0;
     let mut restarts = 0;
@@ -88,7 +74,7 @@ fn kill_9_during_a_20000_message_stream_loses_and_duplicates_nothing() {
             restarts += 1;
             server.restart();
         }
-        connect(&daemon, &token);
+        daemon.connect(&token);
     }
     let total = usize::try_from(ROUNDS * PER_ROUND).expect("fits");
     wait_stored(&daemon, "alice", total, Duration::from_secs(120));
@@ -112,7 +98,7 @@ fn kill_9_with_1000_messages_in_the_outbox_delivers_each_once() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let mut daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
 
     // 1,000 sends from a real client; each is in the outbox when its code comes back.
     let socket = daemon.socket.clone();
@@ -140,7 +126,7 @@ fn kill_9_with_1000_messages_in_the_outbox_delivers_each_once() {
     });
     daemon.proc.kill9();
     daemon.restart(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
 
     let delivered = eventually(Duration::from_secs(60), || {
         server
