@@ -37,7 +37,7 @@
 //! later.
 
 use crate::error::ClientError;
-use crate::events::{Events, Item, ItemKind};
+use crate::events::{Events, Item};
 use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY};
 use crate::sequence::{Class, Pending, Sequencer};
 use interprocess::local_socket::tokio::{Stream as LocalStream, prelude::*};
@@ -65,8 +65,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// How many events a slow [`Events`] stream may fall behind before it skips some
-/// (is told so with [`Lagged`](crate::Lagged), and has the messages replayed).
-pub(crate) const EVENT_BACKLOG: usize = 256;
+/// (is told so with [`Lagged`](crate::Lagged), and pages the skipped messages from
+/// the daemon's database). As many as the daemon queues for one client.
+pub(crate) const EVENT_BACKLOG: usize = 1024;
 
 /// Frames queued for the writer task before `request` waits for room.
 const WRITE_QUEUE: usize = 64;
@@ -249,12 +250,10 @@ pub(crate) struct Routes {
     next_id: AtomicU64,
     /// How many app subscribes were registered (`explicit_log.len()`), lock-free.
     explicit_registered: AtomicU64,
-    /// Event stream numbers.
-    next_stream: AtomicU64,
     /// Successful re-attaches.
     reattaches: AtomicU64,
-    /// The library's own requests (a stream's `Subscribe` after a local lag, the
-    /// re-attach `Subscribe`): unbounded, so they are queued at once, under the lock.
+    /// The library's own requests (a lagged stream's `MessagesAfter`, the re-attach
+    /// `Subscribe`): unbounded, so they are queued at once, under the lock.
     control: mpsc::UnboundedSender<Outgoing>,
 }
 
@@ -278,6 +277,8 @@ struct RouteTable {
     observer: Option<EventObserver>,
     /// Which messages to pass on.
     seq: Sequencer,
+    /// Items broadcast so far (the number of the last one).
+    broadcasts: u64,
 }
 
 /// A function the reader calls with every event, before the [`Events`] streams get
@@ -451,9 +452,6 @@ impl Routes {
                     Reply::Code(code) => table.seq.answered(id, *code),
                     _ => None,
                 };
-                if let Some(since) = subscribed {
-                    table.broadcast(ItemKind::Resumed { since });
-                }
                 match table.replies.remove(&id) {
                     // The caller may have given up waiting; that is fine.
                     Some(tx) => drop(tx.send(reply)),
@@ -547,15 +545,11 @@ impl Routes {
         subscribe
     }
 
-    /// A new event stream: its number, its starting position and the app subscribes
-    /// it counts as applied.
-    pub(crate) fn stream_start(&self) -> (u64, Option<i64>, u64) {
+    /// A new event stream: its starting position and the app subscribes it counts
+    /// as applied.
+    pub(crate) fn stream_start(&self) -> (Option<i64>, u64) {
         let table = self.lock();
-        (
-            self.next_stream.fetch_add(1, Ordering::Relaxed),
-            table.seq.last,
-            table.seq.explicit_log.len() as u64,
-        )
+        (table.seq.last, table.seq.explicit_log.len() as u64)
     }
 
     /// The `since_seq` of the app subscribes with ordinals in `(from, to]`.
@@ -584,38 +578,57 @@ impl Routes {
         self.lock().seq.first
     }
 
-    /// Stream `stream` lagged at `floor`: has the daemon replay from there (now, or
-    /// from the re-attach when there is no connection).
-    pub(crate) fn resubscribe(&self, stream: u64, floor: i64) {
-        let mut table = self.lock();
-        if table.ended {
-            return;
-        }
-        table.seq.floors.insert(stream, floor);
-        if !table.open {
-            return;
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(bytes) = encode_request(id, Op::Subscribe { since_seq: floor }) {
-            table.seq.pending.insert(
-                id,
-                Pending {
-                    since: floor,
-                    explicit: None,
-                },
-            );
-            tracing::debug!(stream, floor, "an event stream lagged; asking for a replay");
-            let _ = self.control.send(Outgoing {
-                generation: table.generation,
-                bytes,
-            });
-        }
+    /// How many app subscribes have been answered.
+    pub(crate) fn explicit_answered(&self) -> u64 {
+        self.lock().seq.explicit_answered
     }
 
-    /// Stream `stream` caught up (or is gone): forget its floor.
-    pub(crate) fn resynced(&self, stream: u64) {
-        self.lock().seq.floors.remove(&stream);
+    /// The daemon's connection status as last reported, and the number of the last
+    /// item broadcast: every status event up to that number is older than it.
+    pub(crate) fn link_state(&self) -> (LinkState, u64) {
+        let table = self.lock();
+        (self.link.borrow().clone(), table.broadcasts)
     }
+
+    /// Asks the daemon for up to `limit` stored messages after `since` (for a
+    /// stream that lagged), on the library's own queue.
+    pub(crate) fn messages_after(&self, since: i64, limit: u32) -> Pull {
+        let mut table = self.lock();
+        if table.ended {
+            return Pull::Ended;
+        }
+        if !table.open {
+            return Pull::Detached;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(bytes) = encode_request(
+            id,
+            Op::MessagesAfter {
+                since_seq: since,
+                limit,
+            },
+        ) else {
+            return Pull::Ended;
+        };
+        let (tx, rx) = oneshot::channel();
+        table.replies.insert(id, tx);
+        let _ = self.control.send(Outgoing {
+            generation: table.generation,
+            bytes,
+        });
+        Pull::Sent(rx)
+    }
+}
+
+/// What [`Routes::messages_after`] did.
+#[derive(Debug)]
+pub(crate) enum Pull {
+    /// Sent; the answer comes on this channel (dropped if the connection goes).
+    Sent(oneshot::Receiver<Reply>),
+    /// No daemon connection now; a re-attach may bring one.
+    Detached,
+    /// The session is over.
+    Ended,
 }
 
 impl RouteTable {
@@ -636,15 +649,17 @@ impl RouteTable {
         if to_observer && let Some(EventObserver(observe)) = &mut self.observer {
             observe(&event);
         }
-        self.broadcast(ItemKind::Event(event));
+        self.broadcast(event);
     }
 
-    fn broadcast(&self, kind: ItemKind) {
+    fn broadcast(&mut self, event: Event) {
         if let Some(tx) = &self.events {
+            self.broadcasts += 1;
             // No subscriber is not an error; a lagging one skips, never blocks.
             let _ = tx.send(Item {
+                number: self.broadcasts,
                 explicit: self.seq.explicit_answered,
-                kind,
+                event,
             });
         }
     }
@@ -766,11 +781,11 @@ impl Client {
                 callbacks: HashMap::new(),
                 events: Some(events),
                 seq: Sequencer::default(),
+                broadcasts: 0,
             }),
             link: watch::Sender::new(welcome.status.link.clone()),
             next_id: AtomicU64::new(1),
             explicit_registered: AtomicU64::new(0),
-            next_stream: AtomicU64::new(1),
             reattaches: AtomicU64::new(0),
             control,
         });
@@ -1250,11 +1265,12 @@ impl Client {
     ///
     /// Every stream gets every message exactly once and in order of `message.id`:
     /// messages repeated by a replay are dropped. Each stream has its own buffer of
-    /// 256 events; one that falls further behind skips the oldest, yields
-    /// `Err(`[`Lagged`](crate::Lagged)`)` saying how many, and then has the daemon
-    /// replay the messages it skipped, so it still gets all of them (status changes
-    /// are not replayed; the daemon sends the current status after the replay). A
-    /// slow stream never stalls the reader or the other streams.
+    /// 1,024 events; one that falls further behind skips them, yields
+    /// `Err(`[`Lagged`](crate::Lagged)`)` saying how many, and then pages the
+    /// messages it skipped from the daemon's database at the pace it is read, so it
+    /// still gets all of them (status changes are not stored; the stream yields the
+    /// current status once it has caught up). A slow stream never stalls the reader,
+    /// the answers to requests, or the other streams.
     ///
     /// The stream ends when the session does: when the daemon goes away, or, with
     /// [`ClientOptions::reattach`], when re-attaching gives up. While re-attaching it

@@ -336,7 +336,7 @@ impl EventFeed {
                     shared.dispatch(move || f(message, left, offline, has_package));
                 }
             }
-            // The daemon catches a lagging client up by itself (protocol 4); the
+            // The daemon catches a lagging client up by itself; the
             // reader drops what the replay repeats, so the listener never hears of
             // it.
             Event::Lagged { .. } => {}

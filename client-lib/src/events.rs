@@ -2,63 +2,80 @@
 //!
 //! The reader task puts every event it passes on into one bounded broadcast
 //! buffer ([`EVENT_BACKLOG`](crate::client) items per stream), so a slow stream never
-//! slows the reader or the other streams. Each stream keeps its own *position*: the
-//! id of the last message it yielded. It never yields a message at or below its
-//! position, so a replay overlapping what it already has is invisible.
+//! slows the reader, the other streams, or the answers to requests. Each stream
+//! keeps its own *position*: the id of the last message it yielded. It never yields
+//! a message at or below its position, so a replay overlapping what it already has
+//! is invisible.
 //!
 //! When a stream falls so far behind that the buffer overwrote events it had not
-//! read, it yields `Err(`[`Lagged`]`)` (the app should know) and then **recovers the
-//! messages**: it records its position as a *floor* and has the client send
-//! `Subscribe { since_seq: position }` to the daemon, which replays every stored
-//! message after it from its database. Until the answer to a `Subscribe` from at or
-//! below its floor comes by (a [`ItemKind::Resumed`] marker, in order with the
-//! events), the stream drops the messages left in the buffer (they come again in
-//! the replay); after it, it yields the replay and then live messages, each once, in
-//! order. Status changes are not replayed, but the daemon sends the current status
-//! after every replay. The other streams see the replay too and skip it (they have
-//! those messages); the reader only repeats messages that some replay window covers.
+//! read, it yields `Err(`[`Lagged`]`)` (the app should know) and then **pages the
+//! messages it skipped from the daemon's database** with `MessagesAfter` requests,
+//! one page ahead of what it yields, at the pace the app reads it: a stream that is
+//! slow for good reads pages of stored messages instead of lagging again and again.
+//! On the lag the stream empties its buffer (keeping the few events the database
+//! cannot give again, such as `OfflineSyncCompleted`), so the buffer then takes only
+//! newer events. When a page comes back empty the stream has every stored message;
+//! it yields the current connection status (status changes are not stored), the
+//! events it kept, and reads its buffer again, where everything newer than the
+//! pages is (the daemon stores a message before it publishes it, and the buffer
+//! took events all along; if it overflowed again meanwhile, the stream lags and
+//! pages again). Status events in the buffer older than the status it yielded are
+//! skipped.
 //!
 //! An app's own [`Client::subscribe`](crate::Client::subscribe) moves every stream
 //! that is behind its `since_seq` to it: such a stream drops the messages still in
 //! its buffer that the replay will bring again, so it yields them once, in order.
 
-use crate::client::Routes;
+use crate::client::{Pull, Routes};
 use futures_util::Stream;
-use rcim_proto::ipc::Event;
+use rcim_proto::ipc::{Event, Reply};
+use rcim_proto::message::Message;
+use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::broadcast;
+
+/// Messages per `MessagesAfter` page while a stream catches up.
+const PAGE: u32 = 500;
+
+/// The longest wait between two tries of a page that failed (no daemon connection
+/// while the client re-attaches, or a database error).
+const RETRY_CAP: Duration = Duration::from_secs(1);
 
 /// What the reader broadcasts to every [`Events`] stream.
 #[derive(Clone, Debug)]
 pub(crate) struct Item {
+    /// Its number: items are numbered from 1 in the order they were broadcast.
+    pub(crate) number: u64,
     /// How many app subscribes had been answered when this was sent.
     pub(crate) explicit: u64,
-    /// The event, or a marker.
-    pub(crate) kind: ItemKind,
+    /// The event.
+    pub(crate) event: Event,
 }
 
-/// An event, or the start of a replay.
-#[derive(Clone, Debug)]
-pub(crate) enum ItemKind {
-    /// An event from the daemon (or synthesized by the library on a re-attach).
-    Event(Event),
-    /// A `Subscribe` was answered: every message above `since` follows, replay
-    /// first (`i64::MAX`: refused, nothing follows).
-    Resumed {
-        /// The `since_seq` of that `Subscribe`.
-        since: i64,
-    },
+/// What the buffer holds for a stream that fell behind.
+struct Skipped {
+    /// How many items were overwritten.
+    missed: u64,
+    /// The events still in the buffer that the stream yields after catching up
+    /// (`OfflineSyncCompleted`, the daemon's `Lagged`). Messages come from the
+    /// database and the current status replaces older ones, so both are dropped.
+    kept: Vec<Event>,
 }
 
-type Inner = Pin<Box<dyn Stream<Item = Result<Item, u64>> + Send>>;
+type Inner = Pin<Box<dyn Stream<Item = Result<Item, Skipped>> + Send>>;
+
+/// A page of stored messages on its way; `None` when the session ended.
+type PageFuture = Pin<Box<dyn Future<Output = Option<Vec<Message>>> + Send>>;
 
 /// The stream returned by [`Client::events`](crate::Client::events): the daemon's
 /// events from the moment it was made, `Err(`[`Lagged`]`)` when it fell behind.
 ///
 /// Messages are never lost, repeated or reordered, even after a [`Lagged`] (the
-/// stream has the daemon replay what it skipped) or a re-attach: each
+/// stream pages what it skipped from the daemon's database) or a re-attach: each
 /// `MessageReceived` has a larger `message.id` than the one before it.
 /// [`Events::last_message_id`] is the stream's position.
 ///
@@ -72,7 +89,7 @@ type Inner = Pin<Box<dyn Stream<Item = Result<Item, u64>> + Send>>;
 ///     match item {
 ///         Ok(Event::MessageReceived { message, .. }) => println!("message {}", message.id),
 ///         Ok(other) => println!("{other:?}"),
-///         Err(lagged) => println!("{lagged}; the messages are replayed"),
+///         Err(lagged) => println!("{lagged}; the messages follow from the database"),
 ///     }
 /// }
 /// # Ok(()) }
@@ -81,14 +98,43 @@ pub struct Events {
     inner: Inner,
     /// `None` for a stream that ended before it began.
     routes: Option<Arc<Routes>>,
-    /// This stream's number, for its floor.
-    id: u64,
     /// The last message id yielded, or skipped to by a subscribe.
     position: Option<i64>,
     /// App subscribes this stream has applied (ordinals up to this).
     explicit_seen: u64,
-    /// After a lag: the floor a replay must start at or below.
-    resync: Option<i64>,
+    /// Catching up after a lag: pages the stream has and the one on its way.
+    catch_up: Option<CatchUp>,
+    /// Status events up to this item number are older than a status the stream
+    /// yielded when it caught up: it skips them.
+    stale_status: u64,
+    /// Events to yield before reading the buffer again.
+    pending: VecDeque<Event>,
+}
+
+/// Empties the buffer of a stream that fell behind, so that it takes only newer
+/// events while it pages: keeps the events the database cannot give again.
+fn drain(rx: &mut broadcast::Receiver<Item>) -> Vec<Event> {
+    let mut kept = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(Item { event, .. }) => match event {
+                Event::MessageReceived { .. } | Event::StatusChanged(_) => {}
+                Event::OfflineSyncCompleted | Event::Lagged { .. } => kept.push(event),
+            },
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return kept,
+        }
+    }
+}
+
+/// A lagged stream's paging state.
+struct CatchUp {
+    /// Messages of the last page, not yet yielded.
+    page: VecDeque<Message>,
+    /// The next page, when asked for; `None` once a page came back empty.
+    next: Option<PageFuture>,
+    /// Events to yield once caught up, after the current status.
+    kept: Vec<Event>,
 }
 
 impl Events {
@@ -99,27 +145,32 @@ impl Events {
             return Self {
                 inner: Box::pin(futures_util::stream::empty()),
                 routes: None,
-                id: 0,
                 position: None,
                 explicit_seen: 0,
-                resync: None,
+                catch_up: None,
+                stale_status: 0,
+                pending: VecDeque::new(),
             };
         };
-        let (id, position, explicit_seen) = routes.stream_start();
+        let (position, explicit_seen) = routes.stream_start();
         let inner = futures_util::stream::unfold(rx, |mut rx| async move {
             match rx.recv().await {
                 Ok(item) => Some((Ok(item), rx)),
-                Err(broadcast::error::RecvError::Lagged(missed)) => Some((Err(missed), rx)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let kept = drain(&mut rx);
+                    Some((Err(Skipped { missed, kept }), rx))
+                }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         });
         Self {
             inner: Box::pin(inner),
             routes: Some(routes),
-            id,
             position,
             explicit_seen,
-            resync: None,
+            catch_up: None,
+            stale_status: 0,
+            pending: VecDeque::new(),
         }
     }
 
@@ -146,7 +197,7 @@ impl Events {
     }
 
     /// Applies the app subscribes answered before an item with tag `answered`.
-    fn catch_up(&mut self, answered: u64) {
+    fn apply_subscribes(&mut self, answered: u64) {
         if answered <= self.explicit_seen {
             return;
         }
@@ -160,65 +211,133 @@ impl Events {
         self.explicit_seen = answered;
     }
 
+    /// Yields `message` unless the stream has it already.
+    fn accept(&mut self, message: &Message) -> bool {
+        if self.position.is_some_and(|p| message.id <= p) {
+            return false;
+        }
+        self.position = Some(message.id);
+        true
+    }
+
     /// What to yield for `item`, if anything.
     fn filter(&mut self, item: Item) -> Option<Event> {
-        self.catch_up(item.explicit);
-        match item.kind {
-            ItemKind::Resumed { since } => {
-                if let Some(floor) = self.resync
-                    && since <= floor
-                {
-                    self.resync = None;
-                    if let Some(routes) = &self.routes {
-                        routes.resynced(self.id);
-                    }
-                }
-                None
-            }
-            ItemKind::Event(Event::MessageReceived {
-                message,
-                left,
-                offline,
-                has_package,
-            }) => {
-                if self.resync.is_some()
-                    || self.position.is_some_and(|p| message.id <= p)
-                    || self.routes.as_ref().is_some_and(|r| {
-                        r.subscribe_ahead(item.explicit.max(self.explicit_seen), self.position)
-                    })
-                {
+        self.apply_subscribes(item.explicit);
+        match &item.event {
+            Event::MessageReceived { message, .. } => {
+                let moved_on = self.routes.as_ref().is_some_and(|r| {
+                    r.subscribe_ahead(item.explicit.max(self.explicit_seen), self.position)
+                });
+                if moved_on || !self.accept(message) {
                     return None;
                 }
-                self.position = Some(message.id);
-                Some(Event::MessageReceived {
-                    message,
-                    left,
-                    offline,
-                    has_package,
-                })
             }
-            ItemKind::Event(event) => Some(event),
+            Event::StatusChanged(_) if item.number <= self.stale_status => return None,
+            _ => {}
         }
+        Some(item.event)
     }
 
-    /// The buffer overwrote events: have the daemon replay the messages from here.
-    fn lagged(&mut self) {
+    /// The buffer overwrote events: page the skipped messages from the database.
+    fn lagged(&mut self, kept: Vec<Event>) {
         let Some(routes) = &self.routes else { return };
-        let floor = self
-            .position
-            .or_else(|| routes.first_message().map(|first| first - 1));
-        // No message was ever passed on: only status events were lost.
-        if let Some(floor) = floor {
-            self.resync = Some(floor);
-            routes.resubscribe(self.id, floor);
-        }
+        // No message was ever passed on: nothing to page.
+        let next = (self.position.is_some() || routes.first_message().is_some())
+            .then(|| self.fetch(self.floor()));
+        self.catch_up = Some(CatchUp {
+            page: VecDeque::new(),
+            next,
+            kept,
+        });
     }
-}
 
-impl Drop for Events {
-    fn drop(&mut self) {
-        if let Some(routes) = &self.routes {
-            routes.resynced(self.id);
+    /// Where paging resumes: the position, or just before the first message the
+    /// client ever passed on.
+    fn floor(&self) -> i64 {
+        self.position
+            .or_else(|| {
+                self.routes
+                    .as_ref()
+                    .and_then(|r| r.first_message())
+                    .map(|first| first - 1)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Asks for the page after `since`, retrying while the client re-attaches or the
+    /// daemon cannot read its database.
+    fn fetch(&self, since: i64) -> PageFuture {
+        let routes = self.routes.clone();
+        Box::pin(async move {
+            let routes = routes?;
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match routes.messages_after(since, PAGE) {
+                    Pull::Ended => return None,
+                    Pull::Sent(rx) => match rx.await {
+                        Ok(Reply::Messages(page)) => return Some(page),
+                        Ok(other) => {
+                            tracing::warn!(
+                                ?other,
+                                since,
+                                "rcimd did not page the messages a lagged stream skipped; retrying"
+                            );
+                        }
+                        // The connection went; the re-attach brings another.
+                        Err(_) => {}
+                    },
+                    Pull::Detached => {}
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_CAP);
+            }
+        })
+    }
+
+    /// One step of catching up: `Some` to return, `None` when caught up.
+    fn poll_catch_up(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Event>>> {
+        loop {
+            let catch_up = self.catch_up.as_mut()?;
+            if let Some(message) = catch_up.page.pop_front() {
+                let answered = self.routes.as_ref().map_or(0, |r| r.explicit_answered());
+                self.apply_subscribes(answered);
+                if self.accept(&message) {
+                    return Some(Poll::Ready(Some(Event::MessageReceived {
+                        message,
+                        left: 0,
+                        offline: false,
+                        has_package: false,
+                    })));
+                }
+                continue;
+            }
+            let Some(next) = catch_up.next.as_mut() else {
+                // The last page was empty: tell the app where the connection
+                // stands (status changes are not stored), then what else was in the
+                // buffer, then back to the buffer.
+                let kept = std::mem::take(&mut catch_up.kept);
+                self.catch_up = None;
+                let (state, up_to) = self.routes.as_ref()?.link_state();
+                self.stale_status = up_to;
+                self.pending.extend(kept);
+                return Some(Poll::Ready(Some(Event::StatusChanged(state))));
+            };
+            let page = match next.as_mut().poll(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(None) => return Some(Poll::Ready(None)),
+                Poll::Ready(Some(page)) => page,
+            };
+            // Ask for the page after this one now, so it comes while the app reads
+            // this one.
+            let following = page.last().map(|m| m.id);
+            catch_up.page = page.into();
+            catch_up.next = None;
+            if let Some(after) = following {
+                let future = self.fetch(after);
+                if let Some(catch_up) = self.catch_up.as_mut() {
+                    catch_up.next = Some(future);
+                }
+            }
         }
     }
 }
@@ -227,7 +346,7 @@ impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
             .field("last_message_id", &self.position)
-            .field("resyncing", &self.resync.is_some())
+            .field("catching_up", &self.catch_up.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -238,11 +357,17 @@ impl Stream for Events {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if let Some(step) = this.poll_catch_up(cx) {
+                return step.map(|event| event.map(Ok));
+            }
+            if let Some(event) = this.pending.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(missed))) => {
-                    this.lagged();
+                Poll::Ready(Some(Err(Skipped { missed, kept }))) => {
+                    this.lagged(kept);
                     return Poll::Ready(Some(Err(Lagged { missed })));
                 }
                 Poll::Ready(Some(Ok(item))) => {
@@ -257,11 +382,11 @@ impl Stream for Events {
 
 /// An [`Events`] stream fell behind its buffer and skipped `missed` events.
 ///
-/// No message is lost: the stream has the daemon replay every message after the
-/// last one it yielded, and yields them next, in order, each once. Status changes
-/// in between are not replayed, but the daemon sends the current status after the
-/// replay (and [`Client::link_state`](crate::Client::link_state) is always
-/// current).
+/// No message is lost: the stream pages every message after the last one it
+/// yielded from the daemon's database, and yields them next, in order, each once.
+/// Status changes in between are not stored, but the stream yields the current
+/// status once it has caught up (and
+/// [`Client::link_state`](crate::Client::link_state) is always current).
 ///
 /// ```
 /// let lagged = rcim_client::Lagged { missed: 3 };
@@ -270,6 +395,6 @@ impl Stream for Events {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the event stream fell behind and skipped {missed} events")]
 pub struct Lagged {
-    /// How many events were skipped (messages among them are replayed).
+    /// How many events were skipped (messages among them follow from the database).
     pub missed: u64,
 }

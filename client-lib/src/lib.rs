@@ -145,9 +145,9 @@
 //!   so a replay overlapping live traffic is invisible. [`Client::subscribe`]
 //!   `(since)` replays what an app missed while it was not running (keep
 //!   [`Client::last_seq`] or [`Events::last_message_id`] between runs). A stream
-//!   that falls more than 256 events behind gets `Err(`[`Lagged`]`)` and then has
-//!   the daemon replay the messages it skipped: none is lost, none repeated; a slow
-//!   stream never slows the others.
+//!   that falls more than 1,024 events behind gets `Err(`[`Lagged`]`)` and then
+//!   pages the messages it skipped from the daemon's database, at the pace the app
+//!   reads them: none is lost, none repeated; a slow stream never slows the others.
 //! - **Finding the daemon.** The socket is `RCIM_SOCKET`, else
 //!   `$XDG_RUNTIME_DIR/rcim/rcimd.sock` (see [`rcim_proto::paths`]). By default an
 //!   attach fails at once when nothing listens; set `wait_for_daemon` to retry while

@@ -20,9 +20,8 @@
 //!   and to every event stream, and becomes the new `last`.
 //! - A message at or below `last` is a *repeat* from a replay. It goes to the event
 //!   streams only when a replay window opened by a `Subscribe` answer (or the
-//!   daemon's `Lagged`) covers it, because some stream may need it (one that lagged
-//!   locally, or one the app moved back with [`Client::subscribe`]); each stream
-//!   drops what it already yielded. Otherwise it is dropped at once.
+//!   daemon's `Lagged`) covers it, because some stream may still be behind it;
+//!   each stream drops what it already yielded. Otherwise it is dropped at once.
 //!
 //! [`Client::subscribe`]: crate::Client::subscribe
 
@@ -64,10 +63,8 @@ pub(crate) struct Sequencer {
     /// The `since_seq` of every app subscribe, in order (ordinal = index + 1);
     /// `i64::MIN` for one the daemon refused.
     pub(crate) explicit_log: Vec<i64>,
-    /// How many app subscribes have been answered (their markers sent).
+    /// How many app subscribes have been answered.
     pub(crate) explicit_answered: u64,
-    /// Event streams that lagged locally and wait for a replay from their position.
-    pub(crate) floors: HashMap<u64, i64>,
 }
 
 impl Sequencer {
@@ -145,8 +142,8 @@ impl Sequencer {
         self.windows.clear();
     }
 
-    /// Where a re-attached connection must resume from: the lowest of `last`, every
-    /// local lag floor and every unanswered app subscribe; `None` when nothing was
+    /// Where a re-attached connection must resume from: the lowest of `last` and
+    /// every unanswered app subscribe; `None` when nothing was
     /// ever received and nothing was asked for (the new connection is live only).
     /// Also returns the ordinal of the last unanswered app subscribe, which the
     /// re-attach `Subscribe` answers.
@@ -158,7 +155,6 @@ impl Sequencer {
         let since = self
             .last
             .into_iter()
-            .chain(self.floors.values().copied())
             .chain(unanswered.iter().copied().filter(|&s| s != i64::MIN))
             .min();
         let explicit = (!unanswered.is_empty()).then_some(self.explicit_log.len() as u64);
@@ -232,8 +228,6 @@ mod tests {
         assert_eq!(seq.resume_point(), (None, None));
         seq.classify(40);
         assert_eq!(seq.resume_point(), (Some(40), None));
-        seq.floors.insert(1, 30);
-        assert_eq!(seq.resume_point(), (Some(30), None));
         seq.register_explicit(9, 20);
         seq.connection_lost();
         assert!(seq.pending.is_empty());

@@ -251,7 +251,7 @@ async fn lagging_subscriber_is_told_and_does_not_stall_the_reader() {
     let daemon = FakeDaemon::start(|mut peer| async move {
         peer.welcome().await;
         let request = peer.request().await;
-        for _ in 0..300 {
+        for _ in 0..1100 {
             peer.status_event(ConnectionStatus::Connecting).await;
         }
         peer.status_event(ConnectionStatus::Connected).await;
@@ -264,15 +264,21 @@ async fn lagging_subscriber_is_told_and_does_not_stall_the_reader() {
     });
     let client = Client::attach(daemon.options()).await.unwrap();
     let mut slow = client.events();
-    // The reader routes all 301 events and the response while nobody reads `slow`.
+    // The reader routes all 1,101 events and the response while nobody reads `slow`.
     client.status().await.unwrap();
     assert_eq!(client.link_state().status, ConnectionStatus::Connected);
-    assert_eq!(slow.next().await, Some(Err(Lagged { missed: 301 - 256 })));
-    let mut rest = 0;
-    let mut last = None;
-    while rest < 256 {
-        last = Some(status_of(slow.next().await));
-        rest += 1;
-    }
-    assert_eq!(last, Some(ConnectionStatus::Connected));
+    assert_eq!(
+        slow.next().await,
+        Some(Err(Lagged {
+            missed: 1101 - 1024
+        }))
+    );
+    // No message to page: the current status at once, not the stale ones.
+    assert_eq!(status_of(slow.next().await), ConnectionStatus::Connected);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), slow.next())
+            .await
+            .is_err(),
+        "the skipped status events are not yielded"
+    );
 }

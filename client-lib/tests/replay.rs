@@ -1,5 +1,6 @@
 //! Replay and re-attach: `subscribe` with the seam deduplicated, recovery of a
-//! stream that lagged locally, the daemon's `Lagged` notice, and re-attaching after
+//! stream that lagged locally (paging from the database), the daemon's `Lagged`
+//! notice, and re-attaching after
 //! the daemon restarts on the same socket.
 
 use crate::util::{FakeDaemon, link, snapshot};
@@ -111,11 +112,11 @@ async fn a_subscribe_ahead_of_the_stream_skips_what_the_app_has() {
 }
 
 #[tokio::test]
-async fn a_stream_that_lags_locally_gets_every_message_by_replay() {
+async fn a_stream_that_lags_locally_pages_what_it_skipped_from_the_database() {
     let daemon = FakeDaemon::start(|mut peer| async move {
         peer.welcome().await;
         let request = peer.request().await;
-        for id in 1..=300 {
+        for id in 1..=1100 {
             peer.message(id).await;
         }
         peer.event(Event::OfflineSyncCompleted).await;
@@ -124,46 +125,110 @@ async fn a_stream_that_lags_locally_gets_every_message_by_replay() {
             Reply::Status(snapshot(ConnectionStatus::Connected)),
         )
         .await;
-        // The lagging stream has the client ask for a replay from before its gap.
-        let (id, since) = peer.subscribe_request().await;
-        assert_eq!(
-            since, 0,
-            "nothing was yielded: from before the first message"
-        );
-        peer.message(301).await;
-        peer.respond(id, Reply::Code(0)).await;
-        for id in 1..=301 {
-            peer.message(id).await;
+        // The lagging stream pages its gap, one page ahead of what it yields, from
+        // before the first message (it had yielded none).
+        let mut since = 0;
+        let mut live = 1100;
+        loop {
+            let (id, asked, limit) = peer.messages_after_request().await;
+            assert_eq!(asked, since, "each page starts where the last one ended");
+            assert_eq!(limit, 500);
+            if since == 500 {
+                // Stored and published while the stream pages.
+                live = 1101;
+                peer.message(1101).await;
+            }
+            peer.page(id, since, limit, live).await;
+            if since == live {
+                break;
+            }
+            since = live.min(since + i64::from(limit));
         }
-        peer.status_event(ConnectionStatus::Connected).await;
-        peer.message(302).await;
+        peer.message(1102).await;
         let _ = peer.read().await;
     });
     let client = Client::attach(daemon.options()).await.unwrap();
     let mut slow = client.events();
-    // The reader routes all 301 events and the response while nobody reads `slow`.
+    // The reader routes all 1,101 events and the response while nobody reads `slow`.
     client.status().await.unwrap();
     let mut fresh = client.events();
-    assert_eq!(fresh.last_message_id(), Some(300));
-    // A stream that keeps up skips the replay: it gets only what is new to it.
-    let fresh = tokio::spawn(async move { collect_until(&mut fresh, &Seen::Message(302)).await });
+    assert_eq!(fresh.last_message_id(), Some(1100));
+    // A stream that keeps up sees only what is new to it.
+    let fresh = tokio::spawn(async move { collect_until(&mut fresh, &Seen::Message(1102)).await });
 
-    let got = collect_until(&mut slow, &Seen::Message(302)).await;
-    assert_eq!(
-        got[0],
-        Seen::Skipped(301 - 256),
-        "the lag is still reported"
-    );
+    let got = collect_until(&mut slow, &Seen::Message(1102)).await;
+    assert_eq!(got[0], Seen::Skipped(1101 - 1024), "the lag is reported");
     assert_eq!(
         messages(&got),
-        (1..=302).collect::<Vec<_>>(),
+        (1..=1102).collect::<Vec<_>>(),
         "every message once, in order"
     );
-    assert!(got.contains(&Seen::Sync));
-    assert_eq!(slow.last_message_id(), Some(302));
+    // Caught up: the current status (the Welcome's: no status event came), then the
+    // event kept from the buffer, then what came after the pages.
+    let caught_up = got
+        .iter()
+        .position(|s| s == &Seen::Status(ConnectionStatus::Unconnected, 0))
+        .expect("the current status after the pages");
+    assert_eq!(got[caught_up - 1], Seen::Message(1101));
+    assert_eq!(got[caught_up + 1..], [Seen::Sync, Seen::Message(1102)]);
+    assert_eq!(slow.last_message_id(), Some(1102));
 
     let got = fresh.await.unwrap();
-    assert_eq!(messages(&got), [301, 302], "{got:?}");
+    assert_eq!(messages(&got), [1101, 1102], "{got:?}");
+}
+
+#[tokio::test]
+async fn a_lagged_stream_skips_status_events_older_than_the_status_it_caught_up_with() {
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.welcome().await;
+        let request = peer.request().await;
+        peer.message(1).await;
+        for _ in 0..1100 {
+            peer.status_event(ConnectionStatus::Connecting).await;
+        }
+        peer.status_event(ConnectionStatus::Connected).await;
+        peer.respond(
+            request.id,
+            Reply::Status(snapshot(ConnectionStatus::Connected)),
+        )
+        .await;
+        let (id, since, limit) = peer.messages_after_request().await;
+        assert_eq!(since, 0);
+        // While the stream pages: older than the status it will catch up with.
+        peer.status_event(ConnectionStatus::Connecting).await;
+        peer.status_event(ConnectionStatus::Connected).await;
+        peer.page(id, since, limit, 1).await;
+        let (id, since, limit) = peer.messages_after_request().await;
+        assert_eq!(since, 1);
+        peer.page(id, since, limit, 1).await;
+        // Once the stream has caught up.
+        let request = peer.request().await;
+        peer.status_event(ConnectionStatus::Suspend).await;
+        peer.respond(
+            request.id,
+            Reply::Status(snapshot(ConnectionStatus::Suspend)),
+        )
+        .await;
+        let _ = peer.read().await;
+    });
+    let client = Client::attach(daemon.options()).await.unwrap();
+    let mut slow = client.events();
+    client.status().await.unwrap();
+    let got = collect_until(&mut slow, &Seen::Status(ConnectionStatus::Connected, 0)).await;
+    assert_eq!(
+        got,
+        [
+            Seen::Skipped(1102 - 1024),
+            Seen::Message(1),
+            Seen::Status(ConnectionStatus::Connected, 0),
+        ],
+    );
+    client.status().await.unwrap();
+    assert_eq!(
+        seen(slow.next().await.unwrap()),
+        Seen::Status(ConnectionStatus::Suspend, 0),
+        "no stale status after the current one"
+    );
 }
 
 #[tokio::test]

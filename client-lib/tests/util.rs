@@ -140,6 +140,25 @@ impl Peer {
         }
     }
 
+    /// Reads a `MessagesAfter` request: (request id, since_seq, limit).
+    pub async fn messages_after_request(&mut self) -> (u64, i64, u32) {
+        let request = self.request().await;
+        match request.op {
+            Op::MessagesAfter { since_seq, limit } => (request.id, since_seq, limit),
+            other => panic!("expected MessagesAfter, got {other:?}"),
+        }
+    }
+
+    /// Answers a `MessagesAfter` with the stored messages in `(since, until]`, at
+    /// most `limit` of them.
+    pub async fn page(&mut self, id: u64, since: i64, limit: u32, until: i64) {
+        let last = until.min(since + i64::from(limit));
+        let page = (since + 1..=last)
+            .map(|id| stored(id, ConversationKey::private("bob"), "bob", "m"))
+            .collect();
+        self.respond(id, Reply::Messages(page)).await;
+    }
+
     /// A live MessageReceived for a text message from bob with this id.
     pub async fn message(&mut self, id: i64) {
         self.message_event(stored(id, ConversationKey::private("bob"), "bob", "m"))

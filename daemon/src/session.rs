@@ -14,9 +14,10 @@ use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{
-    CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Refused, Reply, Request, Response,
-    Welcome,
+    CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, MAX_MESSAGES_AFTER, Op, Refused, Reply,
+    Request, Response, Welcome,
 };
+use rcim_proto::message::Message;
 use rcim_proto::{FrameError, PROTOCOL_VERSION, RcCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -367,6 +368,19 @@ impl Session {
                     .await
                     && self.replay(since_seq.max(0)).await
             }
+            Op::MessagesAfter { since_seq, limit } => {
+                let reply = if (1..=MAX_MESSAGES_AFTER).contains(&limit) {
+                    self.query(move |conn| {
+                        queries::messages_after(conn, since_seq.max(0), limit)
+                            .map(|page| Reply::Messages(fit_in_frame(page)))
+                    })
+                    .await
+                } else {
+                    Reply::Code(RcCode::INVALID_PARAMETER.0)
+                };
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
             Op::Clients => {
                 let reply = Reply::Clients(self.ctx.hub.clients_list().await);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
@@ -381,6 +395,30 @@ impl Session {
             }
         }
     }
+}
+
+/// The longest prefix of `page` whose reply surely fits in one frame (at least one
+/// message: a message the hub could publish always fits alone).
+fn fit_in_frame(mut page: Vec<Message>) -> Vec<Message> {
+    // Strings are encoded as a varint length and the bytes; the integers and tags of
+    // a message take well under 128 bytes.
+    const BUDGET: usize = MAX_IPC_FRAME as usize * 3 / 4;
+    let mut total = 0usize;
+    let fits = page
+        .iter()
+        .take_while(|m| {
+            total += 128
+                + m.uid.as_ref().map_or(0, String::len)
+                + m.conversation.target_id.len()
+                + m.sender.len()
+                + m.object_name.len()
+                + m.content.len()
+                + m.client_msg_id.as_ref().map_or(0, String::len);
+            total <= BUDGET
+        })
+        .count();
+    page.truncate(fits.max(1));
+    page
 }
 
 async fn queue_frame(outbound: &Outbound, frame: &DaemonFrame, info: &ClientInfo) -> bool {
@@ -467,5 +505,62 @@ fn printable(name: &str) -> String {
         "unnamed".into()
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcim_proto::message::{ConversationKey, Direction, SentStatus};
+
+    fn message(id: i64, content_len: usize) -> Message {
+        Message {
+            id,
+            uid: Some("0190a0b0-c0d0-7000-8000-000000000000".into()),
+            conversation: ConversationKey::private("bob"),
+            sender: "bob".into(),
+            object_name: "RC:TxtMsg".into(),
+            content: "x".repeat(content_len),
+            sent_time_ms: i64::MAX,
+            received_time_ms: i64::MAX,
+            direction: Direction::Receive,
+            sent_status: SentStatus::Received,
+            client_msg_id: None,
+        }
+    }
+
+    /// The reply must fit in one frame, whatever the messages weigh.
+    fn encoded_len(page: Vec<Message>) -> usize {
+        let frame = DaemonFrame::Response(Response {
+            id: u64::MAX,
+            reply: Reply::Messages(page),
+        });
+        encode(&frame, MAX_IPC_FRAME)
+            .expect("fits in a frame")
+            .len()
+    }
+
+    #[test]
+    fn a_page_is_cut_to_fit_in_one_frame() {
+        let small: Vec<_> = (1..=1_000).map(|id| message(id, 200)).collect();
+        assert_eq!(
+            fit_in_frame(small.clone()).len(),
+            1_000,
+            "small ones all fit"
+        );
+        encoded_len(fit_in_frame(small));
+
+        let big: Vec<_> = (1..=50).map(|id| message(id, 100_000)).collect();
+        let fitted = fit_in_frame(big);
+        assert_eq!(
+            fitted.iter().map(|m| m.id).collect::<Vec<_>>(),
+            (1..=7).collect::<Vec<_>>(),
+            "a prefix, in order"
+        );
+        encoded_len(fitted);
+
+        let huge = vec![message(1, 900_000), message(2, 10)];
+        assert_eq!(fit_in_frame(huge).len(), 1, "at least one message");
+        assert!(fit_in_frame(Vec::new()).is_empty());
     }
 }

@@ -249,3 +249,36 @@ async fn a_client_that_never_says_hello_is_dropped() {
     // Paused time jumps ahead while the daemon waits for the Hello.
     assert_eq!(raw.recv().await, None);
 }
+
+#[tokio::test]
+async fn messages_after_checks_its_limit_and_needs_a_database() {
+    let d = daemon().await;
+    let mut raw = Raw::hello(&d).await;
+    let cases = [
+        (0, 33003),
+        (1_001, 33003),
+        (u32::MAX, 33003),
+        (1, 33002),
+        (1_000, 33002),
+    ];
+    for (id, (limit, code)) in (1..).zip(cases) {
+        raw.send(&ClientFrame::Request(Request {
+            id,
+            op: Op::MessagesAfter {
+                since_seq: -5,
+                limit,
+            },
+        }))
+        .await;
+        loop {
+            match raw.recv().await.expect("frame") {
+                DaemonFrame::Response(r) => {
+                    assert_eq!((r.id, r.reply), (id, Reply::Code(code)), "limit {limit}");
+                    break;
+                }
+                DaemonFrame::Event(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}

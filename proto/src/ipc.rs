@@ -123,7 +123,23 @@ pub enum Op {
     },
     /// Who is attached. Answered with [`Reply::Clients`]. (Protocol 4.)
     Clients,
+    /// Reads received messages stored after local sequence number `since_seq`, in
+    /// order, without touching the live stream: how a client's event stream that
+    /// fell behind its own buffer catches up at its own pace. Answered with
+    /// [`Reply::Messages`]: at most `limit` (1 to [`MAX_MESSAGES_AFTER`]) messages,
+    /// fewer when they would not fit in one frame (at least one when there is any);
+    /// an empty list means nothing newer is stored. [`Reply::Code`] 33003 for a
+    /// `limit` out of range, 33002 when no database is open. (Protocol 5.)
+    MessagesAfter {
+        /// The last message id the client has.
+        since_seq: i64,
+        /// The most messages to return.
+        limit: u32,
+    },
 }
+
+/// The largest `limit` of [`Op::MessagesAfter`].
+pub const MAX_MESSAGES_AFTER: u32 = 1_000;
 
 /// Daemon → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

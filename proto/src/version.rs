@@ -16,7 +16,9 @@
 ///   `GetMessages`, `GetConversations`, `ClearUnreadCount`; `MessageReceived` and
 ///   `OfflineSyncCompleted` events.
 /// - 4 (2026-11-27): `Subscribe{since_seq}` replay, the `Lagged` event, `Clients`.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// - 5 (2026-11-27): `MessagesAfter{since_seq, limit}` (an event stream that fell
+///   behind locally pages its gap from the database instead of a `Subscribe`).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).

@@ -439,6 +439,16 @@ fn ipc_replay() {
         }),
     );
     check(
+        "ipc_request_messages_after",
+        ClientFrame::Request(Request {
+            id: 22,
+            op: Op::MessagesAfter {
+                since_seq: 1_234,
+                limit: 500,
+            },
+        }),
+    );
+    check(
         "ipc_event_lagged",
         DaemonFrame::Event(Event::Lagged { resume_from: 1_234 }),
     );

@@ -204,6 +204,8 @@ fn op() -> impl Strategy<Value = Op> {
         }),
         any::<i64>().prop_map(|since_seq| Op::Subscribe { since_seq }),
         Just(Op::Clients),
+        (any::<i64>(), any::<u32>())
+            .prop_map(|(since_seq, limit)| Op::MessagesAfter { since_seq, limit }),
     ]
 }
 

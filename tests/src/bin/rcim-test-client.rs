@@ -13,11 +13,15 @@
 //! `onConnected` has fired (or at once when rejected); it fails if nothing comes
 //! within 60 s.
 //!
-//! Receive mode (`--receive N [--since SEQ] [--print-ids]`): attaches with the async
-//! client, subscribes from SEQ (replay, then live) when given, and collects message
-//! events until it has N; with `--print-ids` it prints each message id as it comes
-//! (so a test can kill it mid-stream and resume from the last printed id). At the
-//! end it prints `{"event":"received","count":N,"ids":[...]}`.
+//! Receive mode (`--receive N [--since SEQ] [--print-ids] [--pause-after K:MS]`):
+//! attaches with the async client, subscribes from SEQ (replay, then live) when
+//! given, and collects message events until it has N; with `--print-ids` it prints
+//! each message id as it comes (so a test can kill it mid-stream and resume from the
+//! last printed id); with `--pause-after` it stops reading its event stream for MS
+//! milliseconds after K messages (the client library keeps reading the socket, so
+//! the stream falls behind its buffer). At the end it prints
+//! `{"event":"received","count":N,"ids":[...],"lags":L}`, L being how many times
+//! the stream reported it fell behind.
 
 use rcim_client::{Client, ClientOptions, ConnectCallback, Engine, EngineOptions, Event};
 use std::io::Write;
@@ -29,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let mut receive = None;
     let mut since = None;
     let mut print_ids = false;
+    let mut pause = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let parsed = match arg.as_str() {
@@ -39,16 +44,17 @@ fn main() -> std::process::ExitCode {
             "--timeout" => number(args.next()).map(|v| timeout = v),
             "--receive" => number(args.next()).map(|v| receive = Some(v)),
             "--since" => number(args.next()).map(|v| since = Some(v)),
+            "--pause-after" => pause_spec(args.next()).map(|v| pause = Some(v)),
             other => Err(format!("unknown argument {other}")),
         };
         if let Err(why) = parsed {
             return fail(&format!(
-                "{why}\nusage: rcim-test-client [--timeout SECS] | --receive N [--since SEQ] [--print-ids]"
+                "{why}\nusage: rcim-test-client [--timeout SECS] | --receive N [--since SEQ] [--print-ids] [--pause-after K:MS]"
             ));
         }
     }
     match receive {
-        Some(count) => receive_mode(count, since, print_ids),
+        Some(count) => receive_mode(count, since, print_ids, pause),
         None => connect_mode(timeout),
     }
 }
@@ -96,7 +102,21 @@ fn connect_mode(timeout: i32) -> std::process::ExitCode {
     }
 }
 
-fn receive_mode(count: usize, since: Option<i64>, print_ids: bool) -> std::process::ExitCode {
+/// `K:MS` of `--pause-after`.
+fn pause_spec(value: Option<String>) -> Result<(usize, u64), String> {
+    let value = value.ok_or("a value is missing")?;
+    let (after, ms) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected K:MS, got {value}"))?;
+    Ok((number(Some(after.into()))?, number(Some(ms.into()))?))
+}
+
+fn receive_mode(
+    count: usize,
+    since: Option<i64>,
+    print_ids: bool,
+    pause: Option<(usize, u64)>,
+) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,7 +140,15 @@ fn receive_mode(count: usize, since: Option<i64>, print_ids: bool) -> std::proce
         println!("{}", serde_json::json!({"event": "ready"}));
         let _ = std::io::stdout().flush();
         let mut ids = Vec::with_capacity(count);
+        let mut lags = 0u64;
+        let mut pause = pause;
         while ids.len() < count {
+            if let Some((after, ms)) = pause
+                && ids.len() == after
+            {
+                pause = None;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let event = tokio::time::timeout(Duration::from_secs(120), events.next())
                 .await
                 .map_err(|_| format!("stalled after {} messages", ids.len()))?;
@@ -132,17 +160,18 @@ fn receive_mode(count: usize, since: Option<i64>, print_ids: bool) -> std::proce
                     }
                     ids.push(message.id);
                 }
-                Some(Ok(_)) | Some(Err(_)) => {}
+                Some(Err(_)) => lags += 1,
+                Some(Ok(_)) => {}
                 None => return Err(format!("the daemon went away after {} messages", ids.len())),
             }
         }
-        Ok(ids)
+        Ok((ids, lags))
     });
     match result {
-        Ok(ids) => {
+        Ok((ids, lags)) => {
             println!(
                 "{}",
-                serde_json::json!({"event": "received", "count": ids.len(), "ids": ids})
+                serde_json::json!({"event": "received", "count": ids.len(), "ids": ids, "lags": lags})
             );
             std::process::ExitCode::SUCCESS
         }

@@ -17,7 +17,18 @@ struct Receiver {
 
 impl Receiver {
     fn start(socket: &Path, count: usize, since: Option<i64>, print_ids: bool) -> Self {
+        Self::start_with(socket, count, since, print_ids, &[])
+    }
+
+    fn start_with(
+        socket: &Path,
+        count: usize,
+        since: Option<i64>,
+        print_ids: bool,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(CLIENT);
+        command.args(extra);
         command
             .args(["--receive", &count.to_string()])
             .env("RCIM_SOCKET", socket)
@@ -50,19 +61,26 @@ impl Receiver {
     }
 
     /// Waits for the final summary and returns the ids received.
-    fn finish(mut self) -> Vec<i64> {
+    fn finish(self) -> Vec<i64> {
+        self.finish_with_lags().0
+    }
+
+    /// Waits for the final summary: the ids received, and how many times the event
+    /// stream fell behind its buffer.
+    fn finish_with_lags(mut self) -> (Vec<i64>, u64) {
         let mut rest = String::new();
         let _ = self.lines.read_to_string(&mut rest);
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "receiver failed: {status}");
         let last = rest.lines().last().expect("summary line");
         let v: serde_json::Value = serde_json::from_str(last).expect("summary JSON");
-        v["ids"]
+        let ids = v["ids"]
             .as_array()
             .expect("ids")
             .iter()
             .map(|id| id.as_i64().expect("id"))
-            .collect()
+            .collect();
+        (ids, v["lags"].as_u64().expect("lags"))
     }
 }
 
@@ -129,6 +147,62 @@ fn fifty_clients_get_every_message_in_order_exactly_once() {
         "{CLIENTS} clients × {MESSAGES} messages in {:?}",
         started.elapsed()
     );
+}
+
+/// Regression: a stream that fell behind its local buffer used to have the daemon
+/// replay everything after its position into that same buffer, which overflowed
+/// again: the stream lagged over and over (thousands of times in the fan-out bench)
+/// and could stall. It now pages its gap from the database at its own pace.
+#[test]
+fn a_stream_that_falls_behind_its_buffer_pages_its_gap_and_misses_nothing() {
+    const MESSAGES: u32 = 3_000;
+    let started = Instant::now();
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    daemon.connect(&token);
+    let count = MESSAGES as usize + 1;
+    let paused = Receiver::start_with(
+        &daemon.socket,
+        count,
+        None,
+        false,
+        &["--pause-after", "1:1500"],
+    );
+    let steady = Receiver::start(&daemon.socket, count, None, false);
+    let publish = |n| {
+        server
+            .block_on(
+                server
+                    .get()
+                    .publish_private_bulk("bob", "alice", n, "RC:TxtMsg", "m"),
+            )
+            .expect("publish");
+    };
+    // The first message starts the pause; the rest arrive while it lasts.
+    publish(1);
+    assert!(eventually(Duration::from_secs(10), || stored_ids(
+        &daemon.data_dir,
+        "alice"
+    )
+    .len()
+        == 1));
+    publish(MESSAGES);
+    assert!(eventually(Duration::from_secs(120), || stored_ids(
+        &daemon.data_dir,
+        "alice"
+    )
+    .len()
+        == count));
+    let stored = stored_ids(&daemon.data_dir, "alice");
+    let (ids, lags) = paused.finish_with_lags();
+    eprintln!("{count} messages, {lags} lag(s), {:?}", started.elapsed());
+    assert_eq!(ids, stored, "every message, in order, exactly once");
+    assert!(
+        (1..=3).contains(&lags),
+        "the stream fell behind once (or a few times while paging), not {lags} times"
+    );
+    assert_eq!(steady.finish(), stored);
 }
 
 #[test]
