@@ -685,6 +685,63 @@ impl InProcessServer {
     }
 }
 
+/// The local ids of `user`'s received messages in a daemon's database, in order;
+/// none while the database does not exist yet.
+pub fn stored_ids(data_dir: &Path, user: &str) -> Vec<i64> {
+    query_db(
+        data_dir,
+        user,
+        "SELECT id FROM messages WHERE direction = 1 ORDER BY id",
+    )
+    .into_iter()
+    .map(|row| row[0].parse().expect("id"))
+    .collect()
+}
+
+/// Runs `sql` on `user`'s database in a daemon's data dir (read-only) and returns
+/// every row as text; no rows while the database does not exist yet.
+pub fn query_db(data_dir: &Path, user: &str, sql: &str) -> Vec<Vec<String>> {
+    let path = data_dir.join("users").join(user).join("rcim.db");
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    let mut stmt = conn.prepare(sql).expect("query");
+    let columns = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..columns)
+            .map(|i| {
+                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    _ => String::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("values")
+}
+
+/// The resident set size of a process, in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The number of open file descriptors of a process.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// The received message uids in a daemon's database for `user`, in local order,
 /// and the result of `PRAGMA integrity_check`.
 pub fn stored_uids(data_dir: &Path, user: &str) -> (Vec<String>, String) {

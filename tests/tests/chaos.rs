@@ -35,12 +35,14 @@
 mod support;
 
 use rcim_tests::proxy::{FaultProxy, Mode};
-use rcim_tests::{InProcessServer, Rng, TestDaemon, ctl, eventually, stored_uids};
+use rcim_tests::{
+    InProcessServer, Rng, TestDaemon, ctl, eventually, query_db, stored_ids, stored_uids,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Receiver, stored_ids};
+use support::Receiver;
 /// Receivers attached at all times (each restarted when it dies).
 const RECEIVERS: usize = 3;
 /// The daemon notices a black hole within about a second.
@@ -60,8 +62,9 @@ struct Faults {
 
 /// Alice's outgoing messages: (content, client message id, uid or "").
 fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
-    support::query(
+    query_db(
         data_dir,
+        "alice",
         "SELECT content, client_msg_id, COALESCE(uid, '') FROM messages WHERE direction = 0 ORDER BY id",
     )
     .into_iter()
@@ -70,7 +73,7 @@ fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
 }
 
 fn outbox_len(data_dir: &Path) -> usize {
-    support::query(data_dir, "SELECT COUNT(*) FROM outbox")
+    query_db(data_dir, "alice", "SELECT COUNT(*) FROM outbox")
         .first()
         .map_or(0, |row| row[0].parse().unwrap_or(0))
 }
@@ -280,15 +283,15 @@ impl World {
         let data_dir = self.daemon.data_dir.clone();
         let published = self.published;
         let arrived = eventually(Duration::from_secs(120), || {
-            stored_ids(&data_dir).len() >= published && outbox_len(&data_dir) == 0
+            stored_ids(&data_dir, "alice").len() >= published && outbox_len(&data_dir) == 0
         });
         assert!(
             arrived,
             "the daemon holds {} of {published} messages, {} still in its outbox",
-            stored_ids(&data_dir).len(),
+            stored_ids(&data_dir, "alice").len(),
             outbox_len(&data_dir)
         );
-        let stored = stored_ids(&data_dir).len();
+        let stored = stored_ids(&data_dir, "alice").len();
         let socket = self.daemon.socket.clone();
         for receiver in &mut self.receivers {
             let caught_up = eventually(Duration::from_secs(60), || {
@@ -314,7 +317,7 @@ impl World {
                     receiver.last_id(),
                     receiver.is_alive(),
                     receiver.is_stopped(),
-                    support::divergence(receiver, &stored_ids(&data_dir)),
+                    support::divergence(receiver, &stored_ids(&data_dir, "alice")),
                     String::from_utf8_lossy(&clients.stdout),
                     about.join("\n")
                 );
@@ -371,7 +374,7 @@ fn chaos_loses_and_duplicates_nothing() {
         "lost / duplicated in the database"
     );
     assert_eq!(stored_uids, inbox, "the database holds the inbox, in order");
-    let ids = stored_ids(&data_dir);
+    let ids = stored_ids(&data_dir, "alice");
     let mut receiver_starts = 0;
     for receiver in &world.receivers {
         assert!(
@@ -477,7 +480,8 @@ fn after_a_restart_a_subscriber_gets_what_the_previous_rcimd_stored() {
         )
         .expect("publish");
     assert!(eventually(Duration::from_secs(20), || stored_ids(
-        &daemon.data_dir
+        &daemon.data_dir,
+        "alice"
     )
     .len()
         == 100));
@@ -496,11 +500,12 @@ fn after_a_restart_a_subscriber_gets_what_the_previous_rcimd_stored() {
         .expect("publish");
     let stored = {
         assert!(eventually(Duration::from_secs(20), || stored_ids(
-            &daemon.data_dir
+            &daemon.data_dir,
+            "alice"
         )
         .len()
             == 101));
-        stored_ids(&daemon.data_dir)
+        stored_ids(&daemon.data_dir, "alice")
     };
     let complete = eventually(Duration::from_secs(10), || receiver.ids().len() >= 101);
     let report = support::divergence(&receiver, &stored);

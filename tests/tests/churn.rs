@@ -19,11 +19,13 @@ mod support;
 
 use rcim_proto::frame::{MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{ClientFrame, Hello, Op, Request};
-use rcim_tests::{InProcessServer, Rng, TestDaemon, ctl, eventually};
+use rcim_tests::{
+    InProcessServer, Rng, TestDaemon, ctl, eventually, open_fds, rss_kib, stored_ids,
+};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{CLIENT, Receiver, open_fds, rss_kib, stored_ids};
+use support::{CLIENT, Receiver};
 
 /// The env var that turns this binary into a half-frame child.
 const CHILD_SOCKET: &str = "RCIM_CHURN_CHILD_SOCKET";
@@ -165,7 +167,7 @@ fn a_thousand_clients_come_and_go_and_leave_nothing_behind() {
     let mut rss_half = 0u64;
     while spawned < total {
         let wave = WAVE.min(total - spawned);
-        let stored = stored_ids(&daemon.data_dir);
+        let stored = stored_ids(&daemon.data_dir, "alice");
         let mut children: Vec<(Child, Duration)> = (0..wave)
             .map(|_| {
                 let kind = rng.below(10);
@@ -210,15 +212,16 @@ fn a_thousand_clients_come_and_go_and_leave_nothing_behind() {
     // Everything published reached the database and the steady receiver.
     assert!(
         eventually(Duration::from_secs(60), || {
-            stored_ids(&daemon.data_dir).len() == published && steady.ids().len() == published
+            stored_ids(&daemon.data_dir, "alice").len() == published
+                && steady.ids().len() == published
         }),
         "stored {} and received {} of {published}",
-        stored_ids(&daemon.data_dir).len(),
+        stored_ids(&daemon.data_dir, "alice").len(),
         steady.ids().len()
     );
     assert_eq!(
         steady.ids(),
-        stored_ids(&daemon.data_dir),
+        stored_ids(&daemon.data_dir, "alice"),
         "the steady receiver got every message once, in order"
     );
 

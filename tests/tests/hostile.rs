@@ -15,18 +15,15 @@
 //! client's `status` round trip stays short), and a symlink planted at the socket
 //! path or as the socket dir (refused with a clear error).
 
-mod support;
-
 use rcim_client::{Client, ClientOptions};
 use rcim_proto::frame::{MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{ClientFrame, Hello, Op, Request};
-use rcim_tests::{InProcessServer, TestDaemon, bin, eventually};
+use rcim_tests::{InProcessServer, TestDaemon, bin, eventually, open_fds, rss_kib};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{open_fds, rss_kib};
 
 fn hello_frame(name: &str) -> Vec<u8> {
     let hello = ClientFrame::Hello(Hello {

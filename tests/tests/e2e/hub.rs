@@ -2,7 +2,7 @@
 //! client killed mid-stream, a daemon killed mid-stream, another uid.
 
 use crate::CLIENT;
-use rcim_tests::{InProcessServer, TestDaemon, bin, eventually};
+use rcim_tests::{InProcessServer, TestDaemon, bin, eventually, rss_kib, stored_ids};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -84,56 +84,52 @@ impl Receiver {
     }
 }
 
-/// The local ids of the received messages in the daemon's database, in order.
-fn stored_ids(data_dir: &Path, user: &str) -> Vec<i64> {
-    let path = data_dir.join("users").join(user).join("rcim.db");
-    let conn =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open the database");
-    let mut stmt = conn
-        .prepare("SELECT id FROM messages WHERE direction = 1 ORDER BY id")
-        .expect("query");
-    stmt.query_map([], |r| r.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("ids")
+/// The reference server in-process and an rcimd connected to it as alice.
+fn alice_connected(flags: &[&str]) -> (InProcessServer, String, TestDaemon) {
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), flags);
+    daemon.connect(&token);
+    (server, token, daemon)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+/// Has the server send `count` messages from bob to alice.
+fn publish(server: &InProcessServer, count: u32, content: &str) {
+    server
+        .block_on(
+            server
+                .get()
+                .publish_private_bulk("bob", "alice", count, "RC:TxtMsg", content),
+        )
+        .expect("publish");
+}
+
+/// Waits until alice's database holds `count` received messages.
+fn wait_stored(daemon: &TestDaemon, count: usize, secs: u64) {
+    assert!(
+        eventually(Duration::from_secs(secs), || stored_ids(
+            &daemon.data_dir,
+            "alice"
+        )
+        .len()
+            == count),
+        "the database holds {} of {count} messages",
+        stored_ids(&daemon.data_dir, "alice").len()
+    );
 }
 
 #[test]
 fn fifty_clients_get_every_message_in_order_exactly_once() {
     const CLIENTS: usize = 50;
     const MESSAGES: u32 = 10_000;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
+    let (server, _, daemon) = alice_connected(&[]);
     let receivers: Vec<_> = (0..CLIENTS)
         .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
         .collect();
-    server
-        .block_on(
-            server
-                .get()
-                .publish_private_bulk("bob", "alice", MESSAGES, "RC:TxtMsg", "m"),
-        )
-        .expect("publish");
+    publish(&server, MESSAGES, "m");
     let started = Instant::now();
     let stored = {
-        assert!(eventually(Duration::from_secs(120), || stored_ids(
-            &daemon.data_dir,
-            "alice"
-        )
-        .len()
-            == MESSAGES as usize));
+        wait_stored(&daemon, MESSAGES as usize, 120);
         stored_ids(&daemon.data_dir, "alice")
     };
     for receiver in receivers {
@@ -157,10 +153,7 @@ fn fifty_clients_get_every_message_in_order_exactly_once() {
 fn a_stream_that_falls_behind_its_buffer_pages_its_gap_and_misses_nothing() {
     const MESSAGES: u32 = 3_000;
     let started = Instant::now();
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
+    let (server, _, daemon) = alice_connected(&[]);
     let count = MESSAGES as usize + 1;
     let paused = Receiver::start_with(
         &daemon.socket,
@@ -170,30 +163,11 @@ fn a_stream_that_falls_behind_its_buffer_pages_its_gap_and_misses_nothing() {
         &["--pause-after", "1:1500"],
     );
     let steady = Receiver::start(&daemon.socket, count, None, false);
-    let publish = |n| {
-        server
-            .block_on(
-                server
-                    .get()
-                    .publish_private_bulk("bob", "alice", n, "RC:TxtMsg", "m"),
-            )
-            .expect("publish");
-    };
     // The first message starts the pause; the rest arrive while it lasts.
-    publish(1);
-    assert!(eventually(Duration::from_secs(10), || stored_ids(
-        &daemon.data_dir,
-        "alice"
-    )
-    .len()
-        == 1));
-    publish(MESSAGES);
-    assert!(eventually(Duration::from_secs(120), || stored_ids(
-        &daemon.data_dir,
-        "alice"
-    )
-    .len()
-        == count));
+    publish(&server, 1, "m");
+    wait_stored(&daemon, 1, 10);
+    publish(&server, MESSAGES, "m");
+    wait_stored(&daemon, count, 120);
     let stored = stored_ids(&daemon.data_dir, "alice");
     let (ids, lags) = paused.finish_with_lags();
     eprintln!("{count} messages, {lags} lag(s), {:?}", started.elapsed());
@@ -208,10 +182,7 @@ fn a_stream_that_falls_behind_its_buffer_pages_its_gap_and_misses_nothing() {
 #[test]
 fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
     const MESSAGES: u32 = 10_000;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &["--client-stall-timeout", "2"]);
-    daemon.connect(&token);
+    let (server, _, daemon) = alice_connected(&["--client-stall-timeout", "2"]);
 
     // A client that says Hello and then never reads a byte.
     let mut stuck = std::os::unix::net::UnixStream::connect(&daemon.socket).expect("connect");
@@ -228,15 +199,7 @@ fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
         .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
         .collect();
     let content = "x".repeat(400);
-    server
-        .block_on(server.get().publish_private_bulk(
-            "bob",
-            "alice",
-            MESSAGES,
-            "RC:TxtMsg",
-            &content,
-        ))
-        .expect("publish");
+    publish(&server, MESSAGES, &content);
     for receiver in receivers {
         assert_eq!(receiver.finish().len(), MESSAGES as usize);
     }
@@ -271,23 +234,10 @@ fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
 #[test]
 fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
     const MESSAGES: u32 = 5_000;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
+    let (server, _, daemon) = alice_connected(&[]);
     let mut first = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            server
-                .block_on(server.get().publish_private_bulk(
-                    "bob",
-                    "alice",
-                    MESSAGES,
-                    "RC:TxtMsg",
-                    "m",
-                ))
-                .expect("publish")
-        });
+        scope.spawn(|| publish(&server, MESSAGES, "m"));
         let mut seen = Vec::new();
         while seen.len() < 1_500 {
             let line = first.line().expect("an id");
@@ -304,12 +254,7 @@ fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
         )
         .finish();
         seen.extend(rest);
-        assert!(eventually(Duration::from_secs(60), || stored_ids(
-            &daemon.data_dir,
-            "alice"
-        )
-        .len()
-            == MESSAGES as usize));
+        wait_stored(&daemon, MESSAGES as usize, 60);
         assert_eq!(
             seen,
             stored_ids(&daemon.data_dir, "alice"),
@@ -321,23 +266,10 @@ fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
 #[test]
 fn after_rcimd_is_killed_a_client_resumes_from_its_last_seq() {
     const MESSAGES: u32 = 5_000;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let mut daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
+    let (server, token, mut daemon) = alice_connected(&[]);
     let mut receiver = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            server
-                .block_on(server.get().publish_private_bulk(
-                    "bob",
-                    "alice",
-                    MESSAGES,
-                    "RC:TxtMsg",
-                    "m",
-                ))
-                .expect("publish")
-        });
+        scope.spawn(|| publish(&server, MESSAGES, "m"));
         let mut seen = Vec::new();
         while seen.len() < 1_000 {
             let line = receiver.line().expect("an id");

@@ -1,6 +1,6 @@
-//! Helpers shared by the reliability tests (chaos, churn, hostile peers): a
-//! receiver process that survives its own restarts, a look into the daemon's
-//! database, and the daemon's resource use from /proc.
+//! Helpers shared by the reliability tests (chaos, churn): a receiver process that
+//! survives its own restarts. (Looking into the daemon's database and /proc is in
+//! the testkit, `rcim_tests`.)
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader};
@@ -170,59 +170,4 @@ pub fn divergence(receiver: &Receiver, want: &[i64]) -> String {
         window(&got),
         window(want)
     )
-}
-
-/// The local ids of alice's received messages, in order.
-pub fn stored_ids(data_dir: &Path) -> Vec<i64> {
-    query(
-        data_dir,
-        "SELECT id FROM messages WHERE direction = 1 ORDER BY id",
-    )
-    .into_iter()
-    .map(|row| row[0].parse().expect("id"))
-    .collect()
-}
-
-/// Runs `sql` on alice's database (read-only) and returns every row as text; no rows
-/// while the database does not exist yet.
-pub fn query(data_dir: &Path, sql: &str) -> Vec<Vec<String>> {
-    let path = data_dir.join("users").join("alice").join("rcim.db");
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return Vec::new();
-    };
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    let mut stmt = conn.prepare(sql).expect("query");
-    let columns = stmt.column_count();
-    stmt.query_map([], |r| {
-        (0..columns)
-            .map(|i| {
-                r.get::<_, rusqlite::types::Value>(i).map(|v| match v {
-                    rusqlite::types::Value::Integer(n) => n.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    _ => String::new(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .expect("rows")
-    .collect::<Result<_, _>>()
-    .expect("values")
-}
-
-/// The resident set size of a process, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The number of open file descriptors of a process.
-pub fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
