@@ -6,11 +6,14 @@
 #   RCIM_FUZZ_JOBS=2 fuzz/run.sh 600         two targets at a time
 #
 # Installs cargo-fuzz if it is missing, seeds the corpora from the golden fixtures
-# (seed.sh), and exits non-zero if any target crashes; the crashing input is in
-# fuzz/artifacts/TARGET/ (replay it with `cargo fuzz run TARGET FILE`, and turn it
-# into a regression test in the crate whose decoder failed). ASan needs
+# (seed.sh), and exits non-zero if any target crashes or hangs (one input running
+# longer than 25 s), 0 otherwise; the input is in fuzz/artifacts/TARGET/ (replay
+# it with `cargo fuzz run TARGET FILE`, and turn it into a regression test in the
+# crate whose decoder failed). The logs are in fuzz/logs/. corpus/, artifacts/,
+# logs/ and target/ are git-ignored and made when missing. ASan needs
 # `-Zsanitizer`, which stable rustc accepts only with RUSTC_BOOTSTRAP=1; this
-# script sets it for the cargo-fuzz call only.
+# script sets it for the cargo-fuzz call only. CI runs
+# `RCIM_FUZZ_SANITIZER=none RCIM_FUZZ_JOBS=2 fuzz/run.sh 30` (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -60,7 +63,9 @@ wait_one() {
     fi
 }
 for target in "${targets[@]}"; do
-    fuzz "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+    # -timeout: libFuzzer's default (1200 s for one input) would let a hang hold
+    # a short run for 20 minutes; a decoder takes microseconds.
+    fuzz "$target" -- -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
         > "logs/$target.log" 2>&1 &
     pids+=($!)
     names+=("$target")

@@ -12,6 +12,12 @@ seed() { # seed TARGET NAME < bytes
     cat > "corpus/$1/$2"
 }
 
+# Hex digits to bytes, whitespace ignored. perl rather than xxd: perl is on every
+# Debian machine, xxd comes with vim and may be missing on a fresh one.
+unhex() {
+    perl -0777 -ne 's/\s+//g; print pack("H*", $_)'
+}
+
 for fixture in "$golden"/*.hex; do
     name=$(basename "$fixture" .hex)
     case "$name" in
@@ -24,8 +30,8 @@ for fixture in "$golden"/*.hex; do
     esac
     for target in $targets; do
         # The whole frame, and the bare body (the prefix is 4 bytes, 8 hex digits).
-        tr -d ' \n' < "$fixture" | xxd -r -p | seed "$target" "$name"
-        tr -d ' \n' < "$fixture" | cut -c9- | xxd -r -p | seed "$target" "$name.body"
+        unhex < "$fixture" | seed "$target" "$name"
+        tr -d ' \n' < "$fixture" | cut -c9- | unhex | seed "$target" "$name.body"
     done
 done
 
