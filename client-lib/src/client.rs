@@ -659,7 +659,7 @@ impl RouteTable {
             let _ = tx.send(Item {
                 number: self.broadcasts,
                 explicit: self.seq.explicit_answered,
-                event,
+                event: Arc::new(event),
             });
         }
     }

@@ -52,8 +52,10 @@ pub(crate) struct Item {
     pub(crate) number: u64,
     /// How many app subscribes had been answered when this was sent.
     pub(crate) explicit: u64,
-    /// The event.
-    pub(crate) event: Event,
+    /// The event, shared: the buffer drops its reference once every stream has
+    /// read the item, so the last stream to read it (usually the only one) takes it
+    /// without copying.
+    pub(crate) event: Arc<Event>,
 }
 
 /// What the buffer holds for a stream that fell behind.
@@ -111,15 +113,20 @@ pub struct Events {
     pending: VecDeque<Event>,
 }
 
+/// The event itself when this stream holds the last reference, else a copy.
+fn owned(event: Arc<Event>) -> Event {
+    Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone())
+}
+
 /// Empties the buffer of a stream that fell behind, so that it takes only newer
 /// events while it pages: keeps the events the database cannot give again.
 fn drain(rx: &mut broadcast::Receiver<Item>) -> Vec<Event> {
     let mut kept = Vec::new();
     loop {
         match rx.try_recv() {
-            Ok(Item { event, .. }) => match event {
+            Ok(Item { event, .. }) => match &*event {
                 Event::MessageReceived { .. } | Event::StatusChanged(_) => {}
-                Event::OfflineSyncCompleted | Event::Lagged { .. } => kept.push(event),
+                Event::OfflineSyncCompleted | Event::Lagged { .. } => kept.push(owned(event)),
             },
             Err(broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => return kept,
@@ -223,7 +230,7 @@ impl Events {
     /// What to yield for `item`, if anything.
     fn filter(&mut self, item: Item) -> Option<Event> {
         self.apply_subscribes(item.explicit);
-        match &item.event {
+        match &*item.event {
             Event::MessageReceived { message, .. } => {
                 let moved_on = self.routes.as_ref().is_some_and(|r| {
                     r.subscribe_ahead(item.explicit.max(self.explicit_seen), self.position)
@@ -235,7 +242,7 @@ impl Events {
             Event::StatusChanged(_) if item.number <= self.stale_status => return None,
             _ => {}
         }
-        Some(item.event)
+        Some(owned(item.event))
     }
 
     /// The buffer overwrote events: page the skipped messages from the database.
@@ -397,4 +404,37 @@ impl Stream for Events {
 pub struct Lagged {
     /// How many events were skipped (messages among them follow from the database).
     pub missed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffer lets go of an item once every receiver has read it, so the last
+    /// reader takes the event without a copy (what [`owned`] relies on).
+    #[tokio::test]
+    async fn the_last_reader_holds_the_only_reference() {
+        let (tx, mut first) = broadcast::channel(4);
+        let mut second = tx.subscribe();
+        let item = |n| Item {
+            number: n,
+            explicit: 0,
+            event: Arc::new(Event::OfflineSyncCompleted),
+        };
+        tx.send(item(1)).unwrap();
+        let a = first.recv().await.unwrap();
+        assert_eq!(
+            Arc::strong_count(&a.event),
+            2,
+            "the buffer keeps it for `second`"
+        );
+        let b = second.recv().await.unwrap();
+        assert_eq!(
+            Arc::strong_count(&b.event),
+            2,
+            "`a` and `b`: the buffer let go"
+        );
+        drop(a);
+        assert_eq!(Arc::strong_count(&b.event), 1);
+    }
 }

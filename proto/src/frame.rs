@@ -122,7 +122,11 @@ where
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
+    /// Bytes read and not yet consumed start at `start`: consuming a frame moves
+    /// `start`, and the buffer is compacted only before the next read, so many small
+    /// frames from one read cost no copying.
     buf: Vec<u8>,
+    start: usize,
     cap: u32,
 }
 
@@ -135,6 +139,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Self {
             inner,
             buf: Vec::new(),
+            start: 0,
             cap,
         }
     }
@@ -153,16 +158,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn read<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         loop {
             let want = match self.frame_len()? {
-                Some(body_len) if self.buf.len() >= LEN_PREFIX + body_len => {
-                    let msg = decode_body(&self.buf[LEN_PREFIX..LEN_PREFIX + body_len]);
-                    self.buf.drain(..LEN_PREFIX + body_len);
+                Some(body_len) if self.buffered() >= LEN_PREFIX + body_len => {
+                    let body = self.start + LEN_PREFIX;
+                    let msg = decode_body(&self.buf[body..body + body_len]);
+                    self.start = body + body_len;
+                    if self.start == self.buf.len() {
+                        self.buf.clear();
+                        self.start = 0;
+                    }
                     return msg.map(Some);
                 }
                 Some(body_len) => LEN_PREFIX + body_len,
                 None => LEN_PREFIX,
             };
-            // Reserve what the current frame needs (already checked against the cap),
-            // or a modest chunk while the prefix is incomplete.
+            // Compact, then reserve what the current frame needs (already checked
+            // against the cap), or a modest chunk while the prefix is incomplete.
+            self.buf.drain(..self.start);
+            self.start = 0;
             let need = want
                 .saturating_sub(self.buf.len())
                 .max(READ_CHUNK.min(self.cap as usize + LEN_PREFIX));
@@ -180,9 +192,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Bytes read and not yet consumed.
+    fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// The body length of the buffered frame, once its prefix is complete.
     fn frame_len(&self) -> Result<Option<usize>, FrameError> {
-        let Some(prefix) = self.buf.first_chunk::<LEN_PREFIX>() else {
+        let Some(prefix) = self.buf[self.start..].first_chunk::<LEN_PREFIX>() else {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*prefix);
