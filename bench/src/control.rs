@@ -38,6 +38,10 @@ pub struct Report {
     pub first_ns: u64,
     /// When the last message arrived (ns since the epoch).
     pub last_ns: u64,
+    /// CPU time this subscriber used from `ready` to its report (every thread,
+    /// from schedstat), ms.
+    #[serde(default)]
+    pub cpu_ms: f64,
     /// What went wrong, if anything.
     pub error: Option<String>,
 }

@@ -58,8 +58,28 @@ pub struct FanoutRun {
     pub committed_per_s: Option<f64>,
     /// Per-delivery latency from the send stamp to the subscriber.
     pub latency: Summary,
+    /// rcimd only: rcimd's CPU time over the run (every thread), ms.
+    #[serde(default)]
+    pub rcimd_cpu_ms: Option<f64>,
+    /// CPU time of all subscribers together, from ready to report, ms.
+    #[serde(default)]
+    pub subscribers_cpu_ms: f64,
     /// What went wrong in subscribers, if anything.
     pub errors: Vec<String>,
+}
+
+impl FanoutRun {
+    /// rcimd's CPU per message (committed and fanned out to all N), µs.
+    pub fn rcimd_cpu_us_per_msg(&self) -> Option<f64> {
+        let cpu = self.rcimd_cpu_ms?;
+        (self.messages > 0).then(|| cpu * 1e3 / self.messages as f64)
+    }
+
+    /// One subscriber's CPU per message received, µs (averaged over all).
+    pub fn subscriber_cpu_us_per_msg(&self) -> Option<f64> {
+        (self.delivered > 0 && self.subscribers_cpu_ms > 0.0)
+            .then(|| self.subscribers_cpu_ms * 1e3 / self.delivered as f64)
+    }
 }
 
 /// Starts `n` `bench-subscriber ROLE` processes.
@@ -76,7 +96,20 @@ pub fn spawn_subscribers(
 ) -> anyhow::Result<Vec<Proc>> {
     (0..n)
         .map(|i| {
-            let mut command = Command::new(bins.path("bench-subscriber"));
+            // `RCIM_BENCH_SUB_WRAP="valgrind --tool=callgrind"` (any command
+            // prefix) runs the first rcim subscriber under a profiler.
+            let wrap = std::env::var("RCIM_BENCH_SUB_WRAP")
+                .ok()
+                .filter(|w| i == 0 && role == "rcim" && !w.trim().is_empty());
+            let mut command = match wrap {
+                Some(wrap) => {
+                    let mut words = wrap.split_whitespace();
+                    let mut command = Command::new(words.next().unwrap_or("env"));
+                    command.args(words).arg(bins.path("bench-subscriber"));
+                    command
+                }
+                None => Command::new(bins.path("bench-subscriber")),
+            };
             command
                 .arg(role)
                 .arg("--socket")
@@ -137,6 +170,8 @@ pub fn collect(
         deliveries_per_s: per_s(delivered as f64),
         committed_per_s: None,
         latency: Summary::of(&mut latencies),
+        rcimd_cpu_ms: None,
+        subscribers_cpu_ms: reports.iter().map(|r| r.cpu_ms).sum(),
         errors,
     }
 }
@@ -172,6 +207,8 @@ pub async fn rcimd_fanout(
         })
     })?;
     upstream.wait_live(Duration::from_secs(10)).await?;
+    let rcimd_pid = daemon.proc.pid();
+    let cpu_before = crate::procs::cpu_sched_ms(rcimd_pid).ok();
     let first = upstream.first_live_seq();
     let last = first + count - 1;
     let start_ns = crate::payload::now_ns();
@@ -200,9 +237,18 @@ pub async fn rcimd_fanout(
     }
     let committed = upstream.wait_acked(last, Duration::from_secs(120)).await;
     let mut run = tokio::task::block_in_place(|| collect(&control, dir, n, count, start_ns, pace));
+    if let (Some(before), Ok(after)) = (cpu_before, crate::procs::cpu_sched_ms(rcimd_pid)) {
+        run.rcimd_cpu_ms = Some(after - before);
+    }
     match committed {
         Ok(at) => run.committed_per_s = Some(count as f64 / (at - started).as_secs_f64()),
         Err(e) => run.errors.push(e.to_string()),
+    }
+    if std::env::var_os("RCIM_BENCH_SUB_WRAP").is_some() {
+        // Let a profiled subscriber exit by itself and write its profile.
+        for sub in &mut subs {
+            let _ = sub.wait(Duration::from_secs(120));
+        }
     }
     drop(daemon);
     drop(subs);

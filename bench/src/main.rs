@@ -27,7 +27,7 @@ struct Cli {
     #[arg(long)]
     idle_secs: Option<u64>,
     /// Saturated rcimd runs keep at most this many messages ahead of the slowest
-    /// subscriber [default: 192, below rcim-client's 256-event backlog, so the
+    /// subscriber [default: 768, below rcim-client's 1,024-event backlog, so the
     /// run measures delivery rather than lag and replay].
     #[arg(long)]
     window: Option<u64>,
@@ -75,7 +75,12 @@ fn main() -> anyhow::Result<()> {
     let out = cli.out.clone().unwrap_or_else(scenarios::default_out_dir);
     let fd_limit = procs::raise_nofile();
     let bins = Bins::build()?;
-    let work = tempfile::Builder::new().prefix("rcim-bench-").tempdir()?;
+    let mut work = tempfile::Builder::new().prefix("rcim-bench-").tempdir()?;
+    if std::env::var_os("RCIM_BENCH_KEEP").is_some() {
+        // Logs, databases and latency samples of every run, for a closer look.
+        work.disable_cleanup(true);
+        eprintln!("keeping the work dir {}", work.path().display());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

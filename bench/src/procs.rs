@@ -66,8 +66,14 @@ impl Bins {
         Ok(bins)
     }
 
-    /// The path of binary `name`.
+    /// The path of binary `name`. `RCIM_BENCH_SUBSCRIBER=PATH` runs another
+    /// build of `bench-subscriber` (to compare two versions of `rcim-client`).
     pub fn path(&self, name: &str) -> PathBuf {
+        if name == "bench-subscriber"
+            && let Some(path) = std::env::var_os("RCIM_BENCH_SUBSCRIBER")
+        {
+            return PathBuf::from(path);
+        }
         self.dir.join(name)
     }
 }
@@ -162,7 +168,21 @@ impl Daemon {
     /// Starts `rcimd` against `server_url` and waits until its socket answers.
     pub fn start(bins: &Bins, dir: &Path, server_url: &str) -> anyhow::Result<Self> {
         let socket = dir.join("run").join("rcimd.sock");
-        let mut command = Command::new(bins.path("rcimd"));
+        // For profiling: `RCIM_BENCH_WRAP="perf record -g --"` (any command
+        // prefix) runs rcimd under a profiler, its output going to the log;
+        // `RCIM_BENCH_RCIMD=PATH` runs another rcimd build (one with debug info
+        // and frame pointers, say).
+        let rcimd =
+            std::env::var_os("RCIM_BENCH_RCIMD").map_or_else(|| bins.path("rcimd"), PathBuf::from);
+        let mut command = match std::env::var("RCIM_BENCH_WRAP") {
+            Ok(wrap) if !wrap.trim().is_empty() => {
+                let mut words = wrap.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or("env"));
+                command.args(words).arg(&rcimd);
+                command
+            }
+            _ => Command::new(&rcimd),
+        };
         command
             .arg("--socket")
             .arg(&socket)
@@ -181,18 +201,42 @@ impl Daemon {
             .env_remove("RCIM_CONFIG")
             .env("XDG_CONFIG_HOME", dir.join("config"));
         let mut proc = Proc::spawn("rcimd", command, &dir.join("rcimd.log"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        if std::env::var_os("RCIM_BENCH_WRAP").is_some() {
+            eprintln!(
+                "rcimd pid {} (log {})",
+                proc.pid(),
+                dir.join("rcimd.log").display()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             proc.alive()?;
             if Instant::now() > deadline {
                 bail!(
-                    "rcimd did not open its socket within 10 s (see {})",
+                    "rcimd did not open its socket within 60 s (see {})",
                     dir.join("rcimd.log").display()
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(Self { proc, socket })
+    }
+}
+
+impl Drop for Daemon {
+    /// Under a profiler (`RCIM_BENCH_WRAP`), stops rcimd with SIGTERM and waits for
+    /// it, so the profiler writes its output; otherwise [`Proc`] kills it.
+    fn drop(&mut self) {
+        if std::env::var_os("RCIM_BENCH_WRAP").is_none() {
+            return;
+        }
+        if let Some(pid) = i32::try_from(self.proc.pid())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            let _ = self.proc.wait(Duration::from_secs(120));
+        }
     }
 }
 

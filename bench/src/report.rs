@@ -196,6 +196,35 @@ pub fn markdown(r: &Results) -> String {
         if let Some(why) = &r.mosquitto_skipped {
             let _ = writeln!(md, "\n{why}");
         }
+        md.push_str(
+            "\nCPU per message in the rcimd runs (schedstat of every thread, over the run; \
+             the subscribers' from `ready` to their report). The CPU-bound ceiling is what \
+             the machine's cores could carry at these costs if nothing else ran: \
+             cores ÷ (rcimd + N × subscriber).\n\n",
+        );
+        md.push_str("| N | rcimd µs CPU per message | one subscriber µs CPU per message | CPU-bound ceiling, msgs/s to every sub | measured ÷ ceiling |\n|---|---|---|---|---|\n");
+        let cores = r.machine["nproc"].as_f64().unwrap_or(1.0);
+        for row in &r.fanout {
+            let Some(ours) = row.rcimd.as_ref() else {
+                continue;
+            };
+            let (daemon, sub) = (
+                ours.rcimd_cpu_us_per_msg(),
+                ours.subscriber_cpu_us_per_msg(),
+            );
+            let ceiling = daemon
+                .zip(sub)
+                .map(|(d, s)| cores * 1e6 / (d + row.n as f64 * s));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                row.n,
+                opt(daemon.as_ref(), |d| format!("{d:.2}")),
+                opt(sub.as_ref(), |s| format!("{s:.2}")),
+                opt(ceiling.as_ref(), |c| fmt_rate(*c)),
+                fmt_ratio(ratio(ours.msgs_per_s, ceiling)),
+            );
+        }
         md.push('\n');
     }
     if !r.latency.is_empty() {

@@ -82,7 +82,7 @@ impl Plan {
             idle_clients: 1_000,
             reconnects: 5,
             ping_pongs: 100_000,
-            window: 192,
+            window: 768,
         }
     }
 
@@ -104,7 +104,7 @@ impl Plan {
             idle_clients: 200,
             reconnects: 2,
             ping_pongs: 20_000,
-            window: 192,
+            window: 768,
         }
     }
 }
@@ -243,9 +243,11 @@ pub struct Results {
 /// A scratch directory per run, removed afterwards.
 fn scratch(root: &Path, name: &str) -> anyhow::Result<tempfile::TempDir> {
     std::fs::create_dir_all(root)?;
-    Ok(tempfile::Builder::new()
+    let mut dir = tempfile::Builder::new()
         .prefix(&format!("{name}-"))
-        .tempdir_in(root)?)
+        .tempdir_in(root)?;
+    dir.disable_cleanup(std::env::var_os("RCIM_BENCH_KEEP").is_some());
+    Ok(dir)
 }
 
 /// At most this many messages per saturated rcimd run: at N=1 its commit path,

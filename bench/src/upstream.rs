@@ -191,7 +191,7 @@ pub fn encode_push(seq: u64, ts_ns: u64, out: &mut Vec<u8>) -> anyhow::Result<()
 
 /// Inbox entry `seq`: a 200-byte text content stamped `ts_ns`, with a
 /// time-ordered uid (the order SQLite's unique index likes).
-fn entry(seq: u64, ts_ns: u64) -> InboxEntry {
+pub fn entry(seq: u64, ts_ns: u64) -> InboxEntry {
     InboxEntry {
         seq,
         message: WireMessage {

@@ -3,7 +3,11 @@
 //! Each event is encoded once and offered to every live client's outbound queue
 //! without waiting: a client whose queue is full (in frames, or over
 //! [`MAX_QUEUED_BYTES`]) is marked *lagged* and gets nothing more from the hub; it
-//! never blocks the link or the other clients. Its session, once the client has
+//! never blocks the link or the other clients. The link publishes a committed
+//! batch with [`HubHandle::publish_all`]: one command, every frame encoded once
+//! into one shared buffer, and one queue item per client for the whole batch
+//! (a slice of that buffer), so a client's writer wakes once per batch, not once
+//! per message. Its session, once the client has
 //! drained what was queued, sends it `Lagged{resume_from}` and replays the missed
 //! messages from the database.
 //!
@@ -16,7 +20,7 @@
 //! what the hub withheld.
 
 use bytes::Bytes;
-use rcim_proto::frame::{MAX_IPC_FRAME, encode};
+use rcim_proto::frame::{MAX_IPC_FRAME, encode_into};
 use rcim_proto::ipc::{ClientEntry, DaemonFrame, Event};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,7 +168,7 @@ enum Command {
     Detach {
         id: u64,
     },
-    Publish(Event),
+    Publish(Vec<Event>),
     Withhold {
         id: u64,
         done: oneshot::Sender<()>,
@@ -206,7 +210,16 @@ impl HubHandle {
 
     /// Sends `event` to every live client.
     pub fn publish(&self, event: Event) {
-        let _ = self.commands.send(Command::Publish(event));
+        let _ = self.commands.send(Command::Publish(vec![event]));
+    }
+
+    /// Sends `events`, in order, to every live client: one command for the hub,
+    /// the frames encoded once into one buffer, and one queue item per client
+    /// (so one wake-up of its writer) for the whole batch.
+    pub fn publish_all(&self, events: Vec<Event>) {
+        if !events.is_empty() {
+            let _ = self.commands.send(Command::Publish(events));
+        }
     }
 
     /// Stops live events to a client that is about to be replayed to. Returns once
@@ -309,7 +322,7 @@ impl Hub {
             Command::Detach { id } => {
                 self.clients.remove(&id);
             }
-            Command::Publish(event) => self.fan_out(event),
+            Command::Publish(events) => self.fan_out(events),
             Command::Withhold { id, done } => {
                 if let Some(slot) = self.clients.get_mut(&id) {
                     slot.mode = Mode::Replaying;
@@ -346,34 +359,42 @@ impl Hub {
         }
     }
 
-    fn fan_out(&mut self, event: Event) {
-        let seq = match &event {
-            Event::MessageReceived { message, .. } => {
-                self.last_message = self.last_message.max(message.id);
-                Some(message.id)
+    fn fan_out(&mut self, events: Vec<Event>) {
+        // Every frame once, back to back in one buffer; `frames` says where each
+        // ends and which message (if any) it carries.
+        let mut buf = Vec::with_capacity(events.len() * 384);
+        let mut frames: Vec<(usize, Option<i64>)> = Vec::with_capacity(events.len());
+        for event in events {
+            let seq = match &event {
+                Event::MessageReceived { message, .. } => Some(message.id),
+                _ => None,
+            };
+            match encode_into(&DaemonFrame::Event(event), MAX_IPC_FRAME, &mut buf) {
+                Ok(()) => {
+                    if let Some(seq) = seq {
+                        self.last_message = self.last_message.max(seq);
+                    }
+                    frames.push((buf.len(), seq));
+                }
+                Err(e) => tracing::error!("cannot encode an event: {e}"),
             }
-            _ => None,
-        };
-        let bytes = match encode(&DaemonFrame::Event(event), MAX_IPC_FRAME) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                tracing::error!("cannot encode an event: {e}");
-                return;
-            }
-        };
+        }
+        if frames.is_empty() {
+            return;
+        }
+        let bytes = Bytes::from(buf);
+        let last_seq = frames.iter().filter_map(|f| f.1).max();
         self.clients.retain(|_, slot| {
             if slot.mode != Mode::Live {
                 return true;
             }
-            // A replay may have read a message from the database before the link
-            // published it; never send it twice.
-            if seq.is_some_and(|seq| seq <= slot.cursor) {
+            let Some(item) = frames_for(&bytes, &frames, slot.cursor) else {
                 return true;
-            }
-            match slot.outbound.try_send(bytes.clone()) {
+            };
+            match slot.outbound.try_send(item) {
                 Ok(()) => {
-                    if let Some(seq) = seq {
-                        slot.cursor = seq;
+                    if let Some(seq) = last_seq {
+                        slot.cursor = slot.cursor.max(seq);
                     }
                     true
                 }
@@ -392,6 +413,37 @@ impl Hub {
             }
         });
     }
+}
+
+/// What a client whose last queued message is `cursor` gets of an encoded batch:
+/// every frame but the messages it already has (a replay may have read a message
+/// from the database before the link published it; it is never sent twice).
+/// Usually that is all of it, or a suffix (a slice of the shared buffer, no copy);
+/// `None` when nothing is left.
+fn frames_for(bytes: &Bytes, frames: &[(usize, Option<i64>)], cursor: i64) -> Option<Bytes> {
+    let had = |seq: Option<i64>| seq.is_some_and(|seq| seq <= cursor);
+    // Skip the leading frames the client has.
+    let skip = frames.iter().take_while(|f| had(f.1)).count();
+    let start = if skip == 0 { 0 } else { frames[skip - 1].0 };
+    let rest = &frames[skip..];
+    if rest.is_empty() {
+        return None;
+    }
+    if !rest.iter().any(|f| had(f.1)) {
+        return Some(bytes.slice(start..));
+    }
+    // A gap in the middle (a message it has after one it lacks): copy the frames
+    // it needs. Message ids only grow within a batch, so this does not happen in
+    // practice; it is here so the rule holds whatever the batch.
+    let mut out = Vec::with_capacity(bytes.len() - start);
+    let mut from = start;
+    for &(end, seq) in rest {
+        if !had(seq) {
+            out.extend_from_slice(&bytes[from..end]);
+        }
+        from = end;
+    }
+    Some(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -491,5 +543,124 @@ mod tests {
         let got = rx.recv().await.unwrap();
         rx.written(got.len());
         assert!(out.try_send(big).is_ok());
+    }
+
+    /// The message ids of the event frames in one queued item.
+    fn ids_in(bytes: &[u8]) -> Vec<Option<i64>> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            let frame: DaemonFrame = rcim_proto::frame::decode_body(&rest[4..4 + len]).unwrap();
+            out.push(match frame {
+                DaemonFrame::Event(Event::MessageReceived { message, .. }) => Some(message.id),
+                _ => None,
+            });
+            rest = &rest[4 + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_queue_item_per_client_in_order() {
+        let (hub, _task) = spawn();
+        let (a, mut a_rx) = Outbound::channel();
+        let (b, mut b_rx) = Outbound::channel();
+        hub.attach(info(1), a, Arc::default());
+        hub.attach(info(2), b, Arc::default());
+        let mut batch: Vec<_> = (1..=5).map(message).collect();
+        batch.push(Event::OfflineSyncCompleted);
+        hub.publish_all(batch);
+        hub.publish_all(Vec::new());
+        for rx in [&mut a_rx, &mut b_rx] {
+            let item = rx.recv().await.unwrap();
+            assert_eq!(
+                ids_in(&item),
+                vec![Some(1), Some(2), Some(3), Some(4), Some(5), None]
+            );
+            rx.written(item.len());
+            assert!(rx.try_recv().is_none(), "one item for the whole batch");
+        }
+        let clients = hub.clients_list().await;
+        assert!(clients.iter().all(|c| c.last_seq == 5 && !c.lagged));
+    }
+
+    #[tokio::test]
+    async fn a_client_replayed_into_a_batch_gets_only_what_it_lacks() {
+        let (hub, _task) = spawn();
+        let (out, mut rx) = Outbound::channel();
+        hub.attach(info(1), out, Arc::default());
+        hub.publish_all((1..=2).map(message).collect());
+        let item = rx.recv().await.unwrap();
+        rx.written(item.len());
+        // The session replays; the database already has 3 and 4 when the hub turns
+        // the client live again, then the link publishes 3..=6 (and a status).
+        hub.withhold(1).await;
+        hub.publish_all((3..=4).map(message).collect());
+        assert_eq!(hub.replay_step(1, 4).await, ReplayStep::Live);
+        let mut batch: Vec<_> = (3..=6).map(message).collect();
+        batch.insert(1, Event::StatusChanged(LinkState::idle()));
+        hub.publish_all(batch);
+        let item = rx.recv().await.unwrap();
+        assert_eq!(ids_in(&item), vec![None, Some(5), Some(6)]);
+        // Nothing new for it at all: nothing queued.
+        hub.withhold(1).await;
+        assert_eq!(hub.replay_step(1, 9).await, ReplayStep::Live);
+        hub.publish_all((7..=9).map(message).collect());
+        hub.publish(Event::OfflineSyncCompleted);
+        let item = rx.recv().await.unwrap();
+        assert_eq!(ids_in(&item), vec![None]);
+    }
+
+    #[test]
+    fn frames_for_skips_what_the_client_has() {
+        let frames = [(10, Some(1)), (20, Some(2)), (30, None), (40, Some(3))];
+        let bytes = Bytes::from((0..40u8).collect::<Vec<_>>());
+        assert_eq!(frames_for(&bytes, &frames, 0).unwrap(), bytes);
+        assert_eq!(frames_for(&bytes, &frames, 1).unwrap(), bytes.slice(10..));
+        assert_eq!(frames_for(&bytes, &frames, 2).unwrap(), bytes.slice(20..));
+        assert_eq!(frames_for(&bytes, &frames, 3).unwrap(), bytes.slice(20..30));
+        // Out of order ids (never published so, but the rule holds).
+        let odd = [(10, Some(5)), (20, Some(2)), (30, Some(6))];
+        let got = frames_for(&bytes.slice(..30), &odd, 4).unwrap();
+        assert_eq!(&got[..], &[&bytes[..10], &bytes[20..30]].concat()[..]);
+        assert!(frames_for(&bytes.slice(..30), &odd, 6).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_does_not_fit_lags_the_client_before_it() {
+        let (hub, _task) = spawn();
+        let (out, mut rx) = Outbound::channel();
+        let lag = Arc::new(LagSignal::default());
+        hub.attach(info(1), out, Arc::clone(&lag));
+        hub.publish_all((1..=3).map(message).collect());
+        // A batch over the byte budget on its own.
+        let big: Vec<_> = (4..=1_000)
+            .map(|id| match message(id) {
+                Event::MessageReceived {
+                    mut message,
+                    left,
+                    offline,
+                    has_package,
+                } => {
+                    message.content = "x".repeat(8 * 1024);
+                    Event::MessageReceived {
+                        message,
+                        left,
+                        offline,
+                        has_package,
+                    }
+                }
+                other => other,
+            })
+            .collect();
+        hub.publish_all(big);
+        let resume = tokio::time::timeout(std::time::Duration::from_secs(5), lag.lagged())
+            .await
+            .unwrap();
+        assert_eq!(resume, 3);
+        let item = rx.recv().await.unwrap();
+        assert_eq!(ids_in(&item), vec![Some(1), Some(2), Some(3)]);
+        assert!(rx.try_recv().is_none());
     }
 }

@@ -12,7 +12,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use rcim_bench::control::{ControlClient, PROGRESS_EVERY, Report, write_latencies};
 use rcim_bench::payload::{self, PAYLOAD, now_ns};
 use rcim_client::{Client, ClientOptions, Event, Token};
@@ -88,6 +88,8 @@ struct Tally {
     progress: bool,
     /// The next sequence number expected, to spot duplicates.
     next_seq: u64,
+    /// This process's CPU time at `ready`, ms.
+    cpu_at_ready_ms: f64,
 }
 
 impl Tally {
@@ -102,7 +104,14 @@ impl Tally {
             expected,
             progress,
             next_seq: 0,
+            cpu_at_ready_ms: 0.0,
         }
+    }
+
+    /// Tells the driver this subscriber can receive; CPU is counted from here.
+    fn ready(&mut self) -> anyhow::Result<()> {
+        self.cpu_at_ready_ms = own_cpu_ms();
+        self.control.ready()
     }
 
     /// Message `seq` sent at `ts_ns`, received now. Sequence numbers only grow
@@ -133,6 +142,7 @@ impl Tally {
 
     fn finish(mut self, dir: &std::path::Path, error: Option<String>) -> anyhow::Result<()> {
         self.report.error = error;
+        self.report.cpu_ms = own_cpu_ms() - self.cpu_at_ready_ms;
         write_latencies(dir, self.report.index, &self.latencies)?;
         self.control.done(&self.report)
     }
@@ -150,6 +160,11 @@ fn main() -> anyhow::Result<()> {
         }
         Role::IdleClients { socket, count } => runtime()?.block_on(idle_clients(socket, count)),
     }
+}
+
+/// CPU time of this process (every thread), ms.
+fn own_cpu_ms() -> f64 {
+    rcim_bench::procs::cpu_sched_ms(std::process::id()).unwrap_or(0.0)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -187,7 +202,7 @@ async fn rcim(args: Receive) -> anyhow::Result<()> {
         bail!("onConnected({})", connected.code);
     }
     let mut tally = Tally::new(control, args.index, args.count, true);
-    tally.control.ready()?;
+    tally.ready()?;
     let idle = Duration::from_secs_f64(args.idle_secs);
     let mut error = None;
     while !tally.complete() {
@@ -196,7 +211,13 @@ async fn rcim(args: Receive) -> anyhow::Result<()> {
         } else {
             idle
         };
-        match tokio::time::timeout(wait, events.next()).await {
+        // An event already buffered needs no timer (a timer per event was a
+        // visible part of the subscriber's cost).
+        let next = match events.next().now_or_never() {
+            Some(next) => Ok(next),
+            None => tokio::time::timeout(wait, events.next()).await,
+        };
+        match next {
             Ok(Some(Ok(Event::MessageReceived { message, .. }))) => {
                 match payload::parse_content(&message.content) {
                     Some((seq, ts)) => tally.got(seq, ts)?,
@@ -226,7 +247,7 @@ fn raw(args: Receive) -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach the raw producer at {}", args.socket.display()))?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut tally = Tally::new(control, args.index, args.count, false);
-    tally.control.ready()?;
+    tally.ready()?;
     let mut frame = [0u8; payload::RAW_FRAME];
     let mut error = None;
     while !tally.complete() {
@@ -251,7 +272,7 @@ fn mqtt(args: Receive) -> anyhow::Result<()> {
         .stream
         .set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut tally = Tally::new(control, args.index, args.count, false);
-    tally.control.ready()?;
+    tally.ready()?;
     let mut error = None;
     while !tally.complete() {
         match client.read_packet() {

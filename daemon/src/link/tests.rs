@@ -641,6 +641,64 @@ async fn a_cut_in_the_middle_of_a_sync_loses_and_duplicates_nothing() {
     assert_eq!(h.stored_uids().await, server_uids);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stream_of_pushes_is_committed_in_batches_in_order_once() {
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    h.until_sync_completed(Duration::from_secs(30)).await;
+    // Live pushes from several senders, arriving back to back and as a stream.
+    let senders = ["bob", "carol", "dave"];
+    for i in 0..300 {
+        let from = senders[i % senders.len()];
+        h.server
+            .publish_private(
+                from,
+                &["alice"],
+                "RC:TxtMsg",
+                &format!("{{\"content\":\"{i}\"}}"),
+            )
+            .await
+            .unwrap();
+        if i % 7 == 0 {
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+    }
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.extend(received(&h.drain_events().await));
+        if got.len() >= 300 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 300);
+    assert!(got.iter().all(|g| !g.2 && !g.3), "live, not offline");
+    // Shown in the server's order, each once, all committed.
+    let server_uids: Vec<String> = h
+        .server
+        .inbox_uids("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, uid)| uid)
+        .collect();
+    let shown: Vec<String> = got.iter().map(|g| g.0.clone()).collect();
+    assert_eq!(shown, server_uids);
+    assert_eq!(h.stored_uids().await, server_uids);
+    // Batched: `left` counts down inside each committed batch, and there were
+    // fewer batches than messages.
+    let batches = got.iter().filter(|g| g.1 == 0).count();
+    assert!(batches < 300, "{batches} commits for 300 pushes");
+    // Every conversation counts its unread messages.
+    let store = h.link.store().unwrap();
+    let conversations = store
+        .call(|conn| crate::store::queries::conversations(conn, &[], 0, 50))
+        .await
+        .unwrap();
+    assert_eq!(conversations.len(), 3);
+    assert!(conversations.iter().all(|c| c.unread_count == 100));
+}
+
 fn sent_ok(callbacks: &[Callback]) -> Message {
     match callbacks {
         [

@@ -15,13 +15,31 @@
 //! cursor are committed in one transaction *before* the link acknowledges them
 //! upstream or any client sees them; an outgoing message is in the outbox *before*
 //! `onMessageSaved`.
+//!
+//! WAL checkpoints run off the commit path: SQLite would otherwise copy the WAL
+//! back into the database (and fsync both) inside whichever commit crossed its
+//! threshold, stalling that commit and everything queued behind it for
+//! milliseconds. Instead, once the commits since the last checkpoint have written
+//! about [`CHECKPOINT_PAGES`] pages, a `PASSIVE` checkpoint runs on a second
+//! connection on the blocking pool, next to the commits (WAL lets a checkpoint
+//! and a writer work at once), and again once the commits pause, until the whole
+//! WAL is copied back and can start over (see `checkpoint`). SQLite's own
+//! automatic checkpoint stays as a backstop at a much larger size (see
+//! `schema::AUTOCHECKPOINT_PAGES`). On the bench's VM an fsync takes 10-150 ms
+//! and stalls concurrent writes to the same files, so how often a checkpoint
+//! runs, and where, shows directly in the latency tail.
 
 pub mod queries;
 mod schema;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Pages written since the last checkpoint (estimated) that start a background
+/// checkpoint: SQLite's default automatic checkpoint size.
+pub const CHECKPOINT_PAGES: u64 = 1_000;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +88,130 @@ pub struct StoreOpener {
 pub struct StoreHandle {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
+    checkpoints: Arc<Checkpoints>,
 }
+
+/// The background checkpoints of one database.
+#[derive(Default)]
+struct Checkpoints {
+    /// Pages written since the last checkpoint started, estimated.
+    pages: AtomicU64,
+    /// A checkpoint is running.
+    running: AtomicBool,
+    /// Checkpoint passes run (for tests and logs).
+    done: AtomicU64,
+    /// The checkpointing connection, opened on first use.
+    conn: Mutex<Option<Connection>>,
+}
+
+impl Checkpoints {
+    /// Notes `changes` rows changed by one call; true when a checkpoint is due and
+    /// this caller must start it.
+    fn written(&self, changes: u64) -> bool {
+        if changes == 0 {
+            return false;
+        }
+        // A commit writes each page it dirtied once: a leaf of the table and of
+        // each of its three indexes, the AUTOINCREMENT counter, the conversation
+        // and the cursor (eight WAL frames for a lone message), plus a new page
+        // for about every six 200-byte messages (34 frames for a commit of 200;
+        // both counted with strace).
+        let pages = 8 + changes / 6;
+        let total = self.pages.fetch_add(pages, Ordering::Relaxed) + pages;
+        total >= CHECKPOINT_PAGES
+            && self
+                .running
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// One PASSIVE checkpoint of `path` (blocking); true when the WAL is copied
+    /// back completely (or cannot be checkpointed at all).
+    fn pass(&self, path: &Path) -> bool {
+        self.pages.store(0, Ordering::Relaxed);
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            match schema::open_checkpointer(path) {
+                Ok(conn) => *slot = Some(conn),
+                Err(e) => {
+                    tracing::warn!("cannot open {} for checkpoints: {e}", path.display());
+                    return true;
+                }
+            }
+        }
+        let Some(conn) = slot.as_ref() else {
+            return true;
+        };
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        self.done.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok((log, copied)) if copied < log => {
+                tracing::trace!("checkpoint: {copied} of {log} WAL frames copied");
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!("checkpoint of {} failed: {e}", path.display());
+                true
+            }
+        }
+    }
+}
+
+/// Checkpoints `path` until the WAL is copied back completely, so the next commit
+/// can start it over from the top.
+///
+/// A checkpoint cannot copy the frames of commits made while it runs; the WAL only
+/// starts over once a checkpoint has copied all of it, and otherwise grows until
+/// SQLite's backstop checkpoints inside a commit (fsyncs on the commit path: a
+/// stall). So after an incomplete pass this waits for the store to go quiet (no
+/// commit for [`QUIET`]) and goes again; while commits keep coming it goes again
+/// after [`CHECKPOINT_PAGES`] or a second, whichever is first. It gives up after
+/// [`MAX_PASSES`] passes or when the store is closed; the next commits trigger it
+/// again. The waits are tokio timers, so a runtime that shuts down just drops it.
+async fn checkpoint(
+    checkpoints: Arc<Checkpoints>,
+    path: Arc<PathBuf>,
+    store: std::sync::Weak<Mutex<Connection>>,
+) {
+    /// Clears `running` however this ends.
+    struct Running(Arc<Checkpoints>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.running.store(false, Ordering::Release);
+        }
+    }
+    let running = Running(checkpoints);
+    for _ in 0..MAX_PASSES {
+        let (pass, path) = (Arc::clone(&running.0), Arc::clone(&path));
+        let complete = tokio::task::spawn_blocking(move || pass.pass(&path))
+            .await
+            .unwrap_or(true);
+        if complete {
+            return;
+        }
+        let mut seen = running.0.pages.load(Ordering::Relaxed);
+        for _ in 0..20 {
+            tokio::time::sleep(QUIET).await;
+            if store.strong_count() == 0 {
+                return;
+            }
+            let pages = running.0.pages.load(Ordering::Relaxed);
+            if pages == seen || pages >= CHECKPOINT_PAGES {
+                break;
+            }
+            seen = pages;
+        }
+    }
+}
+
+/// See [`checkpoint`].
+const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// See [`checkpoint`].
+const MAX_PASSES: usize = 20;
 
 impl std::fmt::Debug for StoreHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,17 +235,38 @@ impl StoreHandle {
     {
         let conn = Arc::clone(&self.conn);
         let path = Arc::clone(&self.path);
+        let checkpoints = Arc::clone(&self.checkpoints);
         tokio::task::spawn_blocking(move || {
-            // A panic inside a query cannot leave SQLite half-written (the
-            // transaction rolls back), so a poisoned lock is safe to reuse.
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn).map_err(|source| StoreError::Sqlite {
+            let (result, changes) = {
+                // A panic inside a query cannot leave SQLite half-written (the
+                // transaction rolls back), so a poisoned lock is safe to reuse.
+                let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                let before = conn.total_changes();
+                let result = f(&mut conn);
+                (result, conn.total_changes().wrapping_sub(before))
+            };
+            if checkpoints.written(changes) {
+                // Detached: the caller has its answer, the checkpoint runs beside
+                // the next commits.
+                let store = Arc::downgrade(&conn);
+                drop(tokio::spawn(checkpoint(
+                    checkpoints,
+                    Arc::clone(&path),
+                    store,
+                )));
+            }
+            result.map_err(|source| StoreError::Sqlite {
                 path: path.as_ref().clone(),
                 source,
             })
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Background checkpoint passes run so far.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints.done.load(Ordering::Relaxed)
     }
 }
 
@@ -135,6 +297,7 @@ impl StoreOpener {
         Ok(StoreHandle {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
+            checkpoints: Arc::default(),
         })
     }
 }
@@ -224,5 +387,50 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let err = StoreOpener::new(&file).open("carol").await.unwrap_err();
         assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoints_run_in_the_background() {
+        use rcim_proto::message::{ConversationKey, WireMessage};
+        use rcim_proto::upstream::InboxEntry;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        let auto: i64 = handle
+            .call(|c| c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(auto, schema::AUTOCHECKPOINT_PAGES);
+        assert_eq!(handle.checkpoints(), 0);
+        // Single-message commits, as live pushes at a low rate make them.
+        for seq in 1..=400u64 {
+            let entry = InboxEntry {
+                seq,
+                message: WireMessage {
+                    uid: format!("u{seq:06}"),
+                    conversation: ConversationKey::private("bob"),
+                    sender: "bob".into(),
+                    object_name: "RC:TxtMsg".into(),
+                    content: "x".repeat(200),
+                    sent_time_ms: seq as i64,
+                },
+            };
+            handle
+                .call(move |c| queries::insert_incoming(c, &[entry], 1))
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while handle.checkpoints() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(handle.checkpoints() >= 1, "a background checkpoint ran");
+        let (count, cursor) = handle
+            .call(|c| {
+                let count: i64 = c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+                Ok((count, queries::sync_cursor(c)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((count, cursor), (400, 400));
     }
 }

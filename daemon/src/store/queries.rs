@@ -70,15 +70,14 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
 
 /// One message by local id.
 pub fn message(conn: &Connection, id: i64) -> rusqlite::Result<Option<Message>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"),
-        [id],
-        message_from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+        .query_row([id], message_from_row)
+        .optional()
 }
 
-/// Makes `id` the conversation's last message if it is the newest.
+/// Makes `id` the conversation's last message if it is the newest, and adds
+/// `unread` to its unread count. Called once per conversation per transaction:
+/// a batch of messages folds its touches into one (see [`ConversationTouch`]).
 fn touch_conversation(
     conn: &Connection,
     key: &ConversationKey,
@@ -86,8 +85,6 @@ fn touch_conversation(
     time: i64,
     unread: i64,
 ) -> rusqlite::Result<()> {
-    // Cached: this runs once per stored message, and re-parsing it cost about a
-    // third of the insert path (bench: perf record during sync).
     conn.prepare_cached(
         "INSERT INTO conversations (conv_type, target_id, last_message_id, unread_count, operation_time)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -101,6 +98,38 @@ fn touch_conversation(
     Ok(())
 }
 
+/// The touches of one conversation by a batch, folded into one. Applying the
+/// folded touch gives what applying each message's touch in order gives: the
+/// last message is the newest by time, the later one on a tie (a touch replaces
+/// the last message when its time is `>=` the conversation's), and the unread
+/// count grows by the number of messages.
+#[derive(Debug)]
+struct ConversationTouch {
+    key: ConversationKey,
+    id: i64,
+    time: i64,
+    unread: i64,
+}
+
+/// Folds a message (`id`, `time`, in insertion order) into the touches of the batch.
+fn fold_touch(touches: &mut Vec<ConversationTouch>, key: &ConversationKey, id: i64, time: i64) {
+    // A batch touches one conversation or a few: a linear scan beats a map.
+    if let Some(touch) = touches.iter_mut().find(|t| t.key == *key) {
+        if time >= touch.time {
+            touch.id = id;
+            touch.time = time;
+        }
+        touch.unread += 1;
+    } else {
+        touches.push(ConversationTouch {
+            key: key.clone(),
+            id,
+            time,
+            unread: 1,
+        });
+    }
+}
+
 /// Commits a batch of inbox entries and the sync cursor in one transaction.
 /// Returns the messages that were new (an entry whose uid is already stored is
 /// skipped: nothing is stored twice).
@@ -109,57 +138,225 @@ pub fn insert_incoming(
     entries: &[InboxEntry],
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Message>> {
+    insert_entries(conn, entries.iter().cloned(), now_ms)
+}
+
+/// [`insert_incoming`] taking the entries by value, so their strings move into
+/// the returned messages instead of being copied.
+pub fn insert_incoming_owned(
+    conn: &mut Connection,
+    entries: Vec<InboxEntry>,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Message>> {
+    insert_entries(conn, entries, now_ms)
+}
+
+/// Rows per multi-row `INSERT`, largest first: a batch is cut into statements of
+/// these sizes, so at most four statement sizes are ever prepared (and cached).
+const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The two shapes of the multi-row `INSERT` of incoming messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Every row binds all its columns (nine parameters per row).
+    General,
+    /// The rows share their conversation, sender and type name: those are bound
+    /// once for the statement, and each row binds only its uid, content and time.
+    /// A sync package of one conversation or a burst from one sender is this
+    /// shape; it saves three text copies into SQLite per message.
+    Shared,
+}
+
+/// Parameters bound once per statement in the [`Shape::Shared`] form: conversation
+/// type, target id, sender, type name, received time, sent status.
+const SHARED_PARAMS: usize = 6;
+
+/// The `INSERT` of `rows` incoming messages in `shape`.
+fn insert_sql(rows: usize, shape: Shape) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        [Shape::General, Shape::Shared]
+            .into_iter()
+            .flat_map(|shape| INSERT_CHUNKS.iter().map(move |&rows| (shape, rows)))
+            .map(|(shape, rows)| {
+                let values: Vec<String> = (0..rows)
+                    .map(|row| match shape {
+                        Shape::General => "(?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 1)".to_owned(),
+                        Shape::Shared => {
+                            let p = SHARED_PARAMS + 3 * row;
+                            format!(
+                                "(?{}, ?1, ?2, ?3, ?4, ?{}, ?{}, ?5, 1, ?6, 1)",
+                                p + 1,
+                                p + 2,
+                                p + 3
+                            )
+                        }
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO messages (uid, conv_type, target_id, sender, object_name, content,
+                                           sent_time, received_time, direction, sent_status, unread)
+                     VALUES {}
+                     ON CONFLICT (uid) DO NOTHING",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    let size = INSERT_CHUNKS
+        .iter()
+        .position(|&r| r == rows)
+        .unwrap_or(INSERT_CHUNKS.len() - 1);
+    let shape = match shape {
+        Shape::General => 0,
+        Shape::Shared => INSERT_CHUNKS.len(),
+    };
+    &all[shape + size]
+}
+
+fn insert_entries(
+    conn: &mut Connection,
+    entries: impl IntoIterator<Item = InboxEntry>,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Message>> {
+    let entries: Vec<InboxEntry> = entries.into_iter().collect();
     let tx = conn.transaction()?;
-    let mut inserted = Vec::with_capacity(entries.len());
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (uid, conv_type, target_id, sender, object_name, content,
-                                   sent_time, received_time, direction, sent_status, unread)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, 1)
-             ON CONFLICT (uid) DO NOTHING",
-        )?;
-        for entry in entries {
-            let m = &entry.message;
-            let changed = insert.execute(params![
-                m.uid,
-                m.conversation.kind.code(),
-                m.conversation.target_id,
-                m.sender,
-                m.object_name,
-                m.content,
-                m.sent_time_ms,
-                now_ms,
-                status_code(SentStatus::Received),
-            ])?;
-            if changed == 0 {
-                continue;
-            }
-            let id = tx.last_insert_rowid();
-            touch_conversation(&tx, &m.conversation, id, m.sent_time_ms, 1)?;
-            inserted.push(Message {
-                id,
-                uid: Some(m.uid.clone()),
-                conversation: m.conversation.clone(),
-                sender: m.sender.clone(),
-                object_name: m.object_name.clone(),
-                content: m.content.clone(),
-                sent_time_ms: m.sent_time_ms,
-                received_time_ms: now_ms,
-                direction: Direction::Receive,
-                sent_status: SentStatus::Received,
-                client_msg_id: None,
-            });
-        }
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(entries.len());
+    let mut done = 0;
+    while done < entries.len() {
+        let rows = INSERT_CHUNKS
+            .into_iter()
+            .find(|&r| r <= entries.len() - done)
+            .unwrap_or(1);
+        let chunk = &entries[done..done + rows];
+        insert_chunk(&tx, chunk, now_ms, &mut ids)?;
+        done += rows;
     }
-    if let Some(max) = entries.iter().map(|e| e.seq).max() {
+    let mut touches: Vec<ConversationTouch> = Vec::new();
+    let mut inserted = Vec::with_capacity(entries.len());
+    let mut max_seq = None;
+    for (entry, id) in entries.into_iter().zip(ids) {
+        max_seq = max_seq.max(Some(entry.seq));
+        let Some(id) = id else {
+            continue;
+        };
+        let m = entry.message;
+        fold_touch(&mut touches, &m.conversation, id, m.sent_time_ms);
+        inserted.push(Message {
+            id,
+            uid: Some(m.uid),
+            conversation: m.conversation,
+            sender: m.sender,
+            object_name: m.object_name,
+            content: m.content,
+            sent_time_ms: m.sent_time_ms,
+            received_time_ms: now_ms,
+            direction: Direction::Receive,
+            sent_status: SentStatus::Received,
+            client_msg_id: None,
+        });
+    }
+    for touch in &touches {
+        touch_conversation(&tx, &touch.key, touch.id, touch.time, touch.unread)?;
+    }
+    if let Some(max) = max_seq {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        tx.execute(
-            "UPDATE sync_state SET inbox_seq = MAX(inbox_seq, ?1) WHERE id = 1",
-            [max],
-        )?;
+        tx.prepare_cached("UPDATE sync_state SET inbox_seq = MAX(inbox_seq, ?1) WHERE id = 1")?
+            .execute([max])?;
     }
     tx.commit()?;
     Ok(inserted)
+}
+
+/// Inserts `chunk` with one statement and pushes, per entry, the id it was stored
+/// under (`None`: its uid was already stored, or appears earlier in the batch).
+fn insert_chunk(
+    tx: &Connection,
+    chunk: &[InboxEntry],
+    now_ms: i64,
+    ids: &mut Vec<Option<i64>>,
+) -> rusqlite::Result<()> {
+    let first = &chunk[0].message;
+    let shared = chunk[1..].iter().all(|e| {
+        let m = &e.message;
+        m.conversation == first.conversation
+            && m.sender == first.sender
+            && m.object_name == first.object_name
+    });
+    let shape = if shared && chunk.len() > 1 {
+        Shape::Shared
+    } else {
+        Shape::General
+    };
+    let mut insert = tx.prepare_cached(insert_sql(chunk.len(), shape))?;
+    let received = status_code(SentStatus::Received);
+    if shape == Shape::Shared {
+        insert.raw_bind_parameter(1, first.conversation.kind.code())?;
+        insert.raw_bind_parameter(2, &first.conversation.target_id)?;
+        insert.raw_bind_parameter(3, &first.sender)?;
+        insert.raw_bind_parameter(4, &first.object_name)?;
+        insert.raw_bind_parameter(5, now_ms)?;
+        insert.raw_bind_parameter(6, received)?;
+        let mut index = SHARED_PARAMS;
+        for entry in chunk {
+            let m = &entry.message;
+            insert.raw_bind_parameter(index + 1, &m.uid)?;
+            insert.raw_bind_parameter(index + 2, &m.content)?;
+            insert.raw_bind_parameter(index + 3, m.sent_time_ms)?;
+            index += 3;
+        }
+    } else {
+        let mut index = 0;
+        for entry in chunk {
+            let m = &entry.message;
+            insert.raw_bind_parameter(index + 1, &m.uid)?;
+            insert.raw_bind_parameter(index + 2, m.conversation.kind.code())?;
+            insert.raw_bind_parameter(index + 3, &m.conversation.target_id)?;
+            insert.raw_bind_parameter(index + 4, &m.sender)?;
+            insert.raw_bind_parameter(index + 5, &m.object_name)?;
+            insert.raw_bind_parameter(index + 6, &m.content)?;
+            insert.raw_bind_parameter(index + 7, m.sent_time_ms)?;
+            insert.raw_bind_parameter(index + 8, now_ms)?;
+            insert.raw_bind_parameter(index + 9, received)?;
+            index += 9;
+        }
+    }
+    let changed = insert.raw_execute()?;
+    let last = tx.last_insert_rowid();
+    if changed == chunk.len() {
+        // Every row is new. Ids come from AUTOINCREMENT in row order, one statement
+        // holding the write lock: they are consecutive and end at the last one.
+        let first = last - chunk.len() as i64 + 1;
+        ids.extend((first..=last).map(Some));
+        return Ok(());
+    }
+    // Some uids were already stored (a resend after a crash before the ack). Every
+    // row of this statement has a larger id than any row stored before it
+    // (AUTOINCREMENT never reuses or goes back), so the `changed` largest ids
+    // found for the chunk's uids are the new rows, each first claimed by the
+    // earliest entry carrying its uid.
+    let mut lookup = tx.prepare_cached("SELECT id FROM messages WHERE uid = ?1")?;
+    let mut found = Vec::with_capacity(chunk.len());
+    for entry in chunk {
+        found.push(
+            lookup
+                .query_row([&entry.message.uid], |row| row.get::<_, i64>(0))
+                .optional()?,
+        );
+    }
+    let mut distinct: Vec<i64> = found.iter().flatten().copied().collect();
+    distinct.sort_unstable_by(|a, b| b.cmp(a));
+    distinct.dedup();
+    let threshold = distinct.get(changed.saturating_sub(1)).copied();
+    let mut claimed = std::collections::HashSet::new();
+    for id in found {
+        let new = match (id, threshold) {
+            (Some(id), Some(threshold)) if changed > 0 && id >= threshold => claimed.insert(id),
+            _ => false,
+        };
+        ids.push(if new { id } else { None });
+    }
+    Ok(())
 }
 
 /// The last inbox sequence number committed.
@@ -529,5 +726,161 @@ mod tests {
         assert_eq!(conversations(&conn, &[], 0, 1).unwrap()[0].unread_count, 1);
         clear_unread(&mut conn, &bob, 0).unwrap();
         assert_eq!(conversations(&conn, &[], 0, 1).unwrap()[0].unread_count, 0);
+    }
+
+    /// An entry from `from` at `time` with its own uid.
+    fn entry_with(seq: u64, from: &str, time: i64, uid: &str) -> InboxEntry {
+        let mut e = entry(seq, from, time);
+        e.message.uid = uid.into();
+        e
+    }
+
+    fn conversation_rows(conn: &Connection) -> Vec<(String, i64, i64, i64)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT target_id, last_message_id, unread_count, operation_time
+                 FROM conversations ORDER BY target_id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_batch_touches_conversations_as_one_message_at_a_time_would() {
+        // Several conversations, times out of order and tied, a conversation that
+        // already has a newer message, and batch sizes around the statement sizes.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..20 {
+            let (_d1, mut batched) = db();
+            let (_d2, mut single) = db();
+            let older = [entry_with(1, "p0", 1_000, &format!("pre-{round}"))];
+            insert_incoming(&mut batched, &older, 5).unwrap();
+            insert_incoming(&mut single, &older, 5).unwrap();
+            let size = [1, 3, 4, 5, 17, 64, 65, 85, 200][round % 9];
+            let batch: Vec<_> = (0..size)
+                .map(|i| {
+                    let seq = 2 + i as u64;
+                    let peer = format!("p{}", next(4));
+                    let time = 990 + next(20) as i64;
+                    entry_with(seq, &peer, time, &format!("r{round}-{i}"))
+                })
+                .collect();
+            let new = insert_incoming(&mut batched, &batch, 7).unwrap();
+            assert_eq!(new.len(), batch.len());
+            for e in &batch {
+                insert_incoming(&mut single, std::slice::from_ref(e), 7).unwrap();
+            }
+            assert_eq!(
+                conversation_rows(&batched),
+                conversation_rows(&single),
+                "round {round}, {size} messages"
+            );
+            let unread: i64 = conversation_rows(&batched).iter().map(|c| c.2).sum();
+            assert_eq!(unread, size as i64 + 1);
+        }
+    }
+
+    #[test]
+    fn several_messages_to_one_conversation_in_one_batch() {
+        let (_dir, mut conn) = db();
+        let batch = [
+            entry_with(1, "bob", 300, "a"),
+            entry_with(2, "bob", 100, "b"),
+            entry_with(3, "bob", 300, "c"),
+            entry_with(4, "bob", 200, "d"),
+        ];
+        insert_incoming(&mut conn, &batch, 1).unwrap();
+        let conv = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(conv.len(), 1);
+        assert_eq!(conv[0].unread_count, 4);
+        assert_eq!(conv[0].operation_time_ms, 300);
+        // The newest by time; on a tie the later one, as one by one would leave it.
+        assert_eq!(
+            conv[0].last_message.as_ref().unwrap().uid.as_deref(),
+            Some("c")
+        );
+        // A later batch with only older messages adds to the count only.
+        insert_incoming(&mut conn, &[entry_with(5, "bob", 50, "e")], 1).unwrap();
+        let conv = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(conv[0].unread_count, 5);
+        assert_eq!(
+            conv[0].last_message.as_ref().unwrap().uid.as_deref(),
+            Some("c")
+        );
+    }
+
+    #[test]
+    fn chunked_inserts_return_every_message_with_its_id_in_order() {
+        let (_dir, mut conn) = db();
+        // 85 = 64 + 16 + 4 + 1: every statement size once.
+        let batch: Vec<_> = (1..=85).map(|s| entry(s, "bob", s as i64)).collect();
+        let new = insert_incoming(&mut conn, &batch, 3).unwrap();
+        assert_eq!(new.len(), 85);
+        for (m, e) in new.iter().zip(&batch) {
+            assert_eq!(m.uid.as_deref(), Some(e.message.uid.as_str()));
+            assert_eq!(message(&conn, m.id).unwrap().as_ref(), Some(m));
+        }
+        assert!(new.windows(2).all(|w| w[1].id == w[0].id + 1));
+        assert_eq!(messages_after(&conn, 0, 1000).unwrap(), new);
+        assert_eq!(sync_cursor(&conn).unwrap(), 85);
+    }
+
+    #[test]
+    fn a_chunk_with_stored_and_repeated_uids_returns_only_the_new_ones() {
+        let (_dir, mut conn) = db();
+        let stored: Vec<_> = (1..=10).map(|s| entry(s, "bob", s as i64)).collect();
+        insert_incoming(&mut conn, &stored, 1).unwrap();
+        // An outgoing message the server accepted: its uid may come back in the inbox.
+        let out = Outgoing {
+            sender: "me".into(),
+            conversation: ConversationKey::private("bob"),
+            object_name: "RC:TxtMsg".into(),
+            content: "{}".into(),
+            client_msg_id: "c1".into(),
+        };
+        let sent = save_outgoing(&mut conn, &out, 20).unwrap();
+        mark_sent(&mut conn, sent.id, "mine", 21).unwrap();
+        // 22 entries (statements of 16, 4, 1 and 1): stored uids, new ones, a uid
+        // twice in the batch, and our own sent message.
+        let mut batch: Vec<_> = (5..=20).map(|s| entry(s, "bob", 100 + s as i64)).collect();
+        batch.push(entry_with(21, "bob", 121, "uid-000015"));
+        batch.push(entry_with(22, "bob", 122, "mine"));
+        batch.push(entry_with(23, "carol", 123, "x1"));
+        batch.push(entry_with(24, "carol", 124, "x1"));
+        batch.push(entry_with(25, "carol", 125, "x2"));
+        batch.push(entry_with(26, "bob", 126, "uid-000003"));
+        let new = insert_incoming(&mut conn, &batch, 2).unwrap();
+        let uids: Vec<_> = new.iter().map(|m| m.uid.clone().unwrap()).collect();
+        let mut want: Vec<_> = (11..=20).map(|s| format!("uid-{s:06}")).collect();
+        want.extend(["x1".to_owned(), "x2".to_owned()]);
+        assert_eq!(uids, want);
+        for m in &new {
+            assert_eq!(message(&conn, m.id).unwrap().as_ref(), Some(m));
+        }
+        // The first x1 (time 123) is the stored one.
+        let x1 = new.iter().find(|m| m.uid.as_deref() == Some("x1")).unwrap();
+        assert_eq!(x1.sent_time_ms, 123);
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 10 + 1 + 12);
+        assert_eq!(sync_cursor(&conn).unwrap(), 26);
+        let conv = conversations(&conn, &[], 0, 50).unwrap();
+        let carol = conv.iter().find(|c| c.key.target_id == "carol").unwrap();
+        assert_eq!(carol.unread_count, 2);
+        let bob = conv.iter().find(|c| c.key.target_id == "bob").unwrap();
+        assert_eq!(bob.unread_count, 20);
+        // Nothing new at all: nothing returned, the cursor still moves.
+        let again = insert_incoming(&mut conn, &batch[..4], 2).unwrap();
+        assert!(again.is_empty());
     }
 }
