@@ -43,6 +43,21 @@ impl Run {
     }
 }
 
+/// Each command's `--help` succeeds and mentions every one of its needles.
+fn assert_help_mentions(cases: &[(&[&str], &[&str])]) {
+    for (args, needles) in cases {
+        let out = rcimctl(args).output();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let help = text(&out.stdout);
+        for needle in *needles {
+            assert!(
+                help.contains(needle),
+                "{args:?}: {needle:?} missing in\n{help}"
+            );
+        }
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -64,17 +79,7 @@ fn help_for_every_subcommand() {
         ),
         (&["disconnect", "--help"], &["--no-push", "Exit status"]),
     ];
-    for (args, needles) in cases {
-        let out = rcimctl(args).output();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        let help = text(&out.stdout);
-        for needle in needles {
-            assert!(
-                help.contains(needle),
-                "{args:?}: {needle:?} missing in\n{help}"
-            );
-        }
-    }
+    assert_help_mentions(&cases);
 }
 
 #[test]
@@ -200,17 +205,7 @@ fn help_for_the_messaging_subcommands() {
         ),
         (&["watch", "--help"], &["--json", "Exit status"]),
     ];
-    for (args, needles) in cases {
-        let out = rcimctl(args).output();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        let help = text(&out.stdout);
-        for needle in needles {
-            assert!(
-                help.contains(needle),
-                "{args:?}: {needle:?} missing in\n{help}"
-            );
-        }
-    }
+    assert_help_mentions(&cases);
 }
 
 /// Each of these is refused before rcimd is even tried: exit 2, a message on
@@ -317,17 +312,7 @@ fn help_for_the_hub_subcommands() {
         (&["logout", "--help"], &["--json", "Exit status"]),
         (&["disconnect", "--help"], &["--no-push", "--json"]),
     ];
-    for (args, needles) in cases {
-        let out = rcimctl(args).output();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        let help = text(&out.stdout);
-        for needle in needles {
-            assert!(
-                help.contains(needle),
-                "{args:?}: {needle:?} missing in\n{help}"
-            );
-        }
-    }
+    assert_help_mentions(&cases);
 }
 
 #[test]

@@ -685,6 +685,34 @@ impl InProcessServer {
     }
 }
 
+/// Every regular file under `dir`, recursively (symlinks are not followed).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Whether `needle` occurs in `haystack` (never for an empty needle).
+pub fn bytes_contain(haystack: &[u8], needle: &str) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+}
+
 /// The local ids of `user`'s received messages in a daemon's database, in order;
 /// none while the database does not exist yet.
 pub fn stored_ids(data_dir: &Path, user: &str) -> Vec<i64> {

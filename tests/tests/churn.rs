@@ -19,9 +19,7 @@ mod support;
 
 use rcim_proto::frame::{MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{ClientFrame, Hello, Op, Request};
-use rcim_tests::{
-    InProcessServer, Rng, TestDaemon, ctl, eventually, open_fds, rss_kib, stored_ids,
-};
+use rcim_tests::{InProcessServer, Rng, TestDaemon, eventually, open_fds, rss_kib, stored_ids};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,19 +29,6 @@ use support::{CLIENT, Receiver};
 const CHILD_SOCKET: &str = "RCIM_CHURN_CHILD_SOCKET";
 /// Processes per wave.
 const WAVE: usize = 50;
-
-fn connect(daemon: &TestDaemon, token: &str) {
-    let out = ctl(
-        &daemon.socket,
-        &["connect", "--token-stdin", "--timeout", "20"],
-        Some(token),
-    );
-    assert!(
-        out.status.success(),
-        "connect: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Not a test of its own: the child process of the churn test (when
 /// `RCIM_CHURN_CHILD_SOCKET` is set) that vanishes in the middle of a frame.
@@ -129,7 +114,7 @@ fn a_thousand_clients_come_and_go_and_leave_nothing_behind() {
     let server = InProcessServer::start();
     let token = server.get().issue_token("alice", "Alice").expect("token");
     let daemon = TestDaemon::start(&server.url(), &[]);
-    connect(&daemon, &token);
+    daemon.connect(&token);
     let pid = daemon.proc.pid();
 
     let mut steady = Receiver::new("steady".into());

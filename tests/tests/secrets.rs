@@ -18,38 +18,14 @@
 //! Each is searched for the whole token, its signature and its base64 payload.
 
 use rcim_tests::proxy::FaultProxy;
-use rcim_tests::{TestDaemon, TestServer, ctl, eventually, spawn_client};
-use std::path::{Path, PathBuf};
+use rcim_tests::{
+    TestDaemon, TestServer, bytes_contain, ctl, eventually, files_under, spawn_client,
+};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_rcim-test-client");
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(t) if t.is_file() => out.push(path),
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    !needle.is_empty()
-        && haystack
-            .windows(needle.len())
-            .any(|window| window == needle.as_bytes())
-}
 
 /// Everything the test looked at, by where it came from.
 #[derive(Default)]
@@ -70,13 +46,13 @@ impl Evidence {
         for (what, bytes) in &self.0 {
             for (name, secret) in secrets {
                 assert!(
-                    !contains(bytes, secret),
+                    !bytes_contain(bytes, secret),
                     "{what} holds the {name}:\n{}",
                     String::from_utf8_lossy(bytes)
                 );
             }
             assert!(
-                !contains(bytes, "panicked"),
+                !bytes_contain(bytes, "panicked"),
                 "{what} shows a panic:\n{}",
                 String::from_utf8_lossy(bytes)
             );
@@ -207,7 +183,7 @@ fn the_token_is_in_no_output_no_process_record_and_no_file() {
     daemon.proc.terminate().expect("SIGTERM");
     seen.add("rcimd log (second run)", daemon.proc.log());
 
-    for file in files(daemon.dir()) {
+    for file in files_under(daemon.dir()) {
         // The temp dir holds the socket dir, the data dir and the logs.
         seen.add(
             file.display().to_string(),

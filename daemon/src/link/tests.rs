@@ -189,6 +189,17 @@ impl Harness {
         }
     }
 
+    /// The uids in alice's inbox on the server, in inbox order.
+    async fn server_uids(&self) -> Vec<String> {
+        self.server
+            .inbox_uids("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, uid)| uid)
+            .collect()
+    }
+
     /// The uids stored in the user's database, in local order.
     async fn stored_uids(&self) -> Vec<String> {
         let store = self.link.store().expect("a database is open");
@@ -587,14 +598,7 @@ async fn the_backlog_arrives_in_packages_of_200_then_live() {
         .filter(|e| **e == Event::OfflineSyncCompleted)
         .count();
     assert_eq!(sync_done, 1);
-    let server_uids: Vec<String> = h
-        .server
-        .inbox_uids("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, uid)| uid)
-        .collect();
+    let server_uids = h.server_uids().await;
     assert_eq!(
         h.stored_uids().await,
         server_uids,
@@ -630,14 +634,7 @@ async fn a_cut_in_the_middle_of_a_sync_loses_and_duplicates_nothing() {
             .await;
     }
     h.until_sync_completed(Duration::from_secs(60)).await;
-    let server_uids: Vec<String> = h
-        .server
-        .inbox_uids("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, uid)| uid)
-        .collect();
+    let server_uids = h.server_uids().await;
     assert_eq!(h.stored_uids().await, server_uids);
 }
 
@@ -674,14 +671,7 @@ async fn a_stream_of_pushes_is_committed_in_batches_in_order_once() {
     assert_eq!(got.len(), 300);
     assert!(got.iter().all(|g| !g.2 && !g.3), "live, not offline");
     // Shown in the server's order, each once, all committed.
-    let server_uids: Vec<String> = h
-        .server
-        .inbox_uids("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, uid)| uid)
-        .collect();
+    let server_uids = h.server_uids().await;
     let shown: Vec<String> = got.iter().map(|g| g.0.clone()).collect();
     assert_eq!(shown, server_uids);
     assert_eq!(h.stored_uids().await, server_uids);

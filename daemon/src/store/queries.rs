@@ -570,6 +570,17 @@ mod tests {
     use super::*;
     use rcim_proto::message::WireMessage;
 
+    /// An outgoing text message to bob with this client message id.
+    fn outgoing_to_bob(client_msg_id: &str) -> Outgoing {
+        Outgoing {
+            sender: "me".into(),
+            conversation: ConversationKey::private("bob"),
+            object_name: "RC:TxtMsg".into(),
+            content: "{}".into(),
+            client_msg_id: client_msg_id.into(),
+        }
+    }
+
     fn db() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let conn = super::super::schema::open(&dir.path().join("t.db"), "me").unwrap();
@@ -627,13 +638,7 @@ mod tests {
     #[test]
     fn outgoing_goes_through_the_outbox() {
         let (_dir, mut conn) = db();
-        let out = Outgoing {
-            sender: "me".into(),
-            conversation: ConversationKey::private("bob"),
-            object_name: "RC:TxtMsg".into(),
-            content: "{}".into(),
-            client_msg_id: "c1".into(),
-        };
+        let out = outgoing_to_bob("c1");
         let saved = save_outgoing(&mut conn, &out, 100).unwrap();
         assert_eq!(saved.sent_status, SentStatus::Sending);
         assert_eq!(saved.direction, Direction::Send);
@@ -840,13 +845,7 @@ mod tests {
         let stored: Vec<_> = (1..=10).map(|s| entry(s, "bob", s as i64)).collect();
         insert_incoming(&mut conn, &stored, 1).unwrap();
         // An outgoing message the server accepted: its uid may come back in the inbox.
-        let out = Outgoing {
-            sender: "me".into(),
-            conversation: ConversationKey::private("bob"),
-            object_name: "RC:TxtMsg".into(),
-            content: "{}".into(),
-            client_msg_id: "c1".into(),
-        };
+        let out = outgoing_to_bob("c1");
         let sent = save_outgoing(&mut conn, &out, 20).unwrap();
         mark_sent(&mut conn, sent.id, "mine", 21).unwrap();
         // 22 entries (statements of 16, 4, 1 and 1): stored uids, new ones, a uid

@@ -3,6 +3,7 @@
 //! through the fault proxy, which also counts the daemon's connection attempts.
 
 use crate::CLIENT;
+use rcim_proto::ConnectionStatus;
 use rcim_tests::proxy::{FaultProxy, Mode};
 use rcim_tests::{
     Seen, StatusWatcher, TestDaemon, TestServer, client_output, eventually, spawn_client,
@@ -62,7 +63,15 @@ fn a_server_restart_is_followed_by_schedule_reconnects_without_a_storm() {
 
     server.kill();
     let killed = Instant::now();
-    daemon.wait_status("suspend");
+    // From the events: a poll of `rcimctl status` can miss a short `suspend`.
+    assert!(
+        eventually(Duration::from_secs(10), || watcher
+            .statuses()
+            .iter()
+            .any(|s| s == "suspend")),
+        "never suspended: {:?}",
+        watcher.statuses()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let attempts = proxy.accepted() - before;
     assert!(
@@ -120,15 +129,32 @@ fn a_black_hole_is_noticed_and_recovered_in_real_time() {
         connected("alice")
     );
 
+    // Watched as events, not by polling `rcimctl status`: `suspend` lasts only for
+    // the first backoff step (50 ms), shorter than a status round trip here.
+    let watcher = StatusWatcher::start(&daemon.socket);
     proxy.set_mode(Mode::BlackHole);
     let start = Instant::now();
-    daemon.wait_status("suspend");
+    let suspended = || {
+        watcher
+            .states()
+            .into_iter()
+            .find(|s| s.status == ConnectionStatus::Suspend)
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || suspended().is_some()),
+        "never suspended: {:?}",
+        watcher.statuses()
+    );
     assert!(
         start.elapsed() < Duration::from_secs(3),
         "noticed after {:?}",
         start.elapsed()
     );
-    assert_eq!(daemon.status()["last_error"]["code"], 30013);
+    assert_eq!(
+        suspended().map(|s| s.code),
+        Some(30013),
+        "the pong timed out"
+    );
 
     proxy.set_mode(Mode::Pass);
     daemon.wait_status("connected");

@@ -6,8 +6,7 @@
 //! gnome-keyring, and under `keyctl session -`.
 
 use rcim_tests::proxy::FaultProxy;
-use rcim_tests::{TestDaemon, TestServer, ctl, eventually};
-use std::path::Path;
+use rcim_tests::{TestDaemon, TestServer, bytes_contain, ctl, eventually, files_under};
 use std::time::Duration;
 
 fn connect(daemon: &TestDaemon, token: &str) -> std::process::Output {
@@ -16,32 +15,6 @@ fn connect(daemon: &TestDaemon, token: &str) -> std::process::Output {
         &["connect", "--token-stdin", "--timeout", "10"],
         Some(&format!("{token}\n")),
     )
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
 }
 
 /// Trace logging through connect, a reconnect, logout and a 31004: neither the
@@ -93,13 +66,13 @@ fn the_token_is_in_no_log_line_and_no_file_at_trace_level() {
             panic!("a log line holds the token: {line}");
         }
     }
-    let data = files(&daemon.data_dir);
+    let data = files_under(&daemon.data_dir);
     assert!(!data.is_empty(), "the data dir has files");
     for file in data {
         let bytes = std::fs::read(&file).unwrap_or_default();
         for secret in [good.as_str(), forged.as_str(), signature] {
             assert!(
-                !contains(&bytes, secret),
+                !bytes_contain(&bytes, secret),
                 "{} holds the token",
                 file.display()
             );
