@@ -15,7 +15,7 @@ use crate::procs::{Bins, Proc};
 use crate::stats::Summary;
 use anyhow::{Context as _, bail};
 use std::io::{Read as _, Write as _};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -134,6 +134,46 @@ pub fn ping_pong(bins: &Bins, dir: &Path, warmup: usize, rounds: usize) -> anyho
     }
     drop(stream);
     let _ = echo.wait(Duration::from_secs(5));
+    Ok(Summary::of(&mut samples))
+}
+
+/// Raw UDS, a new connection each time: connect, two 200-byte round trips (the
+/// two exchanges of attach + `connect`), close; blocking std on both ends, the
+/// echo side one thread that accepts connections one after another. The floor
+/// under "attach + connect" that the warm ping-pong RTT leaves out: socket set-up
+/// and tear-down in the kernel.
+pub fn new_connection(dir: &Path, warmup: usize, rounds: usize) -> anyhow::Result<Summary> {
+    let sock = dir.join("nc.sock");
+    let listener = UnixListener::bind(&sock)?;
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; crate::payload::PAYLOAD];
+        for _ in 0..warmup + rounds {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            while stream.read_exact(&mut buf).is_ok() {
+                if stream.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut buf = [0u8; crate::payload::PAYLOAD];
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..warmup + rounds {
+        let start = Instant::now();
+        let mut stream = UnixStream::connect(&sock)?;
+        for _ in 0..2 {
+            stream.write_all(&buf)?;
+            stream.read_exact(&mut buf)?;
+        }
+        drop(stream);
+        if i >= warmup {
+            samples.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("the new-connection echo thread panicked"))?;
     Ok(Summary::of(&mut samples))
 }
 

@@ -270,6 +270,10 @@ pub fn markdown(r: &Results) -> String {
         md.push_str("| what | samples | p50 | p99 | p50 ÷ raw RTT p50 |\n|---|---|---|---|---|\n");
         for (name, s) in [
             ("raw UDS ping-pong RTT (baseline)", &a.raw_rtt),
+            (
+                "raw UDS new connection + 2 round trips + close",
+                &a.raw_new_connection,
+            ),
             ("attach (connect socket + Hello/Welcome)", &a.attach),
             ("attach + connect → onConnected (new process)", &a.connected),
             (
@@ -288,6 +292,15 @@ pub fn markdown(r: &Results) -> String {
                 fmt_ratio(ratio(s.p50_us, Some(a.raw_rtt.p50_us)))
             );
         }
+        let _ = writeln!(
+            md,
+            "\nAttach + connect from a new process ÷ a raw new connection with two round trips: {} (p50); the same process again: {}.",
+            fmt_ratio(ratio(a.connected.p50_us, Some(a.raw_new_connection.p50_us))),
+            fmt_ratio(ratio(
+                a.warm_connected.p50_us,
+                Some(a.raw_new_connection.p50_us)
+            ))
+        );
         md.push('\n');
     }
     if let Some(i) = &r.idle {

@@ -165,6 +165,9 @@ pub struct AttachResult {
     pub ctl_status: Summary,
     /// Raw UDS ping-pong round trip, same run.
     pub raw_rtt: Summary,
+    /// Raw UDS new connection + two round trips + close, same run.
+    #[serde(default)]
+    pub raw_new_connection: Summary,
 }
 
 /// The idle scenario.
@@ -459,6 +462,9 @@ pub async fn attach(
     let raw_rtt = tokio::task::block_in_place(|| {
         baseline::ping_pong(bins, dir.path(), plan.ping_pongs / 10, plan.ping_pongs)
     })?;
+    let raw_new_connection = tokio::task::block_in_place(|| {
+        baseline::new_connection(dir.path(), plan.ping_pongs / 100, plan.ping_pongs / 10)
+    })?;
     eprintln!(
         "attach: rcimd against rcim-server, {} processes…",
         plan.attach_samples
@@ -512,6 +518,7 @@ pub async fn attach(
         process_wall: Summary::of(&mut wall_ns),
         ctl_status: Summary::of(&mut ctl_ns),
         raw_rtt,
+        raw_new_connection,
     });
     Ok(())
 }

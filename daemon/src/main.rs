@@ -118,8 +118,10 @@ fn main() -> ExitCode {
     };
     #[cfg(not(unix))]
     let inherited = None;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every task: the work that blocks (SQLite, the keyring) has
+    // threads of its own, and a request then crosses no thread between the socket
+    // and the answer (docs/DECISIONS.md, "rcimd runs on one async thread").
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

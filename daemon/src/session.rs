@@ -22,7 +22,7 @@ use rcim_proto::{FrameError, PROTOCOL_VERSION, RcCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// How long a client may take to send its Hello.
@@ -243,9 +243,23 @@ impl Session {
         {
             return false;
         }
-        // Callbacks may come much later; forward them without holding up this
-        // client's other requests. The response is queued already, so they always
-        // follow it.
+        // The callbacks already told (a `connect` joining a live link has both)
+        // are queued behind the response, so they usually leave in its write.
+        loop {
+            match call.callbacks.try_recv() {
+                Ok(callback) => {
+                    let frame = DaemonFrame::Callback(CallbackFrame { id, callback });
+                    if !self.send(&frame).await {
+                        return false;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
+        // The others may come much later; forward them without holding up this
+        // client's other requests. What is queued already goes first, so they
+        // always follow the response.
         let outbound = self.outbound.clone();
         let info = self.info.clone();
         tokio::spawn(async move {
@@ -468,16 +482,26 @@ async fn write_loop(
     watch: WriterWatch,
 ) {
     let mut writer = &*stream;
-    let mut batch = Vec::with_capacity(16 * 1024);
+    let mut batch = Vec::new();
     while let Some(first) = queue.recv().await {
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match queue.try_recv() {
-                Some(more) => batch.extend_from_slice(&more),
-                None => break,
+        // A lone item (the usual case: the hub queues a committed batch as one
+        // item) is written as it is; several are gathered into one write.
+        let bytes: &[u8] = match queue.try_recv() {
+            None => &first,
+            Some(second) => {
+                batch.extend_from_slice(&first);
+                batch.extend_from_slice(&second);
+                while batch.len() < WRITE_BATCH {
+                    match queue.try_recv() {
+                        Some(more) => batch.extend_from_slice(&more),
+                        None => break,
+                    }
+                }
+                &batch
             }
-        }
-        match tokio::time::timeout(watch.stall, writer.write_all(&batch)).await {
+        };
+        let written = bytes.len();
+        match tokio::time::timeout(watch.stall, writer.write_all(bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
             Err(_) => {
@@ -490,7 +514,7 @@ async fn write_loop(
                 break;
             }
         }
-        queue.written(batch.len());
+        queue.written(written);
         batch.clear();
         if queue.is_empty() {
             drained.notify_one();
