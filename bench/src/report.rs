@@ -100,14 +100,17 @@ pub fn judge(r: &Results) -> Vec<Target> {
         ));
     }
     if let Some(a) = &r.attach {
-        let rr = ratio(a.connected.p50_us, Some(a.raw_rtt.p50_us));
+        // The way an app attaches and connects first thing (the Engine's first
+        // `connect` takes it too).
+        let rr = ratio(a.pipelined.p50_us, Some(a.raw_rtt.p50_us));
         out.push(target(
             "attach + connect → onConnected: p50 ≤ 5× raw RTT",
             format!(
-                "{} vs RTT {} = {}",
-                fmt_us(a.connected.p50_us),
+                "new process, `attach_and_connect`: {} vs RTT {} = {} (`attach` then `connect`: {})",
+                fmt_us(a.pipelined.p50_us),
                 fmt_us(a.raw_rtt.p50_us),
-                fmt_ratio(rr)
+                fmt_ratio(rr),
+                fmt_ratio(ratio(a.connected.p50_us, Some(a.raw_rtt.p50_us)))
             ),
             rr.map(|r| r <= 5.0),
         ));
@@ -280,7 +283,15 @@ pub fn markdown(r: &Results) -> String {
                 "attach + connect → onConnected (again, same process)",
                 &a.warm_connected,
             ),
-            ("same, process start → exit", &a.process_wall),
+            (
+                "`attach_and_connect` → onConnected (new process)",
+                &a.pipelined,
+            ),
+            (
+                "`attach_and_connect` → onConnected (again, same process)",
+                &a.pipelined_warm,
+            ),
+            ("attach then connect, process start → exit", &a.process_wall),
             ("`rcimctl status`, process start → exit", &a.ctl_status),
         ] {
             let _ = writeln!(
@@ -294,10 +305,15 @@ pub fn markdown(r: &Results) -> String {
         }
         let _ = writeln!(
             md,
-            "\nAttach + connect from a new process ÷ a raw new connection with two round trips: {} (p50); the same process again: {}.",
+            "\nAgainst a raw new connection with two round trips (p50): attach then connect from a new process {}, the same process again {}; `attach_and_connect` from a new process {}, again {}.",
             fmt_ratio(ratio(a.connected.p50_us, Some(a.raw_new_connection.p50_us))),
             fmt_ratio(ratio(
                 a.warm_connected.p50_us,
+                Some(a.raw_new_connection.p50_us)
+            )),
+            fmt_ratio(ratio(a.pipelined.p50_us, Some(a.raw_new_connection.p50_us))),
+            fmt_ratio(ratio(
+                a.pipelined_warm.p50_us,
                 Some(a.raw_new_connection.p50_us)
             ))
         );

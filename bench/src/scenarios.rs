@@ -159,6 +159,13 @@ pub struct AttachResult {
     pub connected: Summary,
     /// The same again from the same process (warm code and memory).
     pub warm_connected: Summary,
+    /// `Client::attach_and_connect` (connect written with the Hello) until
+    /// `onConnected`, inside a new process.
+    #[serde(default)]
+    pub pipelined: Summary,
+    /// The same again from the same process.
+    #[serde(default)]
+    pub pipelined_warm: Summary,
     /// Process start to exit, for the same processes.
     pub process_wall: Summary,
     /// `rcimctl status` wall time (process start to exit).
@@ -476,15 +483,19 @@ pub async fn attach(
     let _driver = connect_client(&daemon.socket, &token).await?;
     let (mut attach_ns, mut connected_ns, mut wall_ns) = (Vec::new(), Vec::new(), Vec::new());
     let mut warm_ns = Vec::new();
-    for _ in 0..plan.attach_samples {
+    let (mut pipelined_ns, mut pipelined_warm_ns) = (Vec::new(), Vec::new());
+    // Alternate the two ways of attaching and connecting, so both see the same
+    // conditions.
+    for i in 0..2 * plan.attach_samples {
+        let pipelined = i % 2 == 1;
         let start = Instant::now();
-        let out = Command::new(bins.path("bench-subscriber"))
-            .arg("attach")
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .env("BENCH_TOKEN", &token)
-            .output()?;
-        wall_ns.push(nanos(start.elapsed()));
+        let mut command = Command::new(bins.path("bench-subscriber"));
+        command.arg("attach").arg("--socket").arg(&daemon.socket);
+        if pipelined {
+            command.arg("--pipelined");
+        }
+        let out = command.env("BENCH_TOKEN", &token).output()?;
+        let wall = nanos(start.elapsed());
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
             format!(
                 "attach printed no result: {}",
@@ -494,9 +505,16 @@ pub async fn attach(
         if line["code"] != 0 {
             bail!("attach + connect answered {line}");
         }
-        attach_ns.push((line["attach_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
-        connected_ns.push((line["connected_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
-        warm_ns.push((line["warm_connected_us"].as_f64().unwrap_or(0.0) * 1e3) as u64);
+        let us = |key: &str| (line[key].as_f64().unwrap_or(0.0) * 1e3) as u64;
+        if pipelined {
+            pipelined_ns.push(us("connected_us"));
+            pipelined_warm_ns.push(us("warm_connected_us"));
+        } else {
+            wall_ns.push(wall);
+            attach_ns.push(us("attach_us"));
+            connected_ns.push(us("connected_us"));
+            warm_ns.push(us("warm_connected_us"));
+        }
     }
     let mut ctl_ns = Vec::new();
     for _ in 0..plan.attach_samples.min(20) {
@@ -515,6 +533,8 @@ pub async fn attach(
         attach: Summary::of(&mut attach_ns),
         connected: Summary::of(&mut connected_ns),
         warm_connected: Summary::of(&mut warm_ns),
+        pipelined: Summary::of(&mut pipelined_ns),
+        pipelined_warm: Summary::of(&mut pipelined_warm_ns),
         process_wall: Summary::of(&mut wall_ns),
         ctl_status: Summary::of(&mut ctl_ns),
         raw_rtt,

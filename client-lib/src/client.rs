@@ -51,7 +51,9 @@ use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Message, TimeOrder, check_outgoing,
 };
 use rcim_proto::status::LinkState;
-use rcim_proto::{ConnectionStatus, FrameReader, PROTOCOL_VERSION, RcCode, StatusSnapshot, Token};
+use rcim_proto::{
+    ConnectionStatus, FrameError, FrameReader, PROTOCOL_VERSION, RcCode, StatusSnapshot, Token,
+};
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -755,18 +757,129 @@ impl Client {
         Self::attach_observed(options, |_| None).await
     }
 
+    /// [`Client::attach_with_events`] and [`Client::connect`] in one round trip to
+    /// the daemon: the `connect` request goes out in the same write as the Hello,
+    /// so an app that connects first thing (the usual start) waits for one answer
+    /// instead of two. The call is the same as `connect` after `attach`: its code,
+    /// then `onDatabaseOpened` and `onConnected`. A token that fails the local
+    /// argument check attaches anyway and returns a call rejected with 33003,
+    /// without sending the token.
+    ///
+    /// ```no_run
+    /// use rcim_client::{Client, ClientOptions, Token};
+    /// # async fn run(token: Token) -> Result<(), rcim_client::ClientError> {
+    /// let (client, _events, call) =
+    ///     Client::attach_and_connect(ClientOptions::named("my-app"), token, 30).await?;
+    /// let connected = call.connected().await;
+    /// println!("onConnected({}) as {:?}", connected.code, connected.user_id);
+    /// # drop(client);
+    /// # Ok(()) }
+    /// ```
+    pub async fn attach_and_connect(
+        options: ClientOptions,
+        token: Token,
+        timeout_secs: i32,
+    ) -> Result<(Client, Events, ConnectCall), ClientError> {
+        if let Err(why) = token.check_argument() {
+            tracing::debug!(why, "connect refused locally");
+            let (client, events) = Self::attach_with_events(options).await?;
+            let call = ConnectCall::new(client.rejected(RcCode::INVALID_PARAMETER.0));
+            return Ok((client, events, call));
+        }
+        let op = Op::Connect {
+            token,
+            timeout_secs,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (client, events, code) =
+            Self::attach_calling(options, |_| None, op, CallKind::Connect, Sink::Channel(tx))
+                .await?;
+        let call = ConnectCall::new(CallState {
+            code,
+            steps: (code == 0).then_some(rx),
+            _session: Arc::clone(&client.session),
+        });
+        Ok((client, events, call))
+    }
+
     /// [`Client::attach_with_events`], with an observer (made from the Welcome) that
     /// sees every event in the reader before any stream does.
     pub(crate) async fn attach_observed(
         options: ClientOptions,
         observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
     ) -> Result<(Client, Events), ClientError> {
+        Self::attach_inner(options, observer, None).await
+    }
+
+    /// [`Client::attach_observed`] that also makes a call with callbacks, written
+    /// in the same write as the Hello (see [`Client::attach_calling`]); its steps go
+    /// to `hook`, as with [`Client::call_with_hook`].
+    pub(crate) async fn attach_observed_calling(
+        options: ClientOptions,
+        observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
+        op: Op,
+        kind: CallKind,
+        hook: StepHook,
+    ) -> Result<(Client, i32), ClientError> {
+        let (client, _events, code) =
+            Self::attach_calling(options, observer, op, kind, Sink::Hook(hook)).await?;
+        Ok((client, code))
+    }
+
+    /// Attaches and makes a call with callbacks, written in the same write as the
+    /// Hello: attach and the call's answer cost one round trip to the daemon
+    /// instead of two. Returns the call's immediate code; its steps go to `sink`.
+    async fn attach_calling(
+        options: ClientOptions,
+        observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
+        op: Op,
+        kind: CallKind,
+        sink: Sink,
+    ) -> Result<(Client, Events, i32), ClientError> {
+        let socket = options.socket_path();
+        let bytes = frame::encode(
+            &ClientFrame::Request(Request {
+                id: FIRST_CALL_ID,
+                op,
+            }),
+            MAX_IPC_FRAME,
+        )
+        .map_err(|e| ClientError::from_frame(&socket, e))?;
+        let (reply, answer) = oneshot::channel();
+        let first = FirstCall {
+            bytes,
+            reply,
+            route: CallbackRoute::new(kind, sink),
+        };
+        let (client, events) = Self::attach_inner(options, observer, Some(first)).await?;
+        match answer.await.map_err(|_| ClientError::Disconnected)? {
+            Reply::Code(code) => Ok((client, events, code)),
+            other => Err(unexpected(&format!("{kind:?}"), &other)),
+        }
+    }
+
+    async fn attach_inner(
+        options: ClientOptions,
+        observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
+        first: Option<FirstCall>,
+    ) -> Result<(Client, Events), ClientError> {
         let dial = Dial {
             socket: options.socket_path(),
             client_name: options.client_name,
             reattach: options.reattach,
         };
-        let (connection, welcome) = dial.connect(options.wait_for_daemon).await?;
+        let (connection, welcome) = dial
+            .connect(
+                options.wait_for_daemon,
+                first.as_ref().map(|f| f.bytes.as_slice()),
+            )
+            .await?;
+        let mut replies = HashMap::new();
+        let mut callbacks = HashMap::new();
+        if let Some(first) = first {
+            replies.insert(FIRST_CALL_ID, first.reply);
+            callbacks.insert(FIRST_CALL_ID, first.route);
+        }
 
         let (events, first_subscriber) = broadcast::channel(EVENT_BACKLOG);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -777,14 +890,14 @@ impl Client {
                 generation: 0,
                 observer: observer(&welcome),
                 welcome: welcome.clone(),
-                replies: HashMap::new(),
-                callbacks: HashMap::new(),
+                replies,
+                callbacks,
                 events: Some(events),
                 seq: Sequencer::default(),
                 broadcasts: 0,
             }),
             link: watch::Sender::new(welcome.status.link.clone()),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(FIRST_CALL_ID + 1),
             explicit_registered: AtomicU64::new(0),
             reattaches: AtomicU64::new(0),
             control,
@@ -1435,6 +1548,17 @@ async fn handshake(
     }
 }
 
+/// The request id of a call written with the Hello ([`Client::attach_calling`]).
+const FIRST_CALL_ID: u64 = 1;
+
+/// A call written with the Hello, and where its answer and steps go.
+struct FirstCall {
+    /// The encoded request, id [`FIRST_CALL_ID`].
+    bytes: Vec<u8>,
+    reply: oneshot::Sender<Reply>,
+    route: CallbackRoute,
+}
+
 /// Where the client attaches, and whether it re-attaches.
 #[derive(Debug)]
 struct Dial {
@@ -1451,7 +1575,14 @@ struct Connection {
 
 impl Dial {
     /// Connects (retrying for `wait` while nothing listens) and does the handshake.
-    async fn connect(&self, wait: Duration) -> Result<(Connection, Welcome), ClientError> {
+    /// `first` (an encoded request) goes out in the Hello's write: the daemon reads
+    /// it after the Hello, so its answer follows the Welcome; a daemon that refuses
+    /// the Hello closes the connection without reading it.
+    async fn connect(
+        &self,
+        wait: Duration,
+        first: Option<&[u8]>,
+    ) -> Result<(Connection, Welcome), ClientError> {
         let socket = &self.socket;
         let stream = SharedStream(Arc::new(connect_with_retry(socket, wait).await?));
         let mut reader = FrameReader::new(stream.clone(), MAX_IPC_FRAME);
@@ -1460,10 +1591,15 @@ impl Dial {
             client_name: self.client_name.clone(),
             client_version: env!("CARGO_PKG_VERSION").to_owned(),
         });
+        let mut bytes =
+            frame::encode(&hello, MAX_IPC_FRAME).map_err(|e| ClientError::from_frame(socket, e))?;
+        bytes.extend_from_slice(first.unwrap_or_default());
         let welcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            frame::write_frame(&mut stream.clone(), &hello, MAX_IPC_FRAME)
+            stream
+                .clone()
+                .write_all(&bytes)
                 .await
-                .map_err(|e| ClientError::from_frame(socket, e))?;
+                .map_err(|e| ClientError::from_frame(socket, FrameError::Io(e)))?;
             handshake(&mut reader, socket).await
         })
         .await
@@ -1495,7 +1631,7 @@ impl Dial {
                     }
                 }
             }
-            match self.connect(Duration::ZERO).await {
+            match self.connect(Duration::ZERO, None).await {
                 Ok(attached) => {
                     tracing::info!(socket = %self.socket.display(), "re-attached to rcimd");
                     return Some(attached);

@@ -22,10 +22,12 @@
 //! fall behind the event stream. Queries share another path ([`Engine::query`]):
 //! wait for the answer, return 0, and hand the answer to the callback.
 
-use crate::client::{CallKind, Client, ClientOptions, EventObserver, ReattachPolicy, Step};
+use crate::client::{
+    CallKind, Client, ClientOptions, EventObserver, ReattachPolicy, Step, StepHook,
+};
 use crate::error::ClientError;
 use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage};
-use rcim_proto::ipc::{Event, Op};
+use rcim_proto::ipc::{Event, Op, Welcome};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{ConnectionStatus, RcCode, Token};
 use std::future::Future;
@@ -254,15 +256,10 @@ impl Shared {
         run_callback(job);
     }
 
-    /// The attached client, attaching first when there is none or it is closed.
-    async fn client(self: &Arc<Self>) -> Result<Client, ClientError> {
-        let mut slot = self.client.lock().await;
-        if let Some(client) = slot.as_ref().filter(|c| !c.is_ended()) {
-            return Ok(client.clone());
-        }
-        *slot = None;
+    /// What feeds a newly attached session's events to the listeners.
+    fn observer(self: &Arc<Self>) -> impl FnOnce(&Welcome) -> Option<EventObserver> + use<> {
         let shared = Arc::downgrade(self);
-        let observer = |welcome: &rcim_proto::ipc::Welcome| {
+        |welcome: &Welcome| {
             let mut feed = EventFeed {
                 last: welcome.status.link.status,
                 shared,
@@ -270,8 +267,40 @@ impl Shared {
             Some(EventObserver(Box::new(move |event: &Event| {
                 feed.observe(event)
             })))
-        };
-        match Client::attach_observed(self.options.clone(), observer).await {
+        }
+    }
+
+    /// Makes a call with callbacks. With no attached client, attaches with the call
+    /// written together with the Hello: an app's first `connect` costs one round
+    /// trip to the daemon instead of two.
+    async fn call_with_hook(
+        self: &Arc<Self>,
+        op: Op,
+        kind: CallKind,
+        hook: StepHook,
+    ) -> Result<i32, ClientError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_ended()) {
+            let client = client.clone();
+            drop(slot);
+            return client.call_with_hook(op, kind, hook).await;
+        }
+        *slot = None;
+        let (client, code) =
+            Client::attach_observed_calling(self.options.clone(), self.observer(), op, kind, hook)
+                .await?;
+        *slot = Some(client);
+        Ok(code)
+    }
+
+    /// The attached client, attaching first when there is none or it is closed.
+    async fn client(self: &Arc<Self>) -> Result<Client, ClientError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_ended()) {
+            return Ok(client.clone());
+        }
+        *slot = None;
+        match Client::attach_observed(self.options.clone(), self.observer()).await {
             Ok((client, _events)) => {
                 *slot = Some(client.clone());
                 Ok(client)
@@ -799,10 +828,7 @@ impl Engine {
             }
         });
         self.block_on(|shared| async move {
-            let result = match shared.client().await {
-                Ok(client) => client.call_with_hook(op, kind, hook).await,
-                Err(err) => Err(err),
-            };
+            let result = shared.call_with_hook(op, kind, hook).await;
             result.unwrap_or_else(|err| {
                 shared.record(&err);
                 err.rc_code().0

@@ -12,7 +12,8 @@
 //!   [`Client::connect`], [`Client::disconnect`], [`Client::send_message`],
 //!   [`Client::get_messages`], [`Client::get_conversations`],
 //!   [`Client::clear_unread_count`], [`Client::events`], [`Client::subscribe`] and
-//!   [`Client::clients`].
+//!   [`Client::clients`]. [`Client::attach_and_connect`] attaches and connects in
+//!   one round trip to the daemon, for an app that connects first thing.
 //! - [`Engine`]: RC's `RCIMIWEngine` shape for ported apps and non-async code:
 //!   `connect(token, timeout, callback) -> i32` with `onDatabaseOpened` /
 //!   `onConnected` callbacks on a background thread, `send_message(message,

@@ -168,6 +168,61 @@ fn connect_fires_database_opened_then_connected_and_feeds_the_listener() {
     ));
 }
 
+/// The engine attaches on its first call; a first `connect` is written with the
+/// Hello, so it costs one round trip to the daemon instead of two.
+#[test]
+fn the_first_connect_goes_out_with_the_hello() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.hello().await;
+        let (id, token) = peer.pipelined_connect_request().await;
+        assert_eq!(token, "token-alice");
+        peer.send_welcome(ConnectionStatus::Connected).await;
+        peer.respond(id, Reply::Code(0)).await;
+        peer.callback(id, Callback::DatabaseOpened { code: 0 })
+            .await;
+        peer.callback(
+            id,
+            Callback::Connected {
+                code: 0,
+                user_id: Some("alice".into()),
+            },
+        )
+        .await;
+        // The next call goes over the same connection.
+        let (next, _) = peer.connect_request().await;
+        assert_ne!(next, id);
+        peer.respond(next, Reply::Code(0)).await;
+        let _ = peer.read().await;
+    });
+    let engine = engine_for(daemon.socket.clone());
+    let (tx, rx) = mpsc::channel();
+    let on_connected = tx.clone();
+    let code = engine.connect(
+        "token-alice",
+        30,
+        ConnectCallback::new(move |code, user| {
+            let _ = on_connected.send(("connected", code, user));
+        })
+        .on_database_opened(move |code| {
+            let _ = tx.send(("database", code, None));
+        }),
+    );
+    assert_eq!(code, 0);
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), ("database", 0, None));
+    assert_eq!(
+        rx.recv_timeout(WAIT).unwrap(),
+        ("connected", 0, Some("alice".to_owned()))
+    );
+    assert_eq!(engine.get_connection_status(), ConnectionStatus::Connected);
+    assert_eq!(
+        engine.connect("token-alice", 30, ConnectCallback::new(|_, _| {})),
+        0
+    );
+    engine.destroy();
+}
+
 #[test]
 fn daemon_drop_mid_connect_gives_on_connected_30011() {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -1,8 +1,8 @@
 //! Attaching: Welcome, Refused, version mismatch, no daemon, waiting for a daemon.
 
 use crate::util::{FakeDaemon, snapshot};
-use rcim_client::{Client, ClientError, ClientOptions};
-use rcim_proto::ipc::{DaemonFrame, Refused, Welcome};
+use rcim_client::{Client, ClientError, ClientOptions, Token};
+use rcim_proto::ipc::{Callback, DaemonFrame, Refused, Reply, Welcome};
 use rcim_proto::{ConnectionStatus, PROTOCOL_VERSION};
 use std::time::Duration;
 
@@ -165,4 +165,85 @@ async fn wait_for_daemon_retries_until_it_listens() {
     assert_eq!(client.welcome().daemon_version, "late");
     drop(client);
     daemon.await.unwrap();
+}
+
+/// `attach_and_connect` writes the connect request with the Hello: the daemon has
+/// both before it answers anything, and the call then goes on as `connect` does.
+#[tokio::test]
+async fn attach_and_connect_sends_the_connect_with_the_hello() {
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.hello().await;
+        let (id, token) = peer.pipelined_connect_request().await;
+        assert_eq!(token, "token-alice");
+        peer.send_welcome(ConnectionStatus::Connected).await;
+        peer.respond(id, Reply::Code(0)).await;
+        peer.callback(id, Callback::DatabaseOpened { code: 0 })
+            .await;
+        peer.callback(
+            id,
+            Callback::Connected {
+                code: 0,
+                user_id: Some("alice".into()),
+            },
+        )
+        .await;
+        // Later requests take ids of their own.
+        let (next, since) = peer.subscribe_request().await;
+        assert_ne!(next, id);
+        assert_eq!(since, 7);
+        peer.respond(next, Reply::Code(0)).await;
+        let _ = peer.read().await;
+    });
+    let (client, _events, call) =
+        Client::attach_and_connect(daemon.options(), Token::new("token-alice"), 30)
+            .await
+            .unwrap();
+    assert_eq!(
+        client.welcome().status.link.status,
+        ConnectionStatus::Connected
+    );
+    assert_eq!(call.code(), 0);
+    let connected = call.connected().await;
+    assert_eq!(connected.code, 0);
+    assert_eq!(connected.user_id.as_deref(), Some("alice"));
+    assert_eq!(connected.database_opened, Some(0));
+    assert_eq!(client.subscribe(7).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn attach_and_connect_refused_is_the_attach_error() {
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.hello().await;
+        peer.send(DaemonFrame::Refused(Refused {
+            protocol: PROTOCOL_VERSION,
+            reason: "too many clients".into(),
+        }))
+        .await;
+    });
+    let err = Client::attach_and_connect(daemon.options(), Token::new("token-alice"), 30)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Refused(reason) if reason == "too many clients"),
+        "{err:?}"
+    );
+}
+
+/// A token that fails the local check is never sent: the client attaches and the
+/// call is rejected with 33003 (INVALID_PARAMETER), as `connect` would be.
+#[tokio::test]
+async fn attach_and_connect_with_a_bad_token_attaches_and_sends_nothing() {
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.welcome().await;
+        let next = peer.read().await;
+        assert!(next.is_none(), "the client sent {next:?}");
+    });
+    let (client, events, call) =
+        Client::attach_and_connect(daemon.options(), Token::new("bad token"), 30)
+            .await
+            .unwrap();
+    assert_eq!(call.code(), 33003);
+    assert_eq!(call.connected().await.code, 33003);
+    drop((client, events));
+    daemon.task.await.unwrap();
 }

@@ -122,13 +122,26 @@ impl Peer {
     pub async fn welcome_with(&mut self, status: ConnectionStatus) -> Hello {
         let hello = self.hello().await;
         assert_eq!(hello.protocol, PROTOCOL_VERSION);
+        self.send_welcome(status).await;
+        hello
+    }
+
+    /// Sends a Welcome carrying `status` (the Hello was read already).
+    pub async fn send_welcome(&mut self, status: ConnectionStatus) {
         self.send(DaemonFrame::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             daemon_version: "9.9.9-fake".into(),
             status: snapshot(status),
         }))
         .await;
-        hello
+    }
+
+    /// Reads a Connect request that must already have come with the Hello (before
+    /// any Welcome was sent): its id and token text.
+    pub async fn pipelined_connect_request(&mut self) -> (u64, String) {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.connect_request())
+            .await
+            .expect("the connect request came with the Hello, before any Welcome")
     }
 
     /// Reads a Subscribe request and returns its id and `since_seq`.
