@@ -791,9 +791,10 @@ impl Client {
             timeout_secs,
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let (client, events, code) =
+        let (client, events, answer) =
             Self::attach_calling(options, |_| None, op, CallKind::Connect, Sink::Channel(tx))
                 .await?;
+        let code = answer.code().await?;
         let call = ConnectCall::new(CallState {
             code,
             steps: (code == 0).then_some(rx),
@@ -813,29 +814,30 @@ impl Client {
 
     /// [`Client::attach_observed`] that also makes a call with callbacks, written
     /// in the same write as the Hello (see [`Client::attach_calling`]); its steps go
-    /// to `hook`, as with [`Client::call_with_hook`].
+    /// to `hook`, as with [`Client::call_with_hook`]. Returns once attached; the
+    /// call's immediate code comes from the [`FirstAnswer`].
     pub(crate) async fn attach_observed_calling(
         options: ClientOptions,
         observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
         op: Op,
         kind: CallKind,
         hook: StepHook,
-    ) -> Result<(Client, i32), ClientError> {
-        let (client, _events, code) =
+    ) -> Result<(Client, FirstAnswer), ClientError> {
+        let (client, _events, answer) =
             Self::attach_calling(options, observer, op, kind, Sink::Hook(hook)).await?;
-        Ok((client, code))
+        Ok((client, answer))
     }
 
     /// Attaches and makes a call with callbacks, written in the same write as the
     /// Hello: attach and the call's answer cost one round trip to the daemon
-    /// instead of two. Returns the call's immediate code; its steps go to `sink`.
+    /// instead of two. Its steps go to `sink`.
     async fn attach_calling(
         options: ClientOptions,
         observer: impl FnOnce(&Welcome) -> Option<EventObserver>,
         op: Op,
         kind: CallKind,
         sink: Sink,
-    ) -> Result<(Client, Events, i32), ClientError> {
+    ) -> Result<(Client, Events, FirstAnswer), ClientError> {
         let socket = options.socket_path();
         let bytes = frame::encode(
             &ClientFrame::Request(Request {
@@ -852,10 +854,7 @@ impl Client {
             route: CallbackRoute::new(kind, sink),
         };
         let (client, events) = Self::attach_inner(options, observer, Some(first)).await?;
-        match answer.await.map_err(|_| ClientError::Disconnected)? {
-            Reply::Code(code) => Ok((client, events, code)),
-            other => Err(unexpected(&format!("{kind:?}"), &other)),
-        }
+        Ok((client, events, FirstAnswer { kind, answer }))
     }
 
     async fn attach_inner(
@@ -1557,6 +1556,22 @@ struct FirstCall {
     bytes: Vec<u8>,
     reply: oneshot::Sender<Reply>,
     route: CallbackRoute,
+}
+
+/// The immediate answer to a call written with the Hello, still to come.
+pub(crate) struct FirstAnswer {
+    kind: CallKind,
+    answer: oneshot::Receiver<Reply>,
+}
+
+impl FirstAnswer {
+    /// The call's immediate code (`Disconnected` if the daemon went away first).
+    pub(crate) async fn code(self) -> Result<i32, ClientError> {
+        match self.answer.await.map_err(|_| ClientError::Disconnected)? {
+            Reply::Code(code) => Ok(code),
+            other => Err(unexpected(&format!("{:?}", self.kind), &other)),
+        }
+    }
 }
 
 /// Where the client attaches, and whether it re-attaches.

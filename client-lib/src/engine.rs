@@ -272,7 +272,8 @@ impl Shared {
 
     /// Makes a call with callbacks. With no attached client, attaches with the call
     /// written together with the Hello: an app's first `connect` costs one round
-    /// trip to the daemon instead of two.
+    /// trip to the daemon instead of two. Other calls wait for the attach only, not
+    /// for this call's answer.
     async fn call_with_hook(
         self: &Arc<Self>,
         op: Op,
@@ -286,11 +287,12 @@ impl Shared {
             return client.call_with_hook(op, kind, hook).await;
         }
         *slot = None;
-        let (client, code) =
+        let (client, answer) =
             Client::attach_observed_calling(self.options.clone(), self.observer(), op, kind, hook)
                 .await?;
         *slot = Some(client);
-        Ok(code)
+        drop(slot);
+        answer.code().await
     }
 
     /// The attached client, attaching first when there is none or it is closed.

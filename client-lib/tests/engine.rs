@@ -223,6 +223,55 @@ fn the_first_connect_goes_out_with_the_hello() {
     engine.destroy();
 }
 
+/// While the first `connect` (written with the Hello) waits for its answer, other
+/// calls go ahead on the attached session: they wait for the attach, not for it.
+#[test]
+fn other_calls_do_not_wait_for_the_first_connect_answer() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let (answer_connect, connect_may_answer) = tokio::sync::oneshot::channel::<()>();
+    let (welcomed_tx, welcomed) = mpsc::channel::<()>();
+    let daemon = FakeDaemon::start(|mut peer| async move {
+        peer.hello().await;
+        let (connect, _) = peer.pipelined_connect_request().await;
+        peer.send_welcome(ConnectionStatus::Connecting).await;
+        welcomed_tx.send(()).unwrap();
+        let query = tokio::time::timeout(WAIT, peer.request())
+            .await
+            .expect("the query came while the connect waited for its code");
+        assert!(matches!(query.op, Op::GetMessages { .. }), "{query:?}");
+        peer.respond(query.id, Reply::Messages(Vec::new())).await;
+        // The connect is answered only once the query's answer has been seen.
+        connect_may_answer.await.unwrap();
+        peer.respond(connect, Reply::Code(0)).await;
+        let _ = peer.read().await;
+    });
+    let engine = engine_for(daemon.socket.clone());
+    std::thread::scope(|scope| {
+        let connecting =
+            scope.spawn(|| engine.connect("token-alice", 30, ConnectCallback::new(|_, _| {})));
+        // Once the connect's session is welcomed, a query goes over it and is
+        // answered while the connect still waits for its code.
+        welcomed.recv_timeout(WAIT).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let code = engine.get_messages(
+            ConversationKey::private("bob"),
+            0,
+            TimeOrder::Before,
+            20,
+            move |answer| {
+                let _ = tx.send(answer);
+            },
+        );
+        assert_eq!(code, 0);
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), Ok(Vec::new()));
+        assert!(!connecting.is_finished(), "the connect was answered first");
+        answer_connect.send(()).unwrap();
+        assert_eq!(connecting.join().unwrap(), 0);
+    });
+    engine.destroy();
+}
+
 #[test]
 fn daemon_drop_mid_connect_gives_on_connected_30011() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
