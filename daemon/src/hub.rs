@@ -60,6 +60,8 @@ impl std::fmt::Display for ClientInfo {
 pub struct Outbound {
     tx: mpsc::Sender<Bytes>,
     queued: Arc<AtomicUsize>,
+    /// Notified by the writer after each write, and when it ends.
+    room: Arc<Notify>,
 }
 
 impl Outbound {
@@ -67,19 +69,36 @@ impl Outbound {
     pub fn channel() -> (Self, OutboundRx) {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
+        let room = Arc::new(Notify::new());
         (
             Self {
                 tx,
                 queued: Arc::clone(&queued),
+                room: Arc::clone(&room),
             },
-            OutboundRx { rx, queued },
+            OutboundRx { rx, queued, room },
         )
     }
 
-    /// Queues `bytes`, waiting for room (for the client's own replies). False when
-    /// the client is gone.
+    /// Queues `bytes`, waiting for room (for the client's own replies): in frames,
+    /// and in bytes, so a client that asks for big answers and does not read them
+    /// holds at most [`MAX_QUEUED_BYTES`] of them here (one answer bigger than that
+    /// still goes, alone). False when the client is gone.
     pub async fn send(&self, bytes: Bytes) -> bool {
         let len = bytes.len();
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let queued = self.queued.load(Ordering::Relaxed);
+            if queued == 0 || queued + len <= MAX_QUEUED_BYTES {
+                break;
+            }
+            if self.tx.is_closed() {
+                return false;
+            }
+            room.await;
+        }
         self.queued.fetch_add(len, Ordering::Relaxed);
         if self.tx.send(bytes).await.is_err() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
@@ -110,6 +129,15 @@ impl Outbound {
 pub struct OutboundRx {
     rx: mpsc::Receiver<Bytes>,
     queued: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+}
+
+impl Drop for OutboundRx {
+    /// A sender waiting for room learns that the writer is gone.
+    fn drop(&mut self) {
+        self.rx.close();
+        self.room.notify_waiters();
+    }
 }
 
 impl OutboundRx {
@@ -126,6 +154,7 @@ impl OutboundRx {
     /// Marks `bytes` as written.
     pub fn written(&self, bytes: usize) {
         self.queued.fetch_sub(bytes, Ordering::Relaxed);
+        self.room.notify_waiters();
     }
 
     /// Whether nothing is queued.

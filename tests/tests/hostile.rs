@@ -17,8 +17,8 @@
 //! path or as the socket dir (refused with a clear error).
 
 use rcim_client::{Client, ClientOptions};
-use rcim_proto::frame::{MAX_IPC_FRAME, encode};
-use rcim_proto::ipc::{ClientFrame, Hello, Op, Request};
+use rcim_proto::frame::{MAX_IPC_FRAME, decode_body, encode};
+use rcim_proto::ipc::{ClientFrame, DaemonFrame, Hello, Op, Reply, Request, Response};
 use rcim_proto::message::{ConversationKey, ConversationType, TimeOrder};
 use rcim_tests::{InProcessServer, TestDaemon, bin, eventually, open_fds, rss_kib, stored_ids};
 use std::io::{Read, Write};
@@ -471,15 +471,111 @@ fn a_database_query_flood_starves_neither_other_clients_nor_incoming_messages() 
         stored_after.expect("stored") < Duration::from_secs(10),
         "messages arriving during the flood took {stored_after:?} to be stored"
     );
-    // Bounded, not free: pages of 1,000 messages are built on the blocking pool's
-    // threads and the allocator keeps their arenas (measured +29 MiB after 5 s of
-    // this flood, +37 MiB after 20 s, under 3 MiB of it in the last 15 s). A queue
-    // that grew with the flood would pass this bound within seconds.
+    // The silent flooder's answers wait in its queue, at most 4 MiB of them
+    // (+7.5 MiB measured; +29 MiB in 5 s and +37 MiB in 20 s while that queue was
+    // bounded in frames only).
     assert!(
-        peak_rss < baseline_rss + 128 * 1024,
+        peak_rss < baseline_rss + 32 * 1024,
         "rcimd grew from {baseline_rss} KiB to {peak_rss} KiB during the flood"
     );
     assert!(query_rtt() < Duration::from_millis(500));
+}
+
+/// A client that asks for the biggest answers and never reads them holds at most
+/// its byte budget (4 MiB) of them in the daemon. The queue used to be bounded in
+/// frames only for a client's own answers: 1,024 of up to 768 KiB each. With the
+/// 256 requests here rcimd grew by 163 MiB before the fix, and by 8 MiB after.
+#[test]
+fn a_client_that_never_reads_its_big_answers_is_held_to_its_byte_budget() {
+    const MESSAGES: u32 = 1_200;
+    const REQUESTS: u64 = 256;
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    daemon.connect(&token);
+    // 4 KiB messages: a page of 1,000 is cut to fit one frame (~190 of them).
+    server
+        .block_on(server.get().publish_private_bulk(
+            "bob",
+            "alice",
+            MESSAGES,
+            "RC:TxtMsg",
+            &"x".repeat(4096),
+        ))
+        .expect("publish");
+    assert!(
+        eventually(Duration::from_secs(60), || stored_ids(
+            &daemon.data_dir,
+            "alice"
+        )
+        .len()
+            == MESSAGES as usize),
+        "the messages were not stored"
+    );
+    let pid = daemon.proc.pid();
+    let rt = runtime();
+    let good = attach(&rt, &daemon.socket, "good");
+    let baseline_rss = rss_kib(pid);
+
+    let mut hoarder = UnixStream::connect(&daemon.socket).expect("connect");
+    let mut requests = hello_frame("hoarder");
+    for id in 0..REQUESTS {
+        let op = Op::MessagesAfter {
+            since_seq: 0,
+            limit: 1_000,
+        };
+        let request = ClientFrame::Request(Request { id, op });
+        requests.extend(encode(&request, MAX_IPC_FRAME).expect("encode"));
+    }
+    // About 20 KiB of requests: the socket takes them all at once.
+    hoarder.write_all(&requests).expect("requests");
+    let started = Instant::now();
+    let mut peak_rss = baseline_rss;
+    while started.elapsed() < Duration::from_secs(6) {
+        peak_rss = peak_rss.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rtt = status_rtt(&rt, &good);
+    eprintln!(
+        "big answers never read: RSS {baseline_rss} → peak {peak_rss} KiB over 6 s; another \
+         client's status {rtt:?}"
+    );
+    assert!(
+        peak_rss < baseline_rss + 48 * 1024,
+        "rcimd grew from {baseline_rss} KiB to {peak_rss} KiB for a client that does not read"
+    );
+    assert!(rtt < Duration::from_secs(1));
+    // Once it reads, it gets the Welcome and then every answer, whole and in order.
+    hoarder
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut next = || -> DaemonFrame {
+        let mut prefix = [0u8; 4];
+        hoarder.read_exact(&mut prefix).expect("frame length");
+        let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        hoarder.read_exact(&mut body).expect("frame body");
+        decode_body(&body).expect("a daemon frame")
+    };
+    assert!(matches!(next(), DaemonFrame::Welcome(_)));
+    let mut want = 0;
+    while want < REQUESTS {
+        match next() {
+            DaemonFrame::Response(Response {
+                id,
+                reply: Reply::Messages(page),
+            }) => {
+                assert_eq!(id, want);
+                assert!(
+                    !page.is_empty() && page.len() < 1_000,
+                    "{} messages",
+                    page.len()
+                );
+                want += 1;
+            }
+            DaemonFrame::Event(_) => {}
+            other => panic!("expected the answer to {want}, got {other:?}"),
+        }
+    }
 }
 
 /// Runs rcimd on `socket` once and returns its exit status and stderr.
