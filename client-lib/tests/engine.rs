@@ -175,21 +175,9 @@ fn the_first_connect_goes_out_with_the_hello() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.hello().await;
-        let (id, token) = peer.pipelined_connect_request().await;
+        let (id, token) = peer.pipelined_connect(ConnectionStatus::Connected).await;
         assert_eq!(token, "token-alice");
-        peer.send_welcome(ConnectionStatus::Connected).await;
-        peer.respond(id, Reply::Code(0)).await;
-        peer.callback(id, Callback::DatabaseOpened { code: 0 })
-            .await;
-        peer.callback(
-            id,
-            Callback::Connected {
-                code: 0,
-                user_id: Some("alice".into()),
-            },
-        )
-        .await;
+        peer.accept_connect(id, "alice").await;
         // The next call goes over the same connection.
         let (next, _) = peer.connect_request().await;
         assert_ne!(next, id);
@@ -232,9 +220,7 @@ fn other_calls_do_not_wait_for_the_first_connect_answer() {
     let (answer_connect, connect_may_answer) = tokio::sync::oneshot::channel::<()>();
     let (welcomed_tx, welcomed) = mpsc::channel::<()>();
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.hello().await;
-        let (connect, _) = peer.pipelined_connect_request().await;
-        peer.send_welcome(ConnectionStatus::Connecting).await;
+        let (connect, _) = peer.pipelined_connect(ConnectionStatus::Connecting).await;
         welcomed_tx.send(()).unwrap();
         let query = tokio::time::timeout(WAIT, peer.request())
             .await

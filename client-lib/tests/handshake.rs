@@ -2,7 +2,7 @@
 
 use crate::util::{FakeDaemon, snapshot};
 use rcim_client::{Client, ClientError, ClientOptions, Token};
-use rcim_proto::ipc::{Callback, DaemonFrame, Refused, Reply, Welcome};
+use rcim_proto::ipc::{DaemonFrame, Refused, Reply, Welcome};
 use rcim_proto::{ConnectionStatus, PROTOCOL_VERSION};
 use std::time::Duration;
 
@@ -23,16 +23,21 @@ async fn welcome_is_kept_and_hello_names_the_client() {
     assert_eq!(client.socket(), daemon.socket);
 }
 
-#[tokio::test]
-async fn refused_gives_the_reason() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
+/// A fake daemon that reads the Hello and refuses it, saying `protocol` and `reason`.
+fn refusing(protocol: u32, reason: &'static str) -> FakeDaemon {
+    FakeDaemon::start(move |mut peer| async move {
         peer.hello().await;
         peer.send(DaemonFrame::Refused(Refused {
-            protocol: PROTOCOL_VERSION,
-            reason: "too many clients".into(),
+            protocol,
+            reason: reason.into(),
         }))
         .await;
-    });
+    })
+}
+
+#[tokio::test]
+async fn refused_gives_the_reason() {
+    let daemon = refusing(PROTOCOL_VERSION, "too many clients");
     let err = Client::attach(daemon.options()).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Refused(reason) if reason == "too many clients"),
@@ -42,14 +47,7 @@ async fn refused_gives_the_reason() {
 
 #[tokio::test]
 async fn refused_for_another_version_is_a_mismatch() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.hello().await;
-        peer.send(DaemonFrame::Refused(Refused {
-            protocol: PROTOCOL_VERSION + 1,
-            reason: "unsupported protocol".into(),
-        }))
-        .await;
-    });
+    let daemon = refusing(PROTOCOL_VERSION + 1, "unsupported protocol");
     let err = Client::attach(daemon.options()).await.unwrap_err();
     assert!(
         matches!(err, ClientError::ProtocolMismatch { client, daemon }
@@ -172,21 +170,9 @@ async fn wait_for_daemon_retries_until_it_listens() {
 #[tokio::test]
 async fn attach_and_connect_sends_the_connect_with_the_hello() {
     let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.hello().await;
-        let (id, token) = peer.pipelined_connect_request().await;
+        let (id, token) = peer.pipelined_connect(ConnectionStatus::Connected).await;
         assert_eq!(token, "token-alice");
-        peer.send_welcome(ConnectionStatus::Connected).await;
-        peer.respond(id, Reply::Code(0)).await;
-        peer.callback(id, Callback::DatabaseOpened { code: 0 })
-            .await;
-        peer.callback(
-            id,
-            Callback::Connected {
-                code: 0,
-                user_id: Some("alice".into()),
-            },
-        )
-        .await;
+        peer.accept_connect(id, "alice").await;
         // Later requests take ids of their own.
         let (next, since) = peer.subscribe_request().await;
         assert_ne!(next, id);
@@ -212,14 +198,7 @@ async fn attach_and_connect_sends_the_connect_with_the_hello() {
 
 #[tokio::test]
 async fn attach_and_connect_refused_is_the_attach_error() {
-    let daemon = FakeDaemon::start(|mut peer| async move {
-        peer.hello().await;
-        peer.send(DaemonFrame::Refused(Refused {
-            protocol: PROTOCOL_VERSION,
-            reason: "too many clients".into(),
-        }))
-        .await;
-    });
+    let daemon = refusing(PROTOCOL_VERSION, "too many clients");
     let err = Client::attach_and_connect(daemon.options(), Token::new("token-alice"), 30)
         .await
         .unwrap_err();

@@ -136,12 +136,33 @@ impl Peer {
         .await;
     }
 
-    /// Reads a Connect request that must already have come with the Hello (before
-    /// any Welcome was sent): its id and token text.
-    pub async fn pipelined_connect_request(&mut self) -> (u64, String) {
-        tokio::time::timeout(std::time::Duration::from_secs(5), self.connect_request())
-            .await
-            .expect("the connect request came with the Hello, before any Welcome")
+    /// Reads the Hello and a Connect request that must have come with it (before
+    /// any Welcome was sent), then answers with a Welcome carrying `status`.
+    /// Returns the request's id and token text.
+    pub async fn pipelined_connect(&mut self, status: ConnectionStatus) -> (u64, String) {
+        self.hello().await;
+        let request =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.connect_request())
+                .await
+                .expect("the connect request came with the Hello, before any Welcome");
+        self.send_welcome(status).await;
+        request
+    }
+
+    /// Accepts the Connect request `id`: code 0, `DatabaseOpened(0)`, then
+    /// `Connected(0, user)`.
+    pub async fn accept_connect(&mut self, id: u64, user: &str) {
+        self.respond(id, Reply::Code(0)).await;
+        self.callback(id, Callback::DatabaseOpened { code: 0 })
+            .await;
+        self.callback(
+            id,
+            Callback::Connected {
+                code: 0,
+                user_id: Some(user.into()),
+            },
+        )
+        .await;
     }
 
     /// Reads a Subscribe request and returns its id and `since_seq`.

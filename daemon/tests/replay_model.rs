@@ -146,7 +146,7 @@ impl Harness {
         if batch.is_empty() {
             return Vec::new();
         }
-        self.call(move |c| insert_incoming(c, &batch, 0))
+        self.call(move |c| insert_incoming(c, batch, 0))
     }
 }
 
@@ -192,7 +192,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .filter(|&s| s <= model.cursor)
                     .map(entry)
                     .collect();
-                let new = h.call(move |c| insert_incoming(c, &old, 0));
+                let new = h.call(move |c| insert_incoming(c, old, 0));
                 prop_assert!(
                     new.is_empty(),
                     "a re-delivery stored {} messages again",

@@ -659,6 +659,16 @@ impl InProcessServer {
         runtime().spawn(future)
     }
 
+    /// Has the server send `count` messages from bob to alice (each `content`
+    /// followed by its number).
+    pub fn publish_bob_to_alice(&self, count: u32, content: &str) {
+        self.block_on(
+            self.get()
+                .publish_private_bulk("bob", "alice", count, "RC:TxtMsg", content),
+        )
+        .expect("publish");
+    }
+
     /// Stops the server (its clients see the connection end) and starts it again
     /// on the same port and data dir.
     pub fn restart(&mut self) {
@@ -683,6 +693,26 @@ impl InProcessServer {
             }
         }
     }
+}
+
+/// The reference server in-process and an rcimd (with `flags`) connected to it as
+/// alice; the token is returned too.
+pub fn alice_connected(flags: &[&str]) -> (InProcessServer, String, TestDaemon) {
+    let server = InProcessServer::start();
+    let token = server.get().issue_token("alice", "Alice").expect("token");
+    let daemon = TestDaemon::start(&server.url(), flags);
+    daemon.connect(&token);
+    (server, token, daemon)
+}
+
+/// Waits up to `limit` until `user`'s database in `daemon` holds exactly `count`
+/// received messages.
+pub fn wait_stored(daemon: &TestDaemon, user: &str, count: usize, limit: Duration) {
+    assert!(
+        eventually(limit, || stored_ids(&daemon.data_dir, user).len() == count),
+        "the database holds {} of {count} messages",
+        stored_ids(&daemon.data_dir, user).len()
+    );
 }
 
 /// Every regular file under `dir`, recursively (symlinks are not followed).

@@ -20,7 +20,10 @@ use rcim_client::{Client, ClientOptions};
 use rcim_proto::frame::{MAX_IPC_FRAME, decode_body, encode};
 use rcim_proto::ipc::{ClientFrame, DaemonFrame, Hello, Op, Reply, Request, Response};
 use rcim_proto::message::{ConversationKey, ConversationType, TimeOrder};
-use rcim_tests::{InProcessServer, TestDaemon, bin, eventually, open_fds, rss_kib, stored_ids};
+use rcim_tests::{
+    InProcessServer, TestDaemon, alice_connected, bin, eventually, open_fds, rss_kib, stored_ids,
+    wait_stored,
+};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -352,26 +355,10 @@ impl Flood {
 fn a_database_query_flood_starves_neither_other_clients_nor_incoming_messages() {
     const BACKLOG: u32 = 2_000;
     const DURING: u32 = 200;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
-    let publish = |count: u32| {
-        server
-            .block_on(
-                server
-                    .get()
-                    .publish_private_bulk("bob", "alice", count, "RC:TxtMsg", "m"),
-            )
-            .expect("publish");
-    };
+    let (server, _, daemon) = alice_connected(&[]);
     let stored = || stored_ids(&daemon.data_dir, "alice").len();
-    publish(BACKLOG);
-    assert!(
-        eventually(Duration::from_secs(60), || stored() == BACKLOG as usize),
-        "the backlog was not stored: {} of {BACKLOG}",
-        stored()
-    );
+    server.publish_bob_to_alice(BACKLOG, "m");
+    wait_stored(&daemon, "alice", BACKLOG as usize, Duration::from_secs(60));
     let pid = daemon.proc.pid();
     let rt = runtime();
     let good = attach(&rt, &daemon.socket, "good");
@@ -424,7 +411,7 @@ fn a_database_query_flood_starves_neither_other_clients_nor_incoming_messages() 
     // During the flood: messages arrive, and the good client queries and asks for
     // the status.
     let started = Instant::now();
-    publish(DURING);
+    server.publish_bob_to_alice(DURING, "m");
     let mut stored_after = None;
     let (mut queries, mut statuses) = (Vec::new(), Vec::new());
     while started.elapsed() < Duration::from_secs(5) || stored_after.is_none() {
@@ -489,29 +476,10 @@ fn a_database_query_flood_starves_neither_other_clients_nor_incoming_messages() 
 fn a_client_that_never_reads_its_big_answers_is_held_to_its_byte_budget() {
     const MESSAGES: u32 = 1_200;
     const REQUESTS: u64 = 256;
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), &[]);
-    daemon.connect(&token);
+    let (server, _, daemon) = alice_connected(&[]);
     // 4 KiB messages: a page of 1,000 is cut to fit one frame (~190 of them).
-    server
-        .block_on(server.get().publish_private_bulk(
-            "bob",
-            "alice",
-            MESSAGES,
-            "RC:TxtMsg",
-            &"x".repeat(4096),
-        ))
-        .expect("publish");
-    assert!(
-        eventually(Duration::from_secs(60), || stored_ids(
-            &daemon.data_dir,
-            "alice"
-        )
-        .len()
-            == MESSAGES as usize),
-        "the messages were not stored"
-    );
+    server.publish_bob_to_alice(MESSAGES, &"x".repeat(4096));
+    wait_stored(&daemon, "alice", MESSAGES as usize, Duration::from_secs(60));
     let pid = daemon.proc.pid();
     let rt = runtime();
     let good = attach(&rt, &daemon.socket, "good");

@@ -319,15 +319,8 @@ async fn attach_once(socket: PathBuf, pipelined: bool) -> anyhow::Result<()> {
     let token = token()?;
     // The first attach in a fresh process pays for cold code and first-touch
     // memory; the second shows the steady-state cost.
-    let once = async || {
-        if pipelined {
-            attach_and_connect_pipelined(&socket, &token).await
-        } else {
-            attach_and_connect(&socket, &token).await
-        }
-    };
-    let (cold_attach, cold_connected) = once().await?;
-    let (warm_attach, warm_connected) = once().await?;
+    let (cold_attach, cold_connected) = attach_and_connect(&socket, &token, pipelined).await?;
+    let (warm_attach, warm_connected) = attach_and_connect(&socket, &token, pipelined).await?;
     println!(
         "{{\"attach_us\":{},\"connected_us\":{},\"warm_attach_us\":{},\"warm_connected_us\":{},\"code\":0}}",
         cold_attach.as_secs_f64() * 1e6,
@@ -339,47 +332,32 @@ async fn attach_once(socket: PathBuf, pipelined: bool) -> anyhow::Result<()> {
 }
 
 /// Attaches and connects; returns the time to Welcome and to `onConnected`.
-async fn attach_and_connect(socket: &Path, token: &Token) -> anyhow::Result<(Duration, Duration)> {
+/// `pipelined` uses `Client::attach_and_connect` (the connect request leaves with
+/// the Hello), whose attach has no time of its own: zero.
+async fn attach_and_connect(
+    socket: &Path,
+    token: &Token,
+    pipelined: bool,
+) -> anyhow::Result<(Duration, Duration)> {
     let start = Instant::now();
-    let client = Client::attach(options(socket.to_owned(), "bench-attach")).await?;
-    let attached = start.elapsed();
-    let call = client.connect(token.clone(), 10).await?;
-    let code = if call.code() == 0 {
-        call.connected().await.code
+    let options = options(socket.to_owned(), "bench-attach");
+    let (_client, attached, call) = if pipelined {
+        let (client, _events, call) =
+            Client::attach_and_connect(options, token.clone(), 10).await?;
+        (client, Duration::ZERO, call)
     } else {
-        call.code()
+        let client = Client::attach(options).await?;
+        let attached = start.elapsed();
+        let call = client.connect(token.clone(), 10).await?;
+        (client, attached, call)
     };
+    // A rejected call's `connected()` is its immediate code.
+    let code = call.connected().await.code;
     let connected = start.elapsed();
     if code != 0 {
         bail!("onConnected({code})");
     }
     Ok((attached, connected))
-}
-
-/// `Client::attach_and_connect`: the connect request leaves with the Hello.
-/// Returns zero for the attach (it has no time of its own) and the time to
-/// `onConnected`.
-async fn attach_and_connect_pipelined(
-    socket: &Path,
-    token: &Token,
-) -> anyhow::Result<(Duration, Duration)> {
-    let start = Instant::now();
-    let (_client, _events, call) = Client::attach_and_connect(
-        options(socket.to_owned(), "bench-attach"),
-        token.clone(),
-        10,
-    )
-    .await?;
-    let code = if call.code() == 0 {
-        call.connected().await.code
-    } else {
-        call.code()
-    };
-    let connected = start.elapsed();
-    if code != 0 {
-        bail!("onConnected({code})");
-    }
-    Ok((Duration::ZERO, connected))
 }
 
 async fn idle_clients(socket: PathBuf, count: usize) -> anyhow::Result<()> {

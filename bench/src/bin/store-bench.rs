@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
             }
             let t = Instant::now();
             let new = store
-                .call(move |conn| queries::insert_incoming(conn, &batch, 1))
+                .call(move |conn| queries::insert_incoming(conn, batch, 1))
                 .await?;
             latencies.push(t.elapsed().as_nanos() as u64);
             stored += new.len();

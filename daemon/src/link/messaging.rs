@@ -403,7 +403,7 @@ impl Link {
         };
         let started = Instant::now();
         let committed = store
-            .call(move |conn| queries::insert_incoming_owned(conn, run, now_ms()))
+            .call(move |conn| queries::insert_incoming(conn, run, now_ms()))
             .await;
         if let Phase::Connected(live) = &mut self.phase {
             live.inbox.last_commit = Some((started, Instant::now()));

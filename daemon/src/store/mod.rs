@@ -415,7 +415,7 @@ mod tests {
                 },
             };
             handle
-                .call(move |c| queries::insert_incoming(c, &[entry], 1))
+                .call(move |c| queries::insert_incoming(c, vec![entry], 1))
                 .await
                 .unwrap();
         }

@@ -130,27 +130,6 @@ fn fold_touch(touches: &mut Vec<ConversationTouch>, key: &ConversationKey, id: i
     }
 }
 
-/// Commits a batch of inbox entries and the sync cursor in one transaction.
-/// Returns the messages that were new (an entry whose uid is already stored is
-/// skipped: nothing is stored twice).
-pub fn insert_incoming(
-    conn: &mut Connection,
-    entries: &[InboxEntry],
-    now_ms: i64,
-) -> rusqlite::Result<Vec<Message>> {
-    insert_entries(conn, entries.iter().cloned(), now_ms)
-}
-
-/// [`insert_incoming`] taking the entries by value, so their strings move into
-/// the returned messages instead of being copied.
-pub fn insert_incoming_owned(
-    conn: &mut Connection,
-    entries: Vec<InboxEntry>,
-    now_ms: i64,
-) -> rusqlite::Result<Vec<Message>> {
-    insert_entries(conn, entries, now_ms)
-}
-
 /// Rows per multi-row `INSERT`, largest first: a batch is cut into statements of
 /// these sizes, so at most four statement sizes are ever prepared (and cached).
 const INSERT_CHUNKS: [usize; 4] = [64, 16, 4, 1];
@@ -214,7 +193,11 @@ fn insert_sql(rows: usize, shape: Shape) -> &'static str {
     &all[shape + size]
 }
 
-fn insert_entries(
+/// Commits a batch of inbox entries and the sync cursor in one transaction.
+/// Returns the messages that were new (an entry whose uid is already stored is
+/// skipped: nothing is stored twice). The entries are taken by value, so their
+/// strings move into the returned messages instead of being copied.
+pub fn insert_incoming(
     conn: &mut Connection,
     entries: impl IntoIterator<Item = InboxEntry>,
     now_ms: i64,
@@ -605,11 +588,11 @@ mod tests {
     fn incoming_is_stored_once_with_the_cursor() {
         let (_dir, mut conn) = db();
         let batch: Vec<_> = (1..=5).map(|s| entry(s, "bob", 1000 + s as i64)).collect();
-        let new = insert_incoming(&mut conn, &batch, 9).unwrap();
+        let new = insert_incoming(&mut conn, batch.clone(), 9).unwrap();
         assert_eq!(new.len(), 5);
         assert_eq!(sync_cursor(&conn).unwrap(), 5);
         // The same entries again (a resend after a crash before the ack): nothing new.
-        let again = insert_incoming(&mut conn, &batch[2..], 10).unwrap();
+        let again = insert_incoming(&mut conn, batch[2..].to_vec(), 10).unwrap();
         assert!(again.is_empty());
         let count: i64 = conn
             .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
@@ -630,8 +613,8 @@ mod tests {
     #[test]
     fn the_cursor_never_goes_back() {
         let (_dir, mut conn) = db();
-        insert_incoming(&mut conn, &[entry(10, "bob", 1)], 1).unwrap();
-        insert_incoming(&mut conn, &[entry(3, "bob", 1)], 1).unwrap();
+        insert_incoming(&mut conn, vec![entry(10, "bob", 1)], 1).unwrap();
+        insert_incoming(&mut conn, vec![entry(3, "bob", 1)], 1).unwrap();
         assert_eq!(sync_cursor(&conn).unwrap(), 10);
     }
 
@@ -671,7 +654,7 @@ mod tests {
     fn history_pages_both_ways() {
         let (_dir, mut conn) = db();
         let batch: Vec<_> = (1..=30).map(|s| entry(s, "bob", 1000 + s as i64)).collect();
-        insert_incoming(&mut conn, &batch, 1).unwrap();
+        insert_incoming(&mut conn, batch.clone(), 1).unwrap();
         let bob = ConversationKey::private("bob");
         let newest = messages(&conn, &bob, 0, TimeOrder::Before, 20).unwrap();
         assert_eq!(newest.len(), 20);
@@ -703,7 +686,7 @@ mod tests {
         let (_dir, mut conn) = db();
         insert_incoming(
             &mut conn,
-            &[
+            vec![
                 entry(1, "bob", 100),
                 entry(2, "carol", 200),
                 entry(3, "bob", 300),
@@ -768,8 +751,8 @@ mod tests {
             let (_d1, mut batched) = db();
             let (_d2, mut single) = db();
             let older = [entry_with(1, "p0", 1_000, &format!("pre-{round}"))];
-            insert_incoming(&mut batched, &older, 5).unwrap();
-            insert_incoming(&mut single, &older, 5).unwrap();
+            insert_incoming(&mut batched, older.clone(), 5).unwrap();
+            insert_incoming(&mut single, older.clone(), 5).unwrap();
             let size = [1, 3, 4, 5, 17, 64, 65, 85, 200][round % 9];
             let batch: Vec<_> = (0..size)
                 .map(|i| {
@@ -779,10 +762,10 @@ mod tests {
                     entry_with(seq, &peer, time, &format!("r{round}-{i}"))
                 })
                 .collect();
-            let new = insert_incoming(&mut batched, &batch, 7).unwrap();
+            let new = insert_incoming(&mut batched, batch.clone(), 7).unwrap();
             assert_eq!(new.len(), batch.len());
             for e in &batch {
-                insert_incoming(&mut single, std::slice::from_ref(e), 7).unwrap();
+                insert_incoming(&mut single, vec![e.clone()], 7).unwrap();
             }
             assert_eq!(
                 conversation_rows(&batched),
@@ -803,7 +786,7 @@ mod tests {
             entry_with(3, "bob", 300, "c"),
             entry_with(4, "bob", 200, "d"),
         ];
-        insert_incoming(&mut conn, &batch, 1).unwrap();
+        insert_incoming(&mut conn, batch.clone(), 1).unwrap();
         let conv = conversations(&conn, &[], 0, 50).unwrap();
         assert_eq!(conv.len(), 1);
         assert_eq!(conv[0].unread_count, 4);
@@ -814,7 +797,7 @@ mod tests {
             Some("c")
         );
         // A later batch with only older messages adds to the count only.
-        insert_incoming(&mut conn, &[entry_with(5, "bob", 50, "e")], 1).unwrap();
+        insert_incoming(&mut conn, [entry_with(5, "bob", 50, "e")], 1).unwrap();
         let conv = conversations(&conn, &[], 0, 50).unwrap();
         assert_eq!(conv[0].unread_count, 5);
         assert_eq!(
@@ -828,7 +811,7 @@ mod tests {
         let (_dir, mut conn) = db();
         // 85 = 64 + 16 + 4 + 1: every statement size once.
         let batch: Vec<_> = (1..=85).map(|s| entry(s, "bob", s as i64)).collect();
-        let new = insert_incoming(&mut conn, &batch, 3).unwrap();
+        let new = insert_incoming(&mut conn, batch.clone(), 3).unwrap();
         assert_eq!(new.len(), 85);
         for (m, e) in new.iter().zip(&batch) {
             assert_eq!(m.uid.as_deref(), Some(e.message.uid.as_str()));
@@ -843,7 +826,7 @@ mod tests {
     fn a_chunk_with_stored_and_repeated_uids_returns_only_the_new_ones() {
         let (_dir, mut conn) = db();
         let stored: Vec<_> = (1..=10).map(|s| entry(s, "bob", s as i64)).collect();
-        insert_incoming(&mut conn, &stored, 1).unwrap();
+        insert_incoming(&mut conn, stored.clone(), 1).unwrap();
         // An outgoing message the server accepted: its uid may come back in the inbox.
         let out = outgoing_to_bob("c1");
         let sent = save_outgoing(&mut conn, &out, 20).unwrap();
@@ -857,7 +840,7 @@ mod tests {
         batch.push(entry_with(24, "carol", 124, "x1"));
         batch.push(entry_with(25, "carol", 125, "x2"));
         batch.push(entry_with(26, "bob", 126, "uid-000003"));
-        let new = insert_incoming(&mut conn, &batch, 2).unwrap();
+        let new = insert_incoming(&mut conn, batch.clone(), 2).unwrap();
         let uids: Vec<_> = new.iter().map(|m| m.uid.clone().unwrap()).collect();
         let mut want: Vec<_> = (11..=20).map(|s| format!("uid-{s:06}")).collect();
         want.extend(["x1".to_owned(), "x2".to_owned()]);
@@ -879,7 +862,7 @@ mod tests {
         let bob = conv.iter().find(|c| c.key.target_id == "bob").unwrap();
         assert_eq!(bob.unread_count, 20);
         // Nothing new at all: nothing returned, the cursor still moves.
-        let again = insert_incoming(&mut conn, &batch[..4], 2).unwrap();
+        let again = insert_incoming(&mut conn, batch[..4].to_vec(), 2).unwrap();
         assert!(again.is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //! client killed mid-stream, a daemon killed mid-stream, another uid.
 
 use crate::CLIENT;
-use rcim_tests::{InProcessServer, TestDaemon, bin, eventually, rss_kib, stored_ids};
+use rcim_tests::{
+    InProcessServer, TestDaemon, alice_connected, bin, eventually, rss_kib, stored_ids, wait_stored,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -84,40 +86,6 @@ impl Receiver {
     }
 }
 
-/// The reference server in-process and an rcimd connected to it as alice.
-fn alice_connected(flags: &[&str]) -> (InProcessServer, String, TestDaemon) {
-    let server = InProcessServer::start();
-    let token = server.get().issue_token("alice", "Alice").expect("token");
-    let daemon = TestDaemon::start(&server.url(), flags);
-    daemon.connect(&token);
-    (server, token, daemon)
-}
-
-/// Has the server send `count` messages from bob to alice.
-fn publish(server: &InProcessServer, count: u32, content: &str) {
-    server
-        .block_on(
-            server
-                .get()
-                .publish_private_bulk("bob", "alice", count, "RC:TxtMsg", content),
-        )
-        .expect("publish");
-}
-
-/// Waits until alice's database holds `count` received messages.
-fn wait_stored(daemon: &TestDaemon, count: usize, secs: u64) {
-    assert!(
-        eventually(Duration::from_secs(secs), || stored_ids(
-            &daemon.data_dir,
-            "alice"
-        )
-        .len()
-            == count),
-        "the database holds {} of {count} messages",
-        stored_ids(&daemon.data_dir, "alice").len()
-    );
-}
-
 #[test]
 fn fifty_clients_get_every_message_in_order_exactly_once() {
     const CLIENTS: usize = 50;
@@ -126,10 +94,15 @@ fn fifty_clients_get_every_message_in_order_exactly_once() {
     let receivers: Vec<_> = (0..CLIENTS)
         .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
         .collect();
-    publish(&server, MESSAGES, "m");
+    server.publish_bob_to_alice(MESSAGES, "m");
     let started = Instant::now();
     let stored = {
-        wait_stored(&daemon, MESSAGES as usize, 120);
+        wait_stored(
+            &daemon,
+            "alice",
+            MESSAGES as usize,
+            Duration::from_secs(120),
+        );
         stored_ids(&daemon.data_dir, "alice")
     };
     for receiver in receivers {
@@ -164,10 +137,10 @@ fn a_stream_that_falls_behind_its_buffer_pages_its_gap_and_misses_nothing() {
     );
     let steady = Receiver::start(&daemon.socket, count, None, false);
     // The first message starts the pause; the rest arrive while it lasts.
-    publish(&server, 1, "m");
-    wait_stored(&daemon, 1, 10);
-    publish(&server, MESSAGES, "m");
-    wait_stored(&daemon, count, 120);
+    server.publish_bob_to_alice(1, "m");
+    wait_stored(&daemon, "alice", 1, Duration::from_secs(10));
+    server.publish_bob_to_alice(MESSAGES, "m");
+    wait_stored(&daemon, "alice", count, Duration::from_secs(120));
     let stored = stored_ids(&daemon.data_dir, "alice");
     let (ids, lags) = paused.finish_with_lags();
     eprintln!("{count} messages, {lags} lag(s), {:?}", started.elapsed());
@@ -199,7 +172,7 @@ fn a_client_that_never_reads_is_dropped_and_hurts_nobody() {
         .map(|_| Receiver::start(&daemon.socket, MESSAGES as usize, None, false))
         .collect();
     let content = "x".repeat(400);
-    publish(&server, MESSAGES, &content);
+    server.publish_bob_to_alice(MESSAGES, &content);
     for receiver in receivers {
         assert_eq!(receiver.finish().len(), MESSAGES as usize);
     }
@@ -237,7 +210,7 @@ fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
     let (server, _, daemon) = alice_connected(&[]);
     let mut first = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
-        scope.spawn(|| publish(&server, MESSAGES, "m"));
+        scope.spawn(|| server.publish_bob_to_alice(MESSAGES, "m"));
         let mut seen = Vec::new();
         while seen.len() < 1_500 {
             let line = first.line().expect("an id");
@@ -254,7 +227,7 @@ fn a_client_killed_mid_stream_resumes_from_its_last_seq() {
         )
         .finish();
         seen.extend(rest);
-        wait_stored(&daemon, MESSAGES as usize, 60);
+        wait_stored(&daemon, "alice", MESSAGES as usize, Duration::from_secs(60));
         assert_eq!(
             seen,
             stored_ids(&daemon.data_dir, "alice"),
@@ -269,7 +242,7 @@ fn after_rcimd_is_killed_a_client_resumes_from_its_last_seq() {
     let (server, token, mut daemon) = alice_connected(&[]);
     let mut receiver = Receiver::start(&daemon.socket, MESSAGES as usize, Some(0), true);
     std::thread::scope(|scope| {
-        scope.spawn(|| publish(&server, MESSAGES, "m"));
+        scope.spawn(|| server.publish_bob_to_alice(MESSAGES, "m"));
         let mut seen = Vec::new();
         while seen.len() < 1_000 {
             let line = receiver.line().expect("an id");

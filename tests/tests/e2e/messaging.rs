@@ -6,6 +6,7 @@ use crate::CLIENT;
 use rcim_proto::message::ConversationKey;
 use rcim_tests::{
     InProcessServer, Rng, Seen, TestDaemon, client_output, eventually, spawn_client, stored_uids,
+    wait_stored,
 };
 use std::time::Duration;
 
@@ -16,18 +17,6 @@ fn server_uids(server: &InProcessServer, user: &str) -> Vec<String> {
         .into_iter()
         .map(|(_, uid)| uid)
         .collect()
-}
-
-/// Waits until the daemon's database holds `count` received messages.
-fn wait_stored(daemon: &TestDaemon, user: &str, count: usize, limit: Duration) {
-    let ok = eventually(limit, || {
-        stored_uids(&daemon.data_dir, user).0.len() >= count
-    });
-    assert!(
-        ok,
-        "only {} of {count} stored",
-        stored_uids(&daemon.data_dir, user).0.len()
-    );
 }
 
 #[test]
