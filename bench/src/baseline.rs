@@ -144,37 +144,64 @@ pub fn ping_pong(bins: &Bins, dir: &Path, warmup: usize, rounds: usize) -> anyho
 /// and tear-down in the kernel.
 pub fn new_connection(dir: &Path, warmup: usize, rounds: usize) -> anyhow::Result<Summary> {
     let sock = dir.join("nc.sock");
-    let listener = UnixListener::bind(&sock)?;
-    let echo = std::thread::spawn(move || {
-        let mut buf = [0u8; crate::payload::PAYLOAD];
-        for _ in 0..warmup + rounds {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            while stream.read_exact(&mut buf).is_ok() {
-                if stream.write_all(&buf).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let mut buf = [0u8; crate::payload::PAYLOAD];
+    let echo = EchoServer::start(&sock, warmup + rounds)?;
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..warmup + rounds {
-        let start = Instant::now();
-        let mut stream = UnixStream::connect(&sock)?;
-        for _ in 0..2 {
-            stream.write_all(&buf)?;
-            stream.read_exact(&mut buf)?;
-        }
-        drop(stream);
+        let took = connect_two_round_trips(&sock)?;
         if i >= warmup {
-            samples.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            samples.push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
         }
     }
-    echo.join()
-        .map_err(|_| anyhow::anyhow!("the new-connection echo thread panicked"))?;
+    echo.join()?;
     Ok(Summary::of(&mut samples))
+}
+
+/// Connects to `sock`, makes two 200-byte round trips and closes: how long that
+/// took. The raw counterpart of attach + `connect`.
+pub fn connect_two_round_trips(sock: &Path) -> anyhow::Result<Duration> {
+    let mut buf = [0u8; crate::payload::PAYLOAD];
+    let start = Instant::now();
+    let mut stream = UnixStream::connect(sock)?;
+    for _ in 0..2 {
+        stream.write_all(&buf)?;
+        stream.read_exact(&mut buf)?;
+    }
+    drop(stream);
+    Ok(start.elapsed())
+}
+
+/// A raw echo server in a thread: accepts `connections` connections one after
+/// another and echoes 200-byte messages on each until it closes.
+pub struct EchoServer {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl EchoServer {
+    /// Listens on `sock` (which must not exist).
+    pub fn start(sock: &Path, connections: usize) -> anyhow::Result<Self> {
+        let listener = UnixListener::bind(sock)?;
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; crate::payload::PAYLOAD];
+            for _ in 0..connections {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                while stream.read_exact(&mut buf).is_ok() {
+                    if stream.write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Self { thread })
+    }
+
+    /// Waits for the thread to have served every connection.
+    pub fn join(self) -> anyhow::Result<()> {
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the raw echo thread panicked"))
+    }
 }
 
 /// Raw SQLite: `rows` 200-byte rows with 16-byte time-ordered ids, `batch` rows

@@ -19,8 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// A subscriber reports progress after this many messages.
-pub const PROGRESS_EVERY: u64 = 32;
+/// A subscriber reports progress after this many messages. Each report is a
+/// blocking write (a system call, ~5 µs here) that the raw and Mosquitto
+/// subscribers do not make: at 32 it was ~9 % of an rcim subscriber's CPU (perf),
+/// at 256 it is ~1 %. The upstream's window (768) stays well above it.
+pub const PROGRESS_EVERY: u64 = 256;
 
 /// What one subscriber saw.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -31,6 +31,10 @@ struct Cli {
     /// run measures delivery rather than lag and replay].
     #[arg(long)]
     window: Option<u64>,
+    /// Fan-out and latency runs at these subscriber counts only (repeat it, or
+    /// comma-separate: `--n 16`), for A/B runs and profiling.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1024))]
+    n: Vec<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,6 +75,10 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(window) = cli.window {
         plan.window = window;
+    }
+    if !cli.n.is_empty() {
+        plan.fanout_ns = cli.n.iter().map(|&n| n as usize).collect();
+        plan.latency_ns.clone_from(&plan.fanout_ns);
     }
     let out = cli.out.clone().unwrap_or_else(scenarios::default_out_dir);
     let fd_limit = procs::raise_nofile();

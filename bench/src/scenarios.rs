@@ -175,6 +175,13 @@ pub struct AttachResult {
     /// Raw UDS new connection + two round trips + close, same run.
     #[serde(default)]
     pub raw_new_connection: Summary,
+    /// The same, first thing in a new process (`bench-subscriber raw-attach`,
+    /// alternating with the rcimd processes): the raw floor of "new process".
+    #[serde(default)]
+    pub raw_new_process: Summary,
+    /// The same again from that process.
+    #[serde(default)]
+    pub raw_new_process_warm: Summary,
 }
 
 /// The idle scenario.
@@ -484,13 +491,20 @@ pub async fn attach(
     let (mut attach_ns, mut connected_ns, mut wall_ns) = (Vec::new(), Vec::new(), Vec::new());
     let mut warm_ns = Vec::new();
     let (mut pipelined_ns, mut pipelined_warm_ns) = (Vec::new(), Vec::new());
-    // Alternate the two ways of attaching and connecting, so both see the same
-    // conditions.
-    for i in 0..2 * plan.attach_samples {
-        let pipelined = i % 2 == 1;
+    let (mut raw_process_ns, mut raw_process_warm_ns) = (Vec::new(), Vec::new());
+    let raw_sock = dir.path().join("raw-attach.sock");
+    let raw_echo = baseline::EchoServer::start(&raw_sock, 2 * plan.attach_samples)?;
+    // Alternate the two ways of attaching and connecting and the raw process, so
+    // all three see the same conditions.
+    for i in 0..3 * plan.attach_samples {
+        let (raw, pipelined) = (i % 3 == 2, i % 3 == 1);
         let start = Instant::now();
         let mut command = Command::new(bins.path("bench-subscriber"));
-        command.arg("attach").arg("--socket").arg(&daemon.socket);
+        if raw {
+            command.arg("raw-attach").arg("--socket").arg(&raw_sock);
+        } else {
+            command.arg("attach").arg("--socket").arg(&daemon.socket);
+        }
         if pipelined {
             command.arg("--pipelined");
         }
@@ -506,7 +520,10 @@ pub async fn attach(
             bail!("attach + connect answered {line}");
         }
         let us = |key: &str| (line[key].as_f64().unwrap_or(0.0) * 1e3) as u64;
-        if pipelined {
+        if raw {
+            raw_process_ns.push(us("connected_us"));
+            raw_process_warm_ns.push(us("warm_connected_us"));
+        } else if pipelined {
             pipelined_ns.push(us("connected_us"));
             pipelined_warm_ns.push(us("warm_connected_us"));
         } else {
@@ -516,6 +533,7 @@ pub async fn attach(
             warm_ns.push(us("warm_connected_us"));
         }
     }
+    tokio::task::block_in_place(|| raw_echo.join())?;
     let mut ctl_ns = Vec::new();
     for _ in 0..plan.attach_samples.min(20) {
         let start = Instant::now();
@@ -539,6 +557,8 @@ pub async fn attach(
         ctl_status: Summary::of(&mut ctl_ns),
         raw_rtt,
         raw_new_connection,
+        raw_new_process: Summary::of(&mut raw_process_ns),
+        raw_new_process_warm: Summary::of(&mut raw_process_warm_ns),
     });
     Ok(())
 }

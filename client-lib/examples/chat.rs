@@ -4,7 +4,7 @@
 //! ```text
 //! # terminal 1: a development daemon with its own in-process IM server; it
 //! # connects a demo user by itself
-//! cargo run -p rcimd -- --dev
+//! cargo run -p rcimd --features dev-server -- --dev
 //! # terminal 2:
 //! cargo run -p rcim-client --example chat
 //! cargo run -p rcim-client --example chat -- bob "hello bob"
@@ -106,7 +106,7 @@ async fn run() -> Result<(), String> {
 async fn connect(client: &Client) -> Result<(), String> {
     let Ok(token) = std::env::var("RCIM_TOKEN") else {
         return Err("rcimd is not connected and RCIM_TOKEN is not set: run \
-             `cargo run -p rcimd -- --dev` (it connects a demo user by itself), or set \
+             `cargo run -p rcimd --features dev-server -- --dev` (it connects a demo user by itself), or set \
              RCIM_TOKEN to a token from your app server"
             .to_owned());
     };

@@ -1600,7 +1600,9 @@ impl Dial {
     ) -> Result<(Connection, Welcome), ClientError> {
         let socket = &self.socket;
         let stream = SharedStream(Arc::new(connect_with_retry(socket, wait).await?));
-        let mut reader = FrameReader::new(stream.clone(), MAX_IPC_FRAME);
+        // Events come in bursts (a committed batch is one write of hundreds of
+        // frames): one read takes up to 64 KiB of them.
+        let mut reader = FrameReader::new(stream.clone(), MAX_IPC_FRAME).read_chunk(64 * 1024);
         let hello = ClientFrame::Hello(Hello {
             protocol: PROTOCOL_VERSION,
             client_name: self.client_name.clone(),

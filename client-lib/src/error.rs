@@ -31,7 +31,7 @@ pub enum ClientError {
     /// Nothing listens on the socket: the daemon is not running (or not yet).
     #[error(
         "rcimd is not running (nothing listens on {}): start it with `rcimd`, \
-         or `systemctl --user start rcimd`; for a demo, `cargo run -p rcimd -- --dev`",
+         or `systemctl --user start rcimd`; for a demo, `cargo run -p rcimd --features dev-server -- --dev`",
         .socket.display()
     )]
     DaemonNotRunning {

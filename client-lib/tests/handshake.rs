@@ -107,7 +107,7 @@ async fn missing_socket_is_daemon_not_running_with_how_to_start() {
     for needle in [
         "rcimd",
         "systemctl --user start rcimd",
-        "cargo run -p rcimd -- --dev",
+        "cargo run -p rcimd --features dev-server -- --dev",
     ] {
         assert!(text.contains(needle), "{needle:?} missing in: {text}");
     }

@@ -31,7 +31,9 @@ const STOP_LIMIT: Duration = Duration::from_secs(12);
     after_help = "\
 Examples:
   rcimd --dev
-      Run against an embedded local server with a demo user (try `rcimctl status`).
+      Run against an embedded local server with a demo user (try `rcimctl status`);
+      needs a build with the dev-server feature:
+      cargo run -p rcimd --features dev-server -- --dev
   rcimd --server rcim://im.example.com:7000 --app-key KEY
       Run against a real server; apps call connect(token) through rcim-client,
       or use `rcimctl connect --token-stdin`.
@@ -94,7 +96,7 @@ fn main() -> ExitCode {
     }
     if !args.dev && (settings.server.is_none() || settings.app_key.is_none()) {
         eprintln!(
-            "rcimd: which server? Give --server rcim://HOST:PORT and --app-key KEY (or RCIM_SERVER and RCIM_APP_KEY, or server and app_key in {}), or run `rcimd --dev` for a local demo",
+            "rcimd: which server? Give --server rcim://HOST:PORT and --app-key KEY (or RCIM_SERVER and RCIM_APP_KEY, or server and app_key in {}), or run `cargo run -p rcimd --features dev-server -- --dev` for a local demo",
             config::default_path().map_or("the config file".into(), |p| p.display().to_string())
         );
         return ExitCode::from(2);
@@ -240,7 +242,10 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
     };
     #[cfg(not(feature = "dev-server"))]
     if dev_mode {
-        anyhow::bail!("this rcimd was built without the dev-server feature");
+        anyhow::bail!(
+            "this rcimd has no embedded server (it was built without the dev-server feature): \
+             run `cargo run -p rcimd --features dev-server -- --dev` from the source tree"
+        );
     }
     if !dev_mode {
         config.server = settings.server.clone().context("no server given")?;

@@ -128,9 +128,12 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     start: usize,
     cap: u32,
+    /// How much to try to read when the next frame's size is not yet known.
+    chunk: usize,
 }
 
-/// How much to try to read when the next frame's size is not yet known.
+/// The default [`FrameReader::read_chunk`]: small, for peers that send a request
+/// now and then (the buffer keeps this capacity while the peer is idle).
 const READ_CHUNK: usize = 8 * 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -141,7 +144,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: Vec::new(),
             start: 0,
             cap,
+            chunk: READ_CHUNK,
         }
+    }
+
+    /// Reads up to `bytes` per system call (8 KiB by default). A reader of a
+    /// stream that carries bursts of small frames (events, pushes) takes a larger
+    /// chunk: each read then brings hundreds of frames instead of tens. The buffer
+    /// takes that capacity at its first read and keeps it.
+    #[must_use]
+    pub fn read_chunk(mut self, bytes: usize) -> Self {
+        self.chunk = bytes.max(LEN_PREFIX);
+        self
     }
 
     /// Returns the wrapped stream.
@@ -177,7 +191,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.start = 0;
             let need = want
                 .saturating_sub(self.buf.len())
-                .max(READ_CHUNK.min(self.cap as usize + LEN_PREFIX));
+                .max(self.chunk.min(self.cap as usize + LEN_PREFIX));
             self.buf.reserve(need);
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
@@ -243,6 +257,61 @@ mod tests {
             assert_eq!(reader.read::<Msg>().await.unwrap(), Some(msg(n)));
         }
         assert!(reader.read::<Msg>().await.unwrap().is_none());
+    }
+
+    /// A reader that counts its reads (each a system call on a real socket).
+    struct Counted<'a> {
+        bytes: &'a [u8],
+        reads: usize,
+    }
+
+    impl tokio::io::AsyncRead for Counted<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.reads += 1;
+            let n = buf.remaining().min(self.bytes.len());
+            buf.put_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_larger_read_chunk_takes_a_burst_in_fewer_reads() {
+        // 400 frames of ~210 bytes: ~84 KiB, like a committed batch of events.
+        let mut bytes = Vec::new();
+        for n in 0..400 {
+            let m = Msg {
+                n,
+                text: "x".repeat(200),
+            };
+            encode_into(&m, 1024, &mut bytes).unwrap();
+        }
+        let mut reads = Vec::new();
+        for chunk in [None, Some(64 * 1024)] {
+            let counted = Counted {
+                bytes: &bytes,
+                reads: 0,
+            };
+            // Reads are also bounded by the largest frame allowed: take a cap
+            // like the IPC's, well above either chunk.
+            let mut reader = FrameReader::new(counted, 1 << 20);
+            if let Some(chunk) = chunk {
+                reader = reader.read_chunk(chunk);
+            }
+            for n in 0..400 {
+                assert_eq!(reader.read::<Msg>().await.unwrap().map(|m| m.n), Some(n));
+            }
+            assert!(reader.read::<Msg>().await.unwrap().is_none());
+            reads.push(reader.get_ref().reads);
+        }
+        // From 8 KiB (the buffer grows as frames straddle reads): 7 reads here;
+        // 64 KiB: 2, plus the one that sees the end.
+        assert!(reads[0] >= 5, "{reads:?}");
+        assert!(reads[1] <= 3, "{reads:?}");
     }
 
     #[tokio::test]

@@ -50,6 +50,13 @@ enum Role {
         #[arg(long)]
         pipelined: bool,
     },
+    /// The raw counterpart of `attach`: connect to a raw echo socket, two 200-byte
+    /// round trips, close; twice (the first in a fresh process, then again); print
+    /// the times as JSON.
+    RawAttach {
+        #[arg(long)]
+        socket: PathBuf,
+    },
     /// Attach COUNT idle clients, print `ready`, and wait to be killed.
     IdleClients {
         #[arg(long)]
@@ -162,6 +169,7 @@ fn main() -> anyhow::Result<()> {
             let rt = runtime()?;
             rt.block_on(attach_once(socket, pipelined))
         }
+        Role::RawAttach { socket } => raw_attach(&socket),
         Role::IdleClients { socket, count } => runtime()?.block_on(idle_clients(socket, count)),
     }
 }
@@ -312,6 +320,17 @@ fn echo(socket: &std::path::Path) -> anyhow::Result<()> {
     while stream.read_exact(&mut buf).is_ok() {
         stream.write_all(&buf)?;
     }
+    Ok(())
+}
+
+fn raw_attach(socket: &Path) -> anyhow::Result<()> {
+    let cold = rcim_bench::baseline::connect_two_round_trips(socket)?;
+    let warm = rcim_bench::baseline::connect_two_round_trips(socket)?;
+    println!(
+        "{{\"connected_us\":{},\"warm_connected_us\":{},\"code\":0}}",
+        cold.as_secs_f64() * 1e6,
+        warm.as_secs_f64() * 1e6,
+    );
     Ok(())
 }
 

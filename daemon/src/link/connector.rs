@@ -327,7 +327,8 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
         Ok(result) => result?,
     };
     let (read, mut writer) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(read, MAX_UPSTREAM_FRAME);
+    // Pushes and sync packages come in bursts: one read takes up to 64 KiB.
+    let mut reader = FrameReader::new(read, MAX_UPSTREAM_FRAME).read_chunk(64 * 1024);
 
     let hello = ClientMsg::Connect(Connect {
         protocol: WIRE_VERSION,

@@ -68,6 +68,33 @@ fn a_stale_socket_is_replaced() {
     assert_eq!(daemon.status()["status"], "unconnected");
 }
 
+/// The installed daemon has no embedded server: `--dev` says how to get one, and
+/// starts nothing (the CI runs the feature build's `--dev` itself).
+#[test]
+fn dev_mode_without_the_embedded_server_says_how_to_get_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("rcimd.sock");
+    let out = Command::new(bin("rcimd"))
+        .arg("--dev")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run rcimd");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cargo run -p rcimd --features dev-server -- --dev"),
+        "{stderr}"
+    );
+    assert!(!socket.exists(), "it opened its socket anyway");
+    assert!(
+        !dir.path().join("data").exists(),
+        "it created its data dir anyway"
+    );
+}
+
 #[test]
 fn refuses_a_world_writable_socket_dir() {
     let server = TestServer::start();
