@@ -5,7 +5,7 @@
 //! (matplotlib ships its own fonts, so nothing depends on system fonts); without
 //! it the run still succeeds and says why the chart is missing.
 
-use crate::scenarios::Results;
+use crate::scenarios::{FanoutRow, Results};
 use crate::stats::{fmt_rate, fmt_ratio, fmt_us, ratio};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -30,6 +30,22 @@ fn target(name: &str, measured: String, met: Option<bool>) -> Target {
     }
 }
 
+/// The most a machine could carry to each of `row.n` subscribers with every
+/// message durable first, from two raw figures of the same run: SQLite's insert of
+/// one row (µs of one core, from the raw batched insert rate) plus, per
+/// subscriber, the CPU one raw coalesced delivery costs (cores ÷ its deliveries/s,
+/// producer and reader together: no decoding, no routing, no callbacks).
+/// `(sqlite µs, delivery µs, msgs/s)`; `None` without both baselines.
+fn physical_ceiling(r: &Results, row: &FanoutRow) -> Option<(f64, f64, f64)> {
+    let cores = r.machine["nproc"].as_f64().unwrap_or(1.0);
+    let sqlite_us = 1e6 / r.sync.as_ref()?.raw_sqlite_rows_per_s;
+    let delivery_us = cores * 1e6 / row.raw_coalesced.as_ref()?.deliveries_per_s;
+    let ceiling = cores * 1e6 / (sqlite_us + row.n as f64 * delivery_us);
+    ceiling
+        .is_finite()
+        .then_some((sqlite_us, delivery_us, ceiling))
+}
+
 /// Judges the issue's targets from what was measured.
 pub fn judge(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
@@ -37,10 +53,16 @@ pub fn judge(r: &Results) -> Vec<Target> {
         && let Some(ours) = &row.rcimd
     {
         let all_in = ours.lost == 0;
+        let ceiling = physical_ceiling(r, row).map_or(String::new(), |(_, _, c)| {
+            format!(
+                "; the machine's physical ceiling with durable commits (raw SQLite insert + 16 raw deliveries, same run) is {}",
+                fmt_rate(c)
+            )
+        });
         out.push(target(
             "fan-out N=16: ≥ 150 k msg/s committed and delivered to every subscriber",
             format!(
-                "{} delivered to all 16, {} committed, {} lost",
+                "{} delivered to all 16, {} committed, {} lost{ceiling}",
                 fmt_rate(ours.msgs_per_s),
                 ours.committed_per_s.map_or("n/a".into(), fmt_rate),
                 ours.lost
@@ -229,6 +251,33 @@ pub fn markdown(r: &Results) -> String {
                 opt(ceiling.as_ref(), |c| fmt_rate(*c)),
                 fmt_ratio(ratio(ours.msgs_per_s, ceiling)),
             );
+        }
+        if r.fanout
+            .iter()
+            .any(|row| physical_ceiling(r, row).is_some())
+        {
+            md.push_str(
+                "\nThe physical ceiling with every message durable before delivery, from raw \
+                 figures of this run: one raw SQLite insert (µs of one core, the sync \
+                 baseline) plus N raw coalesced deliveries (cores ÷ raw coalesced \
+                 deliveries/s: writing and reading only, no decoding or routing).\n\n\
+                 | N | raw SQLite insert, µs per row | raw delivery, µs CPU | ceiling, msgs/s to every sub | rcimd ÷ ceiling |\n|---|---|---|---|---|\n",
+            );
+            for row in &r.fanout {
+                let Some((sqlite_us, delivery_us, ceiling)) = physical_ceiling(r, row) else {
+                    continue;
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {sqlite_us:.2} | {delivery_us:.2} | {} | {} |",
+                    row.n,
+                    fmt_rate(ceiling),
+                    fmt_ratio(ratio(
+                        row.rcimd.as_ref().map_or(0.0, |o| o.msgs_per_s),
+                        Some(ceiling)
+                    )),
+                );
+            }
         }
         md.push('\n');
     }
