@@ -35,6 +35,11 @@ struct Cli {
     /// comma-separate: `--n 16`), for A/B runs and profiling.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=1024))]
     n: Vec<u64>,
+    /// Exit with status 1 if a scenario failed, or a run through rcimd lost or
+    /// duplicated a message or reported an error (CI runs `quick --check` on a debug
+    /// build: the figures mean nothing there, that the bench still runs does).
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,6 +115,7 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     let every = matches!(cli.what, What::All | What::Quick);
+    let mut failed = Vec::new();
     runtime.block_on(async {
         let w = work.path();
         let steps: [(What, &str); 6] = [
@@ -136,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             if let Err(e) = outcome {
                 eprintln!("{name} failed: {e:#}");
                 results.notes.push(format!("{name} failed: {e:#}"));
+                failed.push(format!("{name} failed: {e:#}"));
             }
         }
     });
@@ -146,5 +153,40 @@ fn main() -> anyhow::Result<()> {
     println!("{}", rcim_bench::report::markdown(&results));
     println!("results: {}", out.join("results.json").display());
     println!("{chart}");
+    if cli.check {
+        failed.extend(rcimd_run_failures(&results));
+        if !failed.is_empty() {
+            eprintln!("--check: {}", failed.join("; "));
+            std::process::exit(1);
+        }
+    }
     Ok(())
+}
+
+/// The rcimd runs that did not deliver every message exactly once, or reported
+/// an error (a baseline that could not run, such as a missing Mosquitto, is not
+/// one: its ratios are skipped with a message).
+fn rcimd_run_failures(results: &Results) -> Vec<String> {
+    let fanout = results
+        .fanout
+        .iter()
+        .map(|row| ("fan-out", row.n, &row.rcimd));
+    let latency = results
+        .latency
+        .iter()
+        .map(|row| ("latency", row.n, &row.rcimd));
+    let mut out = Vec::new();
+    for (what, n, run) in fanout.chain(latency) {
+        match run {
+            None => out.push(format!("{what} N={n}: the rcimd run did not complete")),
+            Some(run) if run.lost > 0 || run.duplicates > 0 || !run.errors.is_empty() => {
+                out.push(format!(
+                    "{what} N={n}: {} lost, {} duplicated, errors: {:?}",
+                    run.lost, run.duplicates, run.errors
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
