@@ -355,7 +355,7 @@ pub async fn fanout(
         }
         if let Some(run) = &row.rcimd {
             eprintln!(
-                "  rcimd N={n}: {} msgs/s to every subscriber, {} deliveries/s, lost {}",
+                "  rcimd N={n}: {} messages to every subscriber, {} deliveries, lost {}",
                 crate::stats::fmt_rate(run.msgs_per_s),
                 crate::stats::fmt_rate(run.deliveries_per_s),
                 run.lost
