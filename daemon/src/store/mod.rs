@@ -92,7 +92,6 @@ pub struct StoreHandle {
 }
 
 /// The background checkpoints of one database.
-#[derive(Default)]
 struct Checkpoints {
     /// Pages written since the last checkpoint started, estimated.
     pages: AtomicU64,
@@ -100,8 +99,25 @@ struct Checkpoints {
     running: AtomicBool,
     /// Checkpoint passes run (for tests and logs).
     done: AtomicU64,
+    /// Times the WAL file was cut back (for tests and logs).
+    cut: AtomicU64,
+    /// A WAL file larger than this (bytes) is cut back once the store is quiet.
+    wal_limit: AtomicU64,
     /// The checkpointing connection, opened on first use.
     conn: Mutex<Option<Connection>>,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Self {
+            pages: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            done: AtomicU64::new(0),
+            cut: AtomicU64::new(0),
+            wal_limit: AtomicU64::new(schema::WAL_SIZE_LIMIT),
+            conn: Mutex::new(None),
+        }
+    }
 }
 
 impl Checkpoints {
@@ -125,28 +141,35 @@ impl Checkpoints {
                 .is_ok()
     }
 
-    /// One PASSIVE checkpoint of `path` (blocking); true when the WAL is copied
-    /// back completely (or cannot be checkpointed at all).
-    fn pass(&self, path: &Path) -> bool {
-        self.pages.store(0, Ordering::Relaxed);
+    /// Runs `pragma` (a `wal_checkpoint`) on the checkpointing connection, opening
+    /// it first if needed (blocking): its `(busy, log frames, copied frames)`, or
+    /// `None` when the connection cannot be opened.
+    fn run(&self, path: &Path, pragma: &str) -> Option<rusqlite::Result<(i64, i64, i64)>> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             match schema::open_checkpointer(path) {
                 Ok(conn) => *slot = Some(conn),
                 Err(e) => {
                     tracing::warn!("cannot open {} for checkpoints: {e}", path.display());
-                    return true;
+                    return None;
                 }
             }
         }
-        let Some(conn) = slot.as_ref() else {
+        let conn = slot.as_ref()?;
+        Some(conn.query_row(pragma, [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        }))
+    }
+
+    /// One PASSIVE checkpoint of `path` (blocking); true when the WAL is copied
+    /// back completely (or cannot be checkpointed at all).
+    fn pass(&self, path: &Path) -> bool {
+        self.pages.store(0, Ordering::Relaxed);
+        let Some(result) = self.run(path, "PRAGMA wal_checkpoint(PASSIVE)") else {
             return true;
         };
-        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
         self.done.fetch_add(1, Ordering::Relaxed);
-        match result {
+        match result.map(|(_, log, copied)| (log, copied)) {
             Ok((log, copied)) if copied < log => {
                 tracing::trace!("checkpoint: {copied} of {log} WAL frames copied");
                 false
@@ -157,6 +180,28 @@ impl Checkpoints {
                 true
             }
         }
+    }
+
+    /// Copies the WAL back and cuts its file to nothing (blocking). It takes the
+    /// write lock for as long as that takes (cutting a 160 MiB file took 140-180
+    /// ms on the bench's VM), so it runs only when the store is quiet.
+    fn cut_back(&self, path: &Path) {
+        match self.run(path, "PRAGMA wal_checkpoint(TRUNCATE)") {
+            Some(Ok((0, _, _))) => {
+                self.cut.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("cut the WAL of {} back", path.display());
+            }
+            Some(Ok(_)) => tracing::debug!("WAL of {} busy; not cut back", path.display()),
+            Some(Err(e)) => tracing::debug!("cutting the WAL of {} failed: {e}", path.display()),
+            None => {}
+        }
+    }
+
+    /// Whether the WAL file of `path` is over the limit (blocking).
+    fn wal_is_big(&self, path: &Path) -> bool {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).is_ok_and(|m| m.len() > self.wal_limit.load(Ordering::Relaxed))
     }
 }
 
@@ -185,11 +230,14 @@ async fn checkpoint(
     }
     let running = Running(checkpoints);
     for _ in 0..MAX_PASSES {
-        let (pass, path) = (Arc::clone(&running.0), Arc::clone(&path));
-        let complete = tokio::task::spawn_blocking(move || pass.pass(&path))
+        let (pass, db) = (Arc::clone(&running.0), Arc::clone(&path));
+        let complete = tokio::task::spawn_blocking(move || pass.pass(&db))
             .await
             .unwrap_or(true);
         if complete {
+            if cut_back_when_quiet(&running.0, &path, &store).await {
+                continue;
+            }
             return;
         }
         let mut seen = running.0.pages.load(Ordering::Relaxed);
@@ -207,8 +255,62 @@ async fn checkpoint(
     }
 }
 
+/// After a burst the WAL file keeps the size it grew to: the writer never cuts it
+/// (`journal_size_limit` is off), because SQLite would cut it inside the first
+/// commit after the WAL starts over, and cutting a file of tens of MiB took
+/// 140-180 ms there on the bench's VM, stalling every message behind it. Instead,
+/// once a checkpoint has copied the whole WAL back and no commit came for
+/// [`CUT_QUIET`], a WAL file over [`schema::WAL_SIZE_LIMIT`] is cut to nothing
+/// here (the cut copies back whatever came in between). True when commits wrote
+/// a checkpoint's worth of pages meanwhile: the caller checkpoints again. After
+/// [`CUT_WAIT`] without a quiet moment it gives up; the next checkpoint that
+/// completes tries again.
+async fn cut_back_when_quiet(
+    checkpoints: &Arc<Checkpoints>,
+    path: &Arc<PathBuf>,
+    store: &std::sync::Weak<Mutex<Connection>>,
+) -> bool {
+    let (big, p) = (Arc::clone(checkpoints), Arc::clone(path));
+    if !tokio::task::spawn_blocking(move || big.wal_is_big(&p))
+        .await
+        .unwrap_or(false)
+    {
+        return false;
+    }
+    let mut seen = checkpoints.pages.load(Ordering::Relaxed);
+    let (mut waited, mut quiet) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    while waited < CUT_WAIT {
+        tokio::time::sleep(QUIET).await;
+        waited += QUIET;
+        if store.strong_count() == 0 {
+            return false;
+        }
+        let pages = checkpoints.pages.load(Ordering::Relaxed);
+        if pages >= CHECKPOINT_PAGES {
+            return true;
+        }
+        if pages == seen {
+            quiet += QUIET;
+            if quiet >= CUT_QUIET {
+                let (cut, p) = (Arc::clone(checkpoints), Arc::clone(path));
+                let _ = tokio::task::spawn_blocking(move || cut.cut_back(&p)).await;
+                return false;
+            }
+        } else {
+            (seen, quiet) = (pages, std::time::Duration::ZERO);
+        }
+    }
+    false
+}
+
 /// See [`checkpoint`].
 const QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// See [`cut_back_when_quiet`].
+const CUT_QUIET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// See [`cut_back_when_quiet`].
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// See [`checkpoint`].
 const MAX_PASSES: usize = 20;
@@ -389,20 +491,12 @@ mod tests {
         assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn checkpoints_run_in_the_background() {
+    /// Commits messages `seqs` one per transaction, as live pushes at a low rate
+    /// make them.
+    async fn insert_one_by_one(handle: &StoreHandle, seqs: std::ops::RangeInclusive<u64>) {
         use rcim_proto::message::{ConversationKey, WireMessage};
         use rcim_proto::upstream::InboxEntry;
-        let dir = tempfile::tempdir().unwrap();
-        let handle = StoreOpener::new(dir.path()).open("dora").await.unwrap();
-        let auto: i64 = handle
-            .call(|c| c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(auto, schema::AUTOCHECKPOINT_PAGES);
-        assert_eq!(handle.checkpoints(), 0);
-        // Single-message commits, as live pushes at a low rate make them.
-        for seq in 1..=400u64 {
+        for seq in seqs {
             let entry = InboxEntry {
                 seq,
                 message: WireMessage {
@@ -419,18 +513,81 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while handle.checkpoints() == 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert!(handle.checkpoints() >= 1, "a background checkpoint ran");
-        let (count, cursor) = handle
+    }
+
+    /// Messages stored and the sync cursor.
+    async fn stored(handle: &StoreHandle) -> (i64, u64) {
+        handle
             .call(|c| {
                 let count: i64 = c.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
                 Ok((count, queries::sync_cursor(c)?))
             })
             .await
+            .unwrap()
+    }
+
+    /// Waits up to 10 s for `done`.
+    async fn eventually(mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoints_run_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        let auto: i64 = handle
+            .call(|c| c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)))
+            .await
             .unwrap();
-        assert_eq!((count, cursor), (400, 400));
+        assert_eq!(auto, schema::AUTOCHECKPOINT_PAGES);
+        assert_eq!(handle.checkpoints(), 0);
+        insert_one_by_one(&handle, 1..=400).await;
+        eventually(|| handle.checkpoints() >= 1).await;
+        assert!(handle.checkpoints() >= 1, "a background checkpoint ran");
+        assert_eq!(stored(&handle).await, (400, 400));
+    }
+
+    /// Paused time: the quiet period passes as soon as nothing else runs (tokio
+    /// waits for the blocking pool, where SQLite works, before it moves the clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_grown_wal_is_cut_back_once_the_store_is_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("erin").await.unwrap();
+        let limit: i64 = handle
+            .call(|c| c.pragma_query_value(None, "journal_size_limit", |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(limit, -1, "the writer never cuts the WAL inside a commit");
+        // 400 commits write ~3,200 WAL pages: far over a 64 KiB limit.
+        handle
+            .checkpoints
+            .wal_limit
+            .store(64 * 1024, Ordering::Relaxed);
+        insert_one_by_one(&handle, 1..=400).await;
+        let mut wal = handle.path().as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(u64::MAX);
+        eventually(|| handle.checkpoints.cut.load(Ordering::Relaxed) >= 1).await;
+        assert!(
+            handle.checkpoints.cut.load(Ordering::Relaxed) >= 1,
+            "the WAL was cut back (passes {}, WAL {} bytes)",
+            handle.checkpoints(),
+            wal_len()
+        );
+        assert_eq!(wal_len(), 0, "the WAL file is empty once cut back");
+        assert_eq!(stored(&handle).await, (400, 400));
+        // The store goes on as before, and a WAL under the limit is left alone.
+        handle
+            .checkpoints
+            .wal_limit
+            .store(u64::MAX, Ordering::Relaxed);
+        insert_one_by_one(&handle, 401..=600).await;
+        assert_eq!(stored(&handle).await, (600, 600));
+        tokio::time::sleep(CUT_QUIET * 2).await;
+        assert_eq!(handle.checkpoints.cut.load(Ordering::Relaxed), 1);
+        assert!(wal_len() > 0, "a small WAL keeps its file");
     }
 }

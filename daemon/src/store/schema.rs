@@ -58,9 +58,10 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 /// it every four seconds or so; ordinary traffic, with pauses, never does.
 pub const AUTOCHECKPOINT_PAGES: i64 = 40 * super::CHECKPOINT_PAGES as i64;
 
-/// After the WAL starts over, its file is cut back to this size (16 MiB), so a
-/// burst that grew it does not keep the disk space.
-pub const WAL_SIZE_LIMIT: i64 = 16 << 20;
+/// A WAL file over this size (16 MiB) is cut back once the store is quiet, so a
+/// burst that grew it does not keep the disk space (see
+/// `super::cut_back_when_quiet`; the writer itself never cuts it).
+pub const WAL_SIZE_LIMIT: u64 = 16 << 20;
 
 /// Opens, configures and migrates the database at `path`, owned by `user_id`.
 pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
@@ -89,7 +90,9 @@ pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
         .map_err(sqlite)?;
     conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
         .map_err(sqlite)?;
-    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+    // Never cut the WAL file inside a commit (the background checkpointer does it
+    // when the store is quiet).
+    conn.pragma_update(None, "journal_size_limit", -1)
         .map_err(sqlite)?;
     // The statements the store prepares (eight shapes of the incoming insert and
     // about fifteen others) all stay prepared.
