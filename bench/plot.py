@@ -36,17 +36,12 @@ def main():
         xs, ys = series(fan, key, "deliveries_per_s")
         if xs:
             left.plot(xs, ys, style, label=label)
-    # The physical ceiling with durable commits, as in the report: one raw SQLite
-    # insert (one core) plus N raw coalesced deliveries, on every core.
-    cores = float(results.get("machine", {}).get("nproc") or 1)
-    sqlite = (results.get("sync") or {}).get("raw_sqlite_rows_per_s")
+    # The physical ceiling with durable commits (rcim-bench computes it).
     xs, ys = [], []
     for row in fan:
-        raw = row.get("raw_coalesced")
-        if sqlite and raw and raw.get("deliveries_per_s"):
-            per_msg_us = 1e6 / sqlite + row["n"] * cores * 1e6 / raw["deliveries_per_s"]
+        if row.get("ceiling"):
             xs.append(row["n"])
-            ys.append(row["n"] * cores * 1e6 / per_msg_us)
+            ys.append(row["n"] * row["ceiling"]["msgs_per_s"])
     if xs:
         left.plot(xs, ys, "x-.", color="grey", label="ceiling: raw SQLite insert + raw deliveries")
     left.set_xscale("log", base=2)

@@ -148,6 +148,7 @@ fn main() -> anyhow::Result<()> {
     });
     results.total_seconds = started.elapsed().as_secs_f64();
     results.plan = Some(plan);
+    rcim_bench::report::add_ceilings(&mut results);
     results.targets = rcim_bench::report::judge(&results);
     let chart = rcim_bench::report::write(&results, &out)?;
     println!("{}", rcim_bench::report::markdown(&results));

@@ -5,7 +5,7 @@
 //! (matplotlib ships its own fonts, so nothing depends on system fonts); without
 //! it the run still succeeds and says why the chart is missing.
 
-use crate::scenarios::{FanoutRow, Results};
+use crate::scenarios::{Ceiling, Results};
 use crate::stats::{fmt_rate, fmt_ratio, fmt_us, ratio};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -30,20 +30,24 @@ fn target(name: &str, measured: String, met: Option<bool>) -> Target {
     }
 }
 
-/// The most a machine could carry to each of `row.n` subscribers with every
-/// message durable first, from two raw figures of the same run: SQLite's insert of
-/// one row (µs of one core, from the raw batched insert rate) plus, per
-/// subscriber, the CPU one raw coalesced delivery costs (cores ÷ its deliveries/s,
-/// producer and reader together: no decoding, no routing, no callbacks).
-/// `(sqlite µs, delivery µs, msgs/s)`; `None` without both baselines.
-fn physical_ceiling(r: &Results, row: &FanoutRow) -> Option<(f64, f64, f64)> {
+/// Fills every fan-out row's [`Ceiling`] from the same run's raw baselines
+/// (leaves it `None` without the sync or the raw coalesced baseline).
+pub fn add_ceilings(r: &mut Results) {
     let cores = r.machine["nproc"].as_f64().unwrap_or(1.0);
-    let sqlite_us = 1e6 / r.sync.as_ref()?.raw_sqlite_rows_per_s;
-    let delivery_us = cores * 1e6 / row.raw_coalesced.as_ref()?.deliveries_per_s;
-    let ceiling = cores * 1e6 / (sqlite_us + row.n as f64 * delivery_us);
-    ceiling
-        .is_finite()
-        .then_some((sqlite_us, delivery_us, ceiling))
+    let Some(sqlite_us) = r.sync.as_ref().map(|s| 1e6 / s.raw_sqlite_rows_per_s) else {
+        return;
+    };
+    for row in &mut r.fanout {
+        row.ceiling = row.raw_coalesced.as_ref().and_then(|raw| {
+            let delivery_us = cores * 1e6 / raw.deliveries_per_s;
+            let msgs_per_s = cores * 1e6 / (sqlite_us + row.n as f64 * delivery_us);
+            msgs_per_s.is_finite().then_some(Ceiling {
+                sqlite_us,
+                delivery_us,
+                msgs_per_s,
+            })
+        });
+    }
 }
 
 /// Judges the issue's targets from what was measured.
@@ -53,10 +57,10 @@ pub fn judge(r: &Results) -> Vec<Target> {
         && let Some(ours) = &row.rcimd
     {
         let all_in = ours.lost == 0;
-        let ceiling = physical_ceiling(r, row).map_or(String::new(), |(_, _, c)| {
+        let ceiling = row.ceiling.as_ref().map_or(String::new(), |c| {
             format!(
                 "; the machine's physical ceiling with durable commits (raw SQLite insert + 16 raw deliveries, same run) is {}",
-                fmt_rate(c)
+                fmt_rate(c.msgs_per_s)
             )
         });
         out.push(target(
@@ -252,10 +256,7 @@ pub fn markdown(r: &Results) -> String {
                 fmt_ratio(ratio(ours.msgs_per_s, ceiling)),
             );
         }
-        if r.fanout
-            .iter()
-            .any(|row| physical_ceiling(r, row).is_some())
-        {
+        if r.fanout.iter().any(|row| row.ceiling.is_some()) {
             md.push_str(
                 "\nThe physical ceiling with every message durable before delivery, from raw \
                  figures of this run: one raw SQLite insert (µs of one core, the sync \
@@ -264,7 +265,12 @@ pub fn markdown(r: &Results) -> String {
                  | N | raw SQLite insert, µs per row | raw delivery, µs CPU | ceiling, msgs/s to every sub | rcimd ÷ ceiling |\n|---|---|---|---|---|\n",
             );
             for row in &r.fanout {
-                let Some((sqlite_us, delivery_us, ceiling)) = physical_ceiling(r, row) else {
+                let Some(Ceiling {
+                    sqlite_us,
+                    delivery_us,
+                    msgs_per_s: ceiling,
+                }) = row.ceiling
+                else {
                     continue;
                 };
                 let _ = writeln!(
@@ -485,4 +491,47 @@ pub fn write(r: &Results, out: &Path) -> anyhow::Result<String> {
         ),
         Err(e) => format!("chart skipped: python3 is not available ({e})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::FanoutRun;
+    use crate::scenarios::{FanoutRow, SyncResult};
+
+    fn row(n: usize, raw_deliveries_per_s: Option<f64>) -> FanoutRow {
+        FanoutRow {
+            n,
+            raw_coalesced: raw_deliveries_per_s.map(|deliveries_per_s| FanoutRun {
+                deliveries_per_s,
+                ..FanoutRun::default()
+            }),
+            ..FanoutRow::default()
+        }
+    }
+
+    #[test]
+    fn the_ceiling_is_one_insert_and_n_raw_deliveries_on_every_core() {
+        let mut r = Results {
+            machine: serde_json::json!({ "nproc": 2 }),
+            fanout: vec![row(16, Some(4e6)), row(4, None)],
+            ..Results::default()
+        };
+        add_ceilings(&mut r);
+        assert!(
+            r.fanout.iter().all(|row| row.ceiling.is_none()),
+            "no sync baseline"
+        );
+        r.sync = Some(SyncResult {
+            raw_sqlite_rows_per_s: 200_000.0,
+            ..SyncResult::default()
+        });
+        add_ceilings(&mut r);
+        // 5 µs per insert, 2 cores ÷ 4 M = 0.5 µs per delivery: 2 s ÷ (5 + 16 × 0.5) µs.
+        let c = r.fanout[0].ceiling.as_ref().expect("a ceiling at N=16");
+        assert!((c.sqlite_us - 5.0).abs() < 1e-9, "{c:?}");
+        assert!((c.delivery_us - 0.5).abs() < 1e-9, "{c:?}");
+        assert!((c.msgs_per_s - 2e6 / 13.0).abs() < 1e-6, "{c:?}");
+        assert!(r.fanout[1].ceiling.is_none(), "no raw baseline at N=4");
+    }
 }

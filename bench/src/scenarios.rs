@@ -122,6 +122,23 @@ pub struct FanoutRow {
     pub raw_per_message: Option<FanoutRun>,
     /// Mosquitto (None when it could not run).
     pub mosquitto: Option<FanoutRun>,
+    /// The physical ceiling with durable commits (`report::add_ceilings`), once the
+    /// sync baseline is in too.
+    #[serde(default)]
+    pub ceiling: Option<Ceiling>,
+}
+
+/// The most a machine could carry to each of N subscribers with every message
+/// durable first, from two raw figures of the same run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ceiling {
+    /// SQLite's insert of one row, µs of one core (from the raw batched rate).
+    pub sqlite_us: f64,
+    /// CPU one raw coalesced delivery costs, µs (cores ÷ its deliveries/s:
+    /// producer and reader together, no decoding, no routing, no callbacks).
+    pub delivery_us: f64,
+    /// cores ÷ (sqlite + N × delivery).
+    pub msgs_per_s: f64,
 }
 
 /// One (rate, N) of the latency scenario.

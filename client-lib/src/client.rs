@@ -795,11 +795,7 @@ impl Client {
             Self::attach_calling(options, |_| None, op, CallKind::Connect, Sink::Channel(tx))
                 .await?;
         let code = answer.code().await?;
-        let call = ConnectCall::new(CallState {
-            code,
-            steps: (code == 0).then_some(rx),
-            _session: Arc::clone(&client.session),
-        });
+        let call = ConnectCall::new(client.answered(code, rx));
         Ok((client, events, call))
     }
 
@@ -1420,11 +1416,17 @@ impl Client {
     async fn call(&self, op: Op, kind: CallKind) -> Result<CallState, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let code = self.start_call(op, kind, Sink::Channel(tx)).await?;
-        Ok(CallState {
+        Ok(self.answered(code, rx))
+    }
+
+    /// The state of a call the daemon answered with `code`: its steps come on
+    /// `steps` when it was accepted, none otherwise.
+    fn answered(&self, code: i32, steps: mpsc::UnboundedReceiver<Step>) -> CallState {
+        CallState {
             code,
-            steps: (code == 0).then_some(rx),
+            steps: (code == 0).then_some(steps),
             _session: Arc::clone(&self.session),
-        })
+        }
     }
 
     /// Sends a request that takes callbacks of `kind` and hands each of its
@@ -1443,13 +1445,10 @@ impl Client {
     /// The shared part of every call with callbacks: registers the route, sends, and
     /// reads the immediate `Reply::Code`.
     async fn start_call(&self, op: Op, kind: CallKind, sink: Sink) -> Result<i32, ClientError> {
-        match self
+        let reply = self
             .request(op, Some(CallbackRoute::new(kind, sink)))
-            .await?
-        {
-            Reply::Code(code) => Ok(code),
-            other => Err(unexpected(&format!("{kind:?}"), &other)),
-        }
+            .await?;
+        call_code(kind, reply)
     }
 
     /// The state of a call rejected with `code`: no callback will come.
@@ -1567,10 +1566,18 @@ pub(crate) struct FirstAnswer {
 impl FirstAnswer {
     /// The call's immediate code (`Disconnected` if the daemon went away first).
     pub(crate) async fn code(self) -> Result<i32, ClientError> {
-        match self.answer.await.map_err(|_| ClientError::Disconnected)? {
-            Reply::Code(code) => Ok(code),
-            other => Err(unexpected(&format!("{:?}", self.kind), &other)),
-        }
+        call_code(
+            self.kind,
+            self.answer.await.map_err(|_| ClientError::Disconnected)?,
+        )
+    }
+}
+
+/// The immediate code of a call with callbacks of `kind`, from the daemon's reply.
+fn call_code(kind: CallKind, reply: Reply) -> Result<i32, ClientError> {
+    match reply {
+        Reply::Code(code) => Ok(code),
+        other => Err(unexpected(&format!("{kind:?}"), &other)),
     }
 }
 

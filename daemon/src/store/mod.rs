@@ -240,19 +240,54 @@ async fn checkpoint(
             }
             return;
         }
-        let mut seen = running.0.pages.load(Ordering::Relaxed);
-        for _ in 0..20 {
-            tokio::time::sleep(QUIET).await;
-            if store.strong_count() == 0 {
-                return;
-            }
-            let pages = running.0.pages.load(Ordering::Relaxed);
-            if pages == seen || pages >= CHECKPOINT_PAGES {
-                break;
-            }
-            seen = pages;
+        if let Wait::Gone = wait_quiet(&running.0, &store, QUIET, 20 * QUIET).await {
+            return;
         }
     }
+}
+
+/// How [`wait_quiet`] ended.
+enum Wait {
+    /// No commit came for the time asked.
+    Quiet,
+    /// Commits wrote a checkpoint's worth of pages meanwhile.
+    Busy,
+    /// The store was closed.
+    Gone,
+    /// The limit passed without either.
+    TimedOut,
+}
+
+/// Waits, checking every [`QUIET`], until no commit came for `quiet`, commits
+/// wrote [`CHECKPOINT_PAGES`], the store closed, or `limit` passed.
+async fn wait_quiet(
+    checkpoints: &Checkpoints,
+    store: &std::sync::Weak<Mutex<Connection>>,
+    quiet: std::time::Duration,
+    limit: std::time::Duration,
+) -> Wait {
+    let mut seen = checkpoints.pages.load(Ordering::Relaxed);
+    let (mut waited, mut still) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    while waited < limit {
+        tokio::time::sleep(QUIET).await;
+        waited += QUIET;
+        if store.strong_count() == 0 {
+            return Wait::Gone;
+        }
+        let pages = checkpoints.pages.load(Ordering::Relaxed);
+        if pages >= CHECKPOINT_PAGES {
+            return Wait::Busy;
+        }
+        if pages == seen {
+            still += QUIET;
+            if still >= quiet {
+                return Wait::Quiet;
+            }
+        } else {
+            (seen, still) = (pages, std::time::Duration::ZERO);
+        }
+    }
+    Wait::TimedOut
 }
 
 /// After a burst the WAL file keeps the size it grew to: the writer never cuts it
@@ -277,30 +312,15 @@ async fn cut_back_when_quiet(
     {
         return false;
     }
-    let mut seen = checkpoints.pages.load(Ordering::Relaxed);
-    let (mut waited, mut quiet) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    while waited < CUT_WAIT {
-        tokio::time::sleep(QUIET).await;
-        waited += QUIET;
-        if store.strong_count() == 0 {
-            return false;
+    match wait_quiet(checkpoints, store, CUT_QUIET, CUT_WAIT).await {
+        Wait::Quiet => {
+            let (cut, p) = (Arc::clone(checkpoints), Arc::clone(path));
+            let _ = tokio::task::spawn_blocking(move || cut.cut_back(&p)).await;
+            false
         }
-        let pages = checkpoints.pages.load(Ordering::Relaxed);
-        if pages >= CHECKPOINT_PAGES {
-            return true;
-        }
-        if pages == seen {
-            quiet += QUIET;
-            if quiet >= CUT_QUIET {
-                let (cut, p) = (Arc::clone(checkpoints), Arc::clone(path));
-                let _ = tokio::task::spawn_blocking(move || cut.cut_back(&p)).await;
-                return false;
-            }
-        } else {
-            (seen, quiet) = (pages, std::time::Duration::ZERO);
-        }
+        Wait::Busy => true,
+        Wait::Gone | Wait::TimedOut => false,
     }
-    false
 }
 
 /// See [`checkpoint`].
