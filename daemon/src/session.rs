@@ -9,7 +9,7 @@
 use crate::Context;
 use crate::hub::{ClientInfo, LagSignal, Outbound, OutboundRx, ReplayStep};
 use crate::link::Call;
-use crate::store::queries;
+use crate::store::{StoreError, StoreHandle};
 use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
@@ -197,9 +197,7 @@ impl Session {
             if let Some(store) = self.ctx.link.store() {
                 loop {
                     let from = reached;
-                    let page = store
-                        .call(move |conn| queries::messages_after(conn, from, REPLAY_PAGE))
-                        .await;
+                    let page = store.messages_after(from, REPLAY_PAGE).await;
                     let page = match page {
                         Ok(page) => page,
                         Err(e) => {
@@ -274,14 +272,15 @@ impl Session {
     }
 
     /// Runs a read or update on the user's database; 33002 when none is open.
-    async fn query<F>(&self, f: F) -> Reply
+    async fn query<F, Fut>(&self, run: F) -> Reply
     where
-        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<Reply> + Send + 'static,
+        F: FnOnce(StoreHandle) -> Fut,
+        Fut: Future<Output = Result<Reply, StoreError>>,
     {
         let Some(store) = self.ctx.link.store() else {
             return Reply::Code(RcCode::DATABASE_ERROR.0);
         };
-        match store.call(f).await {
+        match run(store).await {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!("{}: a database query failed: {e}", self.info);
@@ -325,9 +324,11 @@ impl Session {
                 count,
             } => {
                 let reply = if (1..=20).contains(&count) {
-                    self.query(move |conn| {
-                        queries::messages(conn, &conversation, sent_time_ms, order, count)
-                            .map(Reply::Messages)
+                    self.query(|store| async move {
+                        let page = store
+                            .messages(conversation, sent_time_ms, order, count)
+                            .await?;
+                        Ok(Reply::Messages(page))
                     })
                     .await
                 } else {
@@ -342,9 +343,9 @@ impl Session {
                 count,
             } => {
                 let reply = if (1..=50).contains(&count) {
-                    self.query(move |conn| {
-                        queries::conversations(conn, &types, start_time_ms, count)
-                            .map(Reply::Conversations)
+                    self.query(|store| async move {
+                        let page = store.conversations(types, start_time_ms, count).await?;
+                        Ok(Reply::Conversations(page))
                     })
                     .await
                 } else {
@@ -358,9 +359,9 @@ impl Session {
                 timestamp_ms,
             } => {
                 let reply = self
-                    .query(move |conn| {
-                        queries::clear_unread(conn, &conversation, timestamp_ms)
-                            .map(|()| Reply::Code(0))
+                    .query(|store| async move {
+                        store.clear_unread(conversation, timestamp_ms).await?;
+                        Ok(Reply::Code(0))
                     })
                     .await;
                 self.send(&DaemonFrame::Response(Response { id, reply }))
@@ -384,9 +385,9 @@ impl Session {
             }
             Op::MessagesAfter { since_seq, limit } => {
                 let reply = if (1..=MAX_MESSAGES_AFTER).contains(&limit) {
-                    self.query(move |conn| {
-                        queries::messages_after(conn, since_seq.max(0), limit)
-                            .map(|page| Reply::Messages(fit_in_frame(page)))
+                    self.query(|store| async move {
+                        let page = store.messages_after(since_seq.max(0), limit).await?;
+                        Ok(Reply::Messages(fit_in_frame(page)))
                     })
                     .await
                 } else {

@@ -21,11 +21,9 @@ use proptest::prelude::*;
 use rcim_proto::message::{ConversationKey, Message, WireMessage};
 use rcim_proto::upstream::InboxEntry;
 use rcimd::link::backoff::{JITTER, backoff, jittered, random_unit};
-use rcimd::store::queries::{
-    Outgoing, insert_incoming, mark_sent, messages_after, outbox, save_outgoing, sync_cursor,
-};
-use rcimd::store::{StoreHandle, StoreOpener};
+use rcimd::store::{Outgoing, StoreError, StoreHandle, StoreOpener};
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::time::Duration;
 
 /// Inbox entries the server holds for the user.
@@ -122,20 +120,20 @@ impl Harness {
         self.store = Some(store);
     }
 
-    fn call<T, F>(&self, f: F) -> T
+    /// Runs one store call to the end.
+    fn call<'a, T, Fut>(&'a self, f: impl FnOnce(&'a StoreHandle) -> Fut) -> T
     where
-        T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>>,
     {
         let store = self.store.as_ref().expect("open");
-        self.runtime.block_on(store.call(f)).expect("query")
+        self.runtime.block_on(f(store)).expect("query")
     }
 
     /// Applies delivered entries by the link's rule: in sequence after the committed
     /// cursor, skipping what is at or below it; entries after a gap wait (here: are
     /// dropped, and the "server" delivers them again later).
     fn apply(&self, seqs: &[u64]) -> Vec<Message> {
-        let cursor = self.call(|c| sync_cursor(c));
+        let cursor = self.call(|s| s.sync_cursor());
         let wanted: BTreeSet<u64> = seqs.iter().copied().filter(|&s| s > cursor).collect();
         let mut batch = Vec::new();
         let mut next = cursor + 1;
@@ -146,15 +144,15 @@ impl Harness {
         if batch.is_empty() {
             return Vec::new();
         }
-        self.call(move |c| insert_incoming(c, batch, 0))
+        self.call(|s| s.insert_incoming(batch, 0))
     }
 }
 
 fn check(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
-    let cursor = h.call(|c| sync_cursor(c));
+    let cursor = h.call(|s| s.sync_cursor());
     prop_assert_eq!(cursor, model.cursor, "cursor");
     let stored: Vec<String> = h
-        .call(|c| messages_after(c, 0, 10_000))
+        .call(|s| s.messages_after(0, 10_000))
         .into_iter()
         .filter_map(|m| m.uid)
         .collect();
@@ -164,7 +162,7 @@ fn check(h: &Harness, model: &Model) -> Result<(), TestCaseError> {
         &expected,
         "stored = the inbox prefix, once each, in order"
     );
-    let queued: Vec<i64> = h.call(|c| outbox(c)).into_iter().map(|m| m.id).collect();
+    let queued: Vec<i64> = h.call(|s| s.outbox()).into_iter().map(|m| m.id).collect();
     prop_assert_eq!(&queued, &model.outbox, "outbox");
     prop_assert!(
         model.seen.len() <= stored.len() && stored[..model.seen.len()] == model.seen[..],
@@ -178,7 +176,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut h = Harness::new();
     let mut model = Model::default();
     for step in steps {
-        let before = h.call(|c| sync_cursor(c));
+        let before = h.call(|s| s.sync_cursor());
         match step {
             Step::Deliver(seqs) => {
                 let new = h.apply(&seqs);
@@ -192,7 +190,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     .filter(|&s| s <= model.cursor)
                     .map(entry)
                     .collect();
-                let new = h.call(move |c| insert_incoming(c, old, 0));
+                let new = h.call(|s| s.insert_incoming(old, 0));
                 prop_assert!(
                     new.is_empty(),
                     "a re-delivery stored {} messages again",
@@ -205,7 +203,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             Step::Read(limit) => {
                 let after = model.last_seen;
-                let page = h.call(move |c| messages_after(c, after, limit));
+                let page = h.call(|s| s.messages_after(after, limit));
                 prop_assert!(page.len() <= limit as usize);
                 for m in page {
                     prop_assert!(m.id > model.last_seen, "ids only grow");
@@ -222,7 +220,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     content: format!("out {}", model.sends),
                     client_msg_id: format!("cmid-{}", model.sends),
                 };
-                let saved = h.call(move |c| save_outgoing(c, &outgoing, 0));
+                let saved = h.call(|s| s.save_outgoing(outgoing, 0));
                 model.outbox.push(saved.id);
             }
             Step::Ack(index, twice) => {
@@ -231,7 +229,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     let id = all[index % all.len()];
                     for _ in 0..(1 + usize::from(twice)) {
                         let uid = format!("server-{id}");
-                        let stored = h.call(move |c| mark_sent(c, id, &uid, 1));
+                        let stored = h.call(|s| s.mark_sent(id, uid, 1));
                         prop_assert!(stored.is_some());
                     }
                     model.outbox.retain(|&o| o != id);
@@ -239,7 +237,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 }
             }
         }
-        let after = h.call(|c| sync_cursor(c));
+        let after = h.call(|s| s.sync_cursor());
         prop_assert!(
             after >= before,
             "the cursor went back from {} to {}",
@@ -254,7 +252,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     model.cursor += h.apply(&all).len() as u64;
     loop {
         let after = model.last_seen;
-        let page = h.call(move |c| messages_after(c, after, 7));
+        let page = h.call(|s| s.messages_after(after, 7));
         if page.is_empty() {
             break;
         }

@@ -4,8 +4,8 @@
 //!
 //! It opens a fresh per-user database through rcimd's own `StoreOpener` (same
 //! schema and pragmas as the daemon) and commits `--messages` bench-upstream
-//! entries with `queries::insert_incoming` in batches of `--batch`, through the
-//! same `StoreHandle::call` the link uses; then the raw SQLite baseline of the
+//! entries with `StoreHandle::insert_incoming` in batches of `--batch`, the
+//! same call the link's inbox makes; then the raw SQLite baseline of the
 //! sync scenario with the same batch size.
 //!
 //! ```sh
@@ -17,7 +17,6 @@
 use clap::Parser;
 use rcim_bench::payload::now_ns;
 use rcimd::store::StoreOpener;
-use rcimd::store::queries;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -82,9 +81,7 @@ fn main() -> anyhow::Result<()> {
                 tokio::time::sleep_until(due.into()).await;
             }
             let t = Instant::now();
-            let new = store
-                .call(move |conn| queries::insert_incoming(conn, batch, 1))
-                .await?;
+            let new = store.insert_incoming(batch, 1).await?;
             latencies.push(t.elapsed().as_nanos() as u64);
             stored += new.len();
         }

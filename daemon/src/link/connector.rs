@@ -6,7 +6,7 @@
 //! TLS alert), so the link only has to decide between "retry" and "stop" and the
 //! status can still say what went wrong.
 
-use rcim_proto::frame::{FrameReader, MAX_UPSTREAM_FRAME, encode};
+use rcim_proto::frame::{FrameReader, MAX_UPSTREAM_FRAME, write_frame};
 use rcim_proto::upstream::{ClientInfo, ClientMsg, ConnAck, Connect, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token, WIRE_VERSION};
 use std::fmt;
@@ -97,7 +97,8 @@ impl Failure {
         Self { code, detail: None }
     }
 
-    fn with(code: RcCode, detail: impl fmt::Display) -> Self {
+    /// A failure with a detail for people (the OS error, the TLS alert).
+    pub fn with(code: RcCode, detail: impl fmt::Display) -> Self {
         Self {
             code,
             detail: Some(detail.to_string()),
@@ -303,14 +304,78 @@ pub struct ConnectorConfig {
 }
 
 /// An accepted upstream connection.
+///
+/// Every frame to the server goes through [`Upstream::write`] (or [`Upstream::send`],
+/// which turns a failed write into the connection's end): one frame, encoded with the
+/// upstream cap, written and flushed whole, bounded in time so that a server that
+/// stops reading can never stall the link.
 pub struct Upstream {
     /// Frames from the server.
     pub reader: FrameReader<ReadHalf<BoxedStream>>,
     /// The write half.
-    pub writer: WriteHalf<BoxedStream>,
+    writer: WriteHalf<BoxedStream>,
     /// The server's CONNACK.
     pub ack: ConnAck,
+    /// How long [`Upstream::send`] may take before the connection counts as lost.
+    /// The link sets it from its heartbeat settings.
+    pub write_limit: Duration,
 }
+
+/// Why a write to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Encoding or writing failed.
+    #[error("{0}")]
+    Failed(#[from] FrameError),
+    /// The write did not finish in time (the server stopped reading, or the
+    /// network is stalled).
+    #[error("took longer than {0:?}")]
+    TimedOut(Duration),
+}
+
+impl Upstream {
+    /// Writes and flushes one frame, within `limit`.
+    pub async fn write(&mut self, msg: &ClientMsg, limit: Duration) -> Result<(), WriteError> {
+        let write = write_frame(&mut self.writer, msg, MAX_UPSTREAM_FRAME);
+        match tokio::time::timeout(limit, write).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(WriteError::TimedOut(limit)),
+        }
+    }
+
+    /// Writes one frame within [`Upstream::write_limit`]; a failure means the
+    /// connection is lost (`RC_SOCKET_DISCONNECTED`, with what happened).
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), Failure> {
+        match self.write(msg, self.write_limit).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Failed(e)) => Err(Failure::with(
+                RcCode::RC_SOCKET_DISCONNECTED,
+                format!("writing to the server failed: {e}"),
+            )),
+            Err(WriteError::TimedOut(limit)) => Err(Failure::with(
+                RcCode::RC_SOCKET_DISCONNECTED,
+                format!("writing to the server took longer than {limit:?}"),
+            )),
+        }
+    }
+
+    /// Says goodbye (DISCONNECT with `keep_push`) and closes the write half, within
+    /// `limit`.
+    pub async fn close(mut self, keep_push: bool, limit: Duration) -> Result<(), WriteError> {
+        let goodbye = async {
+            let msg = ClientMsg::Disconnect { keep_push };
+            write_frame(&mut self.writer, &msg, MAX_UPSTREAM_FRAME).await?;
+            self.writer.shutdown().await.map_err(FrameError::Io)
+        };
+        match tokio::time::timeout(limit, goodbye).await {
+            Ok(closed) => Ok(closed?),
+            Err(_) => Err(WriteError::TimedOut(limit)),
+        }
+    }
+}
+
+/// [`Upstream::write_limit`] until the link sets it.
+const DEFAULT_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 /// One connection attempt.
 pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream, Failure> {
@@ -341,11 +406,13 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
         },
         device_id: config.device_id.clone(),
     });
-    let bytes = encode(&hello, MAX_UPSTREAM_FRAME)
-        .map_err(|e| Failure::with(RcCode::INVALID_PARAMETER, e))?;
     let handshake = async {
-        writer.write_all(&bytes).await.map_err(|e| io_failure(&e))?;
-        writer.flush().await.map_err(|e| io_failure(&e))?;
+        write_frame(&mut writer, &hello, MAX_UPSTREAM_FRAME)
+            .await
+            .map_err(|e| match e {
+                FrameError::Io(e) => io_failure(&e),
+                e => Failure::with(RcCode::INVALID_PARAMETER, e),
+            })?;
         match reader.read::<ServerMsg>().await {
             Ok(Some(ServerMsg::ConnAck(ack))) => Ok(ack),
             Ok(Some(ServerMsg::Disconnect { reason })) => Err(Failure::code(reason.to_rc())),
@@ -379,6 +446,7 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
         reader,
         writer,
         ack,
+        write_limit: DEFAULT_WRITE_LIMIT,
     })
 }
 

@@ -19,27 +19,34 @@
 //! (waiting, dialing, connected) and the earliest waiter deadline. Dialing is a
 //! future held in the phase, so commands keep being served while a connect is in
 //! flight.
+//!
+//! Messages are not the link's business: on a live connection it hands what comes
+//! in to the connection's [`inbox`] (sync, gaps, ordered commits, acks) and what
+//! apps send to its [`outbox`], and gets back events to publish and, when
+//! something failed, the [`Failure`] that ends the connection. Only the run loop
+//! here reacts to a failure and publishes to the hub, so a message can be traced
+//! from frame to event in one place: [`Link::on_frame`], then `inbox.rs`.
 
 pub mod backoff;
 pub mod connector;
-mod messaging;
+mod inbox;
+mod outbox;
 
 use crate::hub::HubHandle;
-use crate::store::{StoreHandle, StoreOpener};
+use crate::store::{StoreError, StoreHandle, StoreOpener};
 use crate::vault::Vault;
-use connector::{ConnectorConfig, Failure, Upstream};
-use rcim_proto::frame::{MAX_UPSTREAM_FRAME, encode};
+use connector::{ConnectorConfig, Failure, Upstream, WriteError};
+use inbox::Inbox;
+use outbox::Outbox;
 use rcim_proto::ipc::{Callback, Event};
-use rcim_proto::message::ConversationKey;
+use rcim_proto::message::{ConversationKey, ConversationType, check_outgoing};
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -251,7 +258,7 @@ pub fn spawn(
         deps,
         report: report_tx,
         store_tx,
-        senders: HashMap::new(),
+        outbox: Outbox::default(),
         token: None,
         user_id: None,
         store: StoreSlot::Closed,
@@ -329,15 +336,19 @@ struct Live {
     user_id: String,
     last_heard: Instant,
     ping_sent: Option<Instant>,
-    /// Inbox position and sync progress on this connection.
-    inbox: messaging::InboxState,
+    /// The inbox of this connection; `None` when the user's database is not open
+    /// (then nothing can be received on it).
+    inbox: Option<Inbox>,
 }
+
+/// A frame read from the server, or why none could be.
+type Frame = Result<Option<ServerMsg>, FrameError>;
 
 /// What the current phase produced.
 enum Step {
     RetryDue,
     Dialed(Result<Upstream, Failure>),
-    Frame(Result<Option<ServerMsg>, FrameError>),
+    Frame(Frame),
     HeartbeatDue,
 }
 
@@ -372,8 +383,8 @@ struct Link {
     report: watch::Sender<LinkReport>,
     /// The open database, for sessions' queries.
     store_tx: watch::Sender<Option<StoreHandle>>,
-    /// Apps waiting for `onMessageSent`, by local message id.
-    senders: HashMap<i64, mpsc::Sender<Callback>>,
+    /// Messages sent by apps, until the server has them.
+    outbox: Outbox,
     /// The token to connect with.
     token: Option<Token>,
     /// The user the link is for (from the token's claims or the CONNACK).
@@ -408,31 +419,36 @@ impl Link {
                 biased;
                 () = shutdown.cancelled() => break,
                 command = inbox.recv() => match command {
-                    Some(command) => self.handle(command).await,
+                    Some(command) => {
+                        let handled = self.handle(command).await;
+                        self.settle(handled).await;
+                    }
                     None => break,
                 },
                 () = sleep_until_some(deadline) => self.expire_waiters(),
-                step = self.phase.step(&self.config) => self.on_step(step).await,
+                step = self.phase.step(&self.config) => {
+                    let stepped = self.on_step(step).await;
+                    self.settle(stepped).await;
+                }
             }
         }
-        if let Phase::Connected(mut live) = std::mem::replace(&mut self.phase, Phase::Idle) {
+        if let Phase::Connected(live) = std::mem::replace(&mut self.phase, Phase::Idle) {
             // A daemon that stops is not a sign-out: say goodbye with push kept, so
             // the server knows at once that this device is offline.
-            let goodbye = async {
-                let bytes = encode(
-                    &ClientMsg::Disconnect { keep_push: true },
-                    MAX_UPSTREAM_FRAME,
-                )?;
-                live.upstream.writer.write_all(&bytes).await?;
-                live.upstream.writer.shutdown().await?;
-                Ok::<_, FrameError>(())
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+            let _ = live.upstream.close(true, Duration::from_secs(1)).await;
         }
         tracing::debug!("link stopped");
     }
 
-    async fn handle(&mut self, command: Command) {
+    /// The one place that reacts to a failure of the live connection or of an
+    /// attempt: whatever step met it returned it here.
+    async fn settle(&mut self, result: Result<(), Failure>) {
+        if let Err(failure) = result {
+            self.on_failure(failure).await;
+        }
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), Failure> {
         match command {
             Command::Connect {
                 token,
@@ -441,6 +457,7 @@ impl Link {
             } => {
                 let call = self.connect(token, timeout).await;
                 let _ = reply.send(call);
+                Ok(())
             }
             Command::Disconnect {
                 keep_push,
@@ -454,6 +471,7 @@ impl Link {
                     tracing::info!("the stored token was deleted (logout)");
                 }
                 let _ = reply.send(RcCode::SUCCESS);
+                Ok(())
             }
             Command::Nudge(nudge) => self.on_nudge(nudge).await,
             Command::SendMessage {
@@ -462,8 +480,9 @@ impl Link {
                 content,
                 reply,
             } => {
-                let call = self.send_message(conversation, object_name, content).await;
+                let (call, published) = self.send_message(conversation, object_name, content).await;
                 let _ = reply.send(call);
+                published
             }
             Command::Reconfigure {
                 ping_after,
@@ -474,7 +493,53 @@ impl Link {
                 );
                 self.config.ping_after = ping_after;
                 self.config.pong_timeout = pong_timeout;
+                if let Phase::Connected(live) = &mut self.phase {
+                    live.upstream.write_limit = write_limit(&self.config);
+                }
+                Ok(())
             }
+        }
+    }
+
+    /// A local app called `sendMessage`: the message goes into the outbox, and out
+    /// at once when the link is connected. The call, and whether publishing it
+    /// failed the connection.
+    async fn send_message(
+        &mut self,
+        conversation: ConversationKey,
+        object_name: String,
+        content: String,
+    ) -> (Call, Result<(), Failure>) {
+        let why = check_outgoing(&conversation, &object_name, &content)
+            .err()
+            .or(
+                // System messages come only from a back-end, through the Server API.
+                (conversation.kind == ConversationType::System)
+                    .then_some("system messages are sent by a back-end, not by apps"),
+            );
+        if let Some(why) = why {
+            tracing::info!("sendMessage refused: {why}");
+            return (Call::rejected(RcCode::INVALID_PARAMETER), Ok(()));
+        }
+        let (Some(store), Some(sender)) = (self.store.handle(), self.user_id.clone()) else {
+            tracing::info!("sendMessage refused: no database is open (connect first)");
+            return (Call::rejected(RcCode::DATABASE_ERROR), Ok(()));
+        };
+        let saved = self
+            .outbox
+            .save(&store, sender, conversation, object_name, content)
+            .await;
+        match saved {
+            Ok((call, message)) => {
+                let published = match &mut self.phase {
+                    Phase::Connected(live) => {
+                        self.outbox.publish(&message, &mut live.upstream).await
+                    }
+                    _ => Ok(()),
+                };
+                (call, published)
+            }
+            Err(rejected) => (rejected, Ok(())),
         }
     }
 
@@ -600,17 +665,20 @@ impl Link {
         self.persistent || !self.waiters.is_empty()
     }
 
-    async fn on_step(&mut self, step: Step) {
+    async fn on_step(&mut self, step: Step) -> Result<(), Failure> {
         match step {
-            Step::RetryDue => self.dial(),
+            Step::RetryDue => {
+                self.dial();
+                Ok(())
+            }
             Step::Dialed(Ok(upstream)) => self.on_connected(upstream).await,
-            Step::Dialed(Err(failure)) => self.on_failure(failure).await,
+            Step::Dialed(Err(failure)) => Err(failure),
             Step::Frame(frame) => self.on_frame(frame).await,
             Step::HeartbeatDue => self.on_heartbeat().await,
         }
     }
 
-    async fn on_connected(&mut self, upstream: Upstream) {
+    async fn on_connected(&mut self, mut upstream: Upstream) -> Result<(), Failure> {
         let user = upstream.ack.user_id.clone().unwrap_or_default();
         if self.user_id.as_deref() != Some(user.as_str())
             || !matches!(self.store, StoreSlot::Open(_))
@@ -634,120 +702,144 @@ impl Link {
                 user_id: Some(user.clone()),
             });
         }
+        upstream.write_limit = write_limit(&self.config);
         let now = Instant::now();
         self.phase = Phase::Connected(Box::new(Live {
             upstream,
             user_id: user,
             last_heard: now,
             ping_sent: None,
-            inbox: messaging::InboxState::default(),
+            inbox: None,
         }));
         self.publish(ConnectionStatus::Connected, RcCode::SUCCESS, None);
-        self.start_messaging().await;
+        // Ask for the backlog, then send what is queued.
+        let Phase::Connected(live) = &mut self.phase else {
+            return Ok(());
+        };
+        let Some(store) = self.store.handle() else {
+            tracing::error!(
+                "the database is not open: messages cannot be received or sent on this connection"
+            );
+            return Ok(());
+        };
+        live.inbox = Some(Inbox::start(store.clone(), &mut live.upstream).await?);
+        self.outbox.resend(&store, &mut live.upstream).await
     }
 
-    async fn on_frame(&mut self, frame: Result<Option<ServerMsg>, FrameError>) {
+    /// Frames from the live connection: each goes to its handler, a burst of pushes
+    /// may bring the next frame along, and what the handlers report for clients is
+    /// published after each.
+    async fn on_frame(&mut self, frame: Frame) -> Result<(), Failure> {
+        let mut next = Some(frame);
+        let mut events = Vec::new();
+        while let Some(frame) = next.take() {
+            let handled = self.handle_frame(frame, &mut events).await;
+            // What was committed is shown, even when the connection failed after.
+            self.deps.hub.publish_all(std::mem::take(&mut events));
+            next = handled?;
+        }
+        Ok(())
+    }
+
+    /// One frame from the live connection. Returns a frame read past it (after a
+    /// burst of pushes), to be handled next.
+    async fn handle_frame(
+        &mut self,
+        frame: Frame,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<Frame>, Failure> {
         let Phase::Connected(live) = &mut self.phase else {
-            return;
+            return Ok(None);
         };
         if let Ok(Some(_)) = &frame {
             // Any frame proves the connection is alive.
             live.last_heard = Instant::now();
             live.ping_sent = None;
         }
-        match frame {
-            Ok(Some(ServerMsg::Pong)) => {}
-            Ok(Some(ServerMsg::PubAck(ack))) => self.on_pub_ack(ack).await,
-            Ok(Some(ServerMsg::Push(entry))) => self.on_push(entry).await,
+        let failure = match frame {
+            Ok(Some(ServerMsg::Pong)) => return Ok(None),
+            Ok(Some(ServerMsg::PubAck(ack))) => {
+                if let Some(store) = self.store.handle() {
+                    self.outbox.on_pub_ack(ack, &store).await?;
+                }
+                return Ok(None);
+            }
+            Ok(Some(ServerMsg::Push(entry))) => {
+                return match &mut live.inbox {
+                    Some(inbox) => inbox.on_push(entry, &mut live.upstream, events).await,
+                    None => Ok(None),
+                };
+            }
             Ok(Some(ServerMsg::SyncBatch { entries, has_more })) => {
-                self.on_sync_batch(entries, has_more).await;
+                if let Some(inbox) = &mut live.inbox {
+                    inbox
+                        .on_sync_batch(entries, has_more, &mut live.upstream, events)
+                        .await?;
+                }
+                return Ok(None);
             }
-            Ok(Some(ServerMsg::Disconnect { reason })) => {
-                let failure = Failure {
-                    code: reason.to_rc(),
-                    detail: Some(format!(
-                        "the server ended the connection (reason {})",
-                        reason.0
-                    )),
-                };
-                self.on_failure(failure).await;
-            }
-            Ok(Some(ServerMsg::ConnAck(_))) => {
-                let failure = Failure {
-                    code: RcCode::RC_MSG_DATA_INCOMPLETE,
-                    detail: Some("a second CONNACK on a live connection".into()),
-                };
-                self.on_failure(failure).await;
-            }
-            Ok(None) => {
-                let failure = Failure {
-                    code: RcCode::RC_SOCKET_DISCONNECTED,
-                    detail: Some("the server closed the connection".into()),
-                };
-                self.on_failure(failure).await;
-            }
-            Err(FrameError::Io(e)) => self.on_failure(connector::io_failure(&e)).await,
-            Err(e) => {
-                let failure = Failure {
-                    code: RcCode::RC_MSG_DATA_INCOMPLETE,
-                    detail: Some(e.to_string()),
-                };
-                self.on_failure(failure).await;
-            }
-        }
+            Ok(Some(ServerMsg::Disconnect { reason })) => Failure::with(
+                reason.to_rc(),
+                format!("the server ended the connection (reason {})", reason.0),
+            ),
+            Ok(Some(ServerMsg::ConnAck(_))) => Failure::with(
+                RcCode::RC_MSG_DATA_INCOMPLETE,
+                "a second CONNACK on a live connection",
+            ),
+            Ok(None) => Failure::with(
+                RcCode::RC_SOCKET_DISCONNECTED,
+                "the server closed the connection",
+            ),
+            Err(FrameError::Io(e)) => connector::io_failure(&e),
+            Err(e) => Failure::with(RcCode::RC_MSG_DATA_INCOMPLETE, e),
+        };
+        Err(failure)
     }
 
-    async fn on_heartbeat(&mut self) {
-        let Phase::Connected(live) = &mut self.phase else {
-            return;
+    async fn on_heartbeat(&mut self) -> Result<(), Failure> {
+        let Phase::Connected(live) = &self.phase else {
+            return Ok(());
         };
         if live.ping_sent.is_some() {
-            let failure = Failure {
-                code: RcCode::RC_PONG_RECV_FAIL,
-                detail: Some(format!("no pong within {:?}", self.config.pong_timeout)),
-            };
-            self.on_failure(failure).await;
-            return;
+            return Err(Failure::with(
+                RcCode::RC_PONG_RECV_FAIL,
+                format!("no pong within {:?}", self.config.pong_timeout),
+            ));
         }
-        self.ping().await;
+        self.ping().await
     }
 
     /// Sends a ping on the live connection; the pong deadline starts now.
-    async fn ping(&mut self) {
+    async fn ping(&mut self) -> Result<(), Failure> {
         let Phase::Connected(live) = &mut self.phase else {
-            return;
+            return Ok(());
         };
-        let write = async {
-            let bytes = encode(&ClientMsg::Ping, MAX_UPSTREAM_FRAME)?;
-            live.upstream.writer.write_all(&bytes).await?;
-            live.upstream.writer.flush().await?;
-            Ok::<_, FrameError>(())
-        };
-        let detail = match tokio::time::timeout(self.config.pong_timeout, write).await {
-            Ok(Ok(())) => {
+        let detail = match live
+            .upstream
+            .write(&ClientMsg::Ping, self.config.pong_timeout)
+            .await
+        {
+            Ok(()) => {
                 live.ping_sent = Some(Instant::now());
-                return;
+                return Ok(());
             }
-            Ok(Err(e)) => format!("sending the heartbeat failed: {e}"),
-            Err(_) => "sending the heartbeat timed out".to_owned(),
+            Err(WriteError::Failed(e)) => format!("sending the heartbeat failed: {e}"),
+            Err(WriteError::TimedOut(_)) => "sending the heartbeat timed out".to_owned(),
         };
-        let failure = Failure {
-            code: RcCode::RC_PING_SEND_FAIL,
-            detail: Some(detail),
-        };
-        self.on_failure(failure).await;
+        Err(Failure::with(RcCode::RC_PING_SEND_FAIL, detail))
     }
 
     /// The network changed or the machine resumed: RC restarts its schedule from the
     /// first step. A connection that is up may be dead now, so it is checked at once
     /// with a ping (a dead one is noticed within the pong timeout, not the ping
     /// interval); a pending retry is brought forward to the first step.
-    async fn on_nudge(&mut self, nudge: Nudge) {
+    async fn on_nudge(&mut self, nudge: Nudge) -> Result<(), Failure> {
         let unchecked = matches!(&self.phase, Phase::Connected(live) if live.ping_sent.is_none());
         if unchecked {
             tracing::info!("{nudge:?}: checking the connection now");
-            self.ping().await;
-        } else if let Phase::Waiting { until } = self.phase {
+            return self.ping().await;
+        }
+        if let Phase::Waiting { until } = self.phase {
             let now = Instant::now();
             let first = now + backoff::jittered(backoff::backoff(1), backoff::random_unit());
             if first < until {
@@ -757,6 +849,7 @@ impl Link {
                 self.publish_waiting(first - now);
             }
         }
+        Ok(())
     }
 
     /// An attempt failed or a live connection was lost.
@@ -852,14 +945,12 @@ impl Link {
 
     /// A local app called `disconnect`: sign out for everyone.
     async fn disconnect(&mut self, keep_push: bool) {
-        if let Phase::Connected(mut live) = std::mem::replace(&mut self.phase, Phase::Idle) {
-            let goodbye = async {
-                let bytes = encode(&ClientMsg::Disconnect { keep_push }, MAX_UPSTREAM_FRAME)?;
-                live.upstream.writer.write_all(&bytes).await?;
-                live.upstream.writer.shutdown().await?;
-                Ok::<_, FrameError>(())
-            };
-            if let Ok(Err(e)) = tokio::time::timeout(self.config.pong_timeout, goodbye).await {
+        if let Phase::Connected(live) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            let closed = live
+                .upstream
+                .close(keep_push, self.config.pong_timeout)
+                .await;
+            if let Err(WriteError::Failed(e)) = closed {
                 tracing::debug!("the goodbye to the server failed: {e}");
             }
         }
@@ -907,6 +998,25 @@ impl Link {
             self.deps.hub.publish(Event::StatusChanged(state));
         }
     }
+}
+
+/// How long a write to the server may take before the connection counts as lost.
+fn write_limit(config: &LinkConfig) -> Duration {
+    config.pong_timeout.max(Duration::from_secs(5))
+}
+
+/// The store failed: the connection is restarted, so that the server sends again
+/// what was not committed (nothing uncommitted was acknowledged).
+fn store_failure(e: StoreError) -> Failure {
+    tracing::error!("the database failed: {e}; the connection is restarted");
+    Failure::with(RcCode::BIZ_SAVE_MESSAGE_ERROR, e)
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The status a terminal error leaves the link in.

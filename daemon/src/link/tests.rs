@@ -204,13 +204,12 @@ impl Harness {
     async fn stored_uids(&self) -> Vec<String> {
         let store = self.link.store().expect("a database is open");
         store
-            .call(|conn| {
-                let mut stmt =
-                    conn.prepare("SELECT uid FROM messages WHERE direction = 1 ORDER BY id")?;
-                stmt.query_map([], |r| r.get::<_, String>(0))?.collect()
-            })
+            .messages_after(0, u32::MAX)
             .await
             .unwrap()
+            .into_iter()
+            .map(|m| m.uid.expect("a received message has a uid"))
+            .collect()
     }
 }
 
@@ -681,10 +680,7 @@ async fn a_stream_of_pushes_is_committed_in_batches_in_order_once() {
     assert!(batches < 300, "{batches} commits for 300 pushes");
     // Every conversation counts its unread messages.
     let store = h.link.store().unwrap();
-    let conversations = store
-        .call(|conn| crate::store::queries::conversations(conn, &[], 0, 50))
-        .await
-        .unwrap();
+    let conversations = store.conversations(Vec::new(), 0, 50).await.unwrap();
     assert_eq!(conversations.len(), 3);
     assert!(conversations.iter().all(|c| c.unread_count == 100));
 }
@@ -790,14 +786,10 @@ async fn the_outbox_waits_for_the_connection_and_a_resend_is_not_a_duplicate() {
         sent_ok(&call.await.unwrap());
     }
     let store = h.link.store().unwrap();
-    assert!(store.call(queries_outbox).await.unwrap().is_empty());
+    assert!(store.outbox().await.unwrap().is_empty());
     // Held bytes of the first connection were delivered late or not at all; either
     // way the server has each message exactly once.
     let server = h.server.messages_from("alice").await.unwrap();
     assert_eq!(server.len(), 5);
     assert_eq!(h.server.inbox_uids("bob").await.unwrap().len(), 5);
-}
-
-fn queries_outbox(conn: &mut rusqlite::Connection) -> rusqlite::Result<Vec<Message>> {
-    crate::store::queries::outbox(conn)
 }
