@@ -14,8 +14,8 @@ use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
 use rcim_proto::ipc::{
-    CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, MAX_MESSAGES_AFTER, Op, Refused, Reply,
-    Request, Response, Welcome,
+    CallbackFrame, ClientFrame, DaemonFrame, Event, Hello, Op, Refused, Reply, Request, Response,
+    Welcome,
 };
 use rcim_proto::message::Message;
 use rcim_proto::{FrameError, PROTOCOL_VERSION, RcCode};
@@ -292,6 +292,15 @@ impl Session {
     /// Answers one request; false when the session should end.
     async fn handle(&mut self, request: Request) -> bool {
         let Request { id, op } = request;
+        // The contract, once for every request: a refused argument is answered
+        // 33003 here, before anything acts on it (and no callback follows).
+        if let Err(why) = op.check() {
+            tracing::info!("{}: request refused: {why}", self.info);
+            let reply = Reply::Code(RcCode::INVALID_PARAMETER.0);
+            return self
+                .send(&DaemonFrame::Response(Response { id, reply }))
+                .await;
+        }
         match op {
             Op::Status => {
                 let reply = Reply::Status(self.ctx.snapshot());
@@ -323,17 +332,14 @@ impl Session {
                 order,
                 count,
             } => {
-                let reply = if (1..=20).contains(&count) {
-                    self.query(|store| async move {
+                let reply = self
+                    .query(|store| async move {
                         let page = store
                             .messages(conversation, sent_time_ms, order, count)
                             .await?;
                         Ok(Reply::Messages(page))
                     })
-                    .await
-                } else {
-                    Reply::Code(RcCode::INVALID_PARAMETER.0)
-                };
+                    .await;
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }
@@ -342,15 +348,12 @@ impl Session {
                 start_time_ms,
                 count,
             } => {
-                let reply = if (1..=50).contains(&count) {
-                    self.query(|store| async move {
+                let reply = self
+                    .query(|store| async move {
                         let page = store.conversations(types, start_time_ms, count).await?;
                         Ok(Reply::Conversations(page))
                     })
-                    .await
-                } else {
-                    Reply::Code(RcCode::INVALID_PARAMETER.0)
-                };
+                    .await;
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }
@@ -384,15 +387,12 @@ impl Session {
                     && self.replay(since_seq.max(0)).await
             }
             Op::MessagesAfter { since_seq, limit } => {
-                let reply = if (1..=MAX_MESSAGES_AFTER).contains(&limit) {
-                    self.query(|store| async move {
+                let reply = self
+                    .query(|store| async move {
                         let page = store.messages_after(since_seq.max(0), limit).await?;
                         Ok(Reply::Messages(fit_in_frame(page)))
                     })
-                    .await
-                } else {
-                    Reply::Code(RcCode::INVALID_PARAMETER.0)
-                };
+                    .await;
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }

@@ -16,10 +16,11 @@
 //! events for clients are pushed to the caller's list, for the link to publish.
 
 use super::connector::{Failure, Upstream};
-use super::{Frame, now_ms, store_failure};
+use super::{Frame, store_failure};
 use crate::store::StoreHandle;
 use futures_util::FutureExt;
 use rcim_proto::ipc::Event;
+use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, InboxEntry, ServerMsg};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -38,8 +38,8 @@ use crate::vault::Vault;
 use connector::{ConnectorConfig, Failure, Upstream, WriteError};
 use inbox::Inbox;
 use outbox::Outbox;
-use rcim_proto::ipc::{Callback, Event};
-use rcim_proto::message::{ConversationKey, ConversationType, check_outgoing};
+use rcim_proto::ipc::{Callback, Event, check_send};
+use rcim_proto::message::ConversationKey;
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
@@ -510,14 +510,9 @@ impl Link {
         object_name: String,
         content: String,
     ) -> (Call, Result<(), Failure>) {
-        let why = check_outgoing(&conversation, &object_name, &content)
-            .err()
-            .or(
-                // System messages come only from a back-end, through the Server API.
-                (conversation.kind == ConversationType::System)
-                    .then_some("system messages are sent by a back-end, not by apps"),
-            );
-        if let Some(why) = why {
+        // The session checked the request already (`Op::check`); the handle is a
+        // public API, so the link holds to the same contract by itself.
+        if let Err(why) = check_send(&conversation, &object_name, &content) {
             tracing::info!("sendMessage refused: {why}");
             return (Call::rejected(RcCode::INVALID_PARAMETER), Ok(()));
         }
@@ -1010,13 +1005,6 @@ fn write_limit(config: &LinkConfig) -> Duration {
 fn store_failure(e: StoreError) -> Failure {
     tracing::error!("the database failed: {e}; the connection is restarted");
     Failure::with(RcCode::BIZ_SAVE_MESSAGE_ERROR, e)
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The status a terminal error leaves the link in.

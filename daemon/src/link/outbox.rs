@@ -12,11 +12,12 @@
 //! [`Failure`] that ends the connection.
 
 use super::connector::{Failure, Upstream};
-use super::{Call, now_ms, store_failure};
+use super::{Call, store_failure};
 use crate::store::{Outgoing, StoreHandle};
 use rcim_proto::RcCode;
 use rcim_proto::ipc::Callback;
 use rcim_proto::message::{ConversationKey, Message};
+use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, PubAck, Publish};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
