@@ -12,11 +12,21 @@
 //!
 //! Responses, callbacks and events are distinct frame kinds, so an event can never be
 //! taken for the answer to a request, and any number of requests may be in flight.
+//!
+//! The arguments every request must meet are part of the contract too, so they live
+//! here once: the query limits ([`MAX_MESSAGES_PER_QUERY`],
+//! [`MAX_CONVERSATIONS_PER_QUERY`], [`MAX_MESSAGES_AFTER`]) and [`Op::check`], which
+//! fails exactly for the requests the daemon answers with 33003
+//! (`INVALID_PARAMETER`). The daemon checks every request with it; the client
+//! library checks with it before sending, so an app gets the same 33003 at once.
 
-use crate::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
+use crate::message::{
+    Conversation, ConversationKey, ConversationType, Message, TimeOrder, check_outgoing,
+};
 use crate::status::{LinkState, StatusSnapshot};
 use crate::token::Token;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Client → daemon.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,7 +100,7 @@ pub enum Op {
         sent_time_ms: i64,
         /// Older (newest first) or newer (oldest first) than the reference time.
         order: TimeOrder,
-        /// 1 to 20.
+        /// 1 to [`MAX_MESSAGES_PER_QUERY`].
         count: u32,
     },
     /// RC's `getConversations`. Answered with [`Reply::Conversations`] or
@@ -101,7 +111,7 @@ pub enum Op {
         /// Only conversations whose newest message is older than this (ms); 0 means
         /// the newest.
         start_time_ms: i64,
-        /// 1 to 50.
+        /// 1 to [`MAX_CONVERSATIONS_PER_QUERY`].
         count: u32,
     },
     /// RC's `clearUnreadCount`: messages received up to `timestamp_ms` count as
@@ -138,8 +148,172 @@ pub enum Op {
     },
 }
 
-/// The largest `limit` of [`Op::MessagesAfter`].
+/// The largest `count` of [`Op::GetMessages`] (RC: `0 < count <= 20`).
+///
+/// ```
+/// assert_eq!(rcim_proto::ipc::MAX_MESSAGES_PER_QUERY, 20);
+/// ```
+pub const MAX_MESSAGES_PER_QUERY: u32 = 20;
+
+/// The largest `count` of [`Op::GetConversations`] (RC: `0 < count <= 50`).
+///
+/// ```
+/// assert_eq!(rcim_proto::ipc::MAX_CONVERSATIONS_PER_QUERY, 50);
+/// ```
+pub const MAX_CONVERSATIONS_PER_QUERY: u32 = 50;
+
+/// The largest `limit` of [`Op::MessagesAfter`] (`0 < limit <= 1000`).
 pub const MAX_MESSAGES_AFTER: u32 = 1_000;
+
+/// An argument of a request that the contract refuses: RC's 33003
+/// (`INVALID_PARAMETER`). Says which argument and why, for logs and for people.
+///
+/// ```
+/// use rcim_proto::ipc::{Op, MAX_CONVERSATIONS_PER_QUERY};
+/// let op = Op::GetConversations { types: vec![], start_time_ms: 0, count: 0 };
+/// let err = op.check().unwrap_err();
+/// assert_eq!(err.argument(), "count");
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid argument `count`: getConversations takes 1 to 50 conversations, not 0"
+/// );
+/// # assert_eq!(MAX_CONVERSATIONS_PER_QUERY, 50);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid argument `{argument}`: {reason}")]
+pub struct InvalidArgument {
+    argument: &'static str,
+    reason: Cow<'static, str>,
+}
+
+impl InvalidArgument {
+    /// `argument` (its name, as the call spells it) is refused for `reason` (a
+    /// sentence that says what a valid one looks like).
+    ///
+    /// ```
+    /// let err = rcim_proto::ipc::InvalidArgument::new("target_id", "the target id is empty");
+    /// assert_eq!(err.to_string(), "invalid argument `target_id`: the target id is empty");
+    /// ```
+    pub fn new(argument: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            argument,
+            reason: reason.into(),
+        }
+    }
+
+    /// The name of the refused argument.
+    ///
+    /// ```
+    /// let err = rcim_proto::ipc::InvalidArgument::new("count", "out of range");
+    /// assert_eq!(err.argument(), "count");
+    /// ```
+    pub fn argument(&self) -> &'static str {
+        self.argument
+    }
+
+    /// Why it is refused.
+    ///
+    /// ```
+    /// let err = rcim_proto::ipc::InvalidArgument::new("count", "out of range");
+    /// assert_eq!(err.reason(), "out of range");
+    /// ```
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Why `count` is refused, when it is outside `1..=max`.
+fn check_count(
+    argument: &'static str,
+    value: u32,
+    max: u32,
+    call: &str,
+    what: &str,
+) -> Result<(), InvalidArgument> {
+    if (1..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(InvalidArgument::new(
+        argument,
+        format!("{call} takes 1 to {max} {what}, not {value}"),
+    ))
+}
+
+impl Op {
+    /// Checks the arguments against the contract. `Err` exactly when the daemon
+    /// answers the request with 33003 (`INVALID_PARAMETER`) without acting on it:
+    ///
+    /// - `Connect`: the token fails [`Token::check_argument`];
+    /// - `SendMessage`: [`check_outgoing`] refuses the message, or the conversation
+    ///   is a system one (system messages are sent by a back-end, not by apps);
+    /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
+    /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
+    /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`].
+    ///
+    /// Every other request has no argument to refuse.
+    ///
+    /// ```
+    /// use rcim_proto::ipc::Op;
+    /// use rcim_proto::message::{ConversationKey, TimeOrder};
+    /// let op = Op::GetMessages {
+    ///     conversation: ConversationKey::private("bob"),
+    ///     sent_time_ms: 0,
+    ///     order: TimeOrder::Before,
+    ///     count: 20,
+    /// };
+    /// assert!(op.check().is_ok());
+    /// ```
+    pub fn check(&self) -> Result<(), InvalidArgument> {
+        match self {
+            Self::Connect { token, .. } => token
+                .check_argument()
+                .map_err(|why| InvalidArgument::new("token", why)),
+            Self::SendMessage {
+                conversation,
+                object_name,
+                content,
+            } => {
+                check_outgoing(conversation, object_name, content)
+                    .map_err(|why| InvalidArgument::new("message", why))?;
+                // System messages come only from a back-end, through the Server API.
+                if conversation.kind == ConversationType::System {
+                    return Err(InvalidArgument::new(
+                        "conversation",
+                        "system messages are sent by a back-end, not by apps",
+                    ));
+                }
+                Ok(())
+            }
+            Self::GetMessages { count, .. } => check_count(
+                "count",
+                *count,
+                MAX_MESSAGES_PER_QUERY,
+                "getMessages",
+                "messages",
+            ),
+            Self::GetConversations { count, .. } => check_count(
+                "count",
+                *count,
+                MAX_CONVERSATIONS_PER_QUERY,
+                "getConversations",
+                "conversations",
+            ),
+            Self::MessagesAfter { limit, .. } => check_count(
+                "limit",
+                *limit,
+                MAX_MESSAGES_AFTER,
+                "MessagesAfter",
+                "messages",
+            ),
+            Self::Status
+            | Self::Disconnect { .. }
+            | Self::Logout
+            | Self::ClearUnreadCount { .. }
+            | Self::Subscribe { .. }
+            | Self::Clients => Ok(()),
+        }
+    }
+}
 
 /// Daemon → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -283,4 +457,155 @@ pub enum Event {
         /// The last message id that was queued for this client before the gap.
         resume_from: i64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::MAX_CONTENT_LEN;
+
+    fn get_messages(count: u32) -> Op {
+        Op::GetMessages {
+            conversation: ConversationKey::private("bob"),
+            sent_time_ms: 0,
+            order: TimeOrder::Before,
+            count,
+        }
+    }
+
+    fn get_conversations(count: u32) -> Op {
+        Op::GetConversations {
+            types: Vec::new(),
+            start_time_ms: 0,
+            count,
+        }
+    }
+
+    fn messages_after(limit: u32) -> Op {
+        Op::MessagesAfter {
+            since_seq: 0,
+            limit,
+        }
+    }
+
+    fn send(kind: ConversationType, target: &str, object_name: &str, content: &str) -> Op {
+        Op::SendMessage {
+            conversation: ConversationKey {
+                kind,
+                target_id: target.to_owned(),
+            },
+            object_name: object_name.to_owned(),
+            content: content.to_owned(),
+        }
+    }
+
+    fn connect(token: &str) -> Op {
+        Op::Connect {
+            token: Token::new(token),
+            timeout_secs: 30,
+        }
+    }
+
+    /// The argument a refused op names, or `None` when it passes.
+    fn refused(op: &Op) -> Option<&'static str> {
+        op.check().err().map(|e| e.argument())
+    }
+
+    #[test]
+    fn query_counts_are_checked_at_both_ends_of_their_range() {
+        for (op, expected) in [
+            (get_messages(0), Some("count")),
+            (get_messages(1), None),
+            (get_messages(MAX_MESSAGES_PER_QUERY), None),
+            (get_messages(MAX_MESSAGES_PER_QUERY + 1), Some("count")),
+            (get_conversations(0), Some("count")),
+            (get_conversations(1), None),
+            (get_conversations(MAX_CONVERSATIONS_PER_QUERY), None),
+            (
+                get_conversations(MAX_CONVERSATIONS_PER_QUERY + 1),
+                Some("count"),
+            ),
+            (messages_after(0), Some("limit")),
+            (messages_after(1), None),
+            (messages_after(MAX_MESSAGES_AFTER), None),
+            (messages_after(MAX_MESSAGES_AFTER + 1), Some("limit")),
+        ] {
+            assert_eq!(refused(&op), expected, "{op:?}");
+        }
+        assert_eq!(
+            (MAX_MESSAGES_PER_QUERY, MAX_CONVERSATIONS_PER_QUERY),
+            (20, 50)
+        );
+    }
+
+    #[test]
+    fn a_connect_is_checked_by_its_token() {
+        assert_eq!(refused(&connect("token")), None);
+        for bad in ["", "   ", "a b", "tab\there"] {
+            assert_eq!(refused(&connect(bad)), Some("token"), "{bad:?}");
+        }
+        let long = "x".repeat(crate::token::MAX_TOKEN_LEN + 1);
+        assert_eq!(refused(&connect(&long)), Some("token"));
+    }
+
+    #[test]
+    fn a_send_is_checked_like_check_outgoing_and_refuses_system_messages() {
+        use ConversationType::{Chatroom, Group, Private, System};
+        assert_eq!(refused(&send(Private, "bob", "RC:TxtMsg", "{}")), None);
+        assert_eq!(refused(&send(Group, "team-1", "RC:TxtMsg", "{}")), None);
+        for op in [
+            send(Private, "", "RC:TxtMsg", "{}"),
+            send(Private, "a/b", "RC:TxtMsg", "{}"),
+            send(Private, "bob", "", "{}"),
+            send(Private, "bob", "RC: Txt", "{}"),
+            send(
+                Private,
+                "bob",
+                "RC:TxtMsg",
+                &"x".repeat(MAX_CONTENT_LEN + 1),
+            ),
+            send(Chatroom, "room", "RC:TxtMsg", "{}"),
+        ] {
+            assert_eq!(refused(&op), Some("message"), "{op:?}");
+        }
+        let system = send(System, "news", "RC:TxtMsg", "{}");
+        let err = system.check().unwrap_err();
+        assert_eq!(err.argument(), "conversation");
+        assert_eq!(
+            err.to_string(),
+            "invalid argument `conversation`: system messages are sent by a back-end, not by apps"
+        );
+    }
+
+    #[test]
+    fn requests_without_arguments_to_refuse_pass() {
+        for op in [
+            Op::Status,
+            Op::Disconnect { receive_push: true },
+            Op::Logout,
+            Op::ClearUnreadCount {
+                conversation: ConversationKey::private(""),
+                timestamp_ms: -1,
+            },
+            Op::Subscribe { since_seq: -5 },
+            Op::Clients,
+        ] {
+            assert_eq!(refused(&op), None, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn the_error_says_which_argument_and_why() {
+        let err = get_messages(21).check().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument `count`: getMessages takes 1 to 20 messages, not 21"
+        );
+        let err = connect("").check().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument `token`: the token is empty"
+        );
+        assert_eq!(err.reason(), "the token is empty");
+    }
 }
