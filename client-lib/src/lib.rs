@@ -184,24 +184,28 @@
 #![deny(missing_docs)]
 
 pub mod blocking;
+mod call;
 mod client;
+mod driver;
 mod engine;
 mod error;
 mod events;
 mod message;
+mod options;
+mod route;
 mod sequence;
 
-pub use client::{
-    Client, ClientOptions, ConnectCall, Connected, ReattachPolicy, SendCall, SendStep, Sent,
-};
-pub use engine::{ConnectCallback, Engine, EngineOptions, SendMessageCallback};
+pub use call::{ConnectCall, Connected, SendCall, SendStep, Sent};
+pub use client::Client;
+pub use engine::{ConnectCallback, Engine, SendMessageCallback};
 pub use error::ClientError;
 pub use events::{Events, Lagged};
 pub use message::{
     MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage, TEXT_MESSAGE,
     text_content, text_of,
 };
-pub use rcim_proto::ipc::{Callback, ClientEntry, Event, Welcome};
+pub use options::{ClientOptions, EngineOptions, ReattachPolicy};
+pub use rcim_proto::ipc::{Callback, ClientEntry, Event, InvalidArgument, Welcome};
 pub use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
 };

@@ -239,13 +239,40 @@ fn check_count(
     ))
 }
 
+/// The check of [`Op::SendMessage`]'s arguments, for a message not yet in an
+/// [`Op`]: [`check_outgoing`], and no system conversation (system messages are sent
+/// by a back-end, through the Server API, not by apps).
+///
+/// ```
+/// use rcim_proto::ipc::check_send_message;
+/// use rcim_proto::message::{ConversationKey, ConversationType};
+/// assert!(check_send_message(&ConversationKey::private("bob"), "RC:TxtMsg", "{}").is_ok());
+/// let news = ConversationKey { kind: ConversationType::System, target_id: "news".into() };
+/// assert_eq!(check_send_message(&news, "RC:TxtMsg", "{}").unwrap_err().argument(), "conversation");
+/// ```
+pub fn check_send_message(
+    conversation: &ConversationKey,
+    object_name: &str,
+    content: &str,
+) -> Result<(), InvalidArgument> {
+    check_outgoing(conversation, object_name, content)
+        .map_err(|why| InvalidArgument::new("message", why))?;
+    if conversation.kind == ConversationType::System {
+        return Err(InvalidArgument::new(
+            "conversation",
+            "system messages are sent by a back-end, not by apps",
+        ));
+    }
+    Ok(())
+}
+
 impl Op {
     /// Checks the arguments against the contract. `Err` exactly when the daemon
     /// answers the request with 33003 (`INVALID_PARAMETER`) without acting on it:
     ///
     /// - `Connect`: the token fails [`Token::check_argument`];
-    /// - `SendMessage`: [`check_outgoing`] refuses the message, or the conversation
-    ///   is a system one (system messages are sent by a back-end, not by apps);
+    /// - `SendMessage`: [`check_send_message`]: [`check_outgoing`] refuses the
+    ///   message, or the conversation is a system one;
     /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
     /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
     /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`].
@@ -272,18 +299,7 @@ impl Op {
                 conversation,
                 object_name,
                 content,
-            } => {
-                check_outgoing(conversation, object_name, content)
-                    .map_err(|why| InvalidArgument::new("message", why))?;
-                // System messages come only from a back-end, through the Server API.
-                if conversation.kind == ConversationType::System {
-                    return Err(InvalidArgument::new(
-                        "conversation",
-                        "system messages are sent by a back-end, not by apps",
-                    ));
-                }
-                Ok(())
-            }
+            } => check_send_message(conversation, object_name, content),
             Self::GetMessages { count, .. } => check_count(
                 "count",
                 *count,
