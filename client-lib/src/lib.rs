@@ -113,7 +113,9 @@
 //! [`Engine::set_on_message_received`], [`Engine::get_messages`] and friends.
 //! Argument errors (an unsendable conversation, a bad target id, content over
 //! 128 KB, a query `count` outside 1..=20 or 1..=50) are 33003 at once, without
-//! asking the daemon, and no callback fires.
+//! asking the daemon, and no callback fires: the library checks every request with
+//! the daemon's own check, [`rcim_proto::ipc::Op::check`] (why is in
+//! [`InvalidArgument`], as [`OutgoingMessage::check`] returns it).
 //!
 //! ## What to expect
 //!
