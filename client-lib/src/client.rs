@@ -59,10 +59,10 @@ pub struct Client {
 
 /// Checks a request before it is sent: the contract's [`Op::check`] (exactly what
 /// the daemon refuses with 33003), and, beyond it, an empty target id for
-/// `getMessages` and `clearUnreadCount`, which the library refuses as RC's SDK
-/// does (the daemon accepts it and finds no such conversation). `Err` is the code
-/// to return at once, 33003 (INVALID_PARAMETER), without asking the daemon; why is
-/// logged.
+/// `getMessages` and `clearUnreadCount`: no conversation has one, so the library
+/// refuses it as an argument error (the daemon would accept it and find nothing).
+/// `Err` is the code to return at once, 33003 (INVALID_PARAMETER), without asking
+/// the daemon; why is logged.
 pub(crate) fn check_locally(op: &Op) -> Result<(), i32> {
     let checked = op.check().and_then(|()| match op {
         Op::GetMessages { conversation, .. } | Op::ClearUnreadCount { conversation, .. }

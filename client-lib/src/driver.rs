@@ -22,7 +22,7 @@
 use crate::error::ClientError;
 use crate::events::Events;
 use crate::options::{ClientOptions, ReattachPolicy};
-use crate::route::{CallbackRoute, EventObserver, Outgoing, Routes};
+use crate::route::{CallbackRoute, EventObserver, FIRST_CALL_ID, Outgoing, Routes};
 use interprocess::local_socket::tokio::{Stream as LocalStream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use rcim_proto::frame::{self, MAX_IPC_FRAME};
@@ -46,9 +46,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often to retry while waiting for the daemon to start.
 const ATTACH_RETRY: Duration = Duration::from_millis(50);
-
-/// The request id of a call written with the Hello ([`FirstCall`]).
-const FIRST_CALL_ID: u64 = 1;
 
 /// What every clone of a [`Client`](crate::Client) and every call handle shares:
 /// the app's end of one driver.
@@ -121,7 +118,7 @@ impl Session {
                 first.as_ref().map(|f| f.bytes.as_slice()),
             )
             .await?;
-        let first = first.map(|f| (FIRST_CALL_ID, f.reply, f.route));
+        let first = first.map(|f| (f.reply, f.route));
         let (routes, first_subscriber, control) = Routes::new(&welcome, observer(&welcome), first);
         let (outbox, queue) = mpsc::channel(WRITE_QUEUE);
         let events = Events::new(Some((first_subscriber, Arc::clone(&routes))));
@@ -146,6 +143,14 @@ impl Session {
         &self.routes
     }
 
+    /// Encodes `op` as a request with a new id.
+    fn encode(&self, op: Op) -> Result<(u64, Vec<u8>), ClientError> {
+        let id = self.routes.next_id();
+        let bytes = frame::encode(&ClientFrame::Request(Request { id, op }), MAX_IPC_FRAME)
+            .map_err(|e| ClientError::from_frame(&self.socket, e))?;
+        Ok((id, bytes))
+    }
+
     /// Sends one request and waits for its response. `callbacks` is registered
     /// before the request is written, so no callback can beat it.
     pub(crate) async fn request(
@@ -153,9 +158,7 @@ impl Session {
         op: Op,
         callbacks: Option<CallbackRoute>,
     ) -> Result<Reply, ClientError> {
-        let id = self.routes.next_id();
-        let bytes = frame::encode(&ClientFrame::Request(Request { id, op }), MAX_IPC_FRAME)
-            .map_err(|e| ClientError::from_frame(&self.socket, e))?;
+        let (id, bytes) = self.encode(op)?;
         let (tx, rx) = oneshot::channel();
         let generation = self.routes.register(id, tx, callbacks)?;
         let outgoing = Outgoing { generation, bytes };
@@ -168,15 +171,7 @@ impl Session {
     /// Sends an app's `Subscribe` from `since` on the library's own queue and waits
     /// for its answer.
     pub(crate) async fn subscribe(&self, since: i64) -> Result<Reply, ClientError> {
-        let id = self.routes.next_id();
-        let bytes = frame::encode(
-            &ClientFrame::Request(Request {
-                id,
-                op: Op::Subscribe { since_seq: since },
-            }),
-            MAX_IPC_FRAME,
-        )
-        .map_err(|e| ClientError::from_frame(&self.socket, e))?;
+        let (id, bytes) = self.encode(Op::Subscribe { since_seq: since })?;
         let (tx, rx) = oneshot::channel();
         self.routes.subscribe(id, since, bytes, tx)?;
         rx.await.map_err(|_| ClientError::Disconnected)

@@ -59,6 +59,10 @@ pub(crate) struct Item {
     pub(crate) event: Arc<Event>,
 }
 
+/// The request id of a call written in the same write as the Hello; every other
+/// request gets a later one.
+pub(crate) const FIRST_CALL_ID: u64 = 1;
+
 /// One encoded frame for the writer, tagged with the connection it was meant for.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -273,14 +277,14 @@ impl CallbackRoute {
 
 impl Routes {
     /// The table for a session whose first connection was welcomed with `welcome`.
-    /// `first` is a request already written with the Hello (its id, where its answer
-    /// goes, its callbacks). Returns the routes, the first subscriber of the event
+    /// `first` is the request already written with the Hello, id [`FIRST_CALL_ID`]
+    /// (where its answer goes, its callbacks). Returns the routes, the first subscriber of the event
     /// broadcast (made before anything is routed, so it misses nothing), and the
     /// receiving end of the library's own request queue, for the writer.
     pub(crate) fn new(
         welcome: &Welcome,
         observer: Option<EventObserver>,
-        first: Option<(u64, oneshot::Sender<Reply>, CallbackRoute)>,
+        first: Option<(oneshot::Sender<Reply>, CallbackRoute)>,
     ) -> (
         Arc<Routes>,
         broadcast::Receiver<Item>,
@@ -288,11 +292,9 @@ impl Routes {
     ) {
         let mut replies = HashMap::new();
         let mut callbacks = HashMap::new();
-        let mut next_id = 1;
-        if let Some((id, reply, route)) = first {
-            replies.insert(id, reply);
-            callbacks.insert(id, route);
-            next_id = id + 1;
+        if let Some((reply, route)) = first {
+            replies.insert(FIRST_CALL_ID, reply);
+            callbacks.insert(FIRST_CALL_ID, route);
         }
         let (events, first_subscriber) = broadcast::channel(EVENT_BACKLOG);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -310,7 +312,7 @@ impl Routes {
                 broadcasts: 0,
             }),
             link: watch::Sender::new(welcome.status.link.clone()),
-            next_id: AtomicU64::new(next_id),
+            next_id: AtomicU64::new(FIRST_CALL_ID + 1),
             explicit_registered: AtomicU64::new(0),
             reattaches: AtomicU64::new(0),
             control,
@@ -553,6 +555,7 @@ impl Routes {
         });
         Pull::Sent(rx)
     }
+
     /// Queues one of the library's own requests for the writer (the re-attach
     /// `Subscribe`), ahead of the app's.
     pub(crate) fn send_control(&self, outgoing: Outgoing) {
