@@ -17,10 +17,39 @@
 
 use futures_util::StreamExt;
 use rcim_client::{
-    Client, ClientError, ClientOptions, ConnectionStatus, ConversationKey, Event, ReattachPolicy,
-    TEXT_MESSAGE, Token, text_content, text_of,
+    Client, ClientError, ClientOptions, ConnectionStatus, ConversationKey, Event, RcCode,
+    ReattachPolicy, TEXT_MESSAGE, Token, text_content, text_of,
 };
 use std::process::ExitCode;
+
+/// Why the example stopped; each says what to do.
+#[derive(Debug, thiserror::Error)]
+enum ChatError {
+    /// The arguments are not `[TO TEXT]`.
+    #[error("usage: chat [TO TEXT]")]
+    Usage,
+    /// rcimd could not be used (its message says how to fix it).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// rcimd is not connected and there is no token to connect with.
+    #[error(
+        "rcimd is not connected and RCIM_TOKEN is not set: run \
+         `cargo run -p rcimd --features dev-server -- --dev` (it connects a demo user by itself), \
+         or set RCIM_TOKEN to a token from your app server"
+    )]
+    NoToken,
+    /// A call was refused at once, or its last callback was an error.
+    #[error("{what}: {code}")]
+    Failed {
+        /// What happened: `send refused`, `connect refused`, `connect failed`.
+        what: &'static str,
+        /// RC's code (shown with its meaning).
+        code: RcCode,
+    },
+    /// The event stream ended: rcimd went away and re-attaching gave up.
+    #[error("rcimd went away")]
+    DaemonGone,
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -33,21 +62,19 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run() -> Result<(), ChatError> {
     let mut args = std::env::args().skip(1);
     let send = match (args.next(), args.next()) {
         (Some(to), Some(text)) => Some((to, text)),
         (None, None) => None,
-        _ => return Err("usage: chat [TO TEXT]".to_owned()),
+        _ => return Err(ChatError::Usage),
     };
 
     let options = ClientOptions {
         reattach: Some(ReattachPolicy::default()),
         ..ClientOptions::named("chat-example")
     };
-    let (client, mut events) = Client::attach_with_events(options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (client, mut events) = Client::attach_with_events(options).await?;
     let welcome = client.welcome();
     println!(
         "attached to rcimd {} (protocol {}); status: {}",
@@ -65,18 +92,17 @@ async fn run() -> Result<(), String> {
                 TEXT_MESSAGE,
                 &text_content(&text),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if call.code() != 0 {
-            return Err(format!(
-                "send refused: {}",
-                rcim_client::RcCode(call.code())
-            ));
+            return Err(ChatError::Failed {
+                what: "send refused",
+                code: RcCode(call.code()),
+            });
         }
         let sent = call.sent().await;
         match sent.code {
             0 => println!("sent to {to}"),
-            code => println!("not sent: {}", rcim_client::RcCode(code)),
+            code => println!("not sent: {}", RcCode(code)),
         }
     }
 
@@ -96,29 +122,23 @@ async fn run() -> Result<(), String> {
                 Some(Ok(Event::Lagged { .. })) | Some(Err(_)) => {
                     println!("(fell behind; the missed messages are replayed)");
                 }
-                None => return Err("rcimd went away".to_owned()),
+                None => return Err(ChatError::DaemonGone),
             },
         }
     }
 }
 
 /// Connects with the token from `RCIM_TOKEN`, or explains how to get one.
-async fn connect(client: &Client) -> Result<(), String> {
+async fn connect(client: &Client) -> Result<(), ChatError> {
     let Ok(token) = std::env::var("RCIM_TOKEN") else {
-        return Err("rcimd is not connected and RCIM_TOKEN is not set: run \
-             `cargo run -p rcimd --features dev-server -- --dev` (it connects a demo user by itself), or set \
-             RCIM_TOKEN to a token from your app server"
-            .to_owned());
+        return Err(ChatError::NoToken);
     };
-    let call = client
-        .connect(Token::new(token), 30)
-        .await
-        .map_err(|e: ClientError| e.to_string())?;
+    let call = client.connect(Token::new(token), 30).await?;
     if call.code() != 0 {
-        return Err(format!(
-            "connect refused: {}",
-            rcim_client::RcCode(call.code())
-        ));
+        return Err(ChatError::Failed {
+            what: "connect refused",
+            code: RcCode(call.code()),
+        });
     }
     let done = call.connected().await;
     match done.code {
@@ -126,6 +146,9 @@ async fn connect(client: &Client) -> Result<(), String> {
             println!("connected as {}", done.user_id.unwrap_or_default());
             Ok(())
         }
-        code => Err(format!("connect failed: {}", rcim_client::RcCode(code))),
+        code => Err(ChatError::Failed {
+            what: "connect failed",
+            code: RcCode(code),
+        }),
     }
 }

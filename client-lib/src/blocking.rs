@@ -12,9 +12,11 @@
 //! re-attach ([`ClientOptions::reattach`]) makes progress only while a call or an
 //! iteration runs.
 
-use crate::client::{self, ClientOptions, Connected, SendStep, Sent};
+use crate::call::{self, Connected, SendStep, Sent};
+use crate::client;
 use crate::error::ClientError;
 use crate::events::{self, Lagged};
+use crate::options::ClientOptions;
 use rcim_proto::ipc::{Callback, ClientEntry, Event, Welcome};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{StatusSnapshot, Token};
@@ -313,7 +315,7 @@ impl Client {
 /// ```
 #[derive(Debug)]
 pub struct SendCall {
-    inner: client::SendCall,
+    inner: call::SendCall,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -475,7 +477,7 @@ impl Iterator for Events {
 /// ```
 #[derive(Debug)]
 pub struct ConnectCall {
-    inner: client::ConnectCall,
+    inner: call::ConnectCall,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 

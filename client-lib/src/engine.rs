@@ -7,11 +7,11 @@
 //! happened, never on the runtime, so a slow callback delays other callbacks but not
 //! the connection. The engine attaches to `rcimd` lazily, on the first call. If the
 //! daemon goes away (rcimd restarted), it re-attaches by itself
-//! ([`EngineOptions::reattach`], on by default): the status listener hears
-//! `Suspend` and then the new status, the message listener resumes after the last
-//! message it got (the daemon replays what was stored meanwhile; nothing twice), and
-//! calls made during the gap return 33001. With re-attach off (or after it gave up)
-//! the engine attaches again on its next call.
+//! ([`ClientOptions::reattach`] in [`EngineOptions`], on by default): the status
+//! listener hears `Suspend` and then the new status, the message listener resumes
+//! after the last message it got (the daemon replays what was stored meanwhile;
+//! nothing twice), and calls made during the gap return 33001. With re-attach off
+//! (or after it gave up) the engine attaches again on its next call.
 //!
 //! "In the order they happened" holds across calls and listeners: the client's
 //! reader task hands the engine each call's callbacks (through a hook registered
@@ -21,63 +21,23 @@
 //! daemon sent before an `onMessageSent` runs before it, and the engine can never
 //! fall behind the event stream. Queries share another path ([`Engine::query`]):
 //! wait for the answer, return 0, and hand the answer to the callback.
+//!
+//! Every call builds its request and checks it once, with the client's
+//! [`check_locally`] (the contract's `Op::check`): a refused argument returns 33003
+//! at once, without attaching; a checked request then takes the client's unchecked
+//! path, so nothing is checked twice.
 
-use crate::client::{
-    CallKind, Client, ClientOptions, EventObserver, ReattachPolicy, Step, StepHook,
-};
+use crate::client::{Client, check_locally};
 use crate::error::ClientError;
-use crate::message::{MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage};
+use crate::message::OutgoingMessage;
+use crate::options::{ClientOptions, EngineOptions};
+use crate::route::{CallKind, EventObserver, Step, StepHook};
 use rcim_proto::ipc::{Event, Op, Welcome};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{ConnectionStatus, RcCode, Token};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak, mpsc};
-use std::time::Duration;
-
-/// How [`Engine::create`] finds the daemon (RC's `RCIMIWEngineOptions`, reduced to
-/// what a local client needs: the server settings live in `rcimd`).
-///
-/// ```
-/// use rcim_client::{EngineOptions, ReattachPolicy};
-/// let options = EngineOptions {
-///     client_name: "my-app".into(),
-///     wait_for_daemon: std::time::Duration::from_secs(2),
-///     reattach: Some(ReattachPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..Default::default() }),
-///     ..EngineOptions::default()
-/// };
-/// assert!(options.reattach.is_some());
-/// ```
-#[derive(Clone, Debug)]
-pub struct EngineOptions {
-    /// The daemon's socket; `None` means
-    /// [`default_socket_path`](rcim_proto::paths::default_socket_path) (honours
-    /// `RCIM_SOCKET`).
-    pub socket: Option<PathBuf>,
-    /// A name for the daemon's logs and `rcimctl status`.
-    pub client_name: String,
-    /// How long each attach keeps retrying while nothing listens on the socket; zero
-    /// (the default) fails at once. Set a couple of seconds when the app may start
-    /// together with `rcimd`.
-    pub wait_for_daemon: Duration,
-    /// How to re-attach when the daemon connection drops (rcimd restarted): by
-    /// default forever, 50 ms doubling to 2 s between tries; `None` turns it off
-    /// (the engine then attaches again on its next call). See
-    /// [`ReattachPolicy`](crate::ReattachPolicy) for what the listeners see.
-    pub reattach: Option<ReattachPolicy>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            socket: None,
-            client_name: "rcim-engine".to_owned(),
-            wait_for_daemon: Duration::ZERO,
-            reattach: Some(ReattachPolicy::default()),
-        }
-    }
-}
 
 type OnDatabaseOpened = Box<dyn FnOnce(i32) + Send>;
 type OnConnected = Box<dyn FnOnce(i32, Option<String>) + Send>;
@@ -198,7 +158,7 @@ impl std::fmt::Debug for SendMessageCallback {
 ///
 /// Every method blocks until the daemon answers; callbacks and the status listener
 /// run on a background thread. Do not call it from async code (use
-/// [`Client`](crate::Client) there): it works, but blocks an executor thread.
+/// [`Client`] there): it works, but blocks an executor thread.
 ///
 /// When `rcimd` cannot be reached, calls return 33001 (CLIENT_NOT_INIT), log the
 /// typed error with `tracing`, and keep it for [`Engine::last_error`].
@@ -400,12 +360,7 @@ impl Engine {
             .spawn(move || queue.into_iter().for_each(run_callback));
         let shared = Arc::new(Shared {
             app_key: app_key.to_owned(),
-            options: ClientOptions {
-                socket: options.socket.clone(),
-                client_name: options.client_name,
-                wait_for_daemon: options.wait_for_daemon,
-                reattach: options.reattach,
-            },
+            options: options.client,
             client: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
             status_listener: Mutex::new(None),
@@ -458,20 +413,18 @@ impl Engine {
     /// }
     /// ```
     pub fn connect(&self, token: &str, timeout: i32, callback: ConnectCallback) -> i32 {
-        let token = Token::new(token);
-        if let Err(why) = token.check_argument() {
-            tracing::debug!(why, "connect refused: invalid token argument");
-            return RcCode::INVALID_PARAMETER.0;
+        let op = Op::Connect {
+            token: Token::new(token),
+            timeout_secs: timeout,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
         }
         let ConnectCallback {
             mut on_database_opened,
             on_connected,
         } = callback;
         let mut on_connected = Some(on_connected);
-        let op = Op::Connect {
-            token,
-            timeout_secs: timeout,
-        };
         self.call_with_callbacks(op, CallKind::Connect, move |step, shared| match step {
             Step::DatabaseOpened(code) => {
                 if let Some(f) = on_database_opened.take() {
@@ -483,7 +436,7 @@ impl Engine {
                     shared.dispatch(move || f(code, user_id));
                 }
             }
-            Step::Saved(_) | Step::Sent(_) => {}
+            Step::Saved(_) | Step::Sent(..) => {}
         })
     }
 
@@ -533,29 +486,28 @@ impl Engine {
     /// assert_eq!(code, 0);
     /// ```
     pub fn send_message(&self, message: OutgoingMessage, callback: SendMessageCallback) -> i32 {
-        if let Err(why) = message.check() {
-            tracing::debug!(why, "sendMessage refused: invalid argument");
-            return RcCode::INVALID_PARAMETER.0;
+        let op = Op::SendMessage {
+            conversation: message.conversation,
+            object_name: message.object_name,
+            content: message.content,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
         }
         let SendMessageCallback {
             mut on_message_saved,
             on_message_sent,
         } = callback;
         let mut on_message_sent = Some(on_message_sent);
-        let op = Op::SendMessage {
-            conversation: message.conversation,
-            object_name: message.object_name,
-            content: message.content,
-        };
         self.call_with_callbacks(op, CallKind::SendMessage, move |step, shared| match step {
             Step::Saved(message) => {
                 if let Some(f) = on_message_saved.take() {
                     shared.dispatch(move || f(message));
                 }
             }
-            Step::Sent(sent) => {
+            Step::Sent(code, message) => {
                 if let Some(f) = on_message_sent.take() {
-                    shared.dispatch(move || f(sent.code, sent.message));
+                    shared.dispatch(move || f(code, message));
                 }
             }
             Step::DatabaseOpened(_) | Step::Connected(..) => {}
@@ -592,15 +544,17 @@ impl Engine {
         count: u32,
         callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
     ) -> i32 {
-        if !(1..=MAX_MESSAGES_PER_QUERY).contains(&count) || conversation.target_id.is_empty() {
-            return RcCode::INVALID_PARAMETER.0;
+        let op = Op::GetMessages {
+            conversation,
+            sent_time_ms,
+            order,
+            count,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
         }
         self.query(
-            move |client| async move {
-                client
-                    .get_messages(conversation, sent_time_ms, order, count)
-                    .await
-            },
+            move |client| async move { client.messages(op).await },
             callback,
         )
     }
@@ -625,16 +579,16 @@ impl Engine {
         count: u32,
         callback: impl FnOnce(Result<Vec<Conversation>, i32>) + Send + 'static,
     ) -> i32 {
-        if !(1..=MAX_CONVERSATIONS_PER_QUERY).contains(&count) {
-            return RcCode::INVALID_PARAMETER.0;
+        let op = Op::GetConversations {
+            types: types.to_vec(),
+            start_time_ms,
+            count,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
         }
-        let types = types.to_vec();
         self.query(
-            move |client| async move {
-                client
-                    .get_conversations(&types, start_time_ms, count)
-                    .await
-            },
+            move |client| async move { client.conversations(op).await },
             callback,
         )
     }
@@ -651,12 +605,16 @@ impl Engine {
     /// assert_eq!(engine.clear_unread_count(rcim_client::ConversationKey::private("bob"), 0), 0);
     /// ```
     pub fn clear_unread_count(&self, conversation: ConversationKey, timestamp_ms: i64) -> i32 {
-        if conversation.target_id.is_empty() {
-            return RcCode::INVALID_PARAMETER.0;
+        let op = Op::ClearUnreadCount {
+            conversation,
+            timestamp_ms,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
         }
         self.block_on(|shared| async move {
             let result = match shared.client().await {
-                Ok(client) => client.clear_unread_count(conversation, timestamp_ms).await,
+                Ok(client) => client.code(op, "ClearUnreadCount").await,
                 Err(err) => Err(err),
             };
             result.unwrap_or_else(|err| {

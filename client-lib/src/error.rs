@@ -145,6 +145,11 @@ impl ClientError {
             other => Self::Frame(Arc::new(other)),
         }
     }
+
+    /// The daemon answered request `op` with a reply of the wrong kind.
+    pub(crate) fn unexpected(op: &str, reply: &rcim_proto::ipc::Reply) -> Self {
+        Self::Protocol(format!("answered {op} with {reply:?}"))
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! [`Events`]: one app's stream of the daemon's events, lossless for messages.
 //!
-//! The reader task puts every event it passes on into one bounded broadcast
-//! buffer ([`EVENT_BACKLOG`](crate::client) items per stream), so a slow stream never
-//! slows the reader, the other streams, or the answers to requests. Each stream
+//! The route table ([`crate::route`]) owns one bounded broadcast buffer
+//! ([`EVENT_BACKLOG`](crate::route::EVENT_BACKLOG) items per stream) and puts every
+//! event the reader passes on into it; this module only reads it (and depends on
+//! nothing else of the client), so a slow stream never slows the reader, the other
+//! streams, or the answers to requests. Each stream
 //! keeps its own *position*: the id of the last message it yielded. It never yields
 //! a message at or below its position, so a replay overlapping what it already has
 //! is invisible.
@@ -26,7 +28,7 @@
 //! that is behind its `since_seq` to it: such a stream drops the messages still in
 //! its buffer that the replay will bring again, so it yields them once, in order.
 
-use crate::client::{Pull, Routes};
+use crate::route::{Item, Pull, Routes};
 use futures_util::Stream;
 use rcim_proto::ipc::{Event, Reply};
 use rcim_proto::message::Message;
@@ -44,19 +46,6 @@ const PAGE: u32 = 500;
 /// The longest wait between two tries of a page that failed (no daemon connection
 /// while the client re-attaches, or a database error).
 const RETRY_CAP: Duration = Duration::from_secs(1);
-
-/// What the reader broadcasts to every [`Events`] stream.
-#[derive(Clone, Debug)]
-pub(crate) struct Item {
-    /// Its number: items are numbered from 1 in the order they were broadcast.
-    pub(crate) number: u64,
-    /// How many app subscribes had been answered when this was sent.
-    pub(crate) explicit: u64,
-    /// The event, shared: the buffer drops its reference once every stream has
-    /// read the item, so the last stream to read it (usually the only one) takes it
-    /// without copying.
-    pub(crate) event: Arc<Event>,
-}
 
 /// What the buffer holds for a stream that fell behind.
 struct Skipped {

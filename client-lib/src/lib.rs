@@ -113,7 +113,9 @@
 //! [`Engine::set_on_message_received`], [`Engine::get_messages`] and friends.
 //! Argument errors (an unsendable conversation, a bad target id, content over
 //! 128 KB, a query `count` outside 1..=20 or 1..=50) are 33003 at once, without
-//! asking the daemon, and no callback fires.
+//! asking the daemon, and no callback fires: the library checks every request with
+//! the daemon's own check, [`rcim_proto::ipc::Op::check`] (why is in
+//! [`InvalidArgument`], as [`OutgoingMessage::check`] returns it).
 //!
 //! ## What to expect
 //!
@@ -184,24 +186,28 @@
 #![deny(missing_docs)]
 
 pub mod blocking;
+mod call;
 mod client;
+mod driver;
 mod engine;
 mod error;
 mod events;
 mod message;
+mod options;
+mod route;
 mod sequence;
 
-pub use client::{
-    Client, ClientOptions, ConnectCall, Connected, ReattachPolicy, SendCall, SendStep, Sent,
-};
-pub use engine::{ConnectCallback, Engine, EngineOptions, SendMessageCallback};
+pub use call::{ConnectCall, Connected, SendCall, SendStep, Sent};
+pub use client::Client;
+pub use engine::{ConnectCallback, Engine, SendMessageCallback};
 pub use error::ClientError;
 pub use events::{Events, Lagged};
 pub use message::{
     MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage, TEXT_MESSAGE,
     text_content, text_of,
 };
-pub use rcim_proto::ipc::{Callback, ClientEntry, Event, Welcome};
+pub use options::{ClientOptions, EngineOptions, ReattachPolicy};
+pub use rcim_proto::ipc::{Callback, ClientEntry, Event, InvalidArgument, Welcome};
 pub use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
 };

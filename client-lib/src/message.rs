@@ -1,5 +1,6 @@
 //! Message helpers: RC's text message format, the outgoing message an [`Engine`]
-//! sends, and the argument limits of the query calls.
+//! sends, and the argument limits of the query calls (the contract's, from
+//! [`rcim_proto::ipc`]).
 //!
 //! RC identifies a message type by its object name (`RC:TxtMsg` for text) and
 //! carries its body as JSON in `content`; a text message's content is
@@ -17,19 +18,22 @@ use rcim_proto::message::{ConversationKey, ConversationType, Message};
 /// ```
 pub const TEXT_MESSAGE: &str = "RC:TxtMsg";
 
-/// The largest `count` for `get_messages` (RC: `0 < count ≤ 20`).
+/// The largest `count` for `get_messages` (RC: `0 < count ≤ 20`); the contract's
+/// [`rcim_proto::ipc::MAX_MESSAGES_PER_QUERY`], which the daemon checks too.
 ///
 /// ```
 /// assert_eq!(rcim_client::MAX_MESSAGES_PER_QUERY, 20);
 /// ```
-pub const MAX_MESSAGES_PER_QUERY: u32 = 20;
+pub const MAX_MESSAGES_PER_QUERY: u32 = rcim_proto::ipc::MAX_MESSAGES_PER_QUERY;
 
-/// The largest `count` for `get_conversations` (RC: `0 < count ≤ 50`).
+/// The largest `count` for `get_conversations` (RC: `0 < count ≤ 50`); the
+/// contract's [`rcim_proto::ipc::MAX_CONVERSATIONS_PER_QUERY`], which the daemon
+/// checks too.
 ///
 /// ```
 /// assert_eq!(rcim_client::MAX_CONVERSATIONS_PER_QUERY, 50);
 /// ```
-pub const MAX_CONVERSATIONS_PER_QUERY: u32 = 50;
+pub const MAX_CONVERSATIONS_PER_QUERY: u32 = rcim_proto::ipc::MAX_CONVERSATIONS_PER_QUERY;
 
 /// The content of an RC text message carrying `text`: `{"content":"..."}`.
 ///
@@ -138,16 +142,17 @@ impl OutgoingMessage {
         )
     }
 
-    /// Checks the fields as the daemon will (RC's 33003 on failure); the error says
-    /// what is wrong.
+    /// Checks the fields as the daemon will, with the contract's check
+    /// ([`rcim_proto::ipc::check_send_message`]; RC's 33003 on failure); the error
+    /// says which field is wrong and why.
     ///
     /// ```
     /// use rcim_client::{ConversationKey, OutgoingMessage};
     /// assert!(OutgoingMessage::text(ConversationKey::private("bob"), "hi").check().is_ok());
     /// assert!(OutgoingMessage::text(ConversationKey::private("a b"), "hi").check().is_err());
     /// ```
-    pub fn check(&self) -> Result<(), &'static str> {
-        rcim_proto::message::check_outgoing(&self.conversation, &self.object_name, &self.content)
+    pub fn check(&self) -> Result<(), rcim_proto::ipc::InvalidArgument> {
+        rcim_proto::ipc::check_send_message(&self.conversation, &self.object_name, &self.content)
     }
 }
 

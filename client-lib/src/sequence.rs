@@ -40,34 +40,65 @@ pub(crate) enum Class {
 
 /// A `Subscribe` sent and not yet answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Pending {
+struct Pending {
     /// The `since_seq` it asked for.
-    pub(crate) since: i64,
+    since: i64,
     /// For an app's [`Client::subscribe`](crate::Client::subscribe) (or the
     /// re-attach `Subscribe` that stands in for unanswered ones): the ordinal of the
     /// last app subscribe it answers.
-    pub(crate) explicit: Option<u64>,
+    explicit: Option<u64>,
 }
 
-/// The reader's sequencing state; see the module docs.
+/// The reader's sequencing state; see the module docs. Only its own methods change
+/// it, so every rule above is in this file.
 #[derive(Debug, Default)]
 pub(crate) struct Sequencer {
     /// The largest message id passed on as new (or skipped to by a subscribe).
-    pub(crate) last: Option<i64>,
+    last: Option<i64>,
     /// The first message id ever passed on as new.
-    pub(crate) first: Option<i64>,
+    first: Option<i64>,
     /// `Subscribe`s in flight, by request id.
-    pub(crate) pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Pending>,
     /// Replays in progress that repeat messages at or below `last`: `(since, until]`.
     windows: Vec<(i64, i64)>,
     /// The `since_seq` of every app subscribe, in order (ordinal = index + 1);
     /// `i64::MIN` for one the daemon refused.
-    pub(crate) explicit_log: Vec<i64>,
+    explicit_log: Vec<i64>,
     /// How many app subscribes have been answered.
-    pub(crate) explicit_answered: u64,
+    explicit_answered: u64,
 }
 
 impl Sequencer {
+    /// The largest message id passed on as new, or skipped to by a subscribe;
+    /// `None` before any.
+    pub(crate) fn last(&self) -> Option<i64> {
+        self.last
+    }
+
+    /// The first message id ever passed on as new.
+    pub(crate) fn first(&self) -> Option<i64> {
+        self.first
+    }
+
+    /// How many app subscribes were registered (the ordinal of the last one).
+    pub(crate) fn explicit_registered(&self) -> u64 {
+        self.explicit_log.len() as u64
+    }
+
+    /// How many app subscribes have been answered.
+    pub(crate) fn explicit_answered(&self) -> u64 {
+        self.explicit_answered
+    }
+
+    /// The `since_seq` of the app subscribes with ordinals in `(from, to]`
+    /// (`i64::MIN` for one the daemon refused).
+    pub(crate) fn explicit_sinces(&self, from: u64, to: u64) -> &[i64] {
+        let log = &self.explicit_log;
+        let from = usize::try_from(from).unwrap_or(usize::MAX).min(log.len());
+        let to = usize::try_from(to).unwrap_or(usize::MAX).min(log.len());
+        log.get(from..to).unwrap_or_default()
+    }
+
     /// Classifies a message the daemon sent, and updates the state.
     pub(crate) fn classify(&mut self, id: i64) -> Class {
         if self.pending.values().any(|p| id > p.since) {
@@ -159,6 +190,13 @@ impl Sequencer {
             .min();
         let explicit = (!unanswered.is_empty()).then_some(self.explicit_log.len() as u64);
         (since, explicit)
+    }
+
+    /// Registers the re-attach `Subscribe` (request id `request`) from
+    /// [`Sequencer::resume_point`]'s `since`, standing in for the unanswered app
+    /// subscribes up to ordinal `explicit`.
+    pub(crate) fn register_resume(&mut self, request: u64, since: i64, explicit: Option<u64>) {
+        self.pending.insert(request, Pending { since, explicit });
     }
 }
 

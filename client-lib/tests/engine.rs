@@ -2,8 +2,9 @@
 
 use crate::util::{FakeDaemon, saved, sent, stored};
 use rcim_client::{
-    ClientError, ConnectCallback, ConnectionStatus, ConversationKey, ConversationType, Engine,
-    EngineOptions, Event, Message, OutgoingMessage, SendMessageCallback, TimeOrder,
+    ClientError, ClientOptions, ConnectCallback, ConnectionStatus, ConversationKey,
+    ConversationType, Engine, EngineOptions, Event, Message, OutgoingMessage, SendMessageCallback,
+    TimeOrder,
 };
 use rcim_proto::ipc::{Callback, Op, Reply};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +17,11 @@ fn engine_for(socket: std::path::PathBuf) -> Engine {
     Engine::create(
         "app-key",
         EngineOptions {
-            socket: Some(socket),
-            client_name: "engine-test".into(),
-            ..EngineOptions::default()
+            client: ClientOptions {
+                socket: Some(socket),
+                client_name: "engine-test".into(),
+                ..EngineOptions::default().client
+            },
         },
     )
 }
@@ -103,9 +106,11 @@ fn connect_fires_database_opened_then_connected_and_feeds_the_listener() {
     let engine = Engine::create(
         "app-key",
         EngineOptions {
-            socket: Some(daemon.socket.clone()),
-            reattach: None,
-            ..EngineOptions::default()
+            client: ClientOptions {
+                socket: Some(daemon.socket.clone()),
+                reattach: None,
+                ..EngineOptions::default().client
+            },
         },
     );
 

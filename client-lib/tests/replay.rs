@@ -416,13 +416,15 @@ fn the_engine_reattaches_and_its_listeners_see_the_blip_and_no_repeat() {
     let engine = Engine::create(
         "app-key",
         EngineOptions {
-            socket: Some(daemon.socket.clone()),
-            client_name: "engine-test".into(),
-            reattach: Some(ReattachPolicy {
-                first_delay: Duration::from_millis(20),
-                ..ReattachPolicy::default()
-            }),
-            ..EngineOptions::default()
+            client: ClientOptions {
+                socket: Some(daemon.socket.clone()),
+                client_name: "engine-test".into(),
+                reattach: Some(ReattachPolicy {
+                    first_delay: Duration::from_millis(20),
+                    ..ReattachPolicy::default()
+                }),
+                ..EngineOptions::default().client
+            },
         },
     );
     let (tx, rx) = mpsc::channel();

@@ -239,19 +239,18 @@ fn check_count(
     ))
 }
 
-/// The contract's check of a message an app sends (the arguments of
-/// [`Op::SendMessage`]): [`check_outgoing`] must accept it, and it may not go to a
-/// system conversation (system messages are sent by a back-end, through the Server
-/// API, not by apps).
+/// The check of [`Op::SendMessage`]'s arguments, for a message not yet in an
+/// [`Op`]: [`check_outgoing`], and no system conversation (system messages are sent
+/// by a back-end, through the Server API, not by apps).
 ///
 /// ```
-/// use rcim_proto::ipc::check_send;
+/// use rcim_proto::ipc::check_send_message;
 /// use rcim_proto::message::{ConversationKey, ConversationType};
-/// assert!(check_send(&ConversationKey::private("bob"), "RC:TxtMsg", "{}").is_ok());
-/// let system = ConversationKey { kind: ConversationType::System, target_id: "news".into() };
-/// assert_eq!(check_send(&system, "RC:TxtMsg", "{}").unwrap_err().argument(), "conversation");
+/// assert!(check_send_message(&ConversationKey::private("bob"), "RC:TxtMsg", "{}").is_ok());
+/// let news = ConversationKey { kind: ConversationType::System, target_id: "news".into() };
+/// assert_eq!(check_send_message(&news, "RC:TxtMsg", "{}").unwrap_err().argument(), "conversation");
 /// ```
-pub fn check_send(
+pub fn check_send_message(
     conversation: &ConversationKey,
     object_name: &str,
     content: &str,
@@ -272,8 +271,8 @@ impl Op {
     /// answers the request with 33003 (`INVALID_PARAMETER`) without acting on it:
     ///
     /// - `Connect`: the token fails [`Token::check_argument`];
-    /// - `SendMessage`: [`check_send`] refuses the message ([`check_outgoing`]
-    ///   refuses it, or the conversation is a system one);
+    /// - `SendMessage`: [`check_send_message`]: [`check_outgoing`] refuses the
+    ///   message, or the conversation is a system one;
     /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
     /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
     /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`].
@@ -300,7 +299,7 @@ impl Op {
                 conversation,
                 object_name,
                 content,
-            } => check_send(conversation, object_name, content),
+            } => check_send_message(conversation, object_name, content),
             Self::GetMessages { count, .. } => check_count(
                 "count",
                 *count,

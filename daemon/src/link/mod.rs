@@ -38,7 +38,7 @@ use crate::vault::Vault;
 use connector::{ConnectorConfig, Failure, Upstream, WriteError};
 use inbox::Inbox;
 use outbox::Outbox;
-use rcim_proto::ipc::{Callback, Event, check_send};
+use rcim_proto::ipc::{Callback, Event, check_send_message};
 use rcim_proto::message::ConversationKey;
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
@@ -512,7 +512,7 @@ impl Link {
     ) -> (Call, Result<(), Failure>) {
         // The session checked the request already (`Op::check`); the handle is a
         // public API, so the link holds to the same contract by itself.
-        if let Err(why) = check_send(&conversation, &object_name, &content) {
+        if let Err(why) = check_send_message(&conversation, &object_name, &content) {
             tracing::info!("sendMessage refused: {why}");
             return (Call::rejected(RcCode::INVALID_PARAMETER), Ok(()));
         }

@@ -68,10 +68,7 @@ fn connect_mode(timeout: i32) -> std::process::ExitCode {
     let token = std::env::var("RCIM_TEST_TOKEN").unwrap_or_default();
     let engine = Engine::create(
         "test-app-key",
-        EngineOptions {
-            client_name: format!("rcim-test-client[{}]", std::process::id()),
-            ..EngineOptions::default()
-        },
+        EngineOptions::named(format!("rcim-test-client[{}]", std::process::id())),
     );
 
     let (tx, rx) = mpsc::channel::<String>();
