@@ -22,8 +22,8 @@
 //!
 //! Each part reports failure with its own error type ([`StartError`] for start-up,
 //! [`config::SettingsError`], [`vault::VaultError`], [`link::connector::TlsError`],
-//! ...), whose message says what failed and what to do; `anyhow` is for the
-//! binary's `main.rs` only.
+//! ...), whose message says what failed and what to do; the binary's `main.rs`
+//! reports them.
 
 pub mod config;
 pub mod hub;
