@@ -1,4 +1,5 @@
-//! Real processes: finding and building the workspace's binaries, starting
+//! Real processes: finding the workspace's binaries (built by the testkit's
+//! [`rcim_tests::binaries`], as for the cross-process tests), starting
 //! `rcimd`, `rcim-server` and subscribers, and reading what `/proc` says about
 //! them (resident memory, CPU time) and about the machine.
 //!
@@ -6,6 +7,7 @@
 //! so a failed scenario leaves nothing running.
 
 use anyhow::{Context as _, bail};
+use rcim_tests::binaries::{TargetDir, WithoutCargo};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,40 +21,23 @@ pub const APP_SECRET: &str = "bench-app-secret";
 /// Where the workspace binaries are: next to this executable.
 #[derive(Clone, Debug)]
 pub struct Bins {
-    dir: PathBuf,
+    dir: TargetDir,
 }
 
 impl Bins {
     /// Builds `rcimd`, `rcim-server`, `rcimctl` and `bench-subscriber` with the
     /// profile this driver was built with (so a run always measures the current
-    /// code), then finds them.
+    /// code), then finds them. Without cargo, the binaries already built are used.
     pub fn build() -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot locate the bench executable")?;
-        let dir = exe.parent().context("no executable dir")?.to_owned();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command.args([
-            "build",
-            "--quiet",
-            "--bins",
-            "-p",
-            "rcimd",
-            "-p",
-            "rcim-server",
-            "-p",
-            "rcimctl",
-            "-p",
-            "rcim-bench",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            command.arg("--release");
-        }
-        eprintln!("building the binaries under test ({})…", dir.display());
-        match command.status() {
-            Ok(status) if status.success() => {}
-            Ok(status) => bail!("cargo build of the binaries failed: {status}"),
-            Err(e) => eprintln!("cargo is not available ({e}); using the binaries already built"),
-        }
+        let dir = TargetDir::of_current_exe()?;
+        eprintln!(
+            "building the binaries under test ({})…",
+            dir.path().display()
+        );
+        dir.build(
+            &["rcimd", "rcim-server", "rcimctl", "rcim-bench"],
+            WithoutCargo::UseBuilt,
+        )?;
         let bins = Self { dir };
         for name in ["rcimd", "rcim-server", "rcimctl", "bench-subscriber"] {
             let path = bins.path(name);
@@ -74,7 +59,7 @@ impl Bins {
         {
             return PathBuf::from(path);
         }
-        self.dir.join(name)
+        self.dir.binary(name)
     }
 }
 

@@ -13,7 +13,7 @@
 //! that has no flag. Unknown keys in the file are an error, not a silent no-op.
 //! [`Settings`] is the result of the merge, with every default filled in.
 
-use crate::link::connector::{ServerAddr, TlsTrust};
+use crate::link::connector::{AddrError, ServerAddr, TlsTrust};
 use crate::vault::TokenStoreKind;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -102,19 +102,31 @@ impl Options {
 }
 
 /// Parses a number of seconds (fractions allowed) within 0.01 s to one day.
-pub fn parse_secs(text: &str) -> Result<Duration, String> {
+pub fn parse_secs(text: &str) -> Result<Duration, SecsError> {
     let secs: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
+        .map_err(|_| SecsError::NotANumber(text.to_owned()))?;
     secs_in_range(secs)
 }
 
-fn secs_in_range(secs: f64) -> Result<Duration, String> {
+fn secs_in_range(secs: f64) -> Result<Duration, SecsError> {
     if !(0.01..=86_400.0).contains(&secs) {
-        return Err(format!("{secs} s is out of range (0.01 to 86400)"));
+        return Err(SecsError::OutOfRange(secs));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Why a number of seconds (a flag, a variable or a key of the file) was refused.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecsError {
+    /// The text is not a number.
+    #[error("'{0}' is not a number of seconds")]
+    NotANumber(String),
+    /// The number is outside 0.01 s to one day.
+    #[error("{0} s is out of range (0.01 to 86400)")]
+    OutOfRange(f64),
 }
 
 /// Seconds in the file: an integer or a float.
@@ -156,13 +168,21 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML or names an unknown option.
-    #[error("the config file {path} is not valid: {message}")]
+    #[error("the config file {path} is not valid: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// What the parser said, with the line.
-        message: String,
+        error: InvalidOptions,
     },
+}
+
+/// Why a config file's text is not a set of options: not TOML, an unknown key, or
+/// a value out of range. The message is the TOML parser's, which names the line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidOptions {
+    message: String,
 }
 
 /// Reads the config file. `explicit` (from `--config`) must exist; the default
@@ -182,16 +202,19 @@ pub fn load(explicit: Option<&Path>) -> Result<(Option<PathBuf>, Options), Confi
         }
         Err(source) => return Err(ConfigError::Read { path, source }),
     };
-    let options = parse(&text).map_err(|message| ConfigError::Parse {
+    let options = parse(&text).map_err(|error| ConfigError::Parse {
         path: path.clone(),
-        message,
+        error,
     })?;
     Ok((Some(path), options))
 }
 
 /// Parses the file's text.
-pub fn parse(text: &str) -> Result<Options, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+pub fn parse(text: &str) -> Result<Options, InvalidOptions> {
+    toml::from_str(text).map_err(|e| InvalidOptions {
+        // toml's message ends with a newline after the excerpt of the file.
+        message: e.to_string().trim_end().to_owned(),
+    })
 }
 
 /// Every option with its default filled in; what the daemon runs with.
@@ -222,19 +245,17 @@ pub struct Settings {
 impl Settings {
     /// Fills in the defaults and checks what can be checked before starting.
     /// `rust_log` is `$RUST_LOG`, used when no log level is given otherwise.
-    pub fn resolve(options: &Options, rust_log: Option<String>) -> Result<Settings, String> {
+    pub fn resolve(options: &Options, rust_log: Option<String>) -> Result<Settings, SettingsError> {
         let server = match &options.server {
-            Some(url) => Some(ServerAddr::parse(url).map_err(|e| format!("server: {e}"))?),
+            Some(url) => Some(ServerAddr::parse(url).map_err(SettingsError::Server)?),
             None => None,
         };
         let app_key = match &options.app_key {
-            Some(key) if key.trim().is_empty() => return Err("app_key must not be empty".into()),
+            Some(key) if key.trim().is_empty() => return Err(SettingsError::EmptyAppKey),
             other => other.clone(),
         };
         let tls_trust = match (&options.ca_file, options.insecure_dev) {
-            (Some(_), true) => {
-                return Err("ca_file and insecure_dev cannot both be set".into());
-            }
+            (Some(_), true) => return Err(SettingsError::CaFileAndInsecure),
             (Some(path), false) => TlsTrust::CaFile(path.clone()),
             (None, true) => TlsTrust::InsecureDev,
             (None, false) => TlsTrust::SystemRoots,
@@ -244,8 +265,9 @@ impl Settings {
             .clone()
             .or(rust_log.filter(|s| !s.trim().is_empty()))
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
-        tracing_subscriber::EnvFilter::try_new(log_directives(&log_level))
-            .map_err(|e| format!("log level '{log_level}': {e}"))?;
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(log_directives(&log_level)) {
+            return Err(SettingsError::LogLevel { log_level, error });
+        }
         Ok(Settings {
             socket: options
                 .socket
@@ -299,6 +321,29 @@ impl Settings {
         line("log_level", quoted(&self.log_level));
         out
     }
+}
+
+/// Why the merged options cannot be run with; the daemon does not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// `server` is not an rcim:// or rcims:// address.
+    #[error("server: {0}")]
+    Server(AddrError),
+    /// `app_key` is blank.
+    #[error("app_key must not be empty")]
+    EmptyAppKey,
+    /// `ca_file` and `insecure_dev` contradict each other.
+    #[error("ca_file and insecure_dev cannot both be set")]
+    CaFileAndInsecure,
+    /// The log filter does not parse.
+    #[error("log level '{log_level}': {error}")]
+    LogLevel {
+        /// The filter as given.
+        log_level: String,
+        /// What tracing said about it.
+        error: tracing_subscriber::filter::ParseError,
+    },
 }
 
 /// Turns a log level into tracing directives: a bare level (`debug`) applies to
@@ -359,12 +404,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_errors_with_the_line() {
-        let err = parse("server = \"rcim://h:1\"\nping_intervall = 3\n").unwrap_err();
+        let err = parse("server = \"rcim://h:1\"\nping_intervall = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `ping_intervall`"), "{err}");
         assert!(err.contains("line 2"), "{err}");
-        let err = parse("token_store = \"vault\"\n").unwrap_err();
+        let err = parse("token_store = \"vault\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown variant"), "{err}");
-        let err = parse("ping_interval = 0\n").unwrap_err();
+        let err = parse("ping_interval = 0\n").unwrap_err().to_string();
         assert!(err.contains("out of range"), "{err}");
     }
 
@@ -411,6 +458,46 @@ mod tests {
             ..Options::default()
         };
         assert!(Settings::resolve(&bad_log, None).is_err());
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong_in_words() {
+        assert_eq!(
+            parse_secs("soon").unwrap_err().to_string(),
+            "'soon' is not a number of seconds"
+        );
+        assert_eq!(
+            parse_secs("0").unwrap_err().to_string(),
+            "0 s is out of range (0.01 to 86400)"
+        );
+        let refused = |options: Options| Settings::resolve(&options, None).unwrap_err().to_string();
+        assert_eq!(
+            refused(Options {
+                server: Some("http://x:1".into()),
+                ..Options::default()
+            }),
+            "server: http://x:1: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)"
+        );
+        assert_eq!(
+            refused(Options {
+                app_key: Some(String::new()),
+                ..Options::default()
+            }),
+            "app_key must not be empty"
+        );
+        assert_eq!(
+            refused(Options {
+                ca_file: Some("/ca.pem".into()),
+                insecure_dev: true,
+                ..Options::default()
+            }),
+            "ca_file and insecure_dev cannot both be set"
+        );
+        let bad_log = refused(Options {
+            log_level: Some("rcimd=loud".into()),
+            ..Options::default()
+        });
+        assert!(bad_log.starts_with("log level 'rcimd=loud': "), "{bad_log}");
     }
 
     #[test]

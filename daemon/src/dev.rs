@@ -13,7 +13,7 @@ pub const DEV_APP_KEY: &str = "rcim-dev-app";
 
 /// A running embedded server and a token for the demo user.
 pub struct DevServer {
-    /// The server, stopped when dropped or on [`DevServer::stop`].
+    /// The server, stopped when dropped or by its `shutdown`.
     pub server: rcim_server::RunningServer,
     /// `rcim://127.0.0.1:PORT`.
     pub address: String,
@@ -21,19 +21,37 @@ pub struct DevServer {
     pub token: Token,
 }
 
+/// Why the embedded server could not be started. Each variant holds the server's
+/// own error, boxed so this code does not depend on that error's type, and shows it
+/// unchanged (its chain included).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevServerError {
+    /// The server did not start (its data dir, or a loopback port).
+    #[error(transparent)]
+    Start(Box<dyn std::error::Error + Send + Sync>),
+    /// The server refused to issue the demo user's token.
+    #[error(transparent)]
+    Token(Box<dyn std::error::Error + Send + Sync>),
+}
+
 impl DevServer {
     /// Starts the server on loopback with its data under `data_dir/dev-server`.
-    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(data_dir: &Path) -> Result<Self, DevServerError> {
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let config =
             rcim_server::ServerConfig::local(data_dir.join("dev-server"), DEV_APP_KEY, secret);
-        let server = rcim_server::start(config).await?;
-        let token = Token::new(server.issue_token(DEMO_USER, "Demo User")?);
+        let server = rcim_server::start(config)
+            .await
+            .map_err(|e| DevServerError::Start(e.into()))?;
+        let token = server
+            .issue_token(DEMO_USER, "Demo User")
+            .map_err(|e| DevServerError::Token(e.into()))?;
         let address = format!("rcim://{}", server.im_addr());
         Ok(Self {
             server,
             address,
-            token,
+            token: Token::new(token),
         })
     }
 }

@@ -19,6 +19,11 @@
 //!
 //! Start-up binds the socket first, then opens the rest; shutdown stops the listener
 //! and the sessions first and the link last. See `docs/ARCHITECTURE.md`.
+//!
+//! Each part reports failure with its own error type ([`StartError`] for start-up,
+//! [`config::SettingsError`], [`vault::VaultError`], [`link::connector::TlsError`],
+//! ...), whose message says what failed and what to do; the binary's `main.rs`
+//! reports them.
 
 pub mod config;
 pub mod hub;
@@ -33,7 +38,7 @@ pub mod vault;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 
-use link::connector::{ConnectorConfig, ServerAddr, TlsTrust, Transport};
+use link::connector::{ConnectorConfig, ServerAddr, TlsError, TlsTrust, Transport};
 use link::{LinkConfig, LinkDeps, LinkHandle};
 use rcim_proto::status::StatusSnapshot;
 use rcim_proto::{PROTOCOL_VERSION, Token};
@@ -152,8 +157,49 @@ impl Running {
     }
 }
 
+/// Why the daemon could not start. Each message says what failed; for the data
+/// dir and the device id, the OS error is the [`source`](std::error::Error::source)
+/// (`rcimd` prints the chain), and the other variants show their part's own error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The TLS configuration for an `rcims://` server could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] listener::BindError),
+    /// The data dir could not be created.
+    #[error("cannot create the data dir {path}")]
+    DataDir {
+        /// The data dir.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The device id file exists but cannot be read.
+    #[error("cannot read {path}")]
+    ReadDeviceId {
+        /// The device id file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The device id file could not be written.
+    #[error("cannot write {path}")]
+    WriteDeviceId {
+        /// The device id file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The token store could not be opened.
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
+}
+
 /// Binds the socket and starts every actor. Returns once the daemon is serving.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, None).await
 }
 
@@ -162,16 +208,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 pub async fn start_with(
     config: Config,
     inherited: Option<listener::Bound>,
-) -> anyhow::Result<Running> {
-    use anyhow::Context as _;
-    let transport =
-        Transport::for_server(&config.server, &config.tls_trust).map_err(anyhow::Error::msg)?;
+) -> Result<Running, StartError> {
+    let transport = Transport::for_server(&config.server, &config.tls_trust)?;
     let bound = match inherited {
         Some(bound) => bound,
         None => listener::bind(&config.socket)?,
     };
-    store::create_private_dir(&config.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    store::create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let device_id = device_id(&config.data_dir)?;
 
     let vault = Vault::open(VaultOptions::new(
@@ -235,18 +281,18 @@ pub async fn start_with(
 }
 
 /// This device's stable id, created on first start.
-fn device_id(data_dir: &Path) -> anyhow::Result<String> {
-    use anyhow::Context as _;
+fn device_id(data_dir: &Path) -> Result<String, StartError> {
     let path = data_dir.join("device-id");
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(source) => return Err(StartError::ReadDeviceId { path, source }),
     }
     let id = uuid::Uuid::new_v4().to_string();
-    std::fs::write(&path, format!("{id}\n"))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Err(source) = std::fs::write(&path, format!("{id}\n")) {
+        return Err(StartError::WriteDeviceId { path, source });
+    }
     Ok(id)
 }
 
@@ -258,4 +304,22 @@ pub fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("rcim")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_unwritable_device_id_names_the_file_and_keeps_the_os_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let err = device_id(&missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot write {}", missing.join("device-id").display())
+        );
+        assert!(err.source().is_some(), "the OS error is the source");
+    }
 }

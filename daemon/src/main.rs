@@ -227,13 +227,13 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
         config.token_store = TokenStoreKind::Memory;
         let dev = rcimd::dev::DevServer::start(&config.data_dir)
             .await
-            .map_err(|e| e.context("cannot start the embedded server"))?;
+            .context("cannot start the embedded server")?;
         tracing::info!(
             "embedded server on {} (API {})",
             dev.address,
             dev.server.api_url()
         );
-        config.server = ServerAddr::parse(&dev.address).map_err(anyhow::Error::msg)?;
+        config.server = ServerAddr::parse(&dev.address)?;
         config.app_key = rcimd::dev::DEV_APP_KEY.into();
         config.boot_token = Some(dev.token.clone());
         Some(dev)

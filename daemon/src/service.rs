@@ -197,17 +197,34 @@ pub struct LogControl {
 
 impl LogControl {
     /// Replaces the filter with `level` (see [`log_directives`]).
-    pub fn set(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(log_directives(level)).map_err(|e| e.to_string())?;
-        self.handle.reload(filter).map_err(|e| e.to_string())
+    pub fn set(&self, level: &str) -> Result<(), LogError> {
+        let filter = EnvFilter::try_new(log_directives(level))?;
+        self.handle.reload(filter)?;
+        Ok(())
     }
+}
+
+/// Why logging could not be set up or changed. Each variant is tracing's own error,
+/// shown as tracing words it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The filter does not parse.
+    #[error(transparent)]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    /// The running filter could not be swapped (the subscriber is gone).
+    #[error(transparent)]
+    Reload(#[from] reload::Error),
+    /// A global subscriber was already installed.
+    #[error(transparent)]
+    Install(#[from] tracing_subscriber::util::TryInitError),
 }
 
 /// Installs the global subscriber: journald when stderr is the journal (falling back
 /// to text if the journal socket cannot be opened), compact text on stderr otherwise.
-pub fn init_logging(level: &str) -> Result<LogControl, String> {
+pub fn init_logging(level: &str) -> Result<LogControl, LogError> {
     use std::io::IsTerminal as _;
-    let filter = EnvFilter::try_new(log_directives(level)).map_err(|e| e.to_string())?;
+    let filter = EnvFilter::try_new(log_directives(level))?;
     let (filter, handle) = reload::Layer::new(filter);
     #[cfg(target_os = "linux")]
     let journald = if under_journald() {
@@ -238,8 +255,7 @@ pub fn init_logging(level: &str) -> Result<LogControl, String> {
         .with(filter)
         .with(journald)
         .with(text)
-        .try_init()
-        .map_err(|e| e.to_string())?;
+        .try_init()?;
     Ok(LogControl { handle, sink })
 }
 

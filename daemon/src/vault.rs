@@ -257,9 +257,28 @@ impl Record {
 /// A write for the vault's thread.
 enum Job {
     /// Replace the entry's secret.
-    Write(Zeroizing<String>, oneshot::Sender<Result<(), String>>),
+    Write(Zeroizing<String>, oneshot::Sender<Result<(), WriteError>>),
     /// Delete the entry (no entry is fine).
-    Delete(oneshot::Sender<Result<(), String>>),
+    Delete(oneshot::Sender<Result<(), WriteError>>),
+}
+
+/// Why a write to the store failed. The vault only logs it: the change then holds
+/// in memory until rcimd stops.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The keyring refused, in its own words. Only the message leaves the vault
+    /// thread: a keyring error's value can hold a secret's bytes (`BadEncoding`).
+    #[error("{0}")]
+    Keyring(String),
+    /// The vault thread ended (it panicked), so nothing reached the store.
+    #[error("the vault thread is gone")]
+    ThreadGone,
+}
+
+impl From<keyring_core::Error> for WriteError {
+    fn from(e: keyring_core::Error) -> Self {
+        Self::Keyring(e.to_string())
+    }
 }
 
 /// A cloneable handle to the token store.
@@ -407,10 +426,15 @@ impl Vault {
             .await;
     }
 
-    async fn finish(&self, sent: bool, answer: oneshot::Receiver<Result<(), String>>, what: &str) {
+    async fn finish(
+        &self,
+        sent: bool,
+        answer: oneshot::Receiver<Result<(), WriteError>>,
+        what: &str,
+    ) {
         let result = match (sent, answer.await) {
             (true, Ok(result)) => result,
-            _ => Err("the vault thread is gone".into()),
+            _ => Err(WriteError::ThreadGone),
         };
         if let Err(e) = result {
             tracing::warn!(
@@ -525,13 +549,13 @@ fn keyring_thread(
                 let _ = reply.send(
                     entry
                         .set_secret(secret.as_bytes())
-                        .map_err(|e| e.to_string()),
+                        .map_err(WriteError::from),
                 );
             }
             Job::Delete(reply) => {
                 let result = match entry.delete_credential() {
                     Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(WriteError::from(e)),
                 };
                 let _ = reply.send(result);
             }
@@ -567,31 +591,47 @@ fn choose(
             return Err(VaultError::NotOnThisOs(kind));
         }
     };
-    let entry = check(wanted, account).map_err(|detail| VaultError::Unusable {
+    let entry = check(wanted, account).map_err(|e| VaultError::Unusable {
         store: wanted,
-        detail,
+        detail: e.to_string(),
     })?;
     Ok((wanted, entry))
 }
 
 /// Checks that `name` works by writing, reading back and deleting a probe entry;
 /// returns our entry in that store. Blocking.
-pub fn check(name: StoreName, account: &str) -> Result<keyring_core::Entry, String> {
-    let store = os_store(name).map_err(|e| e.to_string())?;
+pub fn check(name: StoreName, account: &str) -> Result<keyring_core::Entry, StoreCheckError> {
+    let store = os_store(name).map_err(StoreCheckError::Open)?;
     let probe_user = format!("rcimd-probe-{}", std::process::id());
     let probe = keyring_core::Entry::new_in_store(&store, SERVICE, &probe_user)
-        .map_err(|e| e.to_string())?;
-    probe
-        .set_secret(b"probe")
-        .map_err(|e| format!("cannot write: {e}"))?;
-    let read = probe
-        .get_secret()
-        .map_err(|e| format!("cannot read back: {e}"));
+        .map_err(StoreCheckError::Open)?;
+    probe.set_secret(b"probe").map_err(StoreCheckError::Write)?;
+    let read = probe.get_secret().map_err(StoreCheckError::ReadBack);
     let _ = probe.delete_credential();
     if read? != b"probe" {
-        return Err("what was read back differs from what was written".into());
+        return Err(StoreCheckError::Differs);
     }
-    keyring_core::Entry::new_in_store(&store, SERVICE, account).map_err(|e| e.to_string())
+    keyring_core::Entry::new_in_store(&store, SERVICE, account).map_err(StoreCheckError::Open)
+}
+
+/// Why an OS store failed the probe of [`check`]; `rcimctl doctor` shows the
+/// message after "does not work:". Each message carries the keyring's own text
+/// (no separate `source`). The only secret involved is the probe's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreCheckError {
+    /// The store, or an entry in it, could not be opened.
+    #[error("{0}")]
+    Open(keyring_core::Error),
+    /// The probe could not be written.
+    #[error("cannot write: {0}")]
+    Write(keyring_core::Error),
+    /// The probe could not be read back.
+    #[error("cannot read back: {0}")]
+    ReadBack(keyring_core::Error),
+    /// The probe read back is not what was written.
+    #[error("what was read back differs from what was written")]
+    Differs,
 }
 
 /// Builds the OS store `name`. Blocking.
@@ -632,7 +672,7 @@ fn os_store(name: StoreName) -> keyring_core::Result<Arc<keyring_core::Credentia
 
 /// Which OS stores work here, as `rcimd --check-token-stores` reports them for
 /// `rcimctl doctor`. Blocking: run it where no tokio runtime is current.
-pub fn check_all() -> Vec<(StoreName, Result<(), String>)> {
+pub fn check_all() -> Vec<(StoreName, Result<(), StoreCheckError>)> {
     let account = format!("rcimd-check-{}", std::process::id());
     StoreName::candidates()
         .iter()

@@ -1,6 +1,7 @@
 //! The testkit: real processes on real sockets, for the tests under `tests/`.
 //!
-//! - [`bin`] builds (once per test process) and finds the workspace's binaries.
+//! - [`bin`] builds (once per test process) and finds the workspace's binaries,
+//!   through [`binaries`], which the bench uses too.
 //! - [`TestServer`] runs `rcim-server` on loopback with ports 0 and a fresh data
 //!   dir, and talks to its signed Server API.
 //! - [`TestDaemon`] runs `rcimd` on a socket in a fresh temp dir against a server.
@@ -10,9 +11,11 @@
 //! Every process is killed when its guard drops, and a daemon's or server's log is
 //! printed when the test that owns it fails.
 
+pub mod binaries;
 pub mod proxy;
 
 use anyhow::{Context as _, bail};
+use binaries::{BuildError, TargetDir, WithoutCargo};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -29,45 +32,16 @@ pub const APP_SECRET: &str = "test-app-secret";
 /// The path of a workspace binary, built once per test process so tests always run
 /// the current code.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = BUILT.get_or_init(build_binaries).as_ref();
-    match dir {
-        Ok(dir) => dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
+    static BUILT: OnceLock<Result<TargetDir, BuildError>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = TargetDir::of_current_exe()?;
+        dir.build(&["rcimd", "rcim-server", "rcimctl"], WithoutCargo::Fail)?;
+        Ok(dir)
+    });
+    match built {
+        Ok(dir) => dir.binary(name),
         Err(e) => panic!("{e}"),
     }
-}
-
-fn build_binaries() -> Result<PathBuf, String> {
-    // target/<profile>/deps/<test-binary> → target/<profile>
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target dir")?
-        .to_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "--bins",
-        "-p",
-        "rcimd",
-        "-p",
-        "rcim-server",
-        "-p",
-        "rcimctl",
-    ]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        command.arg("--release");
-    }
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build of the binaries failed: {status}"));
-    }
-    Ok(dir)
 }
 
 /// A shared runtime for the few async calls the testkit makes (the Server API).

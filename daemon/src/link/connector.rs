@@ -40,35 +40,52 @@ pub struct ServerAddr {
 
 impl ServerAddr {
     /// Parses `rcim://HOST:PORT` or `rcims://HOST:PORT`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AddrError> {
         let (rest, tls) = if let Some(rest) = text.strip_prefix("rcim://") {
             (rest, false)
         } else if let Some(rest) = text.strip_prefix("rcims://") {
             (rest, true)
         } else {
-            return Err(format!(
-                "{text}: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)"
-            ));
+            return Err(AddrError::Scheme(text.to_owned()));
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = rest
             .rsplit_once(':')
-            .ok_or_else(|| format!("{text}: the server address needs a port (rcim://HOST:PORT)"))?;
+            .ok_or_else(|| AddrError::NoPort(text.to_owned()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('/') || host.contains('@') {
-            return Err(format!("{text}: the server address has no valid host"));
+            return Err(AddrError::NoHost(text.to_owned()));
         }
         let port = port
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{text}: the port must be a number from 1 to 65535"))?;
+            .ok_or_else(|| AddrError::BadPort(text.to_owned()))?;
         Ok(Self {
             host: host.to_owned(),
             port,
             tls,
         })
     }
+}
+
+/// Why a server address (`--server`) was refused; each variant holds the address
+/// as given, and its message says what it must look like.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddrError {
+    /// The scheme is neither `rcim://` nor `rcims://`.
+    #[error("{0}: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)")]
+    Scheme(String),
+    /// No `:PORT`.
+    #[error("{0}: the server address needs a port (rcim://HOST:PORT)")]
+    NoPort(String),
+    /// The host is empty or holds a `/` or an `@`.
+    #[error("{0}: the server address has no valid host")]
+    NoHost(String),
+    /// The port is not a number from 1 to 65535.
+    #[error("{0}: the port must be a number from 1 to 65535")]
+    BadPort(String),
 }
 
 impl fmt::Display for ServerAddr {
@@ -161,7 +178,7 @@ pub enum TlsTrust {
 
 impl Transport {
     /// The transport for `server`: TCP, or TLS trusting `trust`.
-    pub fn for_server(server: &ServerAddr, trust: &TlsTrust) -> Result<Self, String> {
+    pub fn for_server(server: &ServerAddr, trust: &TlsTrust) -> Result<Self, TlsError> {
         if !server.tls {
             return Ok(Transport::Tcp);
         }
@@ -169,12 +186,52 @@ impl Transport {
     }
 }
 
+/// Why the TLS client configuration could not be built. Each message carries its
+/// cause's text (there is no separate `source`), so it reads the same whether it
+/// is shown alone or in a chain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// rustls refused the protocol versions (a build without a usable provider).
+    #[error("TLS setup failed: {0}")]
+    Setup(rustls::Error),
+    /// The system has no root certificate rustls can use.
+    #[error(
+        "no usable root certificates found on this system; install ca-certificates or pass --ca-file"
+    )]
+    NoSystemRoots,
+    /// `--ca-file` cannot be opened or read.
+    #[error("cannot read the CA file {path}: {error}")]
+    CaFileUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What reading it said.
+        error: rustls::pki_types::pem::Error,
+    },
+    /// `--ca-file` is not PEM.
+    #[error("the CA file {path} is not valid PEM: {error}")]
+    CaFileNotPem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the PEM parser said.
+        error: rustls::pki_types::pem::Error,
+    },
+    /// `--ca-file` holds no certificate rustls can use.
+    #[error("the CA file {path} holds no usable certificate ({ignored} could not be parsed)")]
+    CaFileEmpty {
+        /// The file.
+        path: std::path::PathBuf,
+        /// How many certificates in it could not be parsed.
+        ignored: usize,
+    },
+}
+
 /// Builds the rustls client configuration for `trust`.
-pub fn tls_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, String> {
+pub fn tls_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+        .map_err(TlsError::Setup)?;
     let config = match trust {
         TlsTrust::SystemRoots => {
             let mut roots = rustls::RootCertStore::empty();
@@ -184,10 +241,7 @@ pub fn tls_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, String> {
             }
             let (added, _ignored) = roots.add_parsable_certificates(found.certs);
             if added == 0 {
-                return Err(
-                    "no usable root certificates found on this system; install ca-certificates or pass --ca-file"
-                        .into(),
-                );
+                return Err(TlsError::NoSystemRoots);
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -209,20 +263,26 @@ pub fn tls_config(trust: &TlsTrust) -> Result<rustls::ClientConfig, String> {
     Ok(config)
 }
 
-fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, String> {
+fn load_ca_file(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?
+        .map_err(|error| TlsError::CaFileUnreadable {
+            path: path.to_owned(),
+            error,
+        })?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the CA file {} is not valid PEM: {e}", path.display()))?;
+        .map_err(|error| TlsError::CaFileNotPem {
+            path: path.to_owned(),
+            error,
+        })?;
     let mut roots = rustls::RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(format!(
-            "the CA file {} holds no usable certificate ({ignored} could not be parsed)",
-            path.display()
-        ));
+        return Err(TlsError::CaFileEmpty {
+            path: path.to_owned(),
+            ignored,
+        });
     }
     Ok(roots)
 }
@@ -573,11 +633,15 @@ mod tests {
     fn ca_file_errors_are_clear() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let err = tls_config(&TlsTrust::CaFile(missing)).unwrap_err();
+        let err = tls_config(&TlsTrust::CaFile(missing))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot read the CA file"), "{err}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = tls_config(&TlsTrust::CaFile(empty)).unwrap_err();
+        let err = tls_config(&TlsTrust::CaFile(empty))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no usable certificate"), "{err}");
     }
 

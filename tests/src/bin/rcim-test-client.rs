@@ -45,7 +45,7 @@ fn main() -> std::process::ExitCode {
             "--receive" => number(args.next()).map(|v| receive = Some(v)),
             "--since" => number(args.next()).map(|v| since = Some(v)),
             "--pause-after" => pause_spec(args.next()).map(|v| pause = Some(v)),
-            other => Err(format!("unknown argument {other}")),
+            other => Err(ArgError::Unknown(other.to_owned())),
         };
         if let Err(why) = parsed {
             return fail(&format!(
@@ -59,9 +59,22 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn number<T: std::str::FromStr>(value: Option<String>) -> Result<T, String> {
-    let value = value.ok_or("a value is missing")?;
-    value.parse().map_err(|_| format!("bad number {value}"))
+/// Why the command line cannot be used; printed above the usage line.
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    #[error("unknown argument {0}")]
+    Unknown(String),
+    #[error("a value is missing")]
+    Missing,
+    #[error("bad number {0}")]
+    BadNumber(String),
+    #[error("expected K:MS, got {0}")]
+    BadPause(String),
+}
+
+fn number<T: std::str::FromStr>(value: Option<String>) -> Result<T, ArgError> {
+    let value = value.ok_or(ArgError::Missing)?;
+    value.parse().map_err(|_| ArgError::BadNumber(value))
 }
 
 fn connect_mode(timeout: i32) -> std::process::ExitCode {
@@ -100,11 +113,11 @@ fn connect_mode(timeout: i32) -> std::process::ExitCode {
 }
 
 /// `K:MS` of `--pause-after`.
-fn pause_spec(value: Option<String>) -> Result<(usize, u64), String> {
-    let value = value.ok_or("a value is missing")?;
+fn pause_spec(value: Option<String>) -> Result<(usize, u64), ArgError> {
+    let value = value.ok_or(ArgError::Missing)?;
     let (after, ms) = value
         .split_once(':')
-        .ok_or_else(|| format!("expected K:MS, got {value}"))?;
+        .ok_or_else(|| ArgError::BadPause(value.clone()))?;
     Ok((number(Some(after.into()))?, number(Some(ms.into()))?))
 }
 
