@@ -25,6 +25,7 @@ pub(crate) mod request;
 pub(crate) mod signature;
 pub(crate) mod user;
 
+use crate::error::{Error, InvalidArgument};
 use crate::state::Shared;
 use axum::Json;
 use axum::Router;
@@ -125,6 +126,24 @@ impl ApiError {
     }
 }
 
+/// A refused operation: 400/1002 with the rule it breaks, or 500/1000 for a
+/// database failure (the detail goes to the log).
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Db(e) => ApiError::internal(&e),
+            other => ApiError::bad_parameter(other.to_string()),
+        }
+    }
+}
+
+/// 400/1002 with the rule the argument breaks.
+impl From<InvalidArgument> for ApiError {
+    fn from(e: InvalidArgument) -> Self {
+        ApiError::bad_parameter(e.to_string())
+    }
+}
+
 impl From<request::Rejection> for ApiError {
     fn from(rejection: request::Rejection) -> Self {
         Self {
@@ -175,7 +194,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Shared>> for Signed<T> {
             shared.app_key(),
             &shared.app_secret,
             &guard,
-            signature::now_ms(),
+            rcim_proto::time::now_ms(),
         )
         .map_err(|refusal| ApiError::from(request::Rejection::from(refusal)))?;
         let declared = req

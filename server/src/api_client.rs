@@ -6,13 +6,123 @@
 //! the stream (with chunked bodies decoded). It is not a general HTTP client: no
 //! TLS, no redirects, no keep-alive.
 
-use anyhow::{Context as _, bail};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// How long one request may take, connect to last byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a request to the Server API got no usable answer. Each message names the
+/// request (or the URL) and ends with the underlying cause, so it is complete on
+/// its own line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiClientError {
+    /// The form cannot be URL-encoded.
+    #[error("cannot encode the form: {0}")]
+    EncodeForm(serde_html_form::ser::Error),
+    /// The API URL is not `http://…` (this client speaks no TLS).
+    #[error("the API URL {url:?} does not start with http://")]
+    NotHttp {
+        /// The URL given.
+        url: String,
+    },
+    /// The API URL has a path or no host.
+    #[error("the API URL {url:?} must be http://HOST:PORT")]
+    NotHostPort {
+        /// The URL given.
+        url: String,
+    },
+    /// A header name or value would break the request's lines.
+    #[error("header {name:?} contains a line break")]
+    HeaderLineBreak {
+        /// The header's name.
+        name: String,
+    },
+    /// The server cannot be reached.
+    #[error("cannot connect to {authority}: {cause}")]
+    Connect {
+        /// `HOST:PORT`.
+        authority: String,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The request cannot be sent.
+    #[error("sending POST {path}: {cause}")]
+    Send {
+        /// The endpoint.
+        path: String,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The answer cannot be read.
+    #[error("reading the answer to POST {path}: {cause}")]
+    Read {
+        /// The endpoint.
+        path: String,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The answer is not an HTTP response with a JSON (or empty) body.
+    #[error("the answer to POST {path}: {cause}")]
+    Answer {
+        /// The endpoint.
+        path: String,
+        /// What is wrong with it.
+        cause: AnswerError,
+    },
+    /// No complete answer within the request timeout.
+    #[error("POST {path}: no answer within {after:?}")]
+    Timeout {
+        /// The endpoint.
+        path: String,
+        /// The timeout.
+        after: Duration,
+    },
+}
+
+/// What is wrong with an HTTP answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The headers never end (`\r\n\r\n`).
+    #[error("no end of headers")]
+    NoEndOfHeaders,
+    /// The headers are not UTF-8.
+    #[error("headers are not UTF-8: {0}")]
+    HeadersNotUtf8(std::str::Utf8Error),
+    /// The status line has no numeric status.
+    #[error("bad status line {0:?}")]
+    BadStatusLine(String),
+    /// The body is neither empty nor JSON.
+    #[error("HTTP {status} with a body that is not JSON: {body:?}: {cause}")]
+    NotJson {
+        /// The HTTP status.
+        status: u16,
+        /// The body, lossily as text.
+        body: String,
+        /// What the JSON parser said.
+        cause: serde_json::Error,
+    },
+    /// A chunked body ends inside a chunk-size line.
+    #[error("truncated chunk size")]
+    TruncatedChunkSize,
+    /// A chunk-size line is not UTF-8.
+    #[error("chunk size is not UTF-8: {0}")]
+    ChunkSizeNotUtf8(std::str::Utf8Error),
+    /// A chunk size is not hexadecimal.
+    #[error("bad chunk size {text:?}: {cause}")]
+    BadChunkSize {
+        /// The size as sent.
+        text: String,
+        /// What the parser said.
+        cause: std::num::ParseIntError,
+    },
+    /// A chunked body ends inside a chunk.
+    #[error("truncated chunk")]
+    TruncatedChunk,
+}
 
 /// The RC signature: lowercase hex SHA1 of `app_secret + nonce + timestamp`.
 pub fn sign(app_secret: &str, nonce: &str, timestamp: &str) -> String {
@@ -28,7 +138,7 @@ pub async fn post_signed(
     app_secret: &str,
     path: &str,
     form: &[(&str, &str)],
-) -> anyhow::Result<(u16, serde_json::Value)> {
+) -> Result<(u16, serde_json::Value), ApiClientError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -47,8 +157,8 @@ pub async fn post_signed(
 }
 
 /// URL-encodes `form` as an `application/x-www-form-urlencoded` body.
-pub fn encode_form(form: &[(&str, &str)]) -> anyhow::Result<String> {
-    serde_html_form::to_string(form).context("cannot encode the form")
+pub fn encode_form(form: &[(&str, &str)]) -> Result<String, ApiClientError> {
+    serde_html_form::to_string(form).map_err(ApiClientError::EncodeForm)
 }
 
 /// POSTs `body` to `path` with exactly the given extra headers (besides Host,
@@ -59,13 +169,16 @@ pub async fn post_raw(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> anyhow::Result<(u16, serde_json::Value)> {
+) -> Result<(u16, serde_json::Value), ApiClientError> {
     tokio::time::timeout(
         REQUEST_TIMEOUT,
         post_raw_inner(api_url, path, headers, body),
     )
     .await
-    .with_context(|| format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}"))?
+    .map_err(|_| ApiClientError::Timeout {
+        path: path.to_owned(),
+        after: REQUEST_TIMEOUT,
+    })?
 }
 
 async fn post_raw_inner(
@@ -73,15 +186,18 @@ async fn post_raw_inner(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> anyhow::Result<(u16, serde_json::Value)> {
+) -> Result<(u16, serde_json::Value), ApiClientError> {
     let authority = api_url
         .strip_prefix("http://")
-        .with_context(|| format!("the API URL {api_url:?} does not start with http://"))?
+        .ok_or_else(|| ApiClientError::NotHttp {
+            url: api_url.to_owned(),
+        })?
         .trim_end_matches('/');
-    anyhow::ensure!(
-        !authority.is_empty() && !authority.contains('/'),
-        "the API URL {api_url:?} must be http://HOST:PORT"
-    );
+    if authority.is_empty() || authority.contains('/') {
+        return Err(ApiClientError::NotHostPort {
+            url: api_url.to_owned(),
+        });
+    }
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n\
@@ -89,35 +205,52 @@ async fn post_raw_inner(
         body.len()
     );
     for (name, value) in headers {
-        anyhow::ensure!(
-            !name.contains(['\r', '\n', ':']) && !value.contains(['\r', '\n']),
-            "header {name:?} contains a line break"
-        );
+        if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
+            return Err(ApiClientError::HeaderLineBreak {
+                name: (*name).to_owned(),
+            });
+        }
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
 
-    let mut stream = TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("cannot connect to {authority}"))?;
-    stream.write_all(request.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.flush().await?;
+    let mut stream =
+        TcpStream::connect(authority)
+            .await
+            .map_err(|cause| ApiClientError::Connect {
+                authority: authority.to_owned(),
+                cause,
+            })?;
+    let sent = async {
+        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await
+    };
+    sent.await.map_err(|cause| ApiClientError::Send {
+        path: path.to_owned(),
+        cause,
+    })?;
     let mut response = Vec::new();
     stream
         .read_to_end(&mut response)
         .await
-        .with_context(|| format!("reading the answer to POST {path}"))?;
-    parse_response(&response).with_context(|| format!("the answer to POST {path}"))
+        .map_err(|cause| ApiClientError::Read {
+            path: path.to_owned(),
+            cause,
+        })?;
+    parse_response(&response).map_err(|cause| ApiClientError::Answer {
+        path: path.to_owned(),
+        cause,
+    })
 }
 
 /// Splits an HTTP/1.1 response into its status code and JSON body.
-fn parse_response(response: &[u8]) -> anyhow::Result<(u16, serde_json::Value)> {
+fn parse_response(response: &[u8]) -> Result<(u16, serde_json::Value), AnswerError> {
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .context("no end of headers")?;
-    let head = std::str::from_utf8(&response[..split]).context("headers are not UTF-8")?;
+        .ok_or(AnswerError::NoEndOfHeaders)?;
+    let head = std::str::from_utf8(&response[..split]).map_err(AnswerError::HeadersNotUtf8)?;
     let body = &response[split + 4..];
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
@@ -125,7 +258,7 @@ fn parse_response(response: &[u8]) -> anyhow::Result<(u16, serde_json::Value)> {
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line {status_line:?}"))?;
+        .ok_or_else(|| AnswerError::BadStatusLine(status_line.to_owned()))?;
     let chunked = lines.any(|line| {
         line.split_once(':').is_some_and(|(name, value)| {
             name.trim().eq_ignore_ascii_case("transfer-encoding")
@@ -140,33 +273,37 @@ fn parse_response(response: &[u8]) -> anyhow::Result<(u16, serde_json::Value)> {
     if body.is_empty() {
         return Ok((status, serde_json::Value::Null));
     }
-    let json = serde_json::from_slice(&body).with_context(|| {
-        format!(
-            "HTTP {status} with a body that is not JSON: {:?}",
-            String::from_utf8_lossy(&body)
-        )
+    let json = serde_json::from_slice(&body).map_err(|cause| AnswerError::NotJson {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        cause,
     })?;
     Ok((status, json))
 }
 
 /// Decodes a chunked transfer-encoded body.
-fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, AnswerError> {
     let mut out = Vec::new();
     loop {
         let line_end = data
             .windows(2)
             .position(|w| w == b"\r\n")
-            .context("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&data[..line_end])?;
+            .ok_or(AnswerError::TruncatedChunkSize)?;
+        let size_text =
+            std::str::from_utf8(&data[..line_end]).map_err(AnswerError::ChunkSizeNotUtf8)?;
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
+        let size =
+            usize::from_str_radix(size_text, 16).map_err(|cause| AnswerError::BadChunkSize {
+                text: size_text.to_owned(),
+                cause,
+            })?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Ok(out);
         }
-        if data.len() < size + 2 {
-            bail!("truncated chunk");
+        // Saturating: a size from the wire may be anything up to usize::MAX.
+        if data.len() < size.saturating_add(2) {
+            return Err(AnswerError::TruncatedChunk);
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];

@@ -3,7 +3,7 @@
 //! [`ServerConfig`] is what both the `rcim-server` binary (from its flags) and the
 //! daemon's `--dev` mode or the tests (in-process) hand to [`crate::start`]. It is
 //! plain data; [`ServerConfig::validate`] rejects values the server cannot run with
-//! before anything is bound or created. Its `Debug` output never shows the secret.
+//! before anything is bound or created, naming the value in a [`ConfigError`]. Its `Debug` output never shows the secret.
 //! [`ServerConfig::local`] gives a loopback configuration with defaults, so that
 //! in-process callers need not name every field (and keep compiling when one is
 //! added).
@@ -72,23 +72,45 @@ impl ServerConfig {
     }
 
     /// Checks the values before anything is started.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.app_key.trim().is_empty(), "the app key is empty");
-        anyhow::ensure!(
-            self.app_key.chars().all(|c| c.is_ascii_graphic()),
-            "the app key must be printable ASCII without spaces"
-        );
-        anyhow::ensure!(!self.app_secret.is_empty(), "the app secret is empty");
-        anyhow::ensure!(
-            !self.heartbeat_timeout.is_zero(),
-            "the heartbeat timeout must be greater than zero"
-        );
-        anyhow::ensure!(
-            i64::try_from(self.token_lifetime.as_millis()).is_ok(),
-            "the token lifetime is too long"
-        );
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.app_key.trim().is_empty() {
+            return Err(ConfigError::EmptyAppKey);
+        }
+        if !self.app_key.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(ConfigError::AppKeyNotPrintable);
+        }
+        if self.app_secret.is_empty() {
+            return Err(ConfigError::EmptyAppSecret);
+        }
+        if self.heartbeat_timeout.is_zero() {
+            return Err(ConfigError::ZeroHeartbeatTimeout);
+        }
+        if i64::try_from(self.token_lifetime.as_millis()).is_err() {
+            return Err(ConfigError::TokenLifetimeTooLong);
+        }
         Ok(())
     }
+}
+
+/// A [`ServerConfig`] value the server cannot run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`ServerConfig::app_key`] is empty or blank.
+    #[error("the app key is empty")]
+    EmptyAppKey,
+    /// [`ServerConfig::app_key`] has spaces or characters outside printable ASCII.
+    #[error("the app key must be printable ASCII without spaces")]
+    AppKeyNotPrintable,
+    /// [`ServerConfig::app_secret`] is empty.
+    #[error("the app secret is empty")]
+    EmptyAppSecret,
+    /// [`ServerConfig::heartbeat_timeout`] is zero.
+    #[error("the heartbeat timeout must be greater than zero")]
+    ZeroHeartbeatTimeout,
+    /// [`ServerConfig::token_lifetime`] does not fit in an `i64` of milliseconds.
+    #[error("the token lifetime is too long")]
+    TokenLifetimeTooLong,
 }
 
 impl fmt::Debug for ServerConfig {

@@ -25,9 +25,8 @@ mod messages;
 
 pub use messages::{Outgoing, StoreOutcome, Stored};
 
-use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Schema scripts; index *n* migrates `user_version` *n* to *n + 1*.
@@ -111,6 +110,72 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+/// Why the database cannot be opened. Each message names the file and ends with
+/// the underlying cause, so it is complete on its own line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// SQLite cannot open (or create) the file.
+    #[error("cannot open the database {}: {cause}", .path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        cause: rusqlite::Error,
+    },
+    /// The file opened but WAL mode, the sync level or the busy timeout cannot be
+    /// set.
+    #[error("cannot configure the database {}: {cause}", .path.display())]
+    Configure {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        cause: rusqlite::Error,
+    },
+    /// The schema cannot be brought up to date.
+    #[error("cannot migrate the database {}: {cause}", .path.display())]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        cause: MigrateError,
+    },
+}
+
+/// Why the schema cannot be brought up to date.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// The database was written by a newer server.
+    #[error(
+        "the database has schema version {found}, newer than this server knows ({newest}); \
+         use a newer rcim-server or another --data-dir"
+    )]
+    TooNew {
+        /// The database's `user_version`.
+        found: i64,
+        /// The newest version this server knows.
+        newest: i64,
+    },
+    /// A migration script failed.
+    #[error("migration to schema version {version}: {cause}")]
+    Script {
+        /// The version the script migrates to.
+        version: usize,
+        /// What SQLite said.
+        cause: rusqlite::Error,
+    },
+    /// Reading the version or committing failed.
+    #[error("{0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -157,15 +222,22 @@ pub struct Db {
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`. Blocking.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let mut conn = Connection::open(path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let mut conn = Connection::open(path).map_err(|cause| OpenError::Open {
+            path: path.to_owned(),
+            cause,
+        })?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(5)))
-            .with_context(|| format!("cannot configure the database {}", path.display()))?;
-        migrate(&mut conn)
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+            .map_err(|cause| OpenError::Configure {
+                path: path.to_owned(),
+                cause,
+            })?;
+        migrate(&mut conn).map_err(|cause| OpenError::Migrate {
+            path: path.to_owned(),
+            cause,
+        })?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -368,21 +440,25 @@ impl Db {
 }
 
 /// Brings the schema up to the newest version in one transaction.
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let newest = MIGRATIONS.len() as i64;
-    anyhow::ensure!(
-        (0..=newest).contains(&version),
-        "the database has schema version {version}, newer than this server knows ({newest}); \
-         use a newer rcim-server or another --data-dir"
-    );
+    if !(0..=newest).contains(&version) {
+        return Err(MigrateError::TooNew {
+            found: version,
+            newest,
+        });
+    }
     if version == newest {
         return Ok(());
     }
     let tx = conn.transaction()?;
     for (index, script) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(script)
-            .with_context(|| format!("migration to schema version {}", index + 1))?;
+            .map_err(|cause| MigrateError::Script {
+                version: index + 1,
+                cause,
+            })?;
     }
     tx.pragma_update(None, "user_version", newest)?;
     tx.commit()?;

@@ -10,9 +10,10 @@
 //! [`MAX_MEMBERS_PER_CALL`] users. Membership is what a client's group `Publish` is
 //! checked against and what a group message fans out to ([`crate::messaging`]).
 
-use crate::messaging::MessagingError;
-use crate::state::{Shared, now_ms};
+use crate::error::{Error, InvalidArgument};
+use crate::state::Shared;
 use crate::users::{check_id, check_id_list};
+use rcim_proto::time::now_ms;
 
 /// Most user ids one group call may name (RC's limit).
 pub const MAX_MEMBERS_PER_CALL: usize = 1000;
@@ -20,19 +21,17 @@ pub const MAX_MEMBERS_PER_CALL: usize = 1000;
 /// Longest group name, in bytes.
 pub const MAX_GROUP_NAME: usize = 128;
 
-fn invalid(message: String) -> MessagingError {
-    MessagingError::InvalidArgument(message)
-}
-
 /// Checks a group name: 1 to [`MAX_GROUP_NAME`] bytes.
-fn check_group_name(name: &str) -> Result<(), MessagingError> {
+fn check_group_name(name: &str) -> Result<(), InvalidArgument> {
+    let field = "groupName";
     if name.is_empty() {
-        return Err(invalid("groupName is required".into()));
+        return Err(InvalidArgument::Required { field });
     }
     if name.len() > MAX_GROUP_NAME {
-        return Err(invalid(format!(
-            "groupName is longer than {MAX_GROUP_NAME} bytes"
-        )));
+        return Err(InvalidArgument::TooLong {
+            field,
+            max: MAX_GROUP_NAME,
+        });
     }
     Ok(())
 }
@@ -45,14 +44,14 @@ pub(crate) async fn join(
     name: Option<String>,
     members: Vec<String>,
     name_required: bool,
-) -> Result<(), MessagingError> {
-    check_id("groupId", &group_id).map_err(invalid)?;
+) -> Result<(), Error> {
+    check_id("groupId", &group_id)?;
     match name.as_deref() {
         Some(name) => check_group_name(name)?,
         None if name_required => check_group_name("")?,
         None => {}
     }
-    check_id_list("userId", &members, MAX_MEMBERS_PER_CALL).map_err(invalid)?;
+    check_id_list("userId", &members, MAX_MEMBERS_PER_CALL)?;
     let count = members.len();
     shared
         .db
@@ -67,9 +66,9 @@ pub(crate) async fn quit(
     shared: &Shared,
     group_id: String,
     members: Vec<String>,
-) -> Result<(), MessagingError> {
-    check_id("groupId", &group_id).map_err(invalid)?;
-    check_id_list("userId", &members, MAX_MEMBERS_PER_CALL).map_err(invalid)?;
+) -> Result<(), Error> {
+    check_id("groupId", &group_id)?;
+    check_id_list("userId", &members, MAX_MEMBERS_PER_CALL)?;
     let count = members.len();
     shared.db.quit_group(group_id.clone(), members).await?;
     tracing::info!(group = group_id.as_str(), members = count, "group quit");
@@ -78,13 +77,9 @@ pub(crate) async fn quit(
 
 /// Deletes `group_id` with its memberships; `by` is the operator RC's form names
 /// (any user may dismiss a group).
-pub(crate) async fn dismiss(
-    shared: &Shared,
-    by: &str,
-    group_id: String,
-) -> Result<(), MessagingError> {
-    check_id("userId", by).map_err(invalid)?;
-    check_id("groupId", &group_id).map_err(invalid)?;
+pub(crate) async fn dismiss(shared: &Shared, by: &str, group_id: String) -> Result<(), Error> {
+    check_id("userId", by)?;
+    check_id("groupId", &group_id)?;
     shared.db.dismiss_group(group_id.clone()).await?;
     tracing::info!(group = group_id.as_str(), by, "group dismissed");
     Ok(())

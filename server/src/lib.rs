@@ -100,11 +100,22 @@
 //! `api` (the HTTP routes and signing),
 //! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
 //! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal
-//! signed HTTP client for tests and tools), `testca` (feature `testca`: a test CA).
+//! signed HTTP client for tests and tools), `testca` (feature `testca`: a test CA),
+//! [`error`] (what an operation can fail with).
+//!
+//! ## Errors
+//!
+//! Typed, one enum per kind of failure: [`StartError`] from [`start`] (with
+//! [`ConfigError`], [`TlsError`] and [`db::OpenError`] inside), [`Error`] from
+//! every [`RunningServer`] method (an [`InvalidArgument`] with the same text the
+//! Server API answers with code 1002, a refused message, or a database failure),
+//! and [`api_client::ApiClientError`]. Each message is complete on one line: it
+//! says what could not be done and ends with the underlying cause.
 
 pub mod api_client;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod registry;
 #[cfg(feature = "testca")]
 pub mod testca;
@@ -121,20 +132,22 @@ mod tls;
 
 pub use api::request::{Rejection, check_request};
 pub use api::signature::{REPLAY_WINDOW, ReplayGuard};
-pub use config::{DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig, TlsFiles};
+pub use config::{ConfigError, DEFAULT_HEARTBEAT_TIMEOUT, ServerConfig, TlsFiles};
+pub use error::{Error, InvalidArgument};
 pub use groups::MAX_MEMBERS_PER_CALL;
 pub use messaging::{
     BULK_TRANSACTION, MAX_GROUPS_PER_PUBLISH, MAX_PRIVATE_RECIPIENTS, MAX_SYSTEM_RECIPIENTS,
 };
 pub use moderation::{MAX_BLOCK_MINUTES, MAX_USERS_PER_CALL};
 pub use state::Stats;
+pub use tls::TlsError;
 
-use anyhow::Context as _;
 use rcim_proto::code::DisconnectReason;
 use rcim_proto::message::ConversationType;
 use registry::online::{Control, OnlineRegistry};
 use state::{Counters, Shared};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -149,35 +162,93 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "server.db";
 
+/// Why [`start`] failed. Each message says what could not be done and ends with
+/// the underlying cause, so it is complete on its own line (the binary prints it
+/// as `rcim-server: error: …`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configuration value is unusable; fix it.
+    #[error("invalid server configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {cause}", .path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The database cannot be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] db::OpenError),
+    /// The blocking start-up task (TLS files, data directory, database) panicked
+    /// or was cancelled.
+    #[error("the startup task failed: {0}")]
+    StartupTask(tokio::task::JoinError),
+    /// The IM endpoint cannot listen on its address (in use, not local, no
+    /// permission).
+    #[error("cannot listen for IM connections on {addr}: {cause}")]
+    ImListen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// The Server API cannot listen on its address.
+    #[error("cannot listen for the Server API on {addr}: {cause}")]
+    ApiListen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+    /// A bound listener cannot tell its address.
+    #[error("{endpoint} listener address: {cause}")]
+    ListenerAddress {
+        /// `IM` or `API`.
+        endpoint: &'static str,
+        /// What the system said.
+        cause: std::io::Error,
+    },
+}
+
 /// Starts a server: loads the TLS certificate and key (if configured), creates the
 /// data directory, opens and migrates the database, binds both listeners, then
 /// serves in background tasks. Returns once both listeners are bound, so their
 /// addresses are known and connections can be made.
-pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
-    config.validate().context("invalid server configuration")?;
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    config.validate()?;
 
     let data_dir = config.data_dir.clone();
     let tls_files = config.tls.clone();
     let (db, tls) = tokio::task::spawn_blocking(move || {
         let tls = tls_files.as_ref().map(tls::server_config).transpose()?;
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).map_err(|cause| StartError::DataDir {
+            path: data_dir.clone(),
+            cause,
+        })?;
         let db = db::Db::open(&data_dir.join(DB_FILE))?;
-        anyhow::Ok((db, tls))
+        Ok::<_, StartError>((db, tls))
     })
     .await
-    .context("the startup task failed")??;
+    .map_err(StartError::StartupTask)??;
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let is_tls = tls.is_some();
 
-    let im_listener = TcpListener::bind(config.im_listen)
+    let (im, api) = (config.im_listen, config.api_listen);
+    let im_listener = TcpListener::bind(im)
         .await
-        .with_context(|| format!("cannot listen for IM connections on {}", config.im_listen))?;
-    let api_listener = TcpListener::bind(config.api_listen)
+        .map_err(|cause| StartError::ImListen { addr: im, cause })?;
+    let api_listener = TcpListener::bind(api)
         .await
-        .with_context(|| format!("cannot listen for the Server API on {}", config.api_listen))?;
-    let im_addr = im_listener.local_addr().context("IM listener address")?;
-    let api_addr = api_listener.local_addr().context("API listener address")?;
+        .map_err(|cause| StartError::ApiListen { addr: api, cause })?;
+    let listener_address = |endpoint| move |cause| StartError::ListenerAddress { endpoint, cause };
+    let im_addr = im_listener.local_addr().map_err(listener_address("IM"))?;
+    let api_addr = api_listener.local_addr().map_err(listener_address("API"))?;
 
     let shared = Arc::new(Shared {
         tokens: token::TokenIssuer::new(&config.app_key, &config.app_secret),
@@ -281,7 +352,7 @@ impl RunningServer {
     /// lifetime; never by default).
     ///
     /// Does one small blocking SQLite write; fine to call from async tests and tools.
-    pub fn issue_token(&self, user_id: &str, name: &str) -> anyhow::Result<String> {
+    pub fn issue_token(&self, user_id: &str, name: &str) -> Result<String, Error> {
         let user = users::checked_user(user_id, name, "")?;
         self.shared.db.upsert_user_blocking(&user)?;
         Ok(users::issue(&self.shared, user_id).expose().to_owned())
@@ -289,40 +360,34 @@ impl RunningServer {
 
     /// Issues a token for `user_id` (which need not be registered) that expires at
     /// `expires_at_ms` (ms since the Unix epoch; 0 = never). For tests of expiry.
-    pub fn issue_token_expiring(
-        &self,
-        user_id: &str,
-        expires_at_ms: i64,
-    ) -> anyhow::Result<String> {
-        users::check_user_id(user_id).map_err(anyhow::Error::msg)?;
+    pub fn issue_token_expiring(&self, user_id: &str, expires_at_ms: i64) -> Result<String, Error> {
+        users::check_user_id(user_id)?;
         let token = self
             .shared
             .tokens
-            .issue(user_id, state::now_ms(), expires_at_ms);
+            .issue(user_id, rcim_proto::time::now_ms(), expires_at_ms);
         Ok(token.expose().to_owned())
     }
 
     /// Invalidates every token of `user_id` issued before `before_ms` (ms since the
     /// Unix epoch), as `/user/token/expire.json` does: the next CONNECT with such a
     /// token gets CONNACK 10; live connections stay up.
-    pub async fn expire_tokens(&self, user_id: &str, before_ms: i64) -> anyhow::Result<()> {
-        moderation::expire_tokens(&self.shared, vec![user_id.to_owned()], before_ms).await?;
-        Ok(())
+    pub async fn expire_tokens(&self, user_id: &str, before_ms: i64) -> Result<(), Error> {
+        moderation::expire_tokens(&self.shared, vec![user_id.to_owned()], before_ms).await
     }
 
     /// Blocks `user_id` for `minutes` (1 to [`MAX_BLOCK_MINUTES`]), as
     /// `/user/block.json` does: its live connections get `Disconnect {
     /// USER_BLOCKED }` at once and its CONNECTs get CONNACK 9 until
     /// [`RunningServer::unblock`] or the minutes pass.
-    pub async fn block(&self, user_id: &str, minutes: u32) -> anyhow::Result<()> {
+    pub async fn block(&self, user_id: &str, minutes: u32) -> Result<(), Error> {
         moderation::block(&self.shared, vec![user_id.to_owned()], minutes).await?;
         Ok(())
     }
 
     /// Lifts a block, as `/user/unblock.json` does.
-    pub async fn unblock(&self, user_id: &str) -> anyhow::Result<()> {
-        moderation::unblock(&self.shared, vec![user_id.to_owned()]).await?;
-        Ok(())
+    pub async fn unblock(&self, user_id: &str) -> Result<(), Error> {
+        moderation::unblock(&self.shared, vec![user_id.to_owned()]).await
     }
 
     /// Sends one private message from `from` to each of `to` (repeats count once),
@@ -335,10 +400,9 @@ impl RunningServer {
         to: &[&str],
         object_name: &str,
         content: &str,
-    ) -> anyhow::Result<Vec<String>> {
-        let to = owned(to);
+    ) -> Result<Vec<String>, Error> {
         let kind = ConversationType::Private;
-        Ok(messaging::publish_to_users(&self.shared, kind, from, to, object_name, content).await?)
+        messaging::publish_from_api(&self.shared, kind, from, owned(to), object_name, content).await
     }
 
     /// Sends one system message from `from` to each of `to`, as
@@ -350,10 +414,9 @@ impl RunningServer {
         to: &[&str],
         object_name: &str,
         content: &str,
-    ) -> anyhow::Result<Vec<String>> {
-        let to = owned(to);
+    ) -> Result<Vec<String>, Error> {
         let kind = ConversationType::System;
-        Ok(messaging::publish_to_users(&self.shared, kind, from, to, object_name, content).await?)
+        messaging::publish_from_api(&self.shared, kind, from, owned(to), object_name, content).await
     }
 
     /// Sends one message from `from` to group `group_id`, as
@@ -365,13 +428,14 @@ impl RunningServer {
         group_id: &str,
         object_name: &str,
         content: &str,
-    ) -> anyhow::Result<String> {
-        let groups = vec![group_id.to_owned()];
+    ) -> Result<String, Error> {
+        let kind = ConversationType::Group;
+        let to = vec![group_id.to_owned()];
         let uids =
-            messaging::publish_to_groups(&self.shared, from, groups, object_name, content).await?;
+            messaging::publish_from_api(&self.shared, kind, from, to, object_name, content).await?;
         uids.into_iter()
             .next()
-            .context("the group publish stored no message")
+            .ok_or_else(|| Error::Db(db::DbError::other("the group publish stored no message")))
     }
 
     /// Stores `count` private messages from `from` to `to` (content
@@ -386,11 +450,8 @@ impl RunningServer {
         count: u32,
         object_name: &str,
         content_prefix: &str,
-    ) -> anyhow::Result<Vec<String>> {
-        Ok(
-            messaging::publish_bulk(&self.shared, from, to, count, object_name, content_prefix)
-                .await?,
-        )
+    ) -> Result<Vec<String>, Error> {
+        messaging::publish_bulk(&self.shared, from, to, count, object_name, content_prefix).await
     }
 
     /// Creates group `group_id` named `name` with `members` (an existing group is
@@ -400,53 +461,44 @@ impl RunningServer {
         group_id: &str,
         name: &str,
         members: &[&str],
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let (group_id, name) = (group_id.to_owned(), Some(name.to_owned()));
-        groups::join(&self.shared, group_id, name, owned(members), true).await?;
-        Ok(())
+        groups::join(&self.shared, group_id, name, owned(members), true).await
     }
 
     /// Adds `members` to group `group_id` (creating it if needed), as
     /// `/group/join.json` does.
-    pub async fn join_group(&self, group_id: &str, members: &[&str]) -> anyhow::Result<()> {
-        groups::join(
-            &self.shared,
-            group_id.to_owned(),
-            None,
-            owned(members),
-            false,
-        )
-        .await?;
-        Ok(())
+    pub async fn join_group(&self, group_id: &str, members: &[&str]) -> Result<(), Error> {
+        let group_id = group_id.to_owned();
+        groups::join(&self.shared, group_id, None, owned(members), false).await
     }
 
     /// Removes `members` from group `group_id`, as `/group/quit.json` does.
-    pub async fn quit_group(&self, group_id: &str, members: &[&str]) -> anyhow::Result<()> {
-        groups::quit(&self.shared, group_id.to_owned(), owned(members)).await?;
-        Ok(())
+    pub async fn quit_group(&self, group_id: &str, members: &[&str]) -> Result<(), Error> {
+        groups::quit(&self.shared, group_id.to_owned(), owned(members)).await
     }
 
     /// The members of group `group_id`, sorted (empty for an unknown group).
-    pub async fn group_members(&self, group_id: &str) -> anyhow::Result<Vec<String>> {
+    pub async fn group_members(&self, group_id: &str) -> Result<Vec<String>, Error> {
         Ok(self.shared.db.group_members(group_id).await?)
     }
 
     /// The inbox of `user_id`: every (sequence number, message uid), in order. The
     /// authoritative list a client's database is compared with.
-    pub async fn inbox_uids(&self, user_id: &str) -> anyhow::Result<Vec<(u64, String)>> {
+    pub async fn inbox_uids(&self, user_id: &str) -> Result<Vec<(u64, String)>, Error> {
         Ok(self.shared.db.inbox_uids(user_id).await?)
     }
 
     /// The last inbox sequence number of `user_id` and the highest one a client
     /// acknowledged (both 0 for a user that never received anything).
-    pub async fn inbox_state(&self, user_id: &str) -> anyhow::Result<(u64, u64)> {
+    pub async fn inbox_state(&self, user_id: &str) -> Result<(u64, u64), Error> {
         Ok(self.shared.db.inbox_state(user_id).await?)
     }
 
     /// Every (client message id, uid) that `sender` published as an IM client, in
     /// the order they were accepted: one entry per accepted message, however often
     /// it was resent.
-    pub async fn messages_from(&self, sender: &str) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn messages_from(&self, sender: &str) -> Result<Vec<(String, String)>, Error> {
         Ok(self.shared.db.messages_from(sender).await?)
     }
 

@@ -2,13 +2,17 @@
 //! `/message/private/publish.json`, `/message/system/publish.json`,
 //! `/message/group/publish.json` and [`crate::RunningServer`]'s `publish_*`.
 //!
-//! Every path checks its arguments, builds [`Outgoing`] messages and hands them to
-//! [`store`], which commits them (one transaction per call, see
-//! [`crate::db::Db::store_blocking`]), then signals each grown inbox
-//! ([`crate::registry::inbox`]) and counts the accepted messages. Delivery to live
-//! connections is their own business: each signalled connection reads what it has
-//! not sent yet from the database (see `im::session`), so nothing here ever writes
-//! to a socket or waits for a slow client.
+//! There are three paths: [`publish_from_client`] (an IM client's `Publish`),
+//! [`publish_from_api`] (one message from a back-end sender to each of a set of
+//! users or groups: the three publish endpoints and [`crate::RunningServer`]'s
+//! `publish_private`, `publish_system` and `publish_group`) and [`publish_bulk`]
+//! (many messages to one user, for tests). Each checks its arguments, builds
+//! [`Outgoing`] messages and hands them to [`store`], which commits them (one
+//! transaction per call, see [`crate::db::Db::store_blocking`]), then signals each
+//! grown inbox ([`crate::registry::inbox`]) and counts the accepted messages.
+//! Delivery to live connections is their own business: each signalled connection
+//! reads what it has not sent yet from the database (see `im::session`), so nothing
+//! here ever writes to a socket or waits for a slow client.
 //!
 //! Rules (RC's): a client may send private and group messages, and must be a
 //! member of the group (otherwise 22406); system messages come only from the
@@ -19,10 +23,11 @@
 //! The sender of a group message never gets it in its own inbox.
 
 use crate::db::{DbError, Outgoing, Stored};
-use crate::state::{Counters, Shared, now_ms};
+use crate::error::{Error, InvalidArgument};
+use crate::state::{Counters, Shared};
 use crate::users::{check_id, check_id_list};
-use rcim_proto::RcCode;
 use rcim_proto::message::{ConversationKey, ConversationType, MAX_CONTENT_LEN, check_outgoing};
+use rcim_proto::time::now_ms;
 use rcim_proto::upstream::Publish;
 
 /// Most recipients of one `/message/private/publish.json` (RC's limit).
@@ -44,52 +49,22 @@ pub const BULK_TRANSACTION: usize = 1000;
 /// Most messages one [`publish_bulk`] call may create.
 pub const MAX_BULK: u32 = 1_000_000;
 
-/// Why a publish was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum MessagingError {
-    /// An argument breaks the rules; the message names it.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The content is larger than [`MAX_CONTENT_LEN`].
-    #[error("the content is larger than {} KB", MAX_CONTENT_LEN / 1024)]
-    TooLarge,
-    /// A client sent to a group it is not a member of.
-    #[error("the sender is not a member of the group")]
-    NotInGroup,
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl MessagingError {
-    /// The PubAck code for a refusal; `None` for a database failure, which is not
-    /// the client's fault (the connection is ended so that the client resends).
-    pub(crate) fn puback_code(&self) -> Option<RcCode> {
-        match self {
-            Self::InvalidArgument(_) => Some(RcCode::INVALID_PARAMETER),
-            Self::TooLarge => Some(RcCode::RC_MSG_SIZE_OUT_OF_LIMIT),
-            Self::NotInGroup => Some(RcCode::NOT_IN_GROUP),
-            Self::Db(_) => None,
-        }
-    }
-}
-
 /// Checks a message's type name and content for `conversation`.
 fn check_message(
     conversation: &ConversationKey,
     object_name: &str,
     content: &str,
-) -> Result<(), MessagingError> {
+) -> Result<(), Error> {
     if content.len() > MAX_CONTENT_LEN {
-        return Err(MessagingError::TooLarge);
+        return Err(Error::TooLarge);
     }
     check_outgoing(conversation, object_name, content)
-        .map_err(|e| MessagingError::InvalidArgument(e.into()))
+        .map_err(|rule| InvalidArgument::Message(rule.to_string()).into())
 }
 
 /// Stores `batch` (one transaction), wakes the grown inboxes' connections and
 /// counts the accepted messages.
-async fn store(shared: &Shared, batch: Vec<Outgoing>) -> Result<Vec<Stored>, MessagingError> {
+async fn store(shared: &Shared, batch: Vec<Outgoing>) -> Result<Vec<Stored>, Error> {
     let outcome = shared.db.store(batch, now_ms()).await?;
     for (user, last_seq) in &outcome.grown {
         shared.inbox.notify(user, *last_seq);
@@ -115,13 +90,31 @@ fn uids(stored: Vec<Stored>) -> Vec<String> {
         .collect()
 }
 
+/// A message from a back-end sender (the Server API's `fromUserId`): no client
+/// message id, and no membership rule for a group.
+fn from_api(
+    sender: &str,
+    conversation: ConversationKey,
+    object_name: &str,
+    content: String,
+) -> Outgoing {
+    Outgoing {
+        sender: sender.to_owned(),
+        conversation,
+        object_name: object_name.to_owned(),
+        content,
+        client_msg_id: None,
+        sender_must_be_member: false,
+    }
+}
+
 /// Publishes a client's message: the uid and sent time of its acceptance (the
 /// first one, for a resent `client_msg_id`).
 pub(crate) async fn publish_from_client(
     shared: &Shared,
     sender: &str,
     publish: Publish,
-) -> Result<(String, i64), MessagingError> {
+) -> Result<(String, i64), Error> {
     let Publish {
         client_msg_id,
         conversation,
@@ -130,15 +123,14 @@ pub(crate) async fn publish_from_client(
         ..
     } = publish;
     if conversation.kind == ConversationType::System {
-        return Err(MessagingError::InvalidArgument(
-            "system messages can only be sent through the Server API".into(),
-        ));
+        return Err(InvalidArgument::SystemFromClient.into());
     }
     check_message(&conversation, &object_name, &content)?;
     if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID {
-        return Err(MessagingError::InvalidArgument(format!(
-            "the client message id must be 1 to {MAX_CLIENT_MSG_ID} bytes"
-        )));
+        return Err(InvalidArgument::ClientMsgId {
+            max: MAX_CLIENT_MSG_ID,
+        }
+        .into());
     }
     let outgoing = Outgoing {
         sender: sender.to_owned(),
@@ -153,8 +145,8 @@ pub(crate) async fn publish_from_client(
             uid, sent_time_ms, ..
         })
         | Some(Stored::Duplicate { uid, sent_time_ms }) => Ok((uid, sent_time_ms)),
-        Some(Stored::NotInGroup) => Err(MessagingError::NotInGroup),
-        None => Err(MessagingError::Db(DbError::other(
+        Some(Stored::NotInGroup) => Err(Error::NotInGroup),
+        None => Err(Error::Db(DbError::other(
             "storing one message returned no outcome",
         ))),
     }
@@ -168,78 +160,40 @@ fn distinct(ids: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Publishes one private (`kind` private) or system (`kind` system) message from
-/// `from` to each of `to` (repeats count once). Returns the uid of each, in the
-/// order of `to`.
-pub(crate) async fn publish_to_users(
+/// Publishes one message from `from` to each of `to` (repeats count once), as the
+/// Server API does: `kind` private or system sends to users (`toUserId`), each
+/// message landing in the recipient's conversation with `from`; `kind` group
+/// sends to groups (`toGroupId`), reaching every member but `from`, who need not
+/// be a member. Returns the uid of each message, in the order of `to`.
+pub(crate) async fn publish_from_api(
     shared: &Shared,
     kind: ConversationType,
     from: &str,
     to: Vec<String>,
     object_name: &str,
     content: &str,
-) -> Result<Vec<String>, MessagingError> {
-    let max = match kind {
-        ConversationType::Private => MAX_PRIVATE_RECIPIENTS,
-        ConversationType::System => MAX_SYSTEM_RECIPIENTS,
-        _ => {
-            return Err(MessagingError::InvalidArgument(format!(
-                "{} messages cannot be sent to users",
-                kind.name()
-            )));
-        }
+) -> Result<Vec<String>, Error> {
+    let (field, max) = match kind {
+        ConversationType::Private => ("toUserId", MAX_PRIVATE_RECIPIENTS),
+        ConversationType::System => ("toUserId", MAX_SYSTEM_RECIPIENTS),
+        ConversationType::Group => ("toGroupId", MAX_GROUPS_PER_PUBLISH),
+        _ => return Err(InvalidArgument::NotFromApi { kind }.into()),
     };
-    check_id("fromUserId", from).map_err(MessagingError::InvalidArgument)?;
-    check_id_list("toUserId", &to, max).map_err(MessagingError::InvalidArgument)?;
+    check_id("fromUserId", from)?;
+    check_id_list(field, &to, max)?;
     let batch = distinct(to)
         .into_iter()
-        .map(|user| {
-            let conversation = ConversationKey {
-                kind,
-                target_id: user,
-            };
+        .map(|target_id| {
+            let conversation = ConversationKey { kind, target_id };
             check_message(&conversation, object_name, content)?;
-            Ok(Outgoing {
-                sender: from.to_owned(),
+            Ok(from_api(
+                from,
                 conversation,
-                object_name: object_name.to_owned(),
-                content: content.to_owned(),
-                client_msg_id: None,
-                sender_must_be_member: false,
-            })
+                object_name,
+                content.to_owned(),
+            ))
         })
-        .collect::<Result<Vec<_>, MessagingError>>()?;
-    Ok(uids(store(shared, batch).await?))
-}
-
-/// Publishes one group message from `from` to each of `groups` (repeats count
-/// once), reaching every member but the sender; `from` need not be a member.
-/// Returns the uid of each, in the order of `groups`.
-pub(crate) async fn publish_to_groups(
-    shared: &Shared,
-    from: &str,
-    groups: Vec<String>,
-    object_name: &str,
-    content: &str,
-) -> Result<Vec<String>, MessagingError> {
-    check_id("fromUserId", from).map_err(MessagingError::InvalidArgument)?;
-    check_id_list("toGroupId", &groups, MAX_GROUPS_PER_PUBLISH)
-        .map_err(MessagingError::InvalidArgument)?;
-    let batch = distinct(groups)
-        .into_iter()
-        .map(|group| {
-            let conversation = ConversationKey::group(group);
-            check_message(&conversation, object_name, content)?;
-            Ok(Outgoing {
-                sender: from.to_owned(),
-                conversation,
-                object_name: object_name.to_owned(),
-                content: content.to_owned(),
-                client_msg_id: None,
-                sender_must_be_member: false,
-            })
-        })
-        .collect::<Result<Vec<_>, MessagingError>>()?;
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(uids(store(shared, batch).await?))
 }
 
@@ -254,13 +208,15 @@ pub(crate) async fn publish_bulk(
     count: u32,
     object_name: &str,
     content_prefix: &str,
-) -> Result<Vec<String>, MessagingError> {
-    check_id("fromUserId", from).map_err(MessagingError::InvalidArgument)?;
-    check_id("toUserId", to).map_err(MessagingError::InvalidArgument)?;
+) -> Result<Vec<String>, Error> {
+    check_id("fromUserId", from)?;
+    check_id("toUserId", to)?;
     if count > MAX_BULK {
-        return Err(MessagingError::InvalidArgument(format!(
-            "count must be at most {MAX_BULK}"
-        )));
+        return Err(InvalidArgument::AboveMax {
+            field: "count",
+            max: MAX_BULK.into(),
+        }
+        .into());
     }
     let conversation = ConversationKey::private(to);
     // The longest content this call makes.
@@ -274,13 +230,9 @@ pub(crate) async fn publish_bulk(
     while next < count {
         let end = count.min(next.saturating_add(BULK_TRANSACTION as u32));
         let batch = (next..end)
-            .map(|i| Outgoing {
-                sender: from.to_owned(),
-                conversation: conversation.clone(),
-                object_name: object_name.to_owned(),
-                content: format!("{content_prefix}{i}"),
-                client_msg_id: None,
-                sender_must_be_member: false,
+            .map(|i| {
+                let content = format!("{content_prefix}{i}");
+                from_api(from, conversation.clone(), object_name, content)
             })
             .collect();
         uids_out.extend(uids(store(shared, batch).await?));

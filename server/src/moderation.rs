@@ -14,11 +14,12 @@
 //! live connections are told; see `Shared::block_epoch` for how a CONNECT racing a
 //! block is caught.
 
-use crate::db::DbError;
+use crate::error::{Error, InvalidArgument};
 use crate::registry::online::Control;
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
 use crate::users::check_id_list;
 use rcim_proto::code::DisconnectReason;
+use rcim_proto::time::now_ms;
 use std::sync::atomic::Ordering;
 
 /// Most user ids one call may name (RC's limit).
@@ -27,30 +28,22 @@ pub const MAX_USERS_PER_CALL: usize = 20;
 /// Longest block, in minutes (RC's limit: 30 days).
 pub const MAX_BLOCK_MINUTES: u32 = 43_200;
 
-/// Why a moderation call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ModerationError {
-    /// An argument breaks RC's rules; the message names it.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
 /// Checks a list of user ids: 1 to [`MAX_USERS_PER_CALL`] valid ids.
-pub fn check_user_ids(user_ids: &[String]) -> Result<(), String> {
+pub fn check_user_ids(user_ids: &[String]) -> Result<(), InvalidArgument> {
     check_id_list("userId", user_ids, MAX_USERS_PER_CALL)
 }
 
 /// Checks a block length: 1 to [`MAX_BLOCK_MINUTES`] minutes.
-pub fn check_block_minutes(minutes: u32) -> Result<(), String> {
+pub fn check_block_minutes(minutes: u32) -> Result<(), InvalidArgument> {
     if (1..=MAX_BLOCK_MINUTES).contains(&minutes) {
         Ok(())
     } else {
-        Err(format!(
-            "minute must be between 1 and {MAX_BLOCK_MINUTES}, got {minutes}"
-        ))
+        Err(InvalidArgument::OutOfRange {
+            field: "minute",
+            min: 1,
+            max: MAX_BLOCK_MINUTES.into(),
+            got: minutes.into(),
+        })
     }
 }
 
@@ -60,12 +53,10 @@ pub(crate) async fn expire_tokens(
     shared: &Shared,
     user_ids: Vec<String>,
     before_ms: i64,
-) -> Result<(), ModerationError> {
-    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
+) -> Result<(), Error> {
+    check_user_ids(&user_ids)?;
     if before_ms < 0 {
-        return Err(ModerationError::InvalidArgument(
-            "time must not be negative".into(),
-        ));
+        return Err(InvalidArgument::Negative { field: "time" }.into());
     }
     let count = user_ids.len();
     shared
@@ -82,9 +73,9 @@ pub(crate) async fn block(
     shared: &Shared,
     user_ids: Vec<String>,
     minutes: u32,
-) -> Result<i64, ModerationError> {
-    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
-    check_block_minutes(minutes).map_err(ModerationError::InvalidArgument)?;
+) -> Result<i64, Error> {
+    check_user_ids(&user_ids)?;
+    check_block_minutes(minutes)?;
     let now = now_ms();
     let until_ms = now.saturating_add(i64::from(minutes) * 60_000);
     shared.db.block(user_ids.clone(), until_ms, now).await?;
@@ -103,8 +94,8 @@ pub(crate) async fn block(
 }
 
 /// Lifts the blocks of `user_ids` (not being blocked is fine).
-pub(crate) async fn unblock(shared: &Shared, user_ids: Vec<String>) -> Result<(), ModerationError> {
-    check_user_ids(&user_ids).map_err(ModerationError::InvalidArgument)?;
+pub(crate) async fn unblock(shared: &Shared, user_ids: Vec<String>) -> Result<(), Error> {
+    check_user_ids(&user_ids)?;
     for user_id in &user_ids {
         tracing::info!(user = user_id.as_str(), "user unblocked");
     }
@@ -113,38 +104,8 @@ pub(crate) async fn unblock(shared: &Shared, user_ids: Vec<String>) -> Result<()
 }
 
 /// The users blocked now, with the end of each block (ms since the Unix epoch).
-pub(crate) async fn blocked_users(shared: &Shared) -> Result<Vec<(String, i64)>, ModerationError> {
+pub(crate) async fn blocked_users(shared: &Shared) -> Result<Vec<(String, i64)>, Error> {
     Ok(shared.db.blocked_users(now_ms()).await?)
-}
-
-/// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS` in UTC, the shape of
-/// RC's `blockEndTime`.
-pub fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard
-/// Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -173,8 +134,11 @@ mod tests {
         assert!(check_block_minutes(43_201).is_err());
     }
 
+    /// `blockEndTime` (`/user/block/query.json`) is RC's `YYYY-MM-DD HH:MM:SS` in
+    /// UTC, which is what the shared `utc_datetime` writes.
     #[test]
     fn formats_utc_times() {
+        use rcim_proto::time::utc_datetime as format_utc;
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(format_utc(1_700_000_000_999), "2023-11-14 22:13:20");

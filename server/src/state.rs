@@ -13,7 +13,7 @@ use crate::token::TokenIssuer;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Server counters, as `/stats.json` and [`crate::RunningServer::stats`] report them.
@@ -108,12 +108,4 @@ impl Shared {
         let lifetime = i64::try_from(self.token_lifetime.as_millis()).unwrap_or(i64::MAX);
         issued_ms.saturating_add(lifetime.max(1))
     }
-}
-
-/// Wall-clock time in ms since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

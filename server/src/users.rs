@@ -7,9 +7,11 @@
 //! token that lives for the configured token lifetime (by default for ever: RC's
 //! default token lifetime is "permanent").
 
-use crate::db::{DbError, User};
-use crate::state::{Shared, now_ms};
+use crate::db::User;
+use crate::error::InvalidArgument;
+use crate::state::Shared;
 use rcim_proto::Token;
+use rcim_proto::time::now_ms;
 
 /// Longest user id, in bytes.
 pub const MAX_USER_ID: usize = 64;
@@ -18,73 +20,72 @@ pub const MAX_NAME: usize = 128;
 /// Longest portrait URI, in bytes.
 pub const MAX_PORTRAIT_URI: usize = 1024;
 
-/// Why a user could not be registered.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    /// A field breaks RC's rules; the message names the field.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
 /// Checks a user id against RC's rules.
-pub fn check_user_id(user_id: &str) -> Result<(), String> {
+pub fn check_user_id(user_id: &str) -> Result<(), InvalidArgument> {
     check_id("userId", user_id)
 }
 
 /// Checks an id named `field` (a user or group id) against RC's rules for ids: 1 to
 /// [`MAX_USER_ID`] bytes of letters, digits and `+ = - _`.
-pub fn check_id(field: &str, id: &str) -> Result<(), String> {
+pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidArgument> {
     if id.is_empty() {
-        return Err(format!("{field} is required"));
+        return Err(InvalidArgument::Required { field });
     }
     if id.len() > MAX_USER_ID {
-        return Err(format!("{field} is longer than {MAX_USER_ID} bytes"));
+        return Err(InvalidArgument::TooLong {
+            field,
+            max: MAX_USER_ID,
+        });
     }
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'=' | b'-' | b'_'))
     {
-        return Err(format!(
-            "{field} may contain only letters, digits and + = - _"
-        ));
+        return Err(InvalidArgument::NotAnId { field });
     }
     Ok(())
 }
 
 /// Checks a repeatable form field named `field`: 1 to `max` valid ids.
-pub fn check_id_list(field: &str, ids: &[String], max: usize) -> Result<(), String> {
+pub fn check_id_list(
+    field: &'static str,
+    ids: &[String],
+    max: usize,
+) -> Result<(), InvalidArgument> {
     if ids.is_empty() {
-        return Err(format!("{field} is required"));
+        return Err(InvalidArgument::Required { field });
     }
     if ids.len() > max {
-        return Err(format!(
-            "at most {max} {field} values per call, got {}",
-            ids.len()
-        ));
+        return Err(InvalidArgument::TooMany {
+            field,
+            max,
+            got: ids.len(),
+        });
     }
     ids.iter().try_for_each(|id| check_id(field, id))
 }
 
 /// Checks a display name against RC's rules.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), InvalidArgument> {
     if name.is_empty() {
-        return Err("name is required".into());
+        return Err(InvalidArgument::Required { field: "name" });
     }
     if name.len() > MAX_NAME {
-        return Err(format!("name is longer than {MAX_NAME} bytes"));
+        return Err(InvalidArgument::TooLong {
+            field: "name",
+            max: MAX_NAME,
+        });
     }
     Ok(())
 }
 
 /// Checks a portrait URI against RC's rules (empty means none).
-pub fn check_portrait_uri(uri: &str) -> Result<(), String> {
+pub fn check_portrait_uri(uri: &str) -> Result<(), InvalidArgument> {
     if uri.len() > MAX_PORTRAIT_URI {
-        return Err(format!(
-            "portraitUri is longer than {MAX_PORTRAIT_URI} bytes"
-        ));
+        return Err(InvalidArgument::TooLong {
+            field: "portraitUri",
+            max: MAX_PORTRAIT_URI,
+        });
     }
     Ok(())
 }
@@ -94,11 +95,10 @@ pub(crate) fn checked_user(
     user_id: &str,
     name: &str,
     portrait_uri: &str,
-) -> Result<User, RegisterError> {
-    check_user_id(user_id)
-        .and_then(|()| check_name(name))
-        .and_then(|()| check_portrait_uri(portrait_uri))
-        .map_err(RegisterError::InvalidArgument)?;
+) -> Result<User, InvalidArgument> {
+    check_user_id(user_id)?;
+    check_name(name)?;
+    check_portrait_uri(portrait_uri)?;
     let now = now_ms();
     Ok(User {
         user_id: user_id.to_owned(),

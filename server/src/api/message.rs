@@ -18,24 +18,15 @@
 //! tests that stream a large backlog to a user in another process.
 
 use crate::api::{ApiError, Signed, ok};
-use crate::messaging::{self, MessagingError};
+use crate::messaging;
 use crate::state::Shared;
-use crate::users::check_user_id;
+use crate::users::{check_id, check_user_id};
 use axum::Json;
 use axum::extract::State;
 use rcim_proto::message::ConversationType;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-impl From<MessagingError> for ApiError {
-    fn from(e: MessagingError) -> Self {
-        match e {
-            MessagingError::Db(e) => ApiError::internal(&e),
-            other => ApiError::bad_parameter(other.to_string()),
-        }
-    }
-}
 
 /// A required text field.
 fn required(name: &str, value: Option<String>) -> Result<String, ApiError> {
@@ -44,59 +35,15 @@ fn required(name: &str, value: Option<String>) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_parameter(format!("{name} is required")))
 }
 
-/// Form of `/message/private/publish.json` and `/message/system/publish.json`.
+/// Form of the three publish endpoints: the private and system ones read
+/// `toUserId`, the group one `toGroupId` (each ignores the other, as it ignores
+/// RC's optional fields).
 #[derive(Debug, Deserialize)]
-pub(crate) struct PublishToUsersForm {
+pub(crate) struct PublishForm {
     #[serde(rename = "fromUserId")]
     from_user_id: Option<String>,
     #[serde(rename = "toUserId", default)]
     to_user_ids: Vec<String>,
-    #[serde(rename = "objectName")]
-    object_name: Option<String>,
-    content: Option<String>,
-}
-
-async fn publish_to_users(
-    shared: &Shared,
-    kind: ConversationType,
-    form: PublishToUsersForm,
-) -> Result<Json<Value>, ApiError> {
-    let from = required("fromUserId", form.from_user_id)?;
-    let object_name = required("objectName", form.object_name)?;
-    let content = required("content", form.content)?;
-    messaging::publish_to_users(
-        shared,
-        kind,
-        &from,
-        form.to_user_ids,
-        &object_name,
-        &content,
-    )
-    .await?;
-    Ok(ok(json!({})))
-}
-
-/// `POST /message/private/publish.json` (`toUserId` ×1..=1000) → `{"code":200}`.
-pub(crate) async fn publish_private(
-    State(shared): State<Arc<Shared>>,
-    Signed(form): Signed<PublishToUsersForm>,
-) -> Result<Json<Value>, ApiError> {
-    publish_to_users(&shared, ConversationType::Private, form).await
-}
-
-/// `POST /message/system/publish.json` (`toUserId` ×1..=100) → `{"code":200}`.
-pub(crate) async fn publish_system(
-    State(shared): State<Arc<Shared>>,
-    Signed(form): Signed<PublishToUsersForm>,
-) -> Result<Json<Value>, ApiError> {
-    publish_to_users(&shared, ConversationType::System, form).await
-}
-
-/// Form of `/message/group/publish.json`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PublishToGroupsForm {
-    #[serde(rename = "fromUserId")]
-    from_user_id: Option<String>,
     #[serde(rename = "toGroupId", default)]
     to_group_ids: Vec<String>,
     #[serde(rename = "objectName")]
@@ -104,16 +51,46 @@ pub(crate) struct PublishToGroupsForm {
     content: Option<String>,
 }
 
-/// `POST /message/group/publish.json` (`toGroupId` ×1..=3) → `{"code":200}`.
-pub(crate) async fn publish_group(
-    State(shared): State<Arc<Shared>>,
-    Signed(form): Signed<PublishToGroupsForm>,
+/// Publishes `form` as `kind` (private, system or group) messages, one per
+/// recipient, through [`messaging::publish_from_api`].
+async fn publish(
+    shared: &Shared,
+    kind: ConversationType,
+    form: PublishForm,
 ) -> Result<Json<Value>, ApiError> {
     let from = required("fromUserId", form.from_user_id)?;
     let object_name = required("objectName", form.object_name)?;
     let content = required("content", form.content)?;
-    messaging::publish_to_groups(&shared, &from, form.to_group_ids, &object_name, &content).await?;
+    let to = match kind {
+        ConversationType::Group => form.to_group_ids,
+        _ => form.to_user_ids,
+    };
+    messaging::publish_from_api(shared, kind, &from, to, &object_name, &content).await?;
     Ok(ok(json!({})))
+}
+
+/// `POST /message/private/publish.json` (`toUserId` ×1..=1000) → `{"code":200}`.
+pub(crate) async fn publish_private(
+    State(shared): State<Arc<Shared>>,
+    Signed(form): Signed<PublishForm>,
+) -> Result<Json<Value>, ApiError> {
+    publish(&shared, ConversationType::Private, form).await
+}
+
+/// `POST /message/system/publish.json` (`toUserId` ×1..=100) → `{"code":200}`.
+pub(crate) async fn publish_system(
+    State(shared): State<Arc<Shared>>,
+    Signed(form): Signed<PublishForm>,
+) -> Result<Json<Value>, ApiError> {
+    publish(&shared, ConversationType::System, form).await
+}
+
+/// `POST /message/group/publish.json` (`toGroupId` ×1..=3) → `{"code":200}`.
+pub(crate) async fn publish_group(
+    State(shared): State<Arc<Shared>>,
+    Signed(form): Signed<PublishForm>,
+) -> Result<Json<Value>, ApiError> {
+    publish(&shared, ConversationType::Group, form).await
 }
 
 /// Form of `/rcim/inbox/query.json`.
@@ -129,7 +106,7 @@ pub(crate) async fn inbox_query(
     Signed(form): Signed<InboxForm>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = form.user_id.unwrap_or_default();
-    check_user_id(&user_id).map_err(ApiError::bad_parameter)?;
+    check_user_id(&user_id)?;
     let entries: Vec<Value> = shared
         .db
         .inbox_uids(&user_id)
@@ -155,7 +132,7 @@ pub(crate) async fn sent_query(
     Signed(form): Signed<SentForm>,
 ) -> Result<Json<Value>, ApiError> {
     let from = form.from_user_id.unwrap_or_default();
-    crate::users::check_id("fromUserId", &from).map_err(ApiError::bad_parameter)?;
+    check_id("fromUserId", &from)?;
     let messages: Vec<Value> = shared
         .db
         .messages_from(&from)

@@ -84,10 +84,9 @@ pub fn check_request(
         "/user/token/expire.json" => parse_form::<user::ExpireForm>(body).map(drop),
         "/user/block.json" => parse_form::<user::BlockForm>(body).map(drop),
         "/user/unblock.json" => parse_form::<user::UnblockForm>(body).map(drop),
-        "/message/private/publish.json" | "/message/system/publish.json" => {
-            parse_form::<message::PublishToUsersForm>(body).map(drop)
-        }
-        "/message/group/publish.json" => parse_form::<message::PublishToGroupsForm>(body).map(drop),
+        "/message/private/publish.json"
+        | "/message/system/publish.json"
+        | "/message/group/publish.json" => parse_form::<message::PublishForm>(body).map(drop),
         "/rcim/inbox/query.json" => parse_form::<message::InboxForm>(body).map(drop),
         "/rcim/message/sent.json" => parse_form::<message::SentForm>(body).map(drop),
         "/rcim/message/bulk.json" => parse_form::<message::BulkForm>(body).map(drop),

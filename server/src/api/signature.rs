@@ -248,13 +248,6 @@ fn timestamp_ms(text: &str) -> Option<i64> {
     i64::try_from(ms).ok()
 }
 
-/// The server's clock in milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// A non-empty header value, under its plain name or with the `RC-` prefix.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let value = headers

@@ -11,11 +11,12 @@
 //! only, never into the log.
 
 use crate::api::{ApiError, NoParams, Signed, ok};
-use crate::moderation::{self, ModerationError};
+use crate::moderation;
 use crate::state::Shared;
-use crate::users::{self, RegisterError};
+use crate::users;
 use axum::Json;
 use axum::extract::State;
+use rcim_proto::time::utc_datetime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -40,11 +41,7 @@ pub(crate) async fn get_token(
         &user_id,
         form.name.as_deref().unwrap_or_default(),
         form.portrait_uri.as_deref().unwrap_or_default(),
-    )
-    .map_err(|e| match e {
-        RegisterError::InvalidArgument(msg) => ApiError::bad_parameter(msg),
-        RegisterError::Db(e) => ApiError::internal(&e),
-    })?;
+    )?;
     shared
         .db
         .upsert_user(user)
@@ -67,22 +64,13 @@ pub(crate) async fn check_online(
     Signed(form): Signed<CheckOnlineForm>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = form.user_id.unwrap_or_default();
-    users::check_user_id(&user_id).map_err(ApiError::bad_parameter)?;
+    users::check_user_id(&user_id)?;
     let status = if shared.online.is_online(&user_id) {
         "1"
     } else {
         "0"
     };
     Ok(ok(json!({ "status": status })))
-}
-
-impl From<ModerationError> for ApiError {
-    fn from(e: ModerationError) -> Self {
-        match e {
-            ModerationError::InvalidArgument(msg) => ApiError::bad_parameter(msg),
-            ModerationError::Db(e) => ApiError::internal(&e),
-        }
-    }
 }
 
 /// Parses a required integer form field.
@@ -109,7 +97,7 @@ pub(crate) async fn expire_token(
     State(shared): State<Arc<Shared>>,
     Signed(form): Signed<ExpireForm>,
 ) -> Result<Json<Value>, ApiError> {
-    moderation::check_user_ids(&form.user_ids).map_err(ApiError::bad_parameter)?;
+    moderation::check_user_ids(&form.user_ids)?;
     let time: u64 = required_int("time", form.time.as_deref())?;
     let time = i64::try_from(time).map_err(|_| ApiError::bad_parameter("time is too large"))?;
     moderation::expire_tokens(&shared, form.user_ids, time).await?;
@@ -129,7 +117,7 @@ pub(crate) async fn block(
     State(shared): State<Arc<Shared>>,
     Signed(form): Signed<BlockForm>,
 ) -> Result<Json<Value>, ApiError> {
-    moderation::check_user_ids(&form.user_ids).map_err(ApiError::bad_parameter)?;
+    moderation::check_user_ids(&form.user_ids)?;
     let minute: u64 = required_int("minute", form.minute.as_deref())?;
     let minute = u32::try_from(minute).unwrap_or(u32::MAX);
     moderation::block(&shared, form.user_ids, minute).await?;
@@ -163,7 +151,7 @@ pub(crate) async fn block_query(
         .await?
         .into_iter()
         .map(|(user_id, until_ms)| {
-            json!({ "userId": user_id, "blockEndTime": moderation::format_utc(until_ms) })
+            json!({ "userId": user_id, "blockEndTime": utc_datetime(until_ms) })
         })
         .collect();
     Ok(ok(json!({ "users": users })))

@@ -34,9 +34,10 @@
 use super::delivery::{AckOutcome, Delivery};
 use crate::messaging;
 use crate::registry::online::Control;
-use crate::state::{Counters, Shared, now_ms};
+use crate::state::{Counters, Shared};
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
+use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, PubAck, ServerMsg};
 use rcim_proto::{RcCode, WIRE_VERSION};
 use std::sync::Arc;

@@ -4,12 +4,13 @@
 
 use crate::CLIENT;
 use rcim_proto::ConnectionStatus;
+use rcim_proto::time::now_ms;
 use rcim_tests::proxy::{FaultProxy, Mode};
 use rcim_tests::{
     Seen, StatusWatcher, TestDaemon, TestServer, client_output, eventually, spawn_client,
 };
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// RC's schedule in seconds.
 const SCHEDULE: [f64; 10] = [0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
@@ -32,13 +33,6 @@ fn max_attempts(elapsed: Duration) -> u64 {
 fn proxy_for(server: &TestServer) -> FaultProxy {
     let addr: SocketAddr = server.im_addr.parse().expect("im_addr");
     FaultProxy::start(addr)
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis()
 }
 
 fn connected(user: &str) -> Vec<Seen> {
