@@ -257,11 +257,13 @@ pub fn spawn(
         config,
         deps,
         report: report_tx,
-        store_tx,
+        database: UserDatabase {
+            user_id: None,
+            slot: StoreSlot::Closed,
+            shared: store_tx,
+        },
         outbox: Outbox::default(),
         token: None,
-        user_id: None,
-        store: StoreSlot::Closed,
         waiters: Vec::new(),
         persistent: false,
         recovering: false,
@@ -291,6 +293,57 @@ impl Waiter {
         // Capacity 4 and at most two callbacks per waiter: never full. A closed
         // channel means the caller went away, which is fine.
         let _ = self.callbacks.try_send(callback);
+    }
+}
+
+/// Who the link is for, and that user's database.
+struct UserDatabase {
+    /// The user (from the token's claims or the CONNACK).
+    user_id: Option<String>,
+    slot: StoreSlot,
+    /// The open database, shared with the sessions for their queries.
+    shared: watch::Sender<Option<StoreHandle>>,
+}
+
+impl UserDatabase {
+    /// The open database, if any.
+    fn handle(&self) -> Option<StoreHandle> {
+        self.slot.handle()
+    }
+
+    /// What `onDatabaseOpened` says, once an open was tried.
+    fn code(&self) -> Option<RcCode> {
+        self.slot.code()
+    }
+
+    /// Whether `user`'s database is the one open.
+    fn is_open_for(&self, user: &str) -> bool {
+        self.user_id.as_deref() == Some(user) && matches!(self.slot, StoreSlot::Open(_))
+    }
+
+    /// Makes `user`'s database the open one (closing another user's), and returns
+    /// what `onDatabaseOpened` says.
+    async fn open(&mut self, user: &str, stores: &StoreOpener) -> RcCode {
+        self.user_id = Some(user.to_owned());
+        self.slot = match stores.open(user).await {
+            Ok(handle) => StoreSlot::Open(handle),
+            Err(e) => {
+                tracing::error!("cannot open the database of {user}: {e}");
+                StoreSlot::Failed
+            }
+        };
+        self.shared.send_replace(self.slot.handle());
+        self.slot.code().unwrap_or(RcCode::DATABASE_ERROR)
+    }
+
+    /// Forgets the user: a token that does not name one is being tried, and the
+    /// database opens once the CONNACK names the user.
+    fn forget(&mut self) {
+        if self.user_id.is_some() {
+            self.user_id = None;
+            self.slot = StoreSlot::Closed;
+            self.shared.send_replace(None);
+        }
     }
 }
 
@@ -381,15 +434,12 @@ struct Link {
     config: LinkConfig,
     deps: LinkDeps,
     report: watch::Sender<LinkReport>,
-    /// The open database, for sessions' queries.
-    store_tx: watch::Sender<Option<StoreHandle>>,
+    /// The user and their database.
+    database: UserDatabase,
     /// Messages sent by apps, until the server has them.
     outbox: Outbox,
     /// The token to connect with.
     token: Option<Token>,
-    /// The user the link is for (from the token's claims or the CONNACK).
-    user_id: Option<String>,
-    store: StoreSlot,
     waiters: Vec<Waiter>,
     /// Keep the connection up with no waiter: set by a success or the boot token.
     persistent: bool,
@@ -516,7 +566,8 @@ impl Link {
             tracing::info!("sendMessage refused: {why}");
             return (Call::rejected(RcCode::INVALID_PARAMETER), Ok(()));
         }
-        let (Some(store), Some(sender)) = (self.store.handle(), self.user_id.clone()) else {
+        let (Some(store), Some(sender)) = (self.database.handle(), self.database.user_id.clone())
+        else {
             tracing::info!("sendMessage refused: no database is open (connect first)");
             return (Call::rejected(RcCode::DATABASE_ERROR), Ok(()));
         };
@@ -547,7 +598,7 @@ impl Link {
         let claimed_user = TokenClaims::peek(token.expose()).ok().map(|c| c.user_id);
         let active = !matches!(self.phase, Phase::Idle);
         if active {
-            match (&self.user_id, &claimed_user) {
+            match (&self.database.user_id, &claimed_user) {
                 (Some(current), Some(claimed)) if current != claimed => {
                     tracing::info!(
                         "connect as {claimed} refused: the link is in use for {current}"
@@ -577,7 +628,7 @@ impl Link {
             deadline: timeout.map(|t| Instant::now() + t),
             database_told: false,
         };
-        if let Some(code) = self.store.code() {
+        if let Some(code) = self.database.code() {
             waiter.tell(Callback::DatabaseOpened { code: code.0 });
             waiter.database_told = true;
         }
@@ -608,36 +659,22 @@ impl Link {
         self.token = Some(token);
         self.attempt = 0;
         self.recovering = false;
-        if let Some(user) = claimed_user {
-            self.open_store(&user).await;
-        } else if self.user_id.is_some() {
-            // Unknown user: the database opens once the CONNACK names the user.
-            self.user_id = None;
-            self.store = StoreSlot::Closed;
-            self.store_tx.send_replace(None);
+        match claimed_user {
+            Some(user) => self.open_store(&user).await,
+            None => self.database.forget(),
         }
     }
 
     /// Makes `user`'s database the open one (closing another user's).
     async fn open_store(&mut self, user: &str) {
-        if self.user_id.as_deref() == Some(user) && matches!(self.store, StoreSlot::Open(_)) {
+        if self.database.is_open_for(user) {
             return;
         }
-        self.user_id = Some(user.to_owned());
-        self.store = match self.deps.stores.open(user).await {
-            Ok(handle) => StoreSlot::Open(handle),
-            Err(e) => {
-                tracing::error!("cannot open the database of {user}: {e}");
-                StoreSlot::Failed
-            }
-        };
-        self.store_tx.send_replace(self.store.handle());
-        if let Some(code) = self.store.code() {
-            for waiter in &mut self.waiters {
-                if !waiter.database_told {
-                    waiter.tell(Callback::DatabaseOpened { code: code.0 });
-                    waiter.database_told = true;
-                }
+        let code = self.database.open(user, &self.deps.stores).await;
+        for waiter in &mut self.waiters {
+            if !waiter.database_told {
+                waiter.tell(Callback::DatabaseOpened { code: code.0 });
+                waiter.database_told = true;
             }
         }
     }
@@ -675,11 +712,7 @@ impl Link {
 
     async fn on_connected(&mut self, mut upstream: Upstream) -> Result<(), Failure> {
         let user = upstream.ack.user_id.clone().unwrap_or_default();
-        if self.user_id.as_deref() != Some(user.as_str())
-            || !matches!(self.store, StoreSlot::Open(_))
-        {
-            self.open_store(&user).await;
-        }
+        self.open_store(&user).await;
         if self.recovering {
             self.report.send_modify(|r| r.reconnects += 1);
         }
@@ -711,7 +744,7 @@ impl Link {
         let Phase::Connected(live) = &mut self.phase else {
             return Ok(());
         };
-        let Some(store) = self.store.handle() else {
+        let Some(store) = self.database.handle() else {
             tracing::error!(
                 "the database is not open: messages cannot be received or sent on this connection"
             );
@@ -754,7 +787,7 @@ impl Link {
         let failure = match frame {
             Ok(Some(ServerMsg::Pong)) => return Ok(None),
             Ok(Some(ServerMsg::PubAck(ack))) => {
-                if let Some(store) = self.store.handle() {
+                if let Some(store) = self.database.handle() {
                     self.outbox.on_pub_ack(ack, &store).await?;
                 }
                 return Ok(None);
@@ -974,7 +1007,7 @@ impl Link {
         let state = LinkState {
             status,
             code: code.0,
-            user_id: self.user_id.clone(),
+            user_id: self.database.user_id.clone(),
             attempt: if status == ConnectionStatus::Connected {
                 0
             } else {
