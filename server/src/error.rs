@@ -7,7 +7,7 @@
 //! client `Publish` gets PubAck 33003), a refused message (too large, not a
 //! member), or a database failure (500/1000 with the detail only in the log, or the
 //! connection ended so that the client resends). Keeping one type means the mapping
-//! onto answers exists once (`api`'s `From<Error>` and [`Error::puback_code`]).
+//! onto answers exists once (`api`'s `From<Error>` and `Error::puback_code`).
 //!
 //! The texts of [`InvalidArgument`] reach HTTP answers (`errorMessage`), so each
 //! variant spells out the field it is about and the rule it breaks; they are part

@@ -21,11 +21,11 @@
 //! flight.
 //!
 //! Messages are not the link's business: on a live connection it hands what comes
-//! in to the connection's [`inbox`] (sync, gaps, ordered commits, acks) and what
-//! apps send to its [`outbox`], and gets back events to publish and, when
+//! in to the connection's inbox (`inbox.rs`: sync, gaps, ordered commits, acks) and what
+//! apps send to its outbox (`outbox.rs`), and gets back events to publish and, when
 //! something failed, the [`Failure`] that ends the connection. Only the run loop
 //! here reacts to a failure and publishes to the hub, so a message can be traced
-//! from frame to event in one place: [`Link::on_frame`], then `inbox.rs`.
+//! from frame to event in one place: `Link::on_frame`, then `inbox.rs`.
 
 pub mod backoff;
 pub mod connector;

@@ -8,7 +8,7 @@
 //! The handle's methods are the store's whole API: typed calls (the sync cursor,
 //! inserting an incoming batch, the outbox, the queries apps make) that say what
 //! they do, never SQL. rusqlite is named nowhere in the daemon outside this
-//! module. Each method runs one query of [`queries`] (plain functions of a
+//! module. Each method runs one query of `queries.rs` (plain functions of a
 //! `&mut Connection`, tested without any async machinery) against the connection
 //! on tokio's blocking pool, serialized by a mutex: rusqlite is blocking, and the
 //! blocking pool is visible to tokio (paused-time tests wait for it, where a
@@ -21,7 +21,7 @@
 //! upstream or any client sees them; an outgoing message is in the outbox *before*
 //! `onMessageSaved`.
 //!
-//! WAL checkpoints run in the background, off the commit path: see [`checkpoint`].
+//! WAL checkpoints run in the background, off the commit path: see `checkpoint.rs`.
 
 mod checkpoint;
 mod queries;

@@ -31,7 +31,7 @@ use std::sync::Mutex;
 /// so how long its `Nonce` is remembered.
 pub const REPLAY_WINDOW_MS: i64 = 5 * 60 * 1000;
 
-/// [`REPLAY_WINDOW_MS`] as a `Duration`, for documentation and messages.
+/// `REPLAY_WINDOW_MS` as a `Duration`, for documentation and messages.
 pub const REPLAY_WINDOW: std::time::Duration =
     std::time::Duration::from_millis(REPLAY_WINDOW_MS as u64);
 
