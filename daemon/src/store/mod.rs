@@ -48,6 +48,15 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The database file (or its WAL or shared-memory file) could not be made
+    /// owner-only.
+    #[error("cannot make {path} readable by its owner only (0600): {source}")]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// SQLite failed.
     #[error("database {path}: {source}")]
     Sqlite {
@@ -337,6 +346,72 @@ mod tests {
             .unwrap();
         let err = opener.open("bob").await.unwrap_err();
         assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+
+    /// The mode bits of `path` and of its WAL and shared-memory files.
+    #[cfg(unix)]
+    fn modes(path: &Path) -> Vec<(String, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        ["", "-wal", "-shm"]
+            .into_iter()
+            .map(|suffix| {
+                let mut file = path.as_os_str().to_owned();
+                file.push(suffix);
+                let mode = std::fs::metadata(&file)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                (format!("rcim.db{suffix}"), mode)
+            })
+            .collect()
+    }
+
+    /// What [`modes`] must say.
+    #[cfg(unix)]
+    fn all_private() -> Vec<(String, u32)> {
+        ["rcim.db", "rcim.db-wal", "rcim.db-shm"]
+            .into_iter()
+            .map(|name| (name.to_owned(), 0o600))
+            .collect()
+    }
+
+    /// The usual umask (022) would make SQLite's files 0644: the database, its WAL
+    /// and its shared-memory file are 0600 from the start instead.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn database_files_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("frank").await.unwrap();
+        handle.sync_cursor().await.unwrap();
+        assert_eq!(modes(handle.path()), all_private());
+    }
+
+    /// A database an older rcimd created 0644, with the WAL and shared-memory
+    /// files a crash left behind (0644 too), is narrowed to 0600 when it is opened.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_older_wide_database_is_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let opener = StoreOpener::new(dir.path());
+        let path = opener.path_for("gina");
+        drop(opener.open("gina").await.unwrap());
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            // A clean close removed the WAL and shared-memory files; empty ones
+            // are what SQLite finds after a crash before the first write.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&file)
+                .unwrap();
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        assert!(modes(&path).iter().all(|(_, mode)| *mode == 0o644));
+        let handle = opener.open("gina").await.unwrap();
+        assert_eq!(handle.sync_cursor().await.unwrap(), 0);
+        assert_eq!(modes(&path), all_private());
     }
 
     #[tokio::test]

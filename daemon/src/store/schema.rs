@@ -60,7 +60,7 @@ pub const AUTOCHECKPOINT_PAGES: i64 = 40 * super::CHECKPOINT_PAGES as i64;
 
 /// A WAL file over this size (16 MiB) is cut back once the store is quiet, so a
 /// burst that grew it does not keep the disk space (see
-/// `super::cut_back_when_quiet`; the writer itself never cuts it).
+/// `super::checkpoint`; the writer itself never cuts it).
 pub const WAL_SIZE_LIMIT: u64 = 16 << 20;
 
 /// Opens, configures and migrates the database at `path`, owned by `user_id`.
@@ -71,6 +71,7 @@ pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
             source,
         })?;
     }
+    make_private(path)?;
     let sqlite = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -125,6 +126,54 @@ pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
     )
     .map_err(sqlite)?;
     Ok(conn)
+}
+
+/// Makes the database file at `path` readable by its owner only (0600), creating
+/// it empty if it does not exist yet (SQLite takes an empty file as a new
+/// database), and narrows its WAL and shared-memory files if an older rcimd left
+/// them wider. SQLite gives the WAL and shared-memory files it creates the
+/// database file's own mode, so all three stay owner-only from then on, whatever
+/// the umask. Messages are private: the data dir is 0700 too, but a file that is
+/// copied, backed up or moved out of it keeps its own mode.
+#[cfg(unix)]
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |file: &Path| -> std::io::Result<()> {
+        let mode = std::fs::metadata(file)?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    };
+    let failed = |file: &Path| {
+        let file = file.to_owned();
+        move |source| StoreError::Permissions { path: file, source }
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .and_then(|_| private(path))
+        .map_err(failed(path))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = std::path::PathBuf::from(side);
+        match private(&side) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(failed(&side))?,
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere (Windows) the file inherits the access of the per-user data dir it
+/// is created in.
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// A second connection to the already open database at `path`, for background
