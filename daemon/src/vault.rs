@@ -19,7 +19,11 @@
 //! tokio worker thread, so every one of them runs on the vault's own thread. The
 //! handle keeps a mirror of the entry in memory, loaded when the vault opens;
 //! reads come from the mirror and writes go through to the store before they
-//! return.
+//! return, or for at most [`WRITE_WAIT`]: a keyring that does not answer (a hung
+//! D-Bus, a locked collection waiting for its password prompt) must not hold up the
+//! link, which waits on these writes in `connect`. The write then finishes on the
+//! vault's thread in the background (later writes queue behind it, in order), and
+//! its outcome is logged when it comes.
 //!
 //! One entry per (server, app key), under the service name `rcim`, so two
 //! configurations never clash. Its secret is the token behind a short prefix that
@@ -254,6 +258,12 @@ impl Record {
     }
 }
 
+/// The longest a caller waits for a write to reach the store. Writes to a working
+/// keyring take milliseconds (keyutils) to tens of milliseconds (the Secret
+/// Service); the link's heartbeat waits 6 s for a pong by default, so a stall must
+/// stay well under that.
+pub const WRITE_WAIT: Duration = Duration::from_secs(2);
+
 /// A write for the vault's thread.
 enum Job {
     /// Replace the entry's secret.
@@ -419,29 +429,56 @@ impl Vault {
         }
     }
 
-    async fn write(&self, secret: Zeroizing<String>, what: &str) {
+    async fn write(&self, secret: Zeroizing<String>, what: &'static str) {
         let Some(jobs) = &self.jobs else { return };
         let (reply, answer) = oneshot::channel();
         self.finish(jobs.send(Job::Write(secret, reply)).is_ok(), answer, what)
             .await;
     }
 
+    /// Waits up to [`WRITE_WAIT`] for the vault thread's answer to a write; past
+    /// that, the answer is awaited and logged in the background.
     async fn finish(
         &self,
         sent: bool,
-        answer: oneshot::Receiver<Result<(), WriteError>>,
-        what: &str,
+        mut answer: oneshot::Receiver<Result<(), WriteError>>,
+        what: &'static str,
     ) {
-        let result = match (sent, answer.await) {
-            (true, Ok(result)) => result,
-            _ => Err(WriteError::ThreadGone),
-        };
-        if let Err(e) = result {
-            tracing::warn!(
-                "cannot {what} in the {} store: {e}; the change holds only until rcimd stops",
-                self.store
-            );
+        if !sent {
+            log_write(what, self.store, Err(WriteError::ThreadGone));
+            return;
         }
+        match tokio::time::timeout(WRITE_WAIT, &mut answer).await {
+            Ok(answered) => log_write(
+                what,
+                self.store,
+                answered.unwrap_or(Err(WriteError::ThreadGone)),
+            ),
+            Err(_) => {
+                tracing::warn!(
+                    "the {} store has not answered within {WRITE_WAIT:?} (trying to {what}); \
+                     rcimd goes on, the write finishes in the background",
+                    self.store
+                );
+                let store = self.store;
+                drop(tokio::spawn(async move {
+                    let written = answer.await.unwrap_or(Err(WriteError::ThreadGone));
+                    if written.is_ok() {
+                        tracing::info!("the {store} store answered at last: done ({what})");
+                    }
+                    log_write(what, store, written);
+                }));
+            }
+        }
+    }
+}
+
+/// Logs a write that failed (a vault thread that ended is a failure too).
+fn log_write(what: &str, store: StoreName, written: Result<(), WriteError>) {
+    if let Err(e) = written {
+        tracing::warn!(
+            "cannot {what} in the {store} store: {e}; the change holds only until rcimd stops"
+        );
     }
 }
 
@@ -683,6 +720,48 @@ pub fn check_all() -> Vec<(StoreName, Result<(), StoreCheckError>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A keyring that never answers (a hung D-Bus) holds a write up for
+    /// [`WRITE_WAIT`] and no longer: the link, which waits on it, goes on, and the
+    /// token is in the mirror at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_keyring_that_does_not_answer_holds_a_write_up_for_write_wait_only() {
+        let (jobs, hung) = mpsc::channel::<Job>();
+        let vault = Vault {
+            mirror: Arc::new(Mutex::new(Record {
+                token: None,
+                rejected: false,
+            })),
+            credential: None,
+            store: StoreName::SecretService,
+            jobs: Some(jobs),
+        };
+        let gave_up = |limit| async move {
+            // Without the limit the write would wait for ever: fail, do not hang.
+            tokio::time::sleep(10 * limit).await;
+            panic!("the write did not give up waiting");
+        };
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            () = vault.save(Token::new("tok.en")) => {}
+            () = gave_up(WRITE_WAIT) => {}
+        }
+        assert_eq!(started.elapsed(), WRITE_WAIT);
+        assert_eq!(vault.usable_token().await, Some(Token::new("tok.en")));
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            () = vault.mark_rejected() => {}
+            () = gave_up(WRITE_WAIT) => {}
+        }
+        assert_eq!(started.elapsed(), WRITE_WAIT);
+        assert!(vault.usable_token().await.is_none());
+        // Both writes reached the vault thread, in order, and wait there.
+        let queued: Vec<bool> = hung
+            .try_iter()
+            .map(|job| matches!(job, Job::Write(..)))
+            .collect();
+        assert_eq!(queued, [true, true]);
+    }
 
     #[tokio::test]
     async fn rejection_holds_until_a_new_token() {
