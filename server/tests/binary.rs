@@ -217,14 +217,7 @@ async fn runs_serves_and_stops_on_sigterm() {
     assert_eq!(expires - issued, 3_600_000, "--token-lifetime 3600");
 
     let mut client = Client::open(im_addr).await;
-    client
-        .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
-        .await;
-    let ack = client.connack().await;
-    assert_eq!(
-        (ack.code, ack.user_id.as_deref()),
-        (ConnAckCode::ACCEPTED, Some("alice"))
-    );
+    client.connect_accepted(&token, "desktop", "alice").await;
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

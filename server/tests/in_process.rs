@@ -13,14 +13,7 @@ async fn serve_stream_runs_the_real_connection_under_paused_time() {
     let server = server().await;
     let token = server.issue_token("alice", "Alice").unwrap();
     let mut client = duplex_client(&server).await;
-    client
-        .send(&connect_msg(WIRE_VERSION, APP_KEY, &token))
-        .await;
-    let ack = client.connack().await;
-    assert_eq!(
-        (ack.code, ack.user_id.as_deref()),
-        (ConnAckCode::ACCEPTED, Some("alice"))
-    );
+    client.connect_accepted(&token, "desktop", "alice").await;
     assert!(server.is_online("alice"));
     expect_alive(&mut client).await;
 

@@ -8,7 +8,6 @@ use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::message::{ConversationKey, ConversationType, MAX_CONTENT_LEN};
 use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, InboxEntry, PubAck, Publish, ServerMsg};
-use rcim_server::api_client::{post_raw, sign};
 use rcim_server::{RunningServer, start};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -656,49 +655,34 @@ async fn server_api_checks_message_and_group_parameters() {
 #[tokio::test]
 async fn message_and_group_endpoints_need_a_signature() {
     let server = server().await;
-    let url = server.api_url();
-    let bad_sig = sign("wrong-secret", "n1", "1700000000");
-    let headers = [
-        ("App-Key", APP_KEY),
-        ("Nonce", "n1"),
-        ("Timestamp", "1700000000"),
-        ("Signature", bad_sig.as_str()),
-    ];
-    for (path, body) in [
-        (
-            "/message/private/publish.json",
-            "fromUserId=a&toUserId=b&objectName=RC:TxtMsg&content=x",
-        ),
-        (
-            "/message/system/publish.json",
-            "fromUserId=a&toUserId=b&objectName=RC:TxtMsg&content=x",
-        ),
-        (
-            "/message/group/publish.json",
-            "fromUserId=a&toGroupId=g&objectName=RC:TxtMsg&content=x",
-        ),
-        ("/group/create.json", "userId=b&groupId=g&groupName=G"),
-        ("/group/join.json", "userId=b&groupId=g"),
-        ("/group/quit.json", "userId=b&groupId=g"),
-        ("/group/dismiss.json", "userId=b&groupId=g"),
-        ("/rcim/inbox/query.json", "userId=b"),
-        ("/rcim/message/sent.json", "fromUserId=a"),
-        (
-            "/rcim/message/bulk.json",
-            "fromUserId=a&toUserId=b&count=5&objectName=RC:TxtMsg",
-        ),
-    ] {
-        for headers in [&headers[..], &[]] {
-            let (status, json) = post_raw(&url, path, headers, body.as_bytes())
-                .await
-                .unwrap();
-            assert_eq!(
-                (status, json["code"].as_i64()),
-                (401, Some(1004)),
-                "{path}: {json}"
-            );
-        }
-    }
+    expect_unsigned_refused(
+        &server,
+        &[
+            (
+                "/message/private/publish.json",
+                "fromUserId=a&toUserId=b&objectName=RC:TxtMsg&content=x",
+            ),
+            (
+                "/message/system/publish.json",
+                "fromUserId=a&toUserId=b&objectName=RC:TxtMsg&content=x",
+            ),
+            (
+                "/message/group/publish.json",
+                "fromUserId=a&toGroupId=g&objectName=RC:TxtMsg&content=x",
+            ),
+            ("/group/create.json", "userId=b&groupId=g&groupName=G"),
+            ("/group/join.json", "userId=b&groupId=g"),
+            ("/group/quit.json", "userId=b&groupId=g"),
+            ("/group/dismiss.json", "userId=b&groupId=g"),
+            ("/rcim/inbox/query.json", "userId=b"),
+            ("/rcim/message/sent.json", "fromUserId=a"),
+            (
+                "/rcim/message/bulk.json",
+                "fromUserId=a&toUserId=b&count=5&objectName=RC:TxtMsg",
+            ),
+        ],
+    )
+    .await;
     // Nothing was done.
     assert_eq!(server.stats().messages, 0);
     assert!(server.group_members("g").await.unwrap().is_empty());

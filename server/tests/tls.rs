@@ -47,14 +47,7 @@ async fn a_client_trusting_the_ca_connects() {
     for name in ["localhost", "127.0.0.1"] {
         let mut client = tls_open(&server, ca.client_config(), name).await.unwrap();
         let token = server.issue_token("alice", "Alice").unwrap();
-        client
-            .send(&connect_msg_on(WIRE_VERSION, APP_KEY, &token, name))
-            .await;
-        let ack = client.connack().await;
-        assert_eq!(
-            (ack.code, ack.user_id.as_deref()),
-            (ConnAckCode::ACCEPTED, Some("alice"))
-        );
+        client.connect_accepted(&token, name, "alice").await;
         expect_alive(&mut client).await;
         clients.push(client);
     }

@@ -105,6 +105,18 @@ impl<S: AsyncRead + AsyncWrite> Client<S> {
         }
     }
 
+    /// Sends CONNECT with `token` on `platform` and checks the CONNACK accepts it
+    /// as `user_id`.
+    pub async fn connect_accepted(&mut self, token: &str, platform: &str, user_id: &str) {
+        self.send(&connect_msg_on(WIRE_VERSION, APP_KEY, token, platform))
+            .await;
+        let ack = self.connack().await;
+        assert_eq!(
+            (ack.code, ack.user_id.as_deref()),
+            (ConnAckCode::ACCEPTED, Some(user_id))
+        );
+    }
+
     /// Asserts the server closes the connection (clean end or reset) soon.
     pub async fn expect_closed(&mut self) {
         let read = tokio::time::timeout(SOON, self.reader.read::<ServerMsg>())
@@ -277,5 +289,31 @@ pub async fn eventually_async<F: std::future::Future<Output = bool>>(
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Posts each `(path, body)` with a wrong signature and with no signature headers
+/// at all, and checks that every one is refused with 401 and RC's 1004.
+pub async fn expect_unsigned_refused(server: &RunningServer, calls: &[(&str, &str)]) {
+    let url = server.api_url();
+    let bad_sig = rcim_server::api_client::sign("wrong-secret", "n1", "1700000000");
+    let headers = [
+        ("App-Key", APP_KEY),
+        ("Nonce", "n1"),
+        ("Timestamp", "1700000000"),
+        ("Signature", bad_sig.as_str()),
+    ];
+    for (path, body) in calls {
+        for headers in [&headers[..], &[]] {
+            let (status, json) =
+                rcim_server::api_client::post_raw(&url, path, headers, body.as_bytes())
+                    .await
+                    .unwrap();
+            assert_eq!(
+                (status, json["code"].as_i64()),
+                (401, Some(1004)),
+                "{path}: {json}"
+            );
+        }
     }
 }
