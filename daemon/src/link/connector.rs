@@ -385,7 +385,7 @@ pub struct Upstream {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// Encoding or writing failed.
-    #[error("{0}")]
+    #[error("failed: {0}")]
     Failed(#[from] FrameError),
     /// The write did not finish in time (the server stopped reading, or the
     /// network is stalled).
@@ -406,17 +406,12 @@ impl Upstream {
     /// Writes one frame within [`Upstream::write_limit`]; a failure means the
     /// connection is lost (`RC_SOCKET_DISCONNECTED`, with what happened).
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), Failure> {
-        match self.write(msg, self.write_limit).await {
-            Ok(()) => Ok(()),
-            Err(WriteError::Failed(e)) => Err(Failure::with(
+        self.write(msg, self.write_limit).await.map_err(|e| {
+            Failure::with(
                 RcCode::RC_SOCKET_DISCONNECTED,
-                format!("writing to the server failed: {e}"),
-            )),
-            Err(WriteError::TimedOut(limit)) => Err(Failure::with(
-                RcCode::RC_SOCKET_DISCONNECTED,
-                format!("writing to the server took longer than {limit:?}"),
-            )),
-        }
+                format!("writing to the server {e}"),
+            )
+        })
     }
 
     /// Says goodbye (DISCONNECT with `keep_push`) and closes the write half, within
