@@ -88,6 +88,10 @@ pub struct Context {
     pub hub: hub::HubHandle,
     started: Instant,
     server: String,
+    /// The token store in use, for the status.
+    token_store: vault::StoreName,
+    /// The database opener, whose last open the status shows.
+    stores: store::StoreOpener,
     /// A client that takes longer than this to accept a write is dropped.
     pub client_stall_timeout: Duration,
 }
@@ -105,6 +109,8 @@ impl Context {
             last_error: report.last_error,
             daemon_version: VERSION.into(),
             protocol: PROTOCOL_VERSION,
+            token_store: self.token_store.to_string(),
+            database: self.stores.info().map(Box::new),
         }
     }
 }
@@ -247,8 +253,9 @@ pub async fn start_with(
         ping_after: config.ping_after,
         pong_timeout: config.pong_timeout,
     };
+    let stores = store::StoreOpener::with_keys(&config.data_dir, store::Keys::from_vault(&vault));
     let deps = LinkDeps {
-        stores: store::StoreOpener::new(&config.data_dir),
+        stores: stores.clone(),
         vault,
         hub: hub.clone(),
     };
@@ -259,6 +266,8 @@ pub async fn start_with(
         hub,
         started: Instant::now(),
         server: config.server.to_string(),
+        token_store,
+        stores,
         client_stall_timeout: config.client_stall_timeout,
     });
     let socket = bound.path().to_owned();

@@ -25,12 +25,19 @@
 //! vault's thread in the background (later writes queue behind it, in order), and
 //! its outcome is logged when it comes.
 //!
+//! The same store keeps each user database's key (see `crate::store::cipher`), in
+//! an entry of its own per database file: the memory store keeps no key, since a
+//! key that dies with the process would make the database unreadable at the next
+//! start. Key reads and writes wait for the store (they come before a database
+//! opens, not on the link's hot path), for [`KEY_WAIT`] at most.
+//!
 //! One entry per (server, app key), under the service name `rcim`, so two
 //! configurations never clash. Its secret is the token behind a short prefix that
 //! says whether the server rejected it (31004, 31020): a rejected token is not used
 //! for the start-up auto-connect until a new one is given, across restarts too,
 //! and the mark never sits in the data dir in clear.
 
+use crate::store::cipher::DbKey;
 use rcim_proto::Token;
 use std::fmt;
 use std::path::PathBuf;
@@ -264,12 +271,62 @@ impl Record {
 /// stay well under that.
 pub const WRITE_WAIT: Duration = Duration::from_secs(2);
 
-/// A write for the vault's thread.
+/// The longest a database open waits for the store to read or write a key. A
+/// keyring that takes longer fails the open (`onDatabaseOpened(33002)`); the next
+/// connect tries again. A key is never taken as lost because the store was slow.
+pub const KEY_WAIT: Duration = Duration::from_secs(10);
+
+/// The secret's prefix for a database key.
+const KEY_PREFIX: &str = "rcim1:dbkey:";
+
+/// A job for the vault's thread.
 enum Job {
     /// Replace the entry's secret.
     Write(Zeroizing<String>, oneshot::Sender<Result<(), WriteError>>),
     /// Delete the entry (no entry is fine).
     Delete(oneshot::Sender<Result<(), WriteError>>),
+    /// Read the secret of another entry (a database key); `None` if it has none.
+    ReadOther(
+        String,
+        oneshot::Sender<Result<Option<Zeroizing<Vec<u8>>>, WriteError>>,
+    ),
+    /// Replace the secret of another entry (a database key).
+    WriteOther(
+        String,
+        Zeroizing<String>,
+        oneshot::Sender<Result<(), WriteError>>,
+    ),
+}
+
+/// What the store says of a database key.
+#[derive(Debug)]
+pub enum KeyLookup {
+    /// The key.
+    Found(DbKey),
+    /// The store answered: it has no key for this database (or one that is not a
+    /// key rcimd wrote).
+    Missing,
+}
+
+/// Why a database key could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// This store keeps no keys (memory).
+    #[error("the {0} token store keeps no database key (it would be gone at the next start)")]
+    NoKeyStore(StoreName),
+    /// The store refused, in its own words.
+    #[error("the {store} store failed: {detail}")]
+    Store {
+        /// The store.
+        store: StoreName,
+        /// Its message.
+        detail: String,
+    },
+    /// The store did not answer within [`KEY_WAIT`].
+    #[error(
+        "the {0} store did not answer within {KEY_WAIT:?} (a locked keyring may be waiting for its password)"
+    )]
+    TimedOut(StoreName),
 }
 
 /// Why a write to the store failed. The vault only logs it: the change then holds
@@ -360,6 +417,71 @@ impl Vault {
     /// The store in use.
     pub fn store(&self) -> StoreName {
         self.store
+    }
+
+    /// Whether this store can keep a database key (every OS store; not memory).
+    pub fn keeps_keys(&self) -> bool {
+        self.jobs.is_some()
+    }
+
+    /// The key of the database `account` names (see [`key_account`]).
+    pub async fn database_key(&self, account: &str) -> Result<KeyLookup, KeyError> {
+        let jobs = self.jobs.as_ref().ok_or(KeyError::NoKeyStore(self.store))?;
+        let (reply, answer) = oneshot::channel();
+        let sent = jobs.send(Job::ReadOther(account.to_owned(), reply)).is_ok();
+        let secret = self.key_answer(sent, answer).await?;
+        let Some(secret) = secret else {
+            return Ok(KeyLookup::Missing);
+        };
+        let key = std::str::from_utf8(&secret)
+            .ok()
+            .and_then(|text| text.trim().strip_prefix(KEY_PREFIX))
+            .and_then(DbKey::from_hex);
+        Ok(match key {
+            Some(key) => KeyLookup::Found(key),
+            None => {
+                tracing::warn!(
+                    "the {} store holds something for this database that is not a key rcimd wrote; ignoring it",
+                    self.store
+                );
+                KeyLookup::Missing
+            }
+        })
+    }
+
+    /// Stores the key of the database `account` names, and waits until the store
+    /// has it: a database is encrypted with a new key only once the key is safe.
+    pub async fn save_database_key(&self, account: &str, key: &DbKey) -> Result<(), KeyError> {
+        let jobs = self.jobs.as_ref().ok_or(KeyError::NoKeyStore(self.store))?;
+        let mut secret = Zeroizing::new(String::with_capacity(KEY_PREFIX.len() + 64));
+        secret.push_str(KEY_PREFIX);
+        secret.push_str(&key.to_hex());
+        let (reply, answer) = oneshot::channel();
+        let sent = jobs
+            .send(Job::WriteOther(account.to_owned(), secret, reply))
+            .is_ok();
+        self.key_answer(sent, answer).await
+    }
+
+    /// Waits up to [`KEY_WAIT`] for the vault thread's answer to a key job.
+    async fn key_answer<T>(
+        &self,
+        sent: bool,
+        answer: oneshot::Receiver<Result<T, WriteError>>,
+    ) -> Result<T, KeyError> {
+        let store = self.store;
+        let failed = |e: WriteError| KeyError::Store {
+            store,
+            detail: e.to_string(),
+        };
+        if !sent {
+            return Err(failed(WriteError::ThreadGone));
+        }
+        match tokio::time::timeout(KEY_WAIT, answer).await {
+            Err(_) => Err(KeyError::TimedOut(store)),
+            Ok(Err(_)) => Err(failed(WriteError::ThreadGone)),
+            Ok(Ok(result)) => result.map_err(failed),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
@@ -473,6 +595,12 @@ impl Vault {
     }
 }
 
+/// The keyring account (the entry's user field) of the key of the database at
+/// `path`: one entry per database file, so two data dirs never share a key.
+pub fn key_account(path: &std::path::Path) -> String {
+    format!("dbkey:{}", path.display())
+}
+
 /// Logs a write that failed (a vault thread that ended is a failure too).
 fn log_write(what: &str, store: StoreName, written: Result<(), WriteError>) {
     if let Err(e) = written {
@@ -507,11 +635,18 @@ async fn read_credential(path: PathBuf) -> Result<Token, VaultError> {
 /// Starts the vault thread, which picks the store and reads the entry; waits (at
 /// most [`OPEN_LIMIT`]) for it to say how that went.
 async fn open_keyring(options: VaultOptions) -> Result<Vault, VaultError> {
+    start_thread(move |opened, inbox| keyring_thread(options, opened, inbox)).await
+}
+
+/// Starts a vault thread running `body`, and waits for it to open its store.
+async fn start_thread(
+    body: impl FnOnce(oneshot::Sender<Opened>, mpsc::Receiver<Job>) + Send + 'static,
+) -> Result<Vault, VaultError> {
     let (opened, answer) = oneshot::channel();
     let (jobs, inbox) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("rcimd-vault".into())
-        .spawn(move || keyring_thread(options, opened, inbox));
+        .spawn(move || body(opened, inbox));
     if let Err(e) = spawned {
         return Err(VaultError::NoneWorks {
             tried: format!("cannot start the vault thread: {e}"),
@@ -543,21 +678,41 @@ fn keyring_thread(
     opened: oneshot::Sender<Opened>,
     inbox: mpsc::Receiver<Job>,
 ) {
-    let chosen = choose(options.kind, &options.account).and_then(|(name, entry)| {
-        let record = match entry.get_secret() {
-            Ok(secret) => Record::decode(&Zeroizing::new(secret)),
-            Err(keyring_core::Error::NoEntry) => Record::default(),
-            Err(e) => {
-                return Err(VaultError::Unusable {
+    keyring_thread_with(options, opened, inbox, choose)
+}
+
+/// [`keyring_thread`] with the store chosen by `choose` (tests give an
+/// in-memory keyring).
+fn keyring_thread_with(
+    options: VaultOptions,
+    opened: oneshot::Sender<Opened>,
+    inbox: mpsc::Receiver<Job>,
+    choose: impl FnOnce(
+        TokenStoreKind,
+        &str,
+    ) -> Result<(StoreName, Arc<keyring_core::CredentialStore>), VaultError>,
+) {
+    let chosen =
+        choose(options.kind, &options.account).and_then(|(name, store)| {
+            let entry = keyring_core::Entry::new_in_store(&store, SERVICE, &options.account)
+                .map_err(|e| VaultError::Unusable {
                     store: name,
-                    detail: format!("cannot read the stored token: {e}"),
-                });
-            }
-        };
-        Ok((name, entry, record))
-    });
-    let entry = match chosen {
-        Ok((name, entry, record)) => {
+                    detail: e.to_string(),
+                })?;
+            let record = match entry.get_secret() {
+                Ok(secret) => Record::decode(&Zeroizing::new(secret)),
+                Err(keyring_core::Error::NoEntry) => Record::default(),
+                Err(e) => {
+                    return Err(VaultError::Unusable {
+                        store: name,
+                        detail: format!("cannot read the stored token: {e}"),
+                    });
+                }
+            };
+            Ok((name, store, entry, record))
+        });
+    let (store, entry) = match chosen {
+        Ok((name, store, entry, record)) => {
             tracing::info!(
                 "token store: {name} ({}; a stored token is {})",
                 match options.kind {
@@ -573,7 +728,7 @@ fn keyring_thread(
             if opened.send(Ok((name, record))).is_err() {
                 return;
             }
-            entry
+            (store, entry)
         }
         Err(e) => {
             let _ = opened.send(Err(e));
@@ -596,6 +751,20 @@ fn keyring_thread(
                 };
                 let _ = reply.send(result);
             }
+            Job::ReadOther(account, reply) => {
+                let read = keyring_core::Entry::new_in_store(&store, SERVICE, &account)
+                    .and_then(|other| other.get_secret());
+                let _ = reply.send(match read {
+                    Ok(secret) => Ok(Some(Zeroizing::new(secret))),
+                    Err(keyring_core::Error::NoEntry) => Ok(None),
+                    Err(e) => Err(WriteError::from(e)),
+                });
+            }
+            Job::WriteOther(account, secret, reply) => {
+                let written = keyring_core::Entry::new_in_store(&store, SERVICE, &account)
+                    .and_then(|other| other.set_secret(secret.as_bytes()));
+                let _ = reply.send(written.map_err(WriteError::from));
+            }
         }
     }
 }
@@ -605,7 +774,7 @@ fn keyring_thread(
 fn choose(
     kind: TokenStoreKind,
     account: &str,
-) -> Result<(StoreName, keyring_core::Entry), VaultError> {
+) -> Result<(StoreName, Arc<keyring_core::CredentialStore>), VaultError> {
     let wanted = match kind {
         TokenStoreKind::SecretService if cfg!(target_os = "linux") => StoreName::SecretService,
         TokenStoreKind::Keyutils if cfg!(target_os = "linux") => StoreName::Keyutils,
@@ -613,7 +782,7 @@ fn choose(
             let mut tried = Vec::new();
             for &name in StoreName::candidates() {
                 match check(name, account) {
-                    Ok(entry) => return Ok((name, entry)),
+                    Ok(store) => return Ok((name, store)),
                     Err(e) => {
                         tracing::info!("token store {name} does not work here: {e}");
                         tried.push(format!("{name}: {e}"));
@@ -628,18 +797,21 @@ fn choose(
             return Err(VaultError::NotOnThisOs(kind));
         }
     };
-    let entry = check(wanted, account).map_err(|e| VaultError::Unusable {
+    let store = check(wanted, account).map_err(|e| VaultError::Unusable {
         store: wanted,
         detail: e.to_string(),
     })?;
-    Ok((wanted, entry))
+    Ok((wanted, store))
 }
 
-/// Checks that `name` works by writing, reading back and deleting a probe entry;
-/// returns our entry in that store. Blocking.
-pub fn check(name: StoreName, account: &str) -> Result<keyring_core::Entry, StoreCheckError> {
+/// Checks that `name` works by writing, reading back and deleting a probe entry
+/// (its name made from `account`); returns the store. Blocking.
+pub fn check(
+    name: StoreName,
+    account: &str,
+) -> Result<Arc<keyring_core::CredentialStore>, StoreCheckError> {
     let store = os_store(name).map_err(StoreCheckError::Open)?;
-    let probe_user = format!("rcimd-probe-{}", std::process::id());
+    let probe_user = format!("rcimd-probe-{}-{}", std::process::id(), account.len());
     let probe = keyring_core::Entry::new_in_store(&store, SERVICE, &probe_user)
         .map_err(StoreCheckError::Open)?;
     probe.set_secret(b"probe").map_err(StoreCheckError::Write)?;
@@ -648,7 +820,7 @@ pub fn check(name: StoreName, account: &str) -> Result<keyring_core::Entry, Stor
     if read? != b"probe" {
         return Err(StoreCheckError::Differs);
     }
-    keyring_core::Entry::new_in_store(&store, SERVICE, account).map_err(StoreCheckError::Open)
+    Ok(store)
 }
 
 /// Why an OS store failed the probe of [`check`]; `rcimctl doctor` shows the
@@ -705,6 +877,27 @@ fn os_store(name: StoreName) -> keyring_core::Result<Arc<keyring_core::Credentia
         }
         _ => unsupported(),
     }
+}
+
+/// A vault on keyring-core's in-memory mock keyring, which keeps keys like an OS
+/// store does (until the vault is dropped). For the store's unit tests; the
+/// e2e tests use the real stores.
+#[cfg(test)]
+pub(crate) async fn mock() -> Vault {
+    let options = VaultOptions {
+        kind: TokenStoreKind::Keyutils,
+        account: "app@test".into(),
+        credential: None,
+    };
+    let store: Arc<keyring_core::CredentialStore> =
+        keyring_core::mock::Store::new().expect("the mock store");
+    start_thread(move |opened, inbox| {
+        keyring_thread_with(options, opened, inbox, move |_, _| {
+            Ok((StoreName::Keyutils, store))
+        })
+    })
+    .await
+    .expect("the mock vault opens")
 }
 
 /// Which OS stores work here, as `rcimd --check-token-stores` reports them for

@@ -156,6 +156,27 @@ pub struct StatusSnapshot {
     pub daemon_version: String,
     /// The daemon's IPC [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
     pub protocol: u32,
+    /// Where the daemon keeps the token and the database key (`secret-service`,
+    /// `keyutils`, `memory`, ...). (Protocol 6.)
+    pub token_store: String,
+    /// The open user database, once one was opened. (Protocol 6.)
+    pub database: Option<Box<DatabaseInfo>>,
+}
+
+/// The user database as `rcimctl status` and `rcimctl doctor` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseInfo {
+    /// The database file.
+    pub path: String,
+    /// Whether it is encrypted at rest (SQLCipher).
+    pub encrypted: bool,
+    /// The store that keeps its key; `None` when it is not encrypted.
+    pub key_store: Option<String>,
+    /// Why it is not encrypted, when it is not (e.g. the token store is memory).
+    pub plain_reason: Option<String>,
+    /// Earlier databases of this user that were moved aside because their key was
+    /// lost (`rcim.db.unreadable-<UTC stamp>`): nothing was deleted.
+    pub moved_aside: Vec<String>,
 }
 
 #[cfg(test)]

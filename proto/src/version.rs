@@ -18,7 +18,9 @@
 /// - 4 (2026-11-27): `Subscribe{since_seq}` replay, the `Lagged` event, `Clients`.
 /// - 5 (2026-11-27): `MessagesAfter{since_seq, limit}` (an event stream that fell
 ///   behind locally pages its gap from the database instead of a `Subscribe`).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// - 6 (2026-12-03): the status says where the token and the database key are kept
+///   (`token_store`) and whether the database is encrypted (`database`).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).

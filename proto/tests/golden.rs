@@ -13,7 +13,7 @@ use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
     WireMessage,
 };
-use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
+use rcim_proto::status::{ConnectionStatus, DatabaseInfo, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::upstream::{
     ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
 };
@@ -39,6 +39,17 @@ fn snapshot() -> StatusSnapshot {
         last_error: Some(ErrorInfo::from_code(RcCode::RC_PONG_RECV_FAIL)),
         daemon_version: "0.1.0".into(),
         protocol: 1,
+        token_store: "keyutils".into(),
+        database: Some(Box::new(DatabaseInfo {
+            path: "/home/alice/.local/share/rcim/users/alice/rcim.db".into(),
+            encrypted: true,
+            key_store: Some("keyutils".into()),
+            plain_reason: None,
+            moved_aside: vec![
+                "/home/alice/.local/share/rcim/users/alice/rcim.db.unreadable-20261203T181500Z"
+                    .into(),
+            ],
+        })),
     }
 }
 

@@ -17,7 +17,7 @@ use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
     WireMessage,
 };
-use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
+use rcim_proto::status::{ConnectionStatus, DatabaseInfo, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::token::{Token, TokenClaims};
 use rcim_proto::upstream::{
     ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
@@ -142,9 +142,14 @@ fn snapshot() -> impl Strategy<Value = StatusSnapshot> {
             text(),
             any::<u32>(),
         ),
+        (text(), option::of(database_info().prop_map(Box::new))),
     )
         .prop_map(
-            |((link, server, clients, uptime_s), (reconnects, error, daemon_version, protocol))| {
+            |(
+                (link, server, clients, uptime_s),
+                (reconnects, error, daemon_version, protocol),
+                (token_store, database),
+            )| {
                 StatusSnapshot {
                     link,
                     server,
@@ -154,7 +159,28 @@ fn snapshot() -> impl Strategy<Value = StatusSnapshot> {
                     last_error: error.map(|(code, message)| ErrorInfo { code, message }),
                     daemon_version,
                     protocol,
+                    token_store,
+                    database,
                 }
+            },
+        )
+}
+
+fn database_info() -> impl Strategy<Value = DatabaseInfo> {
+    (
+        text(),
+        any::<bool>(),
+        option::of(text()),
+        option::of(text()),
+        proptest::collection::vec(text(), 0..3),
+    )
+        .prop_map(
+            |(path, encrypted, key_store, plain_reason, moved_aside)| DatabaseInfo {
+                path,
+                encrypted,
+                key_store,
+                plain_reason,
+                moved_aside,
             },
         )
 }

@@ -6,14 +6,15 @@
 //! this shell (`rcimd --print-config`), and which OS token stores work on this
 //! machine (`rcimd --check-token-stores`). The last two are asked of the `rcimd`
 //! binary, not computed here, so the CLI stays free of the keyring crates and can
-//! never disagree with the daemon about them. The IPC status does not say which
-//! store the running daemon picked; its log does (`token store: ...`), and doctor
-//! says where to look.
+//! never disagree with the daemon about them. The running daemon's status says
+//! which store it picked and whether its database is encrypted (and, when a lost
+//! key made it move a database aside, doctor explains what happened).
 
 use super::Context;
 use crate::EXIT_STATUS_HELP;
 use crate::failure::CliError;
 use rcim_client::StatusSnapshot;
+use rcim_proto::status::DatabaseInfo;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -139,6 +140,20 @@ pub fn render(f: &Findings, out: &mut impl Write) -> Result<(), CliError> {
             if let Some(e) = &s.last_error {
                 writeln!(out, "last error:   {}: {}", e.code, e.message)?;
             }
+            if !s.token_store.is_empty() {
+                writeln!(
+                    out,
+                    "token store:  {} (the running daemon's)",
+                    s.token_store
+                )?;
+            }
+            match s.database.as_deref() {
+                Some(db) => render_database(db, out)?,
+                None => writeln!(
+                    out,
+                    "database:     none open yet (it opens at the first connect)"
+                )?,
+            }
         }
         Err(e) => {
             // The client's message already says how to start the daemon.
@@ -173,6 +188,32 @@ pub fn render(f: &Findings, out: &mut impl Write) -> Result<(), CliError> {
         out,
         "  the running daemon logs its choice: journalctl --user -u rcimd | grep 'token store'"
     )?;
+    Ok(())
+}
+
+/// The database lines: encrypted or not and why, and what a lost key did.
+fn render_database(db: &DatabaseInfo, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "database:     {}", db.path)?;
+    writeln!(out, "  {}", super::status::database(db))?;
+    if !db.encrypted {
+        writeln!(
+            out,
+            "  fix: run rcimd with an OS keyring (--token-store auto, secret-service or keyutils); it encrypts the database in place at its next start"
+        )?;
+    }
+    if !db.moved_aside.is_empty() {
+        writeln!(
+            out,
+            "  the key of an earlier database was lost (a new or reset keyring), so rcimd moved it aside and started a new one, which the sync filled again from the server:"
+        )?;
+        for path in &db.moved_aside {
+            writeln!(out, "    {path}")?;
+        }
+        writeln!(
+            out,
+            "  nothing was deleted. Messages that were still waiting to be sent in the old database could not be counted or sent without its key. If the old keyring comes back (a backup), stop rcimd and move the file back to rcim.db; otherwise the moved files can be deleted"
+        )?;
+    }
     Ok(())
 }
 
@@ -211,5 +252,51 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fix: start a keyring daemon"), "{text}");
+    }
+
+    #[test]
+    fn a_lost_key_is_explained() {
+        use rcim_client::{ConnectionStatus, LinkState};
+        let findings = Findings {
+            socket: "/run/user/1000/rcim/rcimd.sock".into(),
+            daemon: Ok(StatusSnapshot {
+                link: LinkState {
+                    status: ConnectionStatus::Connected,
+                    ..LinkState::idle()
+                },
+                server: "rcim://127.0.0.1:7000".into(),
+                clients: 1,
+                uptime_s: 3,
+                reconnects: 0,
+                last_error: None,
+                daemon_version: "0.1.0".into(),
+                protocol: rcim_proto::PROTOCOL_VERSION,
+                token_store: "keyutils".into(),
+                database: Some(Box::new(DatabaseInfo {
+                    path: "/d/users/alice/rcim.db".into(),
+                    encrypted: true,
+                    key_store: Some("keyutils".into()),
+                    plain_reason: None,
+                    moved_aside: vec!["/d/users/alice/rcim.db.unreadable-20261203T181500Z".into()],
+                })),
+            }),
+            runtime_dir: "/run/user/1000".into(),
+            config: Ok("token_store = \"keyutils\"".into()),
+            stores: Ok("configured: keyutils".into()),
+        };
+        let mut out = Vec::new();
+        render(&findings, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("token store:  keyutils"), "{text}");
+        assert!(text.contains("  encrypted (key in keyutils)"), "{text}");
+        assert!(
+            text.contains("the key of an earlier database was lost"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    /d/users/alice/rcim.db.unreadable-20261203T181500Z"),
+            "{text}"
+        );
+        assert!(text.contains("nothing was deleted"), "{text}");
     }
 }

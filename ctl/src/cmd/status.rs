@@ -9,6 +9,7 @@ use crate::EXIT_STATUS_HELP;
 use crate::failure::CliError;
 use crate::view;
 use rcim_client::{RcCode, StatusSnapshot};
+use rcim_proto::status::DatabaseInfo;
 use serde::Serialize;
 use std::io::Write;
 
@@ -50,6 +51,26 @@ pub struct StatusJson {
     pub attempt: u32,
     /// Milliseconds until the next attempt, while waiting to retry.
     pub retry_in_ms: Option<u64>,
+    /// Where the token and the database key are kept (`secret-service`,
+    /// `keyutils`, `memory`, ...); empty from a daemon older than protocol 6.
+    pub token_store: String,
+    /// The user database, once one was opened.
+    pub database: Option<DatabaseJson>,
+}
+
+/// The user database in the JSON output.
+#[derive(Debug, Serialize)]
+pub struct DatabaseJson {
+    /// The database file.
+    pub path: String,
+    /// Whether it is encrypted at rest.
+    pub encrypted: bool,
+    /// The store that keeps its key (`null` when not encrypted).
+    pub key_store: Option<String>,
+    /// Why it is not encrypted, when it is not.
+    pub plain_reason: Option<String>,
+    /// Earlier databases moved aside because their key was lost.
+    pub moved_aside: Vec<String>,
 }
 
 /// An RC error in the JSON output.
@@ -80,6 +101,14 @@ impl From<&StatusSnapshot> for StatusJson {
             protocol: s.protocol,
             attempt: s.link.attempt,
             retry_in_ms: s.link.retry_in_ms,
+            token_store: s.token_store.clone(),
+            database: s.database.as_deref().map(|d| DatabaseJson {
+                path: d.path.clone(),
+                encrypted: d.encrypted,
+                key_store: d.key_store.clone(),
+                plain_reason: d.plain_reason.clone(),
+                moved_aside: d.moved_aside.clone(),
+            }),
         }
     }
 }
@@ -136,6 +165,19 @@ pub fn render_human(s: &StatusSnapshot, out: &mut impl Write) -> Result<(), CliE
         "daemon",
         format!("rcimd {}, protocol {}", s.daemon_version, s.protocol),
     )?;
+    line("key store", s.token_store.clone())?;
+    if let Some(db) = &s.database {
+        line("database", database(db))?;
+        if !db.moved_aside.is_empty() {
+            line(
+                "set aside",
+                format!(
+                    "{} earlier database(s) whose key was lost (rcimctl doctor explains)",
+                    db.moved_aside.len()
+                ),
+            )?;
+        }
+    }
     if link.attempt > 0 || link.retry_in_ms.is_some() {
         let next = match link.retry_in_ms {
             Some(ms) => format!(", next in {:.1} s", ms as f64 / 1000.0),
@@ -144,6 +186,18 @@ pub fn render_human(s: &StatusSnapshot, out: &mut impl Write) -> Result<(), CliE
         line("retry", format!("attempt {}{next}", link.attempt))?;
     }
     Ok(())
+}
+
+/// `encrypted (key in keyutils)` or `NOT encrypted (why)`.
+pub fn database(db: &DatabaseInfo) -> String {
+    match (&db.key_store, &db.plain_reason) {
+        _ if db.encrypted => format!(
+            "encrypted (key in {})",
+            db.key_store.as_deref().unwrap_or("?")
+        ),
+        (_, Some(reason)) => format!("NOT encrypted ({reason})"),
+        _ => "NOT encrypted".to_owned(),
+    }
 }
 
 /// `3725` → `1h 2m 5s`.
@@ -179,6 +233,14 @@ mod tests {
             last_error: Some(ErrorInfo::from_code(RcCode::RC_SOCKET_DISCONNECTED)),
             daemon_version: "0.1.0".into(),
             protocol: 1,
+            token_store: "keyutils".into(),
+            database: Some(Box::new(DatabaseInfo {
+                path: "/data/users/alice/rcim.db".into(),
+                encrypted: true,
+                key_store: Some("keyutils".into()),
+                plain_reason: None,
+                moved_aside: vec!["/data/users/alice/rcim.db.unreadable-20261203T181500Z".into()],
+            })),
         }
     }
 
@@ -203,6 +265,14 @@ mod tests {
             "protocol": 1,
             "attempt": 3,
             "retry_in_ms": 2500,
+            "token_store": "keyutils",
+            "database": {
+                "path": "/data/users/alice/rcim.db",
+                "encrypted": true,
+                "key_store": "keyutils",
+                "plain_reason": null,
+                "moved_aside": ["/data/users/alice/rcim.db.unreadable-20261203T181500Z"],
+            },
         });
         assert_eq!(value, expected);
     }
@@ -234,6 +304,9 @@ uptime:     1h 2m 5s
 reconnects: 4
 last error: 30011: {}
 daemon:     rcimd 0.1.0, protocol 1
+key store:  keyutils
+database:   encrypted (key in keyutils)
+set aside:  1 earlier database(s) whose key was lost (rcimctl doctor explains)
 retry:      attempt 3, next in 2.5 s
 ",
             RcCode(30011).meaning()
@@ -252,6 +325,32 @@ retry:      attempt 3, next in 2.5 s
         assert!(text.contains("user:       -\n"), "{text}");
         assert!(text.contains("last error: none\n"), "{text}");
         assert!(!text.contains("retry"), "{text}");
+    }
+
+    #[test]
+    fn a_plain_database_says_why() {
+        let mut s = snapshot();
+        s.token_store = "memory".into();
+        s.database = Some(Box::new(DatabaseInfo {
+            path: "/d/rcim.db".into(),
+            encrypted: false,
+            key_store: None,
+            plain_reason: Some("the memory token store has no safe place for a key".into()),
+            moved_aside: Vec::new(),
+        }));
+        let mut out = Vec::new();
+        render_human(&s, &mut out).unwrap();
+        let text = anstream::adapter::strip_str(&String::from_utf8(out).unwrap()).to_string();
+        assert!(
+            text.contains(
+                "database:   NOT encrypted (the memory token store has no safe place for a key)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("set aside"), "{text}");
+        let value = serde_json::to_value(StatusJson::from(&s)).unwrap();
+        assert_eq!(value["database"]["encrypted"], false);
+        assert_eq!(value["database"]["key_store"], serde_json::Value::Null);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! takes 10-150 ms and stalls concurrent writes to the same files, so how often a
 //! checkpoint runs, and where, shows directly in the latency tail.
 
+use super::cipher::DbKey;
 use super::schema;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -36,10 +37,19 @@ pub(super) struct Checkpoints {
     wal_limit: AtomicU64,
     /// The checkpointing connection, opened on first use.
     conn: Mutex<Option<Connection>>,
+    /// The database's key, which the checkpointing connection sets first.
+    key: Option<DbKey>,
 }
 
 impl Default for Checkpoints {
     fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl Checkpoints {
+    /// The checkpoints of a database with `key` (`None`: plain).
+    pub(super) fn new(key: Option<DbKey>) -> Self {
         Self {
             pages: AtomicU64::new(0),
             running: AtomicBool::new(false),
@@ -47,6 +57,7 @@ impl Default for Checkpoints {
             cut: AtomicU64::new(0),
             wal_limit: AtomicU64::new(schema::WAL_SIZE_LIMIT),
             conn: Mutex::new(None),
+            key,
         }
     }
 }
@@ -78,7 +89,7 @@ impl Checkpoints {
     fn run(&self, path: &Path, pragma: &str) -> Option<rusqlite::Result<(i64, i64, i64)>> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            match schema::open_checkpointer(path) {
+            match schema::open_checkpointer(path, self.key.as_ref()) {
                 Ok(conn) => *slot = Some(conn),
                 Err(e) => {
                     tracing::warn!("cannot open {} for checkpoints: {e}", path.display());

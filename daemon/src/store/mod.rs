@@ -22,16 +22,30 @@
 //! `onMessageSaved`.
 //!
 //! WAL checkpoints run in the background, off the commit path: see `checkpoint.rs`.
+//!
+//! Encryption at rest (see `cipher.rs`): with a token store that keeps keys (any
+//! OS keyring), every database is a SQLCipher database whose random key sits in
+//! that store. [`StoreOpener::open`] gets the key (making and saving one first
+//! for a new database), encrypts a plain database left by an older rcimd in
+//! place, and, when the store answers that it has no key for an encrypted
+//! database (a reset keyring), moves the unreadable file aside under a dated
+//! name and starts a new one, which the sync fills again from the server. With
+//! the memory token store there is no safe place for a key, so databases stay
+//! plain, and the status says so.
 
 mod checkpoint;
+pub mod cipher;
 mod queries;
 mod schema;
 
 pub use checkpoint::CHECKPOINT_PAGES;
 pub use queries::Outgoing;
 
+use crate::vault::{KeyError, KeyLookup, Vault};
 use checkpoint::Checkpoints;
+use cipher::{DbKey, FileKind};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
+use rcim_proto::status::DatabaseInfo;
 use rcim_proto::upstream::InboxEntry;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -77,6 +91,38 @@ pub enum StoreError {
         /// The newest this build knows.
         known: i64,
     },
+    /// The database is encrypted but this rcimd keeps no keys (memory token
+    /// store); nothing was changed.
+    #[error(
+        "database {path} is encrypted and the memory token store keeps no key; run rcimd with the token store that keeps its key (--token-store auto, secret-service or keyutils)"
+    )]
+    EncryptedWithoutKeyStore {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The key could not be read or saved; nothing was changed, and the next
+    /// open tries again.
+    #[error("the key of database {path}: {source}")]
+    Key {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: KeyError,
+    },
+    /// A plain database could not be encrypted (it is unchanged).
+    #[error(transparent)]
+    Convert(#[from] cipher::ConvertError),
+    /// A database whose key was lost could not be moved aside.
+    #[error("cannot move {path} aside: {source}")]
+    MoveAside {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The OS gave no randomness for a new key.
+    #[error(transparent)]
+    NoRandomness(#[from] cipher::NoRandomness),
     /// The blocking task that ran the query failed (it panicked, or the runtime is
     /// shutting down).
     #[error("the database task failed: {0}")]
@@ -87,6 +133,33 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct StoreOpener {
     data_dir: PathBuf,
+    keys: Keys,
+    /// What the last open found, for the status.
+    info: Arc<Mutex<Option<DatabaseInfo>>>,
+}
+
+/// Where database keys come from.
+#[derive(Clone, Debug)]
+pub enum Keys {
+    /// Nowhere safe (the memory token store): databases stay plain, for the
+    /// reason given.
+    None(String),
+    /// The vault's store, beside the token.
+    Vault(Vault),
+}
+
+impl Keys {
+    /// The keys `vault` can keep: its store, unless it keeps none.
+    pub fn from_vault(vault: &Vault) -> Self {
+        if vault.keeps_keys() {
+            Self::Vault(vault.clone())
+        } else {
+            Self::None(format!(
+                "the {} token store has no safe place for a key",
+                vault.store()
+            ))
+        }
+    }
 }
 
 /// A handle to one open database. The database closes when the last handle drops.
@@ -241,11 +314,25 @@ impl StoreHandle {
 }
 
 impl StoreOpener {
-    /// Databases go under `data_dir/users/`.
+    /// Databases go under `data_dir/users/`, plain (tests of everything but
+    /// encryption).
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::with_keys(data_dir, Keys::None("no key store was given".into()))
+    }
+
+    /// Databases go under `data_dir/users/`, with keys from `keys`.
+    pub fn with_keys(data_dir: impl Into<PathBuf>, keys: Keys) -> Self {
         Self {
             data_dir: data_dir.into(),
+            keys,
+            info: Arc::default(),
         }
+    }
+
+    /// What the last open found: the file, whether it is encrypted and where its
+    /// key is, and databases moved aside.
+    pub fn info(&self) -> Option<DatabaseInfo> {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The database file of `user_id`.
@@ -256,18 +343,188 @@ impl StoreOpener {
             .join("rcim.db")
     }
 
-    /// Opens (creating and migrating as needed) the database of `user_id`.
+    /// Opens (creating, encrypting and migrating as needed) the database of
+    /// `user_id`.
     pub async fn open(&self, user_id: &str) -> Result<StoreHandle, StoreError> {
         let path = self.path_for(user_id);
-        let (db_path, user) = (path.clone(), user_id.to_owned());
-        let conn = tokio::task::spawn_blocking(move || schema::open(&db_path, &user)).await??;
-        tracing::info!("database open: {}", path.display());
+        let kind = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || prepare(&path)).await??
+        };
+        let (key, plain_reason) = match &self.keys {
+            Keys::None(reason) => {
+                if kind == FileKind::Encrypted {
+                    return Err(StoreError::EncryptedWithoutKeyStore { path });
+                }
+                tracing::warn!(
+                    "database {} is not encrypted: {reason} (choose an OS keyring with --token-store)",
+                    path.display()
+                );
+                (None, Some(reason.clone()))
+            }
+            Keys::Vault(vault) => (Some(self.key_for(vault, &path, kind).await?), None),
+        };
+        let (db_path, user, db_key) = (path.clone(), user_id.to_owned(), key.clone());
+        let conn = tokio::task::spawn_blocking(move || {
+            if let (FileKind::Plain, Some(key)) = (kind, &db_key) {
+                tracing::info!("encrypting the database {} in place", db_path.display());
+                cipher::convert(&db_path, key, cipher::Direction::Encrypt)?;
+            }
+            schema::open(&db_path, &user, db_key.as_ref())
+        })
+        .await??;
+        let moved_aside = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || moved_aside(&path)).await?
+        };
+        let info = DatabaseInfo {
+            path: path.display().to_string(),
+            encrypted: key.is_some(),
+            key_store: match &self.keys {
+                Keys::Vault(vault) => Some(vault.store().to_string()),
+                Keys::None(_) => None,
+            },
+            plain_reason,
+            moved_aside,
+        };
+        tracing::info!(
+            "database open: {} ({})",
+            path.display(),
+            if info.encrypted {
+                "encrypted"
+            } else {
+                "NOT encrypted"
+            }
+        );
+        *self.info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info);
         Ok(StoreHandle {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
-            checkpoints: Arc::default(),
+            checkpoints: Arc::new(Checkpoints::new(key)),
         })
     }
+
+    /// The key of the database at `path` (`kind` says what is there now). A new
+    /// or plain database gets the stored key, or a new one saved first. An
+    /// encrypted database the store has no key for, or whose stored key does not
+    /// open it, is moved aside, and a new one is started with a new key.
+    async fn key_for(
+        &self,
+        vault: &Vault,
+        path: &Path,
+        kind: FileKind,
+    ) -> Result<DbKey, StoreError> {
+        let account = crate::vault::key_account(path);
+        let key_error = |source| StoreError::Key {
+            path: path.to_owned(),
+            source,
+        };
+        let stored = vault.database_key(&account).await.map_err(key_error)?;
+        let usable = match (stored, kind) {
+            (KeyLookup::Found(key), FileKind::Encrypted) => {
+                let (file, test_key) = (path.to_owned(), key.clone());
+                let opens =
+                    tokio::task::spawn_blocking(move || key_opens(&file, &test_key)).await??;
+                if opens {
+                    return Ok(key);
+                }
+                tracing::error!(
+                    "the key in the {} store does not open the database {}",
+                    vault.store(),
+                    path.display()
+                );
+                false
+            }
+            (KeyLookup::Found(key), _) => return Ok(key),
+            (KeyLookup::Missing, FileKind::Encrypted) => {
+                tracing::error!(
+                    "the {} store has no key for the encrypted database {}",
+                    vault.store(),
+                    path.display()
+                );
+                false
+            }
+            (KeyLookup::Missing, _) => true,
+        };
+        if !usable {
+            let stamp = cipher::file_stamp(rcim_proto::time::now_ms());
+            let from = path.to_owned();
+            let moved = tokio::task::spawn_blocking(move || cipher::move_aside(&from, &stamp))
+                .await?
+                .map_err(|source| StoreError::MoveAside {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            tracing::error!(
+                "the database key is lost: moved the unreadable database to {} (nothing was deleted; \
+                 with its key back it opens again). A new database starts now and the sync fetches \
+                 the messages the server still holds; messages that were waiting in its outbox \
+                 cannot be counted or sent without the key",
+                moved.display()
+            );
+        }
+        let key = DbKey::generate()?;
+        vault
+            .save_database_key(&account, &key)
+            .await
+            .map_err(key_error)?;
+        Ok(key)
+    }
+}
+
+/// Creates the user's directory and the database file (empty, 0600) and says
+/// what is there. Blocking.
+fn prepare(path: &Path) -> Result<FileKind, StoreError> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    schema::make_private(path)?;
+    cipher::file_kind(path).map_err(|source| StoreError::Permissions {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Whether `key` opens the encrypted database at `path`. Blocking.
+fn key_opens(path: &Path, key: &DbKey) -> Result<bool, StoreError> {
+    let sqlite = |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sqlite)?;
+    match cipher::unlock(&conn, key) {
+        Ok(()) => Ok(true),
+        Err(e) if cipher::is_not_a_database(&e) => Ok(false),
+        Err(e) => Err(sqlite(e)),
+    }
+}
+
+/// The databases of this user moved aside earlier (`rcim.db.unreadable-*`),
+/// oldest first. Blocking; an unreadable directory lists none.
+fn moved_aside(path: &Path) -> Vec<String> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.unreadable-", name.to_string_lossy());
+    let mut moved: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|file| {
+            file.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| {
+                    n.starts_with(&prefix) && !n.ends_with("-wal") && !n.ends_with("-shm")
+                })
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    moved.sort();
+    moved
 }
 
 /// A directory name for a user id: the id itself when it is made of RC's user-id
@@ -412,6 +669,306 @@ mod tests {
         let handle = opener.open("gina").await.unwrap();
         assert_eq!(handle.sync_cursor().await.unwrap(), 0);
         assert_eq!(modes(&path), all_private());
+    }
+
+    /// A marker text that must never be found in the files of an encrypted
+    /// database.
+    const MARKER: &str = "marker-0c3e9a-secret-text";
+
+    fn incoming(seq: u64, text: &str) -> InboxEntry {
+        InboxEntry {
+            seq,
+            message: rcim_proto::message::WireMessage {
+                uid: format!("uid-{seq:06}"),
+                conversation: ConversationKey::private("bob"),
+                sender: "bob".into(),
+                object_name: "RC:TxtMsg".into(),
+                content: format!("{{\"content\":\"{text} {seq}\"}}"),
+                sent_time_ms: 1_000 + seq as i64,
+            },
+        }
+    }
+
+    /// Stores `count` incoming messages with the marker, and one outgoing.
+    async fn fill(handle: &StoreHandle, from_seq: u64, count: u64) {
+        let entries = (from_seq..from_seq + count)
+            .map(|seq| incoming(seq, MARKER))
+            .collect();
+        handle.insert_incoming(entries, 5_000).await.unwrap();
+        handle
+            .save_outgoing(
+                Outgoing {
+                    sender: "alice".into(),
+                    conversation: ConversationKey::private("bob"),
+                    object_name: "RC:TxtMsg".into(),
+                    content: format!("{{\"content\":\"{MARKER} out\"}}"),
+                    client_msg_id: format!("c-{from_seq}"),
+                },
+                6_000,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The texts of the stored messages with bob, oldest first.
+    async fn texts(handle: &StoreHandle) -> Vec<String> {
+        let mut messages = handle
+            .messages(ConversationKey::private("bob"), 0, TimeOrder::Before, 1_000)
+            .await
+            .unwrap();
+        messages.reverse();
+        messages.into_iter().map(|m| m.content).collect()
+    }
+
+    /// Whether any file in `dir` (the database, its WAL and shared-memory files,
+    /// anything else) holds `needle`.
+    fn found_in(dir: &Path, needle: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|file| {
+                std::fs::read(file)
+                    .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_database_is_encrypted_and_no_file_holds_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let opener = StoreOpener::with_keys(dir.path(), Keys::Vault(crate::vault::mock().await));
+        let handle = opener.open("alice").await.unwrap();
+        fill(&handle, 1, 50).await;
+        let user_dir = handle.path().parent().unwrap().to_owned();
+        // The WAL holds the writes (no checkpoint yet): it is encrypted too.
+        assert!(cipher::with_suffix(handle.path(), "-wal").exists());
+        assert_eq!(found_in(&user_dir, MARKER), Vec::<PathBuf>::new());
+        assert_eq!(
+            cipher::file_kind(handle.path()).unwrap(),
+            FileKind::Encrypted
+        );
+        let info = opener.info().unwrap();
+        assert!(info.encrypted);
+        assert_eq!(info.key_store.as_deref(), Some("keyutils"));
+        assert!(info.moved_aside.is_empty());
+        let before = texts(&handle).await;
+        assert_eq!(before.len(), 51);
+        drop(handle);
+        // Reopened with the stored key: everything is there.
+        let handle = opener.open("alice").await.unwrap();
+        assert_eq!(texts(&handle).await, before);
+        // Without the key, SQLite cannot read it.
+        let plain = Connection::open(handle.path()).unwrap();
+        let err = cipher::check_readable(&plain).unwrap_err();
+        assert!(cipher::is_not_a_database(&err), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_database_is_encrypted_in_place_with_nothing_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("alice").await.unwrap();
+        fill(&handle, 1, 300).await;
+        let before = texts(&handle).await;
+        let user_dir = handle.path().parent().unwrap().to_owned();
+        drop(handle);
+        assert_eq!(found_in(&user_dir, MARKER).len(), 1, "plain before");
+        let opener = StoreOpener::with_keys(dir.path(), Keys::Vault(crate::vault::mock().await));
+        let handle = opener.open("alice").await.unwrap();
+        assert_eq!(texts(&handle).await, before);
+        assert_eq!(handle.outbox().await.unwrap().len(), 1);
+        assert_eq!(handle.sync_cursor().await.unwrap(), 300);
+        assert_eq!(found_in(&user_dir, MARKER), Vec::<PathBuf>::new());
+        assert!(!cipher::converting_path(handle.path()).exists());
+        let version: i64 = handle
+            .call(|conn| conn.pragma_query_value(None, "user_version", |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(
+            version,
+            schema::VERSION,
+            "the schema version is carried over"
+        );
+    }
+
+    /// A crash (kill -9) after any step of the in-place encryption: the next
+    /// open finishes the job and nothing is lost.
+    #[tokio::test]
+    async fn a_crash_at_any_step_of_the_encryption_loses_nothing() {
+        use cipher::Step;
+        for step in [
+            Step::Checkpointed,
+            Step::Exported,
+            Step::SidesRemoved,
+            Step::Renamed,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let handle = StoreOpener::new(dir.path()).open("alice").await.unwrap();
+            fill(&handle, 1, 120).await;
+            let before = texts(&handle).await;
+            let path = handle.path().to_owned();
+            drop(handle);
+            // What open does first: the key is safe in the store before any
+            // file changes.
+            let vault = crate::vault::mock().await;
+            let key = DbKey::generate().unwrap();
+            vault
+                .save_database_key(&crate::vault::key_account(&path), &key)
+                .await
+                .unwrap();
+            cipher::convert_until(&path, &key, cipher::Direction::Encrypt, step).unwrap();
+            let opener = StoreOpener::with_keys(dir.path(), Keys::Vault(vault));
+            let handle = opener.open("alice").await.unwrap();
+            assert_eq!(texts(&handle).await, before, "after a crash at {step:?}");
+            assert_eq!(handle.outbox().await.unwrap().len(), 1, "{step:?}");
+            assert_eq!(cipher::file_kind(&path).unwrap(), FileKind::Encrypted);
+            assert!(!cipher::converting_path(&path).exists(), "{step:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_key_moves_the_database_aside_and_starts_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_vault = crate::vault::mock().await;
+        let handle = StoreOpener::with_keys(dir.path(), Keys::Vault(old_vault.clone()))
+            .open("alice")
+            .await
+            .unwrap();
+        fill(&handle, 1, 10).await;
+        let path = handle.path().to_owned();
+        drop(handle);
+        // A new, empty keyring.
+        let opener = StoreOpener::with_keys(dir.path(), Keys::Vault(crate::vault::mock().await));
+        let handle = opener.open("alice").await.unwrap();
+        assert_eq!(handle.sync_cursor().await.unwrap(), 0, "a new database");
+        assert!(texts(&handle).await.is_empty());
+        let info = opener.info().unwrap();
+        assert_eq!(info.moved_aside.len(), 1, "{info:?}");
+        let moved = PathBuf::from(&info.moved_aside[0]);
+        assert!(
+            moved
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("rcim.db.unreadable-"),
+            "{moved:?}"
+        );
+        // Nothing was deleted: the old key still opens the moved file.
+        let CryptoKey(old_key) = stored_key(&old_vault, &path).await;
+        let conn = Connection::open(&moved).unwrap();
+        cipher::unlock(&conn, &old_key).unwrap();
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 11);
+    }
+
+    #[tokio::test]
+    async fn a_key_that_does_not_open_the_database_counts_as_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = crate::vault::mock().await;
+        let opener = StoreOpener::with_keys(dir.path(), Keys::Vault(vault.clone()));
+        let handle = opener.open("alice").await.unwrap();
+        fill(&handle, 1, 3).await;
+        let path = handle.path().to_owned();
+        drop(handle);
+        vault
+            .save_database_key(
+                &crate::vault::key_account(&path),
+                &DbKey::generate().unwrap(),
+            )
+            .await
+            .unwrap();
+        let handle = opener.open("alice").await.unwrap();
+        assert!(texts(&handle).await.is_empty());
+        assert_eq!(opener.info().unwrap().moved_aside.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_database_is_refused_without_a_key_store_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::with_keys(dir.path(), Keys::Vault(crate::vault::mock().await))
+            .open("alice")
+            .await
+            .unwrap();
+        fill(&handle, 1, 3).await;
+        let path = handle.path().to_owned();
+        drop(handle);
+        let bytes = std::fs::read(&path).unwrap();
+        let err = StoreOpener::new(dir.path())
+            .open("alice")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::EncryptedWithoutKeyStore { .. }),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "untouched");
+    }
+
+    #[tokio::test]
+    async fn a_plain_store_says_why_it_is_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let opener = StoreOpener::with_keys(dir.path(), Keys::from_vault(&Vault::memory()));
+        let handle = opener.open("alice").await.unwrap();
+        assert_eq!(cipher::file_kind(handle.path()).unwrap(), FileKind::Plain);
+        let info = opener.info().unwrap();
+        assert!(!info.encrypted);
+        assert_eq!(info.key_store, None);
+        assert_eq!(
+            info.plain_reason.as_deref(),
+            Some("the memory token store has no safe place for a key")
+        );
+    }
+
+    #[tokio::test]
+    async fn decrypt_and_encrypt_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = crate::vault::mock().await;
+        let handle = StoreOpener::with_keys(dir.path(), Keys::Vault(vault.clone()))
+            .open("alice")
+            .await
+            .unwrap();
+        fill(&handle, 1, 20).await;
+        let before = texts(&handle).await;
+        let path = handle.path().to_owned();
+        drop(handle);
+        let CryptoKey(key) = stored_key(&vault, &path).await;
+        cipher::convert(&path, &key, cipher::Direction::Decrypt).unwrap();
+        assert_eq!(cipher::file_kind(&path).unwrap(), FileKind::Plain);
+        let handle = StoreOpener::new(dir.path()).open("alice").await.unwrap();
+        assert_eq!(texts(&handle).await, before);
+        drop(handle);
+        cipher::convert(&path, &key, cipher::Direction::Encrypt).unwrap();
+        let handle = StoreOpener::with_keys(dir.path(), Keys::Vault(vault))
+            .open("alice")
+            .await
+            .unwrap();
+        assert_eq!(texts(&handle).await, before);
+        // A wrong key is refused and changes nothing.
+        drop(handle);
+        let err = cipher::convert(
+            &path,
+            &DbKey::generate().unwrap(),
+            cipher::Direction::Decrypt,
+        )
+        .unwrap_err();
+        assert!(matches!(err, cipher::ConvertError::Sqlite { .. }), "{err}");
+        assert_eq!(cipher::file_kind(&path).unwrap(), FileKind::Encrypted);
+    }
+
+    struct CryptoKey(DbKey);
+
+    async fn stored_key(vault: &Vault, path: &Path) -> CryptoKey {
+        match vault
+            .database_key(&crate::vault::key_account(path))
+            .await
+            .unwrap()
+        {
+            KeyLookup::Found(key) => CryptoKey(key),
+            KeyLookup::Missing => panic!("no key stored for {}", path.display()),
+        }
     }
 
     #[tokio::test]

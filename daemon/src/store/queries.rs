@@ -566,7 +566,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::schema::open(&dir.path().join("t.db"), "me").unwrap();
+        let conn = super::super::schema::open(&dir.path().join("t.db"), "me", None).unwrap();
         (dir, conn)
     }
 

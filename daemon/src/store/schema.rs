@@ -3,6 +3,7 @@
 //! Each migration runs in its own transaction together with the version bump, so a
 //! crash mid-migration leaves the previous version intact. Only ever append.
 
+use super::cipher::{self, DbKey};
 use super::{StoreError, create_private_dir};
 use rusqlite::Connection;
 use std::path::Path;
@@ -63,8 +64,9 @@ pub const AUTOCHECKPOINT_PAGES: i64 = 40 * super::CHECKPOINT_PAGES as i64;
 /// `super::checkpoint`; the writer itself never cuts it).
 pub const WAL_SIZE_LIMIT: u64 = 16 << 20;
 
-/// Opens, configures and migrates the database at `path`, owned by `user_id`.
-pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
+/// Opens, configures and migrates the database at `path`, owned by `user_id`,
+/// with `key` when it is encrypted (set before anything is read).
+pub fn open(path: &Path, user_id: &str, key: Option<&DbKey>) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_owned(),
@@ -77,6 +79,9 @@ pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
         source,
     };
     let mut conn = Connection::open(path).map_err(sqlite)?;
+    if let Some(key) = key {
+        cipher::unlock(&conn, key).map_err(sqlite)?;
+    }
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sqlite)?;
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -136,7 +141,7 @@ pub fn open(path: &Path, user_id: &str) -> Result<Connection, StoreError> {
 /// the umask. Messages are private: the data dir is 0700 too, but a file that is
 /// copied, backed up or moved out of it keeps its own mode.
 #[cfg(unix)]
-fn make_private(path: &Path) -> Result<(), StoreError> {
+pub(super) fn make_private(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let private = |file: &Path| -> std::io::Result<()> {
         let mode = std::fs::metadata(file)?.permissions().mode() & 0o777;
@@ -172,17 +177,20 @@ fn make_private(path: &Path) -> Result<(), StoreError> {
 /// Elsewhere (Windows) the file inherits the access of the per-user data dir it
 /// is created in.
 #[cfg(not(unix))]
-fn make_private(_path: &Path) -> Result<(), StoreError> {
+pub(super) fn make_private(_path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A second connection to the already open database at `path`, for background
-/// checkpoints only.
-pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+/// A second connection to the already open database at `path` (keyed with
+/// `key` first when it is encrypted), for background checkpoints only.
+pub fn open_checkpointer(path: &Path, key: Option<&DbKey>) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    if let Some(key) = key {
+        cipher::unlock(&conn, key)?;
+    }
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // The same durability as the writer: the WAL is synced before it is copied,
     // the database after.
