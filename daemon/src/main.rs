@@ -8,6 +8,7 @@ use rcimd::config::{self, Options, Settings};
 use rcimd::link::LinkHandle;
 use rcimd::link::connector::ServerAddr;
 use rcimd::service::{self, LogControl};
+use rcimd::store::cipher::Direction;
 use rcimd::vault::{self, TokenStoreKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,14 @@ struct Args {
     /// Check which OS token stores work here, print one line each, and exit.
     #[arg(long, conflicts_with = "print_config")]
     check_token_stores: bool,
+    /// Encrypt the database at PATH in place, with a key kept in the token store,
+    /// and exit (rcimd does this by itself at start; stop rcimd first).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["print_config", "check_token_stores", "decrypt_db", "dev"])]
+    encrypt_db: Option<PathBuf>,
+    /// Decrypt the database at PATH in place with its key from the token store,
+    /// and exit (for support; stop rcimd first).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["print_config", "check_token_stores", "dev"])]
+    decrypt_db: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -93,6 +102,14 @@ fn main() -> ExitCode {
         shown.data_dir.get_or_insert_with(rcimd::default_data_dir);
         print!("{}", shown.render());
         return ExitCode::SUCCESS;
+    }
+    let conversion = match (&args.encrypt_db, &args.decrypt_db) {
+        (Some(path), _) => Some((path.clone(), Direction::Encrypt)),
+        (None, Some(path)) => Some((path.clone(), Direction::Decrypt)),
+        (None, None) => None,
+    };
+    if let Some((path, direction)) = conversion {
+        return convert_db(&settings, &path, direction);
     }
     if !args.dev && (settings.server.is_none() || settings.app_key.is_none()) {
         eprintln!(
@@ -171,6 +188,64 @@ fn check_token_stores(configured: TokenStoreKind) {
     match chosen {
         Some(name) => println!("auto chooses: {name}"),
         None => println!("auto chooses: none (rcimd --token-store auto would refuse to start)"),
+    }
+}
+
+/// `rcimd --encrypt-db` / `--decrypt-db`: converts one database in place, with
+/// its key in the configured token store, and says what was done.
+fn convert_db(settings: &Settings, path: &std::path::Path, direction: Direction) -> ExitCode {
+    // A running rcimd keeps the database open: converting under it would lose
+    // what it writes after the rename.
+    #[cfg(unix)]
+    if std::os::unix::net::UnixStream::connect(&settings.socket).is_ok() {
+        eprintln!(
+            "rcimd: rcimd is running (its socket {} answers); stop it first (systemctl --user stop rcimd)",
+            settings.socket.display()
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("rcimd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = settings
+        .server
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ServerAddr::to_string);
+    let app_key = settings.app_key.clone().unwrap_or_else(|| "-".to_owned());
+    let done = runtime.block_on(async {
+        let vault = vault::Vault::open(vault::VaultOptions::new(
+            settings.token_store,
+            &server,
+            &app_key,
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+        if !vault.keeps_keys() {
+            return Err(format!(
+                "the {} token store keeps no database key; choose an OS keyring with --token-store",
+                vault.store()
+            ));
+        }
+        rcimd::store::convert_offline(path, direction, &vault)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match done {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rcimd: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -598,7 +598,19 @@ impl Vault {
 /// The keyring account (the entry's user field) of the key of the database at
 /// `path`: one entry per database file, so two data dirs never share a key.
 pub fn key_account(path: &std::path::Path) -> String {
-    format!("dbkey:{}", path.display())
+    // The directory as the OS resolves it, so `--decrypt-db` given another
+    // spelling of the path (relative, through a symlink) finds the same entry.
+    let resolved = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        })
+        .map(|dir| dir.join(name))
+        .unwrap_or_else(|_| path.to_owned()),
+        _ => path.to_owned(),
+    };
+    format!("dbkey:{}", resolved.display())
 }
 
 /// Logs a write that failed (a vault thread that ended is a failure too).

@@ -71,6 +71,14 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The database file's first bytes could not be read.
+    #[error("cannot read {path}: {source}")]
+    Inspect {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// SQLite failed.
     #[error("database {path}: {source}")]
     Sqlite {
@@ -120,6 +128,19 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `--decrypt-db` found no key for the database.
+    #[error(
+        "the {store} store has no key for {path}; was it encrypted by rcimd with another token store or on another machine?"
+    )]
+    NoKey {
+        /// The database file.
+        path: PathBuf,
+        /// The store asked.
+        store: String,
+    },
+    /// `--encrypt-db`/`--decrypt-db` was given a path with no database.
+    #[error("{0} is not a database (no such file, or it is empty)")]
+    NotADatabaseFile(PathBuf),
     /// The OS gave no randomness for a new key.
     #[error(transparent)]
     NoRandomness(#[from] cipher::NoRandomness),
@@ -472,6 +493,85 @@ impl StoreOpener {
     }
 }
 
+/// `rcimd --encrypt-db PATH` and `--decrypt-db PATH`: converts the database at
+/// `path` in place, with its key in `vault`'s store (a new key, saved first, to
+/// encrypt a database that never had one). rcimd must not be running on it.
+/// Returns what was done, for the person who asked.
+pub async fn convert_offline(
+    path: &Path,
+    direction: cipher::Direction,
+    vault: &Vault,
+) -> Result<String, StoreError> {
+    let kind = {
+        let file = path.to_owned();
+        tokio::task::spawn_blocking(move || cipher::file_kind(&file))
+            .await?
+            .map_err(|source| StoreError::Inspect {
+                path: path.to_owned(),
+                source,
+            })?
+    };
+    let account = crate::vault::key_account(path);
+    let key_error = |source| StoreError::Key {
+        path: path.to_owned(),
+        source,
+    };
+    let store = vault.store();
+    let key = match (direction, kind) {
+        (_, FileKind::New) => return Err(StoreError::NotADatabaseFile(path.to_owned())),
+        (cipher::Direction::Encrypt, FileKind::Encrypted) => {
+            return Ok(format!(
+                "{} is already encrypted; nothing to do",
+                path.display()
+            ));
+        }
+        (cipher::Direction::Decrypt, FileKind::Plain) => {
+            return Ok(format!(
+                "{} is not encrypted; nothing to do",
+                path.display()
+            ));
+        }
+        (cipher::Direction::Encrypt, FileKind::Plain) => {
+            match vault.database_key(&account).await.map_err(key_error)? {
+                KeyLookup::Found(key) => key,
+                KeyLookup::Missing => {
+                    let key = DbKey::generate()?;
+                    vault
+                        .save_database_key(&account, &key)
+                        .await
+                        .map_err(key_error)?;
+                    key
+                }
+            }
+        }
+        (cipher::Direction::Decrypt, FileKind::Encrypted) => {
+            match vault.database_key(&account).await.map_err(key_error)? {
+                KeyLookup::Found(key) => key,
+                KeyLookup::Missing => {
+                    return Err(StoreError::NoKey {
+                        path: path.to_owned(),
+                        store: store.to_string(),
+                    });
+                }
+            }
+        }
+    };
+    {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || cipher::convert(&path, &key, direction)).await??;
+    }
+    Ok(match direction {
+        cipher::Direction::Encrypt => format!(
+            "{} is encrypted now; its key is in the {store} store",
+            path.display()
+        ),
+        cipher::Direction::Decrypt => format!(
+            "{} is plain now (its key stays in the {store} store); rcimd encrypts it again at its next start unless it runs with --token-store memory",
+            path.display()
+        ),
+    })
+}
+
 /// Creates the user's directory and the database file (empty, 0600) and says
 /// what is there. Blocking.
 fn prepare(path: &Path) -> Result<FileKind, StoreError> {
@@ -482,7 +582,7 @@ fn prepare(path: &Path) -> Result<FileKind, StoreError> {
         })?;
     }
     schema::make_private(path)?;
-    cipher::file_kind(path).map_err(|source| StoreError::Permissions {
+    cipher::file_kind(path).map_err(|source| StoreError::Inspect {
         path: path.to_owned(),
         source,
     })

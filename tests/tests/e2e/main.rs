@@ -4,6 +4,7 @@
 mod connect;
 mod ctl;
 mod daemon;
+mod encryption;
 mod engine;
 mod hub;
 mod messaging;
