@@ -5,6 +5,7 @@ mod connect;
 mod ctl;
 mod daemon;
 mod engine;
+mod failover;
 mod hub;
 mod messaging;
 mod service;
