@@ -280,3 +280,42 @@ fn messages_flow_through_the_second_node_once_the_first_is_gone_at_start() {
         .collect();
     assert_eq!(received(&daemon), want);
 }
+
+/// An `rcim-server` serving TLS with a certificate from a CA of its own; the CA's
+/// PEM file and the node's `rcims://localhost:PORT`.
+fn tls_node(dir: &std::path::Path) -> (TestServer, String, String) {
+    let (ca, cert, key) = rcim_server::testca::TestCa::new().write_files(dir);
+    let cert = cert.to_string_lossy().into_owned();
+    let key = key.to_string_lossy().into_owned();
+    let node = TestServer::start_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let port = node.im_addr.rsplit(':').next().expect("port").to_owned();
+    (
+        node,
+        ca.to_string_lossy().into_owned(),
+        format!("rcims://localhost:{port}"),
+    )
+}
+
+#[test]
+fn a_node_whose_certificate_fails_is_left_for_the_next() {
+    let (dir1, dir2) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // node1's certificate comes from a CA the daemon does not trust.
+    let (node1, _untrusted, url1) = tls_node(dir1.path());
+    let (node2, trusted, url2) = tls_node(dir2.path());
+    let token = node2.token("bob");
+    let daemon = TestDaemon::start(&url1, &["--server", &url2, "--ca-file", &trusted]);
+    let start = Instant::now();
+    daemon.connect(&token);
+    let took = start.elapsed();
+    let status = daemon.status();
+    assert_eq!(status["server"], url2);
+    assert_eq!(status["last_error"]["code"], 34032, "{status}");
+    assert!(took < Duration::from_secs(3), "connected after {took:?}");
+    let tried = node1.stats();
+    assert_eq!(tried.connects_accepted + tried.connects_rejected, 0);
+    publish(&node2, "over TLS");
+    wait_stored(&daemon, "bob", 1, Duration::from_secs(10));
+}
