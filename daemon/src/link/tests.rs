@@ -403,6 +403,21 @@ async fn many_callers_one_connect() {
     assert_eq!(h.dial_count(), 1);
 }
 
+/// Asserts that the gaps between `dials` follow RC's schedule, each within ±20 %.
+fn assert_rc_schedule(dials: &[Instant]) {
+    let schedule = [
+        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
+    ];
+    for (i, pair) in dials.windows(2).enumerate() {
+        let gap = (pair[1] - pair[0]).as_secs_f64();
+        let base = schedule[i.min(schedule.len() - 1)];
+        assert!(
+            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
+            "gap {i}: {gap} s, schedule says {base} s ±20 %"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_follow_rc_schedule_then_connect() {
     let h = Harness::new().await;
@@ -412,18 +427,8 @@ async fn retries_follow_rc_schedule_then_connect() {
     let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
     tokio::time::sleep(Duration::from_secs(400)).await;
     let dials = h.dials.lock().unwrap().clone();
-    let schedule = [
-        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
-    ];
     assert!(dials.len() >= 12, "{} dials in 400 s", dials.len());
-    for (i, pair) in dials.windows(2).enumerate() {
-        let gap = (pair[1] - pair[0]).as_secs_f64();
-        let base = schedule[i.min(schedule.len() - 1)];
-        assert!(
-            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
-            "gap {i}: {gap} s, schedule says {base} s ±20 %"
-        );
-    }
+    assert_rc_schedule(&dials);
     // 0.05+0.25+…+32 ≈ 63.8 s, then every 64 s: no storm.
     assert!(dials.len() <= 16, "{} dials in 400 s", dials.len());
     assert_eq!(h.status(), ConnectionStatus::Connecting);
@@ -897,19 +902,9 @@ async fn failover_goes_round_robin_one_dial_per_step_of_rc_schedule() {
     let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
     tokio::time::sleep(Duration::from_secs(400)).await;
     let dials = h.dials.lock().unwrap().clone();
-    let schedule = [
-        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
-    ];
     assert!(dials.len() >= 12, "{} dials in 400 s", dials.len());
     assert!(dials.len() <= 16, "{} dials in 400 s: a storm", dials.len());
-    for (i, pair) in dials.windows(2).enumerate() {
-        let gap = (pair[1] - pair[0]).as_secs_f64();
-        let base = schedule[i.min(schedule.len() - 1)];
-        assert!(
-            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
-            "gap {i}: {gap} s, schedule says {base} s ±20 %"
-        );
-    }
+    assert_rc_schedule(&dials);
     let hosts = h.hosts();
     let round_robin: Vec<String> = ["a", "b", "c"]
         .iter()
