@@ -11,6 +11,10 @@
 //! [`Options`] is both the clap argument group and the file's shape, so a new
 //! option is one field with one doc comment, and the file can never name an option
 //! that has no flag. Unknown keys in the file are an error, not a silent no-op.
+//! `server` is the one option that takes a list (several nodes to fail over
+//! between): the flag repeated, a comma-separated variable, or a TOML list; a
+//! single string still works. The list given highest wins whole; lists are not
+//! merged.
 //! [`Settings`] is the result of the merge, with every default filled in.
 
 use crate::link::connector::TlsTrust;
