@@ -11,9 +11,14 @@
 //! [`Options`] is both the clap argument group and the file's shape, so a new
 //! option is one field with one doc comment, and the file can never name an option
 //! that has no flag. Unknown keys in the file are an error, not a silent no-op.
+//! `server` is the one option that takes a list (several nodes to fail over
+//! between): the flag repeated, a comma-separated variable, or a TOML list; a
+//! single string still works. The list given highest wins whole; lists are not
+//! merged.
 //! [`Settings`] is the result of the merge, with every default filled in.
 
-use crate::link::connector::{AddrError, ServerAddr, TlsTrust};
+use crate::link::connector::TlsTrust;
+use crate::link::nodes::{ListError, ServerList};
 use crate::vault::TokenStoreKind;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -37,9 +42,19 @@ pub struct Options {
     /// Where the per-user databases live [default: $XDG_DATA_HOME/rcim].
     #[arg(long, env = "RCIM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The IM server, as rcim://HOST:PORT (or rcims:// for TLS).
-    #[arg(long, env = "RCIM_SERVER", value_name = "URL", conflicts_with = "dev")]
-    pub server: Option<String>,
+    /// The IM server, as rcim://HOST:PORT (or rcims:// for TLS). Repeat the flag
+    /// (or give RCIM_SERVER a comma-separated list, or the file a list) for several
+    /// nodes of one service: rcimd connects to the first that answers and fails
+    /// over to the next.
+    #[arg(
+        long,
+        env = "RCIM_SERVER",
+        value_name = "URL",
+        value_delimiter = ',',
+        conflicts_with = "dev"
+    )]
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub server: Option<Vec<String>>,
     /// The app key the server knows this app by.
     #[arg(long, env = "RCIM_APP_KEY", value_name = "KEY", conflicts_with = "dev")]
     pub app_key: Option<String>,
@@ -127,6 +142,20 @@ pub enum SecsError {
     /// The number is outside 0.01 s to one day.
     #[error("{0} s is out of range (0.01 to 86400)")]
     OutOfRange(f64),
+}
+
+/// `server` in the file: one string (as before lists were allowed) or a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a server address or a list of them")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    }))
 }
 
 /// Seconds in the file: an integer or a float.
@@ -224,8 +253,8 @@ pub struct Settings {
     pub socket: PathBuf,
     /// The data dir.
     pub data_dir: Option<PathBuf>,
-    /// The server, unless `--dev` provides one.
-    pub server: Option<ServerAddr>,
+    /// The servers, unless `--dev` provides one.
+    pub server: Option<ServerList>,
     /// The app key, unless `--dev` provides one.
     pub app_key: Option<String>,
     /// The token store.
@@ -247,7 +276,7 @@ impl Settings {
     /// `rust_log` is `$RUST_LOG`, used when no log level is given otherwise.
     pub fn resolve(options: &Options, rust_log: Option<String>) -> Result<Settings, SettingsError> {
         let server = match &options.server {
-            Some(url) => Some(ServerAddr::parse(url).map_err(SettingsError::Server)?),
+            Some(entries) => Some(ServerList::parse(entries).map_err(SettingsError::Server)?),
             None => None,
         };
         let app_key = match &options.app_key {
@@ -297,8 +326,15 @@ impl Settings {
         if let Some(dir) = &self.data_dir {
             line("data_dir", quoted(&dir.display().to_string()));
         }
-        if let Some(server) = &self.server {
-            line("server", quoted(&server.to_string()));
+        match &self.server {
+            Some(servers) if servers.len() == 1 => {
+                line("server", quoted(&servers.first().to_string()));
+            }
+            Some(servers) => {
+                let entries: Vec<String> = servers.iter().map(|s| quoted(&s.to_string())).collect();
+                line("server", format!("[{}]", entries.join(", ")));
+            }
+            None => {}
         }
         if let Some(key) = &self.app_key {
             line("app_key", quoted(key));
@@ -327,9 +363,9 @@ impl Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SettingsError {
-    /// `server` is not an rcim:// or rcims:// address.
+    /// `server` is not a usable list of rcim:// or rcims:// addresses.
     #[error("server: {0}")]
-    Server(AddrError),
+    Server(ListError),
     /// `app_key` is blank.
     #[error("app_key must not be empty")]
     EmptyAppKey,
@@ -389,8 +425,8 @@ mod tests {
         assert_eq!(options.pong_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(options.token_store, Some(TokenStoreKind::SecretService));
         assert_eq!(
-            options.server.as_deref(),
-            Some("rcims://im.example.com:7443")
+            options.server,
+            Some(vec!["rcims://im.example.com:7443".to_owned()])
         );
         let settings = Settings::resolve(&options, None).unwrap();
         assert_eq!(
@@ -473,7 +509,7 @@ mod tests {
         let refused = |options: Options| Settings::resolve(&options, None).unwrap_err().to_string();
         assert_eq!(
             refused(Options {
-                server: Some("http://x:1".into()),
+                server: Some(vec!["http://x:1".into()]),
                 ..Options::default()
             }),
             "server: http://x:1: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)"
@@ -498,6 +534,102 @@ mod tests {
             ..Options::default()
         });
         assert!(bad_log.starts_with("log level 'rcimd=loud': "), "{bad_log}");
+    }
+
+    /// The flags alone, as rcimd's command line holds them.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        options: Options,
+        #[arg(long)]
+        dev: bool,
+    }
+
+    fn servers_of(options: &Options) -> Result<Vec<String>, String> {
+        let settings = Settings::resolve(options, None).map_err(|e| e.to_string())?;
+        let servers = settings.server.expect("a server");
+        Ok(servers.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn servers_come_as_one_string_a_list_repeated_flags_or_commas() {
+        let one = parse("server = \"rcim://a:1\"\n").unwrap();
+        assert_eq!(servers_of(&one).unwrap(), ["rcim://a:1"]);
+        let list = parse("server = [\"rcim://a:1\", \"rcim://b:2\"]\n").unwrap();
+        assert_eq!(servers_of(&list).unwrap(), ["rcim://a:1", "rcim://b:2"]);
+        use clap::Parser as _;
+        let flags = |args: &[&str]| {
+            Flags::try_parse_from(std::iter::once("rcimd").chain(args.iter().copied()))
+                .map(|f| f.options)
+                .map_err(|e| e.to_string())
+        };
+        let repeated = flags(&["--server", "rcim://a:1", "--server", "rcim://b:2"]).unwrap();
+        assert_eq!(servers_of(&repeated).unwrap(), ["rcim://a:1", "rcim://b:2"]);
+        let commas = flags(&["--server", "rcim://a:1,rcim://b:2, rcim://c:3"]).unwrap();
+        assert_eq!(
+            servers_of(&commas).unwrap(),
+            ["rcim://a:1", "rcim://b:2", "rcim://c:3"]
+        );
+        // The flags replace the file's list; they do not add to it.
+        assert_eq!(
+            servers_of(&repeated.clone().over(list.clone())).unwrap(),
+            ["rcim://a:1", "rcim://b:2"]
+        );
+        let only_file = Options::default().over(list);
+        assert_eq!(servers_of(&only_file).unwrap().len(), 2);
+        assert!(flags(&["--server", "rcim://a:1", "--dev"]).is_err());
+    }
+
+    #[test]
+    fn bad_server_lists_are_refused_naming_the_entry() {
+        let refused = |text: &str| match parse(text) {
+            Err(e) => e.to_string(),
+            Ok(options) => servers_of(&options).unwrap_err(),
+        };
+        assert_eq!(
+            refused("server = []\n"),
+            "server: the list of servers is empty; give at least one rcim://HOST:PORT"
+        );
+        assert_eq!(
+            refused("server = [\"rcim://a:1\", \"\"]\n"),
+            "server: entry 2 of the list of servers is empty"
+        );
+        assert_eq!(
+            refused("server = [\"rcim://a:1\", \"tcp://b:2\"]\n"),
+            "server: tcp://b:2: the server must look like rcim://HOST:PORT or rcims://HOST:PORT (TLS)"
+        );
+        assert_eq!(
+            refused("server = [\"rcim://a:1\", \"rcim://b:2\", \"rcim://a:1\"]\n"),
+            "server: rcim://a:1 is listed twice; give each server once"
+        );
+        assert!(
+            refused("server = [\"rcims://a:1\", \"rcim://b:2\"]\n")
+                .contains("must use the same scheme"),
+        );
+        let not_a_list = refused("server = 7\n");
+        assert!(
+            not_a_list.contains("a server address or a list of them"),
+            "{not_a_list}"
+        );
+        assert!(not_a_list.contains("line 1"), "{not_a_list}");
+        let nested = refused("server = [[\"rcim://a:1\"]]\n");
+        assert!(
+            nested.contains("a server address or a list of them"),
+            "{nested}"
+        );
+    }
+
+    #[test]
+    fn print_config_shows_a_list_that_reads_back() {
+        let options = parse("server = [\"rcim://a:1\", \"rcim://b:2\"]\n").unwrap();
+        let settings = Settings::resolve(&options, None).unwrap();
+        let shown = settings.render();
+        assert!(
+            shown.contains("server = [\"rcim://a:1\", \"rcim://b:2\"]\n"),
+            "{shown}"
+        );
+        let again = Settings::resolve(&parse(&shown).unwrap(), None).unwrap();
+        assert_eq!(again, settings);
     }
 
     #[test]

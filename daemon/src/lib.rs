@@ -38,7 +38,8 @@ pub mod vault;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 
-use link::connector::{ConnectorConfig, ServerAddr, TlsError, TlsTrust, Transport};
+use link::connector::{ConnectorConfig, TlsError, TlsTrust, Transport};
+use link::nodes::ServerList;
 use link::{LinkConfig, LinkDeps, LinkHandle};
 use rcim_proto::status::StatusSnapshot;
 use rcim_proto::{PROTOCOL_VERSION, Token};
@@ -59,8 +60,9 @@ pub struct Config {
     pub socket: PathBuf,
     /// Where per-user databases and the device id live.
     pub data_dir: PathBuf,
-    /// The upstream server.
-    pub server: ServerAddr,
+    /// The upstream servers: one, or several equivalent nodes to fail over
+    /// between (see [`link::nodes`]).
+    pub servers: ServerList,
     /// How the server's TLS certificate is checked (for `rcims://`).
     pub tls_trust: TlsTrust,
     /// The app key sent upstream.
@@ -87,7 +89,6 @@ pub struct Context {
     /// The hub.
     pub hub: hub::HubHandle,
     started: Instant,
-    server: String,
     /// The token store in use, for the status.
     token_store: vault::StoreName,
     /// The database opener, whose last open the status shows.
@@ -102,7 +103,7 @@ impl Context {
         let report = self.link.report();
         StatusSnapshot {
             link: report.state,
-            server: self.server.clone(),
+            server: report.server.to_string(),
             clients: self.hub.clients(),
             uptime_s: self.started.elapsed().as_secs(),
             reconnects: report.reconnects,
@@ -215,7 +216,8 @@ pub async fn start_with(
     config: Config,
     inherited: Option<listener::Bound>,
 ) -> Result<Running, StartError> {
-    let transport = Transport::for_server(&config.server, &config.tls_trust)?;
+    // One scheme for the whole list (`ServerList` checks it), so one transport.
+    let transport = Transport::for_server(config.servers.first(), &config.tls_trust)?;
     let bound = match inherited {
         Some(bound) => bound,
         None => listener::bind(&config.socket)?,
@@ -226,9 +228,11 @@ pub async fn start_with(
     })?;
     let device_id = device_id(&config.data_dir)?;
 
+    // The token is filed under the first server, so a single --server keeps the
+    // entry it always had (docs/DECISIONS.md, failover).
     let vault = Vault::open(VaultOptions::new(
         config.token_store,
-        &config.server.to_string(),
+        &config.servers.first().to_string(),
         &config.app_key,
     ))
     .await?;
@@ -243,7 +247,7 @@ pub async fn start_with(
     let (hub, _hub_task) = hub::spawn();
     let link_config = LinkConfig {
         connector: ConnectorConfig {
-            server: config.server.clone(),
+            servers: config.servers.clone(),
             transport,
             app_key: config.app_key.clone(),
             device_id,
@@ -265,7 +269,6 @@ pub async fn start_with(
         link: link.clone(),
         hub,
         started: Instant::now(),
-        server: config.server.to_string(),
         token_store,
         stores,
         client_stall_timeout: config.client_stall_timeout,
@@ -275,7 +278,7 @@ pub async fn start_with(
     tracing::info!(
         "rcimd {VERSION} ready on {} (server {}, data {})",
         socket.display(),
-        config.server,
+        config.servers,
         config.data_dir.display()
     );
     Ok(Running {

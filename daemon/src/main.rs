@@ -217,7 +217,7 @@ fn convert_db(settings: &Settings, path: &std::path::Path, direction: Direction)
     let server = settings
         .server
         .as_ref()
-        .map_or_else(|| "-".to_owned(), ServerAddr::to_string);
+        .map_or_else(|| "-".to_owned(), |servers| servers.first().to_string());
     let app_key = settings.app_key.clone().unwrap_or_else(|| "-".to_owned());
     let done = runtime.block_on(async {
         let vault = vault::Vault::open(vault::VaultOptions::new(
@@ -280,11 +280,12 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
             .data_dir
             .clone()
             .unwrap_or_else(rcimd::default_data_dir),
-        server: ServerAddr {
+        servers: ServerAddr {
             host: String::new(),
             port: 0,
             tls: false,
-        },
+        }
+        .into(),
         tls_trust: settings.tls_trust.clone(),
         app_key: String::new(),
         token_store: settings.token_store,
@@ -308,7 +309,7 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
             dev.address,
             dev.server.api_url()
         );
-        config.server = ServerAddr::parse(&dev.address)?;
+        config.servers = ServerAddr::parse(&dev.address)?.into();
         config.app_key = rcimd::dev::DEV_APP_KEY.into();
         config.boot_token = Some(dev.token.clone());
         Some(dev)
@@ -323,7 +324,7 @@ async fn run(launch: Launch) -> anyhow::Result<()> {
         );
     }
     if !dev_mode {
-        config.server = settings.server.clone().context("no server given")?;
+        config.servers = settings.server.clone().context("no server given")?;
         config.app_key = settings.app_key.clone().context("no app key given")?;
     }
 

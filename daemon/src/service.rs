@@ -275,6 +275,7 @@ mod tests {
             },
             reconnects: 0,
             last_error: None,
+            server: crate::link::connector::ServerAddr::parse("rcim://h:1").unwrap(),
         }
     }
 
@@ -296,6 +297,7 @@ mod tests {
             state: LinkState::idle(),
             reconnects: 0,
             last_error: None,
+            server: crate::link::connector::ServerAddr::parse("rcim://h:1").unwrap(),
         };
         assert_eq!(
             status_line(&idle),

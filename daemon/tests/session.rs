@@ -29,7 +29,9 @@ async fn daemon() -> Daemon {
     let config = rcimd::Config {
         socket: dir.path().join("run/rcimd.sock"),
         data_dir: dir.path().join("data"),
-        server: ServerAddr::parse(&format!("rcim://127.0.0.1:{port}")).unwrap(),
+        servers: ServerAddr::parse(&format!("rcim://127.0.0.1:{port}"))
+            .unwrap()
+            .into(),
         tls_trust: rcimd::link::connector::TlsTrust::SystemRoots,
         app_key: "k".into(),
         token_store: TokenStoreKind::Memory,

@@ -142,7 +142,8 @@ impl LinkState {
 pub struct StatusSnapshot {
     /// The link's current state.
     pub link: LinkState,
-    /// The upstream server, as configured (`rcim://host:port`).
+    /// The upstream server in use: the one connected to, else the one dialed last
+    /// (one of the configured list; `rcim://host:port`).
     pub server: String,
     /// Local clients attached now.
     pub clients: u32,

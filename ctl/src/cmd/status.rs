@@ -33,7 +33,8 @@ pub struct StatusJson {
     pub status_code: i32,
     /// The user connected or connecting as.
     pub user_id: Option<String>,
-    /// The upstream server.
+    /// The upstream server in use (of several configured: the one connected to,
+    /// else the one dialed last).
     pub server: String,
     /// Local clients attached.
     pub clients: u32,

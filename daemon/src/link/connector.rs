@@ -6,6 +6,7 @@
 //! TLS alert), so the link only has to decide between "retry" and "stop" and the
 //! status can still say what went wrong.
 
+use super::nodes::ServerList;
 use rcim_proto::frame::{FrameReader, MAX_UPSTREAM_FRAME, write_frame};
 use rcim_proto::upstream::{ClientInfo, ClientMsg, ConnAck, Connect, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token, WIRE_VERSION};
@@ -349,9 +350,9 @@ mod insecure {
 /// What the connector needs to know besides the token.
 #[derive(Clone, Debug)]
 pub struct ConnectorConfig {
-    /// The server.
-    pub server: ServerAddr,
-    /// How to reach it.
+    /// The servers; each attempt dials one of them (see [`super::nodes`]).
+    pub servers: ServerList,
+    /// How to reach them (one scheme for the whole list).
     pub transport: Transport,
     /// The app key sent in CONNECT.
     pub app_key: String,
@@ -432,16 +433,17 @@ impl Upstream {
 /// [`Upstream::write_limit`] until the link sets it.
 const DEFAULT_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
-/// One connection attempt.
-pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream, Failure> {
-    let stream = match tokio::time::timeout(config.dial_timeout, open(config)).await {
+/// One connection attempt, to `server` (one of `config.servers`).
+pub async fn connect(
+    config: &ConnectorConfig,
+    server: &ServerAddr,
+    token: &Token,
+) -> Result<Upstream, Failure> {
+    let stream = match tokio::time::timeout(config.dial_timeout, open(config, server)).await {
         Err(_) => {
             return Err(Failure::with(
                 RcCode::RC_SOCKET_NOT_CONNECTED,
-                format!(
-                    "no answer from {} within {:?}",
-                    config.server, config.dial_timeout
-                ),
+                format!("no answer from {server} within {:?}", config.dial_timeout),
             ));
         }
         Ok(result) => result?,
@@ -484,7 +486,15 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
         }
     };
     let ack = match tokio::time::timeout(config.connack_timeout, handshake).await {
-        Err(_) => return Err(Failure::code(RcCode::RC_CONN_ACK_TIMEOUT)),
+        Err(_) => {
+            return Err(Failure::with(
+                RcCode::RC_CONN_ACK_TIMEOUT,
+                format!(
+                    "{server} sent no CONNACK within {:?}",
+                    config.connack_timeout
+                ),
+            ));
+        }
         Ok(result) => result?,
     };
     let code = ack.code.to_rc();
@@ -506,8 +516,7 @@ pub async fn connect(config: &ConnectorConfig, token: &Token) -> Result<Upstream
 }
 
 /// Opens the byte stream: TCP, then TLS when asked.
-async fn open(config: &ConnectorConfig) -> Result<BoxedStream, Failure> {
-    let server = &config.server;
+async fn open(config: &ConnectorConfig, server: &ServerAddr) -> Result<BoxedStream, Failure> {
     if let Transport::Custom(dial) = &config.transport {
         return dial(server).await.map_err(|e| dial_failure(&e));
     }

@@ -7,6 +7,10 @@
 //!   connection, or at any time once a connection has succeeded (drops are always
 //!   reconnected, as RC promises);
 //! - when: at once for a fresh connect, then on RC's schedule ([`backoff`]);
+//! - where: with several servers, each round of attempts starts at the one that
+//!   last worked and each failed attempt moves on to the next ([`nodes`]); a
+//!   terminal error is about the user or the app, not the server, so it is never
+//!   tried elsewhere;
 //! - what each caller hears: `DatabaseOpened` as soon as the user's database is open
 //!   (the token names the user, so that is before the CONNACK), then exactly one
 //!   `Connected` — success, a terminal error, or 34006 when its own timeout passed.
@@ -30,12 +34,13 @@
 pub mod backoff;
 pub mod connector;
 mod inbox;
+pub mod nodes;
 mod outbox;
 
 use crate::hub::HubHandle;
 use crate::store::{StoreError, StoreHandle, StoreOpener};
 use crate::vault::Vault;
-use connector::{ConnectorConfig, Failure, Upstream, WriteError};
+use connector::{ConnectorConfig, Failure, ServerAddr, Upstream, WriteError};
 use inbox::Inbox;
 use outbox::Outbox;
 use rcim_proto::ipc::{Callback, Event, check_send_message};
@@ -71,6 +76,9 @@ pub struct LinkReport {
     pub reconnects: u64,
     /// The last error met, with what happened.
     pub last_error: Option<ErrorInfo>,
+    /// The server in use: the one connected to, else the one being (or last)
+    /// tried, else the first of the list.
+    pub server: ServerAddr,
 }
 
 /// The answer to a call with callbacks (`connect`, `sendMessage`): the immediate
@@ -251,6 +259,7 @@ pub fn spawn(
         state: LinkState::idle(),
         reconnects: 0,
         last_error: None,
+        server: config.connector.servers.first().clone(),
     });
     let (store_tx, store) = watch::channel(None);
     let link = Link {
@@ -268,6 +277,8 @@ pub fn spawn(
         persistent: false,
         recovering: false,
         attempt: 0,
+        node: 0,
+        last_worked: 0,
         phase: Phase::Idle,
     };
     let task = tokio::spawn(link.run(inbox, boot_token, shutdown));
@@ -447,6 +458,11 @@ struct Link {
     recovering: bool,
     /// Attempts since the last success (the current one included).
     attempt: u32,
+    /// The index of the server in use (connected, or dialed last).
+    node: usize,
+    /// The index of the server the last success was with; each round of attempts
+    /// starts there ([`nodes::pick`]).
+    last_worked: usize,
     phase: Phase,
 }
 
@@ -686,8 +702,20 @@ impl Link {
         };
         self.attempt = self.attempt.saturating_add(1);
         let config = self.config.connector.clone();
+        // One dial per step whatever the list's length: each failed attempt of a
+        // round moves on to the next server (module `nodes`).
+        self.node = nodes::pick(self.last_worked, self.attempt, config.servers.len());
+        let server = config.servers.get(self.node).clone();
+        if config.servers.len() > 1 {
+            tracing::debug!("attempt {} goes to {server}", self.attempt);
+        }
+        self.report.send_if_modified(|report| {
+            let changed = report.server != server;
+            report.server = server.clone();
+            changed
+        });
         self.phase = Phase::Dialing {
-            attempt: Box::pin(async move { connector::connect(&config, &token).await }),
+            attempt: Box::pin(async move { connector::connect(&config, &server, &token).await }),
         };
         self.publish(ConnectionStatus::Connecting, RcCode::SUCCESS, None);
     }
@@ -718,9 +746,10 @@ impl Link {
         }
         tracing::info!(
             "connected to {} as {user} (attempt {})",
-            self.config.connector.server,
+            self.report.borrow().server,
             self.attempt
         );
+        self.last_worked = self.node;
         self.persistent = true;
         self.recovering = false;
         self.attempt = 0;
@@ -904,12 +933,21 @@ impl Link {
         if was_connected {
             self.recovering = true;
         }
-        let wait = backoff::jittered(backoff::backoff(self.attempt), backoff::random_unit());
+        // RC's schedule counts the waits of a round: a round that began with a
+        // fresh connect dialed at once, so its first wait follows attempt 1; a round
+        // that began with a lost connection waited once already before attempt 1.
+        let waits = if self.recovering {
+            self.attempt.saturating_add(1)
+        } else {
+            self.attempt
+        };
+        let wait = backoff::jittered(backoff::backoff(waits), backoff::random_unit());
+        let server = self.report.borrow().server.clone();
         if was_connected {
-            tracing::warn!("connection lost: {failure}; reconnecting in {wait:?}");
+            tracing::warn!("connection to {server} lost: {failure}; reconnecting in {wait:?}");
         } else {
             tracing::info!(
-                "connection attempt {} failed: {failure}; retrying in {wait:?}",
+                "connection attempt {} to {server} failed: {failure}; retrying in {wait:?}",
                 self.attempt
             );
         }

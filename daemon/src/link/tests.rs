@@ -4,7 +4,9 @@
 //! (`RunningServer::serve_stream`), so minutes of retry schedule and heartbeat pass
 //! in microseconds and every timer is exact. Between the link and the server sits a
 //! gate that can black-hole the pipe (no byte moves, nothing closes) or cut it, and
-//! the dialer can refuse like a server that is down.
+//! the dialer can refuse like a server that is down. With several servers
+//! configured, every address reaches the same in-process server (like nodes
+//! sharing one database), and each can be given a [`NodeFault`] of its own.
 
 use super::connector::{BoxedStream, ConnectorConfig, CustomDial, ServerAddr, Transport};
 use super::*;
@@ -14,6 +16,7 @@ use crate::vault::Vault;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME};
 use rcim_proto::ipc::DaemonFrame;
 use rcim_proto::message::{ConversationKey, Message};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -29,6 +32,10 @@ struct Harness {
     dials: Arc<Mutex<Vec<Instant>>>,
     /// When false, dials fail like a server that is down.
     reachable: Arc<AtomicBool>,
+    /// The host each dial went to, in order.
+    hosts: Arc<Mutex<Vec<String>>>,
+    /// What goes wrong when a host is dialed (nothing, when absent).
+    faults: Arc<Mutex<HashMap<String, NodeFault>>>,
     /// true: bytes flow; false: black hole.
     gate: watch::Sender<bool>,
     /// Bumped to cut every pipe open now.
@@ -44,6 +51,15 @@ impl Harness {
     }
 
     async fn with_boot_token(boot: Option<&str>) -> Self {
+        Self::build(boot, &["rcim://in-memory:1"]).await
+    }
+
+    /// A harness whose link has several servers (`rcim://HOST:PORT` each).
+    async fn with_servers(servers: &[&str]) -> Self {
+        Self::build(None, servers).await
+    }
+
+    async fn build(boot: Option<&str>, servers: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = rcim_server::ServerConfig::local(dir.path().join("server"), "app", "secret");
         let server = rcim_server::start(config).await.unwrap();
@@ -52,16 +68,31 @@ impl Harness {
         let reachable = Arc::new(AtomicBool::new(true));
         let (gate, gate_rx) = watch::channel(true);
         let (cut, cut_rx) = watch::channel(0u64);
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let faults: Arc<Mutex<HashMap<String, NodeFault>>> = Arc::default();
 
         let dial: CustomDial = {
             let (server, dials, reachable) = (server.clone(), dials.clone(), reachable.clone());
-            Arc::new(move |_addr: &ServerAddr| {
+            let (hosts, faults) = (hosts.clone(), faults.clone());
+            Arc::new(move |addr: &ServerAddr| {
                 let (server, dials, reachable) = (server.clone(), dials.clone(), reachable.clone());
                 let (gate, cut) = (gate_rx.clone(), cut_rx.clone());
+                hosts.lock().unwrap().push(addr.host.clone());
+                let fault = faults.lock().unwrap().get(&addr.host).copied();
                 Box::pin(async move {
                     dials.lock().unwrap().push(Instant::now());
                     if !reachable.load(Ordering::SeqCst) {
                         return Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+                    }
+                    match fault {
+                        None => {}
+                        Some(NodeFault::Refuse) => {
+                            return Err(std::io::Error::from(
+                                std::io::ErrorKind::ConnectionRefused,
+                            ));
+                        }
+                        Some(NodeFault::BlackHole) => std::future::pending().await,
+                        Some(NodeFault::Unavailable) => return Ok(unavailable().await),
                     }
                     let (ours, to_gate) = tokio::io::duplex(64 * 1024);
                     let (from_gate, theirs) = tokio::io::duplex(64 * 1024);
@@ -96,7 +127,7 @@ impl Harness {
         let vault = Vault::memory();
         let config = LinkConfig {
             connector: ConnectorConfig {
-                server: ServerAddr::parse("rcim://in-memory:1").unwrap(),
+                servers: nodes::ServerList::parse(servers).unwrap(),
                 transport: Transport::Custom(dial),
                 app_key: "app".into(),
                 device_id: "device".into(),
@@ -119,6 +150,8 @@ impl Harness {
             vault,
             dials,
             reachable,
+            hosts,
+            faults,
             gate,
             cut,
             events,
@@ -129,6 +162,20 @@ impl Harness {
 
     fn token(&self, user: &str) -> String {
         self.server.issue_token(user, user).unwrap()
+    }
+
+    /// The host each dial went to so far.
+    fn hosts(&self) -> Vec<String> {
+        self.hosts.lock().unwrap().clone()
+    }
+
+    /// Makes dials to `host` fail with `fault`, or work again with `None`.
+    fn set_fault(&self, host: &str, fault: Option<NodeFault>) {
+        let mut faults = self.faults.lock().unwrap();
+        match fault {
+            Some(fault) => faults.insert(host.to_owned(), fault),
+            None => faults.remove(host),
+        };
     }
 
     fn dial_count(&self) -> usize {
@@ -217,6 +264,44 @@ impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// How a node fails when dialed.
+#[derive(Clone, Copy, Debug)]
+enum NodeFault {
+    /// Nobody listens: the connect is refused at once.
+    Refuse,
+    /// The connect never completes (a firewall dropping packets).
+    BlackHole,
+    /// The node answers CONNECT with CONNACK "server unavailable".
+    Unavailable,
+}
+
+/// A stream that answers the CONNECT with CONNACK "server unavailable", like a
+/// node that lost its database.
+async fn unavailable() -> BoxedStream {
+    use rcim_proto::upstream::ConnAck;
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let (read, mut write) = tokio::io::split(theirs);
+        let mut reader = FrameReader::new(read, rcim_proto::frame::MAX_UPSTREAM_FRAME);
+        if let Ok(Some(ClientMsg::Connect(_))) = reader.read::<ClientMsg>().await {
+            let ack = ServerMsg::ConnAck(ConnAck {
+                code: rcim_proto::code::ConnAckCode::SERVER_UNAVAILABLE,
+                user_id: None,
+                server_time_ms: 0,
+            });
+            let _ = rcim_proto::frame::write_frame(
+                &mut write,
+                &ack,
+                rcim_proto::frame::MAX_UPSTREAM_FRAME,
+            )
+            .await;
+        }
+        // Hold the stream open until the link lets go of it.
+        let _ = reader.read::<ClientMsg>().await;
+    });
+    Box::new(ours)
 }
 
 /// Moves bytes both ways while the gate is open; holds them while it is shut; cuts
@@ -318,6 +403,21 @@ async fn many_callers_one_connect() {
     assert_eq!(h.dial_count(), 1);
 }
 
+/// Asserts that the gaps between `dials` follow RC's schedule, each within ±20 %.
+fn assert_rc_schedule(dials: &[Instant]) {
+    let schedule = [
+        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
+    ];
+    for (i, pair) in dials.windows(2).enumerate() {
+        let gap = (pair[1] - pair[0]).as_secs_f64();
+        let base = schedule[i.min(schedule.len() - 1)];
+        assert!(
+            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
+            "gap {i}: {gap} s, schedule says {base} s ±20 %"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_follow_rc_schedule_then_connect() {
     let h = Harness::new().await;
@@ -327,18 +427,8 @@ async fn retries_follow_rc_schedule_then_connect() {
     let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
     tokio::time::sleep(Duration::from_secs(400)).await;
     let dials = h.dials.lock().unwrap().clone();
-    let schedule = [
-        0.05, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0, 64.0, 64.0,
-    ];
     assert!(dials.len() >= 12, "{} dials in 400 s", dials.len());
-    for (i, pair) in dials.windows(2).enumerate() {
-        let gap = (pair[1] - pair[0]).as_secs_f64();
-        let base = schedule[i.min(schedule.len() - 1)];
-        assert!(
-            gap >= base * 0.8 - 1e-6 && gap <= base * 1.2 + 1e-6,
-            "gap {i}: {gap} s, schedule says {base} s ±20 %"
-        );
-    }
+    assert_rc_schedule(&dials);
     // 0.05+0.25+…+32 ≈ 63.8 s, then every 64 s: no storm.
     assert!(dials.len() <= 16, "{} dials in 400 s", dials.len());
     assert_eq!(h.status(), ConnectionStatus::Connecting);
@@ -792,4 +882,181 @@ async fn the_outbox_waits_for_the_connection_and_a_resend_is_not_a_duplicate() {
     let server = h.server.messages_from("alice").await.unwrap();
     assert_eq!(server.len(), 5);
     assert_eq!(h.server.inbox_uids("bob").await.unwrap().len(), 5);
+}
+
+// Failover between several servers (module `nodes`).
+
+/// The link's server in use, as `host`.
+fn server_host(h: &Harness) -> String {
+    h.link.report().server.host
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_goes_round_robin_one_dial_per_step_of_rc_schedule() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1", "rcim://c:1"]).await;
+    let token = h.token("alice");
+    for host in ["a", "b", "c"] {
+        h.set_fault(host, Some(NodeFault::Refuse));
+    }
+    let link = h.link.clone();
+    let caller = tokio::spawn(async move { connect(&link, &token, 0).await });
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    let dials = h.dials.lock().unwrap().clone();
+    assert!(dials.len() >= 12, "{} dials in 400 s", dials.len());
+    assert!(dials.len() <= 16, "{} dials in 400 s: a storm", dials.len());
+    assert_rc_schedule(&dials);
+    let hosts = h.hosts();
+    let round_robin: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .cycle()
+        .take(hosts.len())
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        hosts, round_robin,
+        "one dial per step, each to the next node"
+    );
+
+    // The node after the last one tried comes back: the next step reaches it.
+    let next = round_robin_after(&hosts);
+    h.set_fault(&next, None);
+    let seen = tokio::time::timeout(Duration::from_secs(80), caller)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, ok("alice"));
+    assert_eq!(h.hosts().len(), hosts.len() + 1, "one more dial");
+    assert_eq!(server_host(&h), next);
+    assert_eq!(h.server.stats().connects_accepted, 1);
+}
+
+/// The node after the last one dialed, in a, b, c order.
+fn round_robin_after(hosts: &[String]) -> String {
+    match hosts.last().map(String::as_str) {
+        Some("a") => "b",
+        Some("b") => "c",
+        _ => "a",
+    }
+    .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_black_holed_node_is_left_after_the_dial_timeout() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1"]).await;
+    let token = h.token("alice");
+    h.set_fault("a", Some(NodeFault::BlackHole));
+    let start = Instant::now();
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let took = Instant::now() - start;
+    // The dial timeout (10 s), then the first step of the schedule (50 ms ±20 %).
+    assert!(
+        took >= Duration::from_millis(10_040) && took <= Duration::from_millis(10_061),
+        "connected after {took:?}"
+    );
+    assert_eq!(h.hosts(), ["a", "b"]);
+    assert_eq!(server_host(&h), "b");
+    let error = h.link.report().last_error.unwrap();
+    assert_eq!(error.code, RcCode::RC_SOCKET_NOT_CONNECTED.0);
+    assert!(
+        error.message.contains("no answer from rcim://a:1"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_answering_server_unavailable_is_left_at_the_next_step() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1"]).await;
+    let token = h.token("alice");
+    h.set_fault("a", Some(NodeFault::Unavailable));
+    let start = Instant::now();
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    assert!(Instant::now() - start <= Duration::from_millis(61));
+    assert_eq!(h.hosts(), ["a", "b"]);
+    assert_eq!(server_host(&h), "b");
+    assert_eq!(
+        h.link.report().last_error.unwrap().code,
+        RcCode::RC_CONN_SERVER_UNAVAILABLE.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminal_error_is_not_tried_on_another_node() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1"]).await;
+    let forged = forge(&h.token("alice"));
+    assert_eq!(
+        connect(&h.link, &forged, 0).await,
+        failed(RcCode::RC_CONN_TOKEN_INCORRECT)
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(h.hosts(), ["a"], "the token is wrong everywhere");
+    assert_eq!(h.status(), ConnectionStatus::TokenIncorrect);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_link_stays_on_the_node_that_worked_and_a_drop_tries_it_first() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1"]).await;
+    let token = h.token("alice");
+    h.set_fault("a", Some(NodeFault::Refuse));
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    assert_eq!(h.hosts(), ["a", "b"]);
+    // a is back, but b worked: a drop goes back to b, not to the first node.
+    h.set_fault("a", None);
+    h.cut.send_modify(|n| *n += 1);
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(5))
+        .await;
+    h.wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    assert_eq!(h.hosts(), ["a", "b", "b"]);
+    assert_eq!(server_host(&h), "b");
+    // Now b dies: one more try at b on the first step, then a on the second.
+    h.set_fault("b", Some(NodeFault::Refuse));
+    let start = Instant::now();
+    h.cut.send_modify(|n| *n += 1);
+    h.wait_status(ConnectionStatus::Suspend, Duration::from_secs(5))
+        .await;
+    let back = h
+        .wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    assert_eq!(h.hosts(), ["a", "b", "b", "b", "a"]);
+    assert_eq!(server_host(&h), "a");
+    // 50 ms then 250 ms, ±20 %.
+    let took = back - start;
+    assert!(
+        took >= Duration::from_millis(240) && took <= Duration::from_millis(361),
+        "back after {took:?}"
+    );
+    assert_eq!(h.link.report().reconnects, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nudge_starts_again_from_the_node_that_last_worked() {
+    let h = Harness::with_servers(&["rcim://a:1", "rcim://b:1", "rcim://c:1"]).await;
+    let token = h.token("alice");
+    h.set_fault("a", Some(NodeFault::Refuse));
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    assert_eq!(server_host(&h), "b");
+    for host in ["a", "b", "c"] {
+        h.set_fault(host, Some(NodeFault::Refuse));
+    }
+    h.cut.send_modify(|n| *n += 1);
+    // Deep into the schedule, at a moment when rotation would go to c next.
+    tokio::time::sleep(Duration::from_secs(130)).await;
+    while h.hosts().last().map(String::as_str) != Some("b") {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let dialed = h.hosts().len();
+    h.set_fault("b", None);
+    let start = Instant::now();
+    h.link.nudge(Nudge::NetworkChanged);
+    let back = h
+        .wait_status(ConnectionStatus::Connected, Duration::from_secs(5))
+        .await;
+    assert!(
+        back - start <= Duration::from_millis(61),
+        "{:?}",
+        back - start
+    );
+    assert_eq!(h.hosts()[dialed..], ["b"], "straight back to b");
+    assert_eq!(server_host(&h), "b");
 }

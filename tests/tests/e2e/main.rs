@@ -6,6 +6,7 @@ mod ctl;
 mod daemon;
 mod encryption;
 mod engine;
+mod failover;
 mod hub;
 mod messaging;
 mod service;
