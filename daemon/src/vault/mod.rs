@@ -15,8 +15,10 @@
 //! A systemd credential `$CREDENTIALS_DIRECTORY/rcim-token` is a read-only source
 //! beside the store: it is used when the store holds no usable token.
 //!
-//! Keyring calls are blocking, and the Secret Service store panics when called on a
-//! tokio worker thread, so every one of them runs on the vault's own thread. The
+//! The Secret Service is called through zbus's async API on rcimd's own runtime
+//! (`secret_service.rs`): a task owns the D-Bus connection, with no thread or
+//! runtime of its own. The other stores' calls are blocking, so they run on the
+//! vault's own thread. Either way one owner runs the store's jobs in order. The
 //! handle keeps a mirror of the entry in memory, loaded when the vault opens;
 //! reads come from the mirror and writes go through to the store before they
 //! return, or for at most [`WRITE_WAIT`]: a keyring that does not answer (a hung
@@ -36,6 +38,9 @@
 //! says whether the server rejected it (31004, 31020): a rejected token is not used
 //! for the start-up auto-connect until a new one is given, across restarts too,
 //! and the mark never sits in the data dir in clear.
+
+#[cfg(target_os = "linux")]
+mod secret_service;
 
 use crate::store::cipher::DbKey;
 use rcim_proto::Token;
@@ -298,6 +303,25 @@ enum Job {
     ),
 }
 
+/// Where the vault's jobs go: the vault thread (blocking stores), or the task
+/// that owns the Secret Service connection.
+#[derive(Clone)]
+enum JobSender {
+    Thread(mpsc::Sender<Job>),
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Task(tokio::sync::mpsc::UnboundedSender<Job>),
+}
+
+impl JobSender {
+    /// Queues `job`; false when its owner has ended.
+    fn send(&self, job: Job) -> bool {
+        match self {
+            Self::Thread(jobs) => jobs.send(job).is_ok(),
+            Self::Task(jobs) => jobs.send(job).is_ok(),
+        }
+    }
+}
+
 /// What the store says of a database key.
 #[derive(Debug)]
 pub enum KeyLookup {
@@ -354,8 +378,8 @@ pub struct Vault {
     mirror: Arc<Mutex<Record>>,
     credential: Option<Arc<Token>>,
     store: StoreName,
-    /// The vault thread's inbox; `None` for the memory store.
-    jobs: Option<mpsc::Sender<Job>>,
+    /// Where the store's jobs go; `None` for the memory store.
+    jobs: Option<JobSender>,
 }
 
 impl fmt::Debug for Vault {
@@ -428,7 +452,7 @@ impl Vault {
     pub async fn database_key(&self, account: &str) -> Result<KeyLookup, KeyError> {
         let jobs = self.jobs.as_ref().ok_or(KeyError::NoKeyStore(self.store))?;
         let (reply, answer) = oneshot::channel();
-        let sent = jobs.send(Job::ReadOther(account.to_owned(), reply)).is_ok();
+        let sent = jobs.send(Job::ReadOther(account.to_owned(), reply));
         let secret = self.key_answer(sent, answer).await?;
         let Some(secret) = secret else {
             return Ok(KeyLookup::Missing);
@@ -457,9 +481,7 @@ impl Vault {
         secret.push_str(KEY_PREFIX);
         secret.push_str(&key.to_hex());
         let (reply, answer) = oneshot::channel();
-        let sent = jobs
-            .send(Job::WriteOther(account.to_owned(), secret, reply))
-            .is_ok();
+        let sent = jobs.send(Job::WriteOther(account.to_owned(), secret, reply));
         self.key_answer(sent, answer).await
     }
 
@@ -528,12 +550,8 @@ impl Vault {
         }
         let Some(jobs) = &self.jobs else { return };
         let (reply, answer) = oneshot::channel();
-        self.finish(
-            jobs.send(Job::Delete(reply)).is_ok(),
-            answer,
-            "delete the token",
-        )
-        .await;
+        self.finish(jobs.send(Job::Delete(reply)), answer, "delete the token")
+            .await;
     }
 
     /// Marks the stored token as rejected by the server.
@@ -554,7 +572,7 @@ impl Vault {
     async fn write(&self, secret: Zeroizing<String>, what: &'static str) {
         let Some(jobs) = &self.jobs else { return };
         let (reply, answer) = oneshot::channel();
-        self.finish(jobs.send(Job::Write(secret, reply)).is_ok(), answer, what)
+        self.finish(jobs.send(Job::Write(secret, reply)), answer, what)
             .await;
     }
 
@@ -644,10 +662,143 @@ async fn read_credential(path: PathBuf) -> Result<Token, VaultError> {
     Ok(Token::new(text))
 }
 
-/// Starts the vault thread, which picks the store and reads the entry; waits (at
-/// most [`OPEN_LIMIT`]) for it to say how that went.
+/// Opens the store `options` names (for `auto`, the first of the OS stores that
+/// works here) and reads the entry, waiting at most [`OPEN_LIMIT`] for each.
 async fn open_keyring(options: VaultOptions) -> Result<Vault, VaultError> {
-    start_thread(move |opened, inbox| keyring_thread(options, opened, inbox)).await
+    let wanted: &[StoreName] = match options.kind {
+        TokenStoreKind::Auto => StoreName::candidates(),
+        TokenStoreKind::SecretService if cfg!(target_os = "linux") => &[StoreName::SecretService],
+        TokenStoreKind::Keyutils if cfg!(target_os = "linux") => &[StoreName::Keyutils],
+        kind => return Err(VaultError::NotOnThisOs(kind)),
+    };
+    let mut tried = Vec::new();
+    for &name in wanted {
+        let opened = match name {
+            #[cfg(target_os = "linux")]
+            StoreName::SecretService => open_secret_service(options.clone()).await,
+            _ => {
+                let (options, account) = (options.clone(), options.account.clone());
+                start_thread(move |opened, inbox| {
+                    keyring_thread(options, opened, inbox, move || {
+                        check(name, &account)
+                            .map(|store| (name, store))
+                            .map_err(|e| VaultError::Unusable {
+                                store: name,
+                                detail: e.to_string(),
+                            })
+                    })
+                })
+                .await
+            }
+        };
+        match opened {
+            Err(e) if options.kind == TokenStoreKind::Auto => {
+                let detail = match &e {
+                    VaultError::Unusable { detail, .. } => detail.clone(),
+                    other => other.to_string(),
+                };
+                tracing::info!("token store {name} does not work here: {detail}");
+                tried.push(format!("{name}: {detail}"));
+            }
+            other => return other,
+        }
+    }
+    Err(VaultError::NoneWorks {
+        tried: tried.join("; "),
+    })
+}
+
+/// Logs the store opened and what it holds.
+fn log_opened(kind: TokenStoreKind, name: StoreName, record: &Record) {
+    tracing::info!(
+        "token store: {name} ({}; a stored token is {})",
+        match kind {
+            TokenStoreKind::Auto => "chosen by auto",
+            _ => "as configured",
+        },
+        match (&record.token, record.rejected) {
+            (None, _) => "absent",
+            (Some(_), false) => "present",
+            (Some(_), true) => "present but was rejected by the server",
+        }
+    );
+}
+
+/// Connects to the Secret Service on this runtime, checks that it works, reads
+/// the entry, and starts the task that owns the connection.
+#[cfg(target_os = "linux")]
+async fn open_secret_service(options: VaultOptions) -> Result<Vault, VaultError> {
+    use secret_service::SecretStore;
+    let name = StoreName::SecretService;
+    let unusable = |detail: String| VaultError::Unusable {
+        store: name,
+        detail,
+    };
+    let opening = async {
+        let store = SecretStore::connect()
+            .await
+            .map_err(|e| unusable(e.to_string()))?;
+        store
+            .probe(SERVICE, &probe_name(&options.account))
+            .await
+            .map_err(|e| unusable(e.to_string()))?;
+        let record = match store.get(SERVICE, &options.account).await {
+            Ok(Some(secret)) => Record::decode(&secret),
+            Ok(None) => Record::default(),
+            Err(e) => return Err(unusable(format!("cannot read the stored token: {e}"))),
+        };
+        Ok((store, record))
+    };
+    let (store, record) = tokio::time::timeout(OPEN_LIMIT, opening)
+        .await
+        .map_err(|_| VaultError::TimedOut)??;
+    log_opened(options.kind, name, &record);
+    let (jobs, inbox) = tokio::sync::mpsc::unbounded_channel();
+    drop(tokio::spawn(secret_service_task(
+        store,
+        options.account,
+        inbox,
+    )));
+    Ok(Vault {
+        mirror: Arc::new(Mutex::new(record)),
+        credential: None,
+        store: name,
+        jobs: Some(JobSender::Task(jobs)),
+    })
+}
+
+/// Owns the Secret Service connection and runs the vault's jobs on it, one at a
+/// time, in order. Ends when the last handle is dropped.
+#[cfg(target_os = "linux")]
+async fn secret_service_task(
+    store: secret_service::SecretStore,
+    account: String,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    let failed = |e: secret_service::SecretServiceError| WriteError::Keyring(e.to_string());
+    while let Some(job) = inbox.recv().await {
+        match job {
+            Job::Write(secret, reply) => {
+                let written = store.set(SERVICE, &account, secret.as_bytes()).await;
+                let _ = reply.send(written.map_err(failed));
+            }
+            Job::Delete(reply) => {
+                let _ = reply.send(store.delete(SERVICE, &account).await.map_err(failed));
+            }
+            Job::ReadOther(other, reply) => {
+                let _ = reply.send(store.get(SERVICE, &other).await.map_err(failed));
+            }
+            Job::WriteOther(other, secret, reply) => {
+                let written = store.set(SERVICE, &other, secret.as_bytes()).await;
+                let _ = reply.send(written.map_err(failed));
+            }
+        }
+    }
+}
+
+/// The name of the probe entry written to check a store (unique per process).
+fn probe_name(account: &str) -> String {
+    format!("rcimd-probe-{}-{}", std::process::id(), account.len())
 }
 
 /// Starts a vault thread running `body`, and waits for it to open its store.
@@ -677,35 +828,23 @@ async fn start_thread(
         mirror: Arc::new(Mutex::new(record)),
         credential: None,
         store,
-        jobs: Some(jobs),
+        jobs: Some(JobSender::Thread(jobs)),
     })
 }
 
 type Opened = Result<(StoreName, Record), VaultError>;
 
-/// The vault thread: owns the keyring entry, so no keyring call ever runs on a
+/// The vault thread of a blocking store: opens it with `open` (which checks that
+/// it works), reads the entry, and owns both, so no keyring call ever runs on a
 /// tokio worker. Ends when the last handle is dropped.
 fn keyring_thread(
     options: VaultOptions,
     opened: oneshot::Sender<Opened>,
     inbox: mpsc::Receiver<Job>,
-) {
-    keyring_thread_with(options, opened, inbox, choose)
-}
-
-/// [`keyring_thread`] with the store chosen by `choose` (tests give an
-/// in-memory keyring).
-fn keyring_thread_with(
-    options: VaultOptions,
-    opened: oneshot::Sender<Opened>,
-    inbox: mpsc::Receiver<Job>,
-    choose: impl FnOnce(
-        TokenStoreKind,
-        &str,
-    ) -> Result<(StoreName, Arc<keyring_core::CredentialStore>), VaultError>,
+    open: impl FnOnce() -> Result<(StoreName, Arc<keyring_core::CredentialStore>), VaultError>,
 ) {
     let chosen =
-        choose(options.kind, &options.account).and_then(|(name, store)| {
+        open().and_then(|(name, store)| {
             let entry = keyring_core::Entry::new_in_store(&store, SERVICE, &options.account)
                 .map_err(|e| VaultError::Unusable {
                     store: name,
@@ -725,18 +864,7 @@ fn keyring_thread_with(
         });
     let (store, entry) = match chosen {
         Ok((name, store, entry, record)) => {
-            tracing::info!(
-                "token store: {name} ({}; a stored token is {})",
-                match options.kind {
-                    TokenStoreKind::Auto => "chosen by auto",
-                    _ => "as configured",
-                },
-                match (&record.token, record.rejected) {
-                    (None, _) => "absent",
-                    (Some(_), false) => "present",
-                    (Some(_), true) => "present but was rejected by the server",
-                }
-            );
+            log_opened(options.kind, name, &record);
             if opened.send(Ok((name, record))).is_err() {
                 return;
             }
@@ -781,41 +909,6 @@ fn keyring_thread_with(
     }
 }
 
-/// Opens the store `kind` names and checks that it works; for `auto`, the first
-/// that does. Blocking: call it off the tokio workers.
-fn choose(
-    kind: TokenStoreKind,
-    account: &str,
-) -> Result<(StoreName, Arc<keyring_core::CredentialStore>), VaultError> {
-    let wanted = match kind {
-        TokenStoreKind::SecretService if cfg!(target_os = "linux") => StoreName::SecretService,
-        TokenStoreKind::Keyutils if cfg!(target_os = "linux") => StoreName::Keyutils,
-        TokenStoreKind::Auto => {
-            let mut tried = Vec::new();
-            for &name in StoreName::candidates() {
-                match check(name, account) {
-                    Ok(store) => return Ok((name, store)),
-                    Err(e) => {
-                        tracing::info!("token store {name} does not work here: {e}");
-                        tried.push(format!("{name}: {e}"));
-                    }
-                }
-            }
-            return Err(VaultError::NoneWorks {
-                tried: tried.join("; "),
-            });
-        }
-        TokenStoreKind::Memory | TokenStoreKind::SecretService | TokenStoreKind::Keyutils => {
-            return Err(VaultError::NotOnThisOs(kind));
-        }
-    };
-    let store = check(wanted, account).map_err(|e| VaultError::Unusable {
-        store: wanted,
-        detail: e.to_string(),
-    })?;
-    Ok((wanted, store))
-}
-
 /// Checks that `name` works by writing, reading back and deleting a probe entry
 /// (its name made from `account`); returns the store. Blocking.
 pub fn check(
@@ -823,7 +916,7 @@ pub fn check(
     account: &str,
 ) -> Result<Arc<keyring_core::CredentialStore>, StoreCheckError> {
     let store = os_store(name).map_err(StoreCheckError::Open)?;
-    let probe_user = format!("rcimd-probe-{}-{}", std::process::id(), account.len());
+    let probe_user = probe_name(account);
     let probe = keyring_core::Entry::new_in_store(&store, SERVICE, &probe_user)
         .map_err(StoreCheckError::Open)?;
     probe.set_secret(b"probe").map_err(StoreCheckError::Write)?;
@@ -853,6 +946,9 @@ pub enum StoreCheckError {
     /// The probe read back is not what was written.
     #[error("what was read back differs from what was written")]
     Differs,
+    /// The Secret Service failed, in its own words.
+    #[error("{0}")]
+    Service(String),
 }
 
 /// Builds the OS store `name`. Blocking.
@@ -863,12 +959,6 @@ fn os_store(name: StoreName) -> keyring_core::Result<Arc<keyring_core::Credentia
         )))
     };
     match name {
-        #[cfg(target_os = "linux")]
-        StoreName::SecretService => {
-            let store: Arc<keyring_core::CredentialStore> =
-                zbus_secret_service_keyring_store::Store::new()?;
-            Ok(store)
-        }
         #[cfg(target_os = "linux")]
         StoreName::Keyutils => {
             let store: Arc<keyring_core::CredentialStore> =
@@ -904,7 +994,7 @@ pub(crate) async fn mock() -> Vault {
     let store: Arc<keyring_core::CredentialStore> =
         keyring_core::mock::Store::new().expect("the mock store");
     start_thread(move |opened, inbox| {
-        keyring_thread_with(options, opened, inbox, move |_, _| {
+        keyring_thread(options, opened, inbox, move || {
             Ok((StoreName::Keyutils, store))
         })
     })
@@ -918,8 +1008,39 @@ pub fn check_all() -> Vec<(StoreName, Result<(), StoreCheckError>)> {
     let account = format!("rcimd-check-{}", std::process::id());
     StoreName::candidates()
         .iter()
-        .map(|&name| (name, check(name, &account).map(drop)))
+        .map(|&name| {
+            let result = match name {
+                #[cfg(target_os = "linux")]
+                StoreName::SecretService => check_secret_service(&account),
+                _ => check(name, &account).map(drop),
+            };
+            (name, result)
+        })
         .collect()
+}
+
+/// [`check`] for the Secret Service, on a runtime of its own for the length of
+/// the probe (this runs where no runtime is current). Blocking.
+#[cfg(target_os = "linux")]
+fn check_secret_service(account: &str) -> Result<(), StoreCheckError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreCheckError::Service(format!("cannot start a runtime: {e}")))?;
+    runtime.block_on(async {
+        let probe = async {
+            let store = secret_service::SecretStore::connect()
+                .await
+                .map_err(|e| StoreCheckError::Service(e.to_string()))?;
+            store
+                .probe(SERVICE, &probe_name(account))
+                .await
+                .map_err(|e| StoreCheckError::Service(e.to_string()))
+        };
+        tokio::time::timeout(OPEN_LIMIT, probe)
+            .await
+            .map_err(|_| StoreCheckError::Service(format!("no answer within {OPEN_LIMIT:?}")))?
+    })
 }
 
 #[cfg(test)]
@@ -939,7 +1060,7 @@ mod tests {
             })),
             credential: None,
             store: StoreName::SecretService,
-            jobs: Some(jobs),
+            jobs: Some(JobSender::Thread(jobs)),
         };
         let gave_up = |limit| async move {
             // Without the limit the write would wait for ever: fail, do not hang.
