@@ -187,8 +187,24 @@ pub async fn rcimd_fanout(
     pace: Pace,
     window: u64,
 ) -> anyhow::Result<FanoutRun> {
+    rcimd_fanout_with_store(bins, dir, n, count, pace, window, "memory").await
+}
+
+/// [`rcimd_fanout`] with rcimd on `token_store` (an OS keyring: the database is
+/// encrypted).
+pub async fn rcimd_fanout_with_store(
+    bins: &Bins,
+    dir: &Path,
+    n: usize,
+    count: u64,
+    pace: Pace,
+    window: u64,
+    token_store: &str,
+) -> anyhow::Result<FanoutRun> {
     let upstream = Upstream::start(USER, 0).await?;
-    let daemon = tokio::task::block_in_place(|| Daemon::start(bins, dir, &upstream.url()))?;
+    let daemon = tokio::task::block_in_place(|| {
+        Daemon::start_with_store(bins, dir, &upstream.url(), token_store)
+    })?;
     let control = ControlServer::bind(&dir.join("control.sock"), n)?;
     let token = crate::procs::token(USER);
     let mut subs = spawn_subscribers(

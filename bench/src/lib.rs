@@ -20,6 +20,7 @@
 
 pub mod baseline;
 pub mod control;
+pub mod encryption;
 pub mod fanout;
 pub mod mqtt;
 pub mod payload;

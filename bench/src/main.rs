@@ -40,6 +40,13 @@ struct Cli {
     /// build: the figures mean nothing there, that the bench still runs does).
     #[arg(long)]
     check: bool,
+    /// Token stores for the encryption scenario (comma-separated: memory,
+    /// keyutils, secret-service): the first OS keyring holds the key of the
+    /// encrypted runs, and each store gets an idle measurement. Run inside those
+    /// keyrings' sessions (see docs/PERFORMANCE.md). `all` and `quick` run the
+    /// scenario only when this names an OS keyring.
+    #[arg(long, value_delimiter = ',')]
+    token_store: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +67,9 @@ enum What {
     Idle,
     /// 6. Reconnect after a server restart.
     Reconnect,
+    /// 7. Encryption at rest: sync, fan-out and latency encrypted against plain,
+    ///    and idle per token store (needs --token-store with an OS keyring).
+    Encryption,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,16 +128,24 @@ fn main() -> anyhow::Result<()> {
     let mut failed = Vec::new();
     runtime.block_on(async {
         let w = work.path();
-        let steps: [(What, &str); 6] = [
+        let steps: [(What, &str); 7] = [
             (What::Attach, "attach"),
             (What::Sync, "sync"),
             (What::Reconnect, "reconnect"),
             (What::Fanout, "fanout"),
             (What::Latency, "latency"),
             (What::Idle, "idle"),
+            (What::Encryption, "encryption"),
         ];
         for (what, name) in steps {
             if !every && cli.what != what {
+                continue;
+            }
+            let keyring_given = cli.token_store.iter().any(|s| s != "memory");
+            if what == What::Encryption && every && !keyring_given {
+                results
+                    .notes
+                    .push("encryption skipped: no --token-store with an OS keyring".to_owned());
                 continue;
             }
             let outcome = match what {
@@ -137,6 +155,9 @@ fn main() -> anyhow::Result<()> {
                 What::Fanout => scenarios::fanout(&bins, &plan, w, &mut results).await,
                 What::Latency => scenarios::latency(&bins, &plan, w, &mut results).await,
                 What::Idle => scenarios::idle(&bins, &plan, w, &mut results).await,
+                What::Encryption => rcim_bench::encryption::run(&bins, &plan, &cli.token_store, w)
+                    .await
+                    .map(|r| results.encryption = Some(r)),
                 What::All | What::Quick => Ok(()),
             };
             if let Err(e) = outcome {
@@ -177,6 +198,14 @@ fn rcimd_run_failures(results: &Results) -> Vec<String> {
         .iter()
         .map(|row| ("latency", row.n, &row.rcimd));
     let mut out = Vec::new();
+    if let Some(e) = &results.encryption
+        && e.lost_or_duplicated > 0
+    {
+        out.push(format!(
+            "encryption: {} messages lost or duplicated",
+            e.lost_or_duplicated
+        ));
+    }
     for (what, n, run) in fanout.chain(latency) {
         match run {
             None => out.push(format!("{what} N={n}: the rcimd run did not complete")),

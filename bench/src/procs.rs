@@ -141,7 +141,9 @@ impl Drop for Proc {
     }
 }
 
-/// `rcimd` on a socket in `dir`, with a fresh data dir and the memory token store.
+/// `rcimd` on a socket in `dir`, with a fresh data dir and the token store asked for
+/// (`memory`, the default of every scenario but the encryption one, keeps the
+/// database plain; an OS keyring encrypts it).
 pub struct Daemon {
     /// The process.
     pub proc: Proc,
@@ -150,8 +152,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `rcimd` against `server_url` and waits until its socket answers.
+    /// Starts `rcimd` against `server_url` with the memory token store and waits
+    /// until its socket answers.
     pub fn start(bins: &Bins, dir: &Path, server_url: &str) -> anyhow::Result<Self> {
+        Self::start_with_store(bins, dir, server_url, "memory")
+    }
+
+    /// [`Daemon::start`] with `--token-store token_store`.
+    pub fn start_with_store(
+        bins: &Bins,
+        dir: &Path,
+        server_url: &str,
+        token_store: &str,
+    ) -> anyhow::Result<Self> {
         let socket = dir.join("run").join("rcimd.sock");
         // For profiling: `RCIM_BENCH_WRAP="perf record -g --"` (any command
         // prefix) runs rcimd under a profiler, its output going to the log;
@@ -179,7 +192,7 @@ impl Daemon {
                 "--app-key",
                 APP_KEY,
                 "--token-store",
-                "memory",
+                token_store,
             ])
             .args(["--log", "warn"])
             .env_remove("RCIM_SOCKET")

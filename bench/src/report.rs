@@ -163,7 +163,132 @@ pub fn judge(r: &Results) -> Vec<Target> {
             Some(i.cpu_per_60s_ms <= 10.0),
         ));
     }
+    if let Some(e) = &r.encryption {
+        encryption_targets(e, &mut out);
+    }
     out
+}
+
+/// Issue 18's targets: encryption's cost against plain, and idle per store.
+fn encryption_targets(e: &crate::encryption::EncryptionResult, out: &mut Vec<Target>) {
+    use crate::encryption::median;
+    out.push(target(
+        "encrypted sync: ≥ 70% of the plain sync of this build",
+        format!(
+            "{:.0}% ({} encrypted, {} plain, medians of {} runs each)",
+            e.sync_ratio() * 100.0,
+            fmt_rate(median(&e.sync_encrypted)),
+            fmt_rate(median(&e.sync_plain)),
+            e.sync_plain.len()
+        ),
+        Some(e.sync_ratio() >= 0.70),
+    ));
+    out.push(target(
+        "encrypted fan-out N=16: within 15% of plain",
+        format!(
+            "{:.0}% ({} encrypted, {} plain)",
+            e.fanout_ratio() * 100.0,
+            fmt_rate(median(&e.fanout_encrypted)),
+            fmt_rate(median(&e.fanout_plain))
+        ),
+        Some(e.fanout_ratio() >= 0.85),
+    ));
+    out.push(target(
+        "encrypted p99 at 10 k msg/s N=16: within 15% of plain",
+        format!(
+            "{:.0}% ({} encrypted, {} plain)",
+            e.p99_ratio() * 100.0,
+            fmt_us(median(&e.p99_encrypted_us)),
+            fmt_us(median(&e.p99_plain_us))
+        ),
+        Some(e.p99_ratio() <= 1.15),
+    ));
+    for idle in &e.idle {
+        let (limit_kib, threads_too) = match idle.store.as_str() {
+            "secret-service" => (8 * 1024 + 512, true),
+            "keyutils" => (8 * 1024, false),
+            _ => continue,
+        };
+        let other_threads = idle.threads - idle.blocking_pool_threads;
+        out.push(target(
+            &format!(
+                "idle with {}: RSS ≤ {:.1} MiB{}",
+                idle.store,
+                limit_kib as f64 / 1024.0,
+                if threads_too {
+                    ", 1 thread besides the blocking pool's"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "{:.2} MiB, {} threads ({} of the blocking pool)",
+                idle.rss_kib as f64 / 1024.0,
+                idle.threads,
+                idle.blocking_pool_threads
+            ),
+            Some(idle.rss_kib <= limit_kib && (!threads_too || other_threads <= 1)),
+        ));
+    }
+}
+
+/// Scenario 7's table: plain against encrypted, then idle per token store.
+fn encryption_markdown(e: &crate::encryption::EncryptionResult, md: &mut String) {
+    use crate::encryption::median;
+    let list =
+        |v: &[f64], f: fn(f64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(
+        md,
+        "### 7. Encryption at rest (key in {}), plain against encrypted, alternated\n",
+        e.key_store
+    );
+    md.push_str(
+        "| figure | plain | encrypted | encrypted ÷ plain (medians) |\n|---|---|---|---|\n",
+    );
+    let _ = writeln!(
+        md,
+        "| sync of {} messages, msgs/s | {} | {} | {:.2} |",
+        e.sync_messages,
+        list(&e.sync_plain, fmt_rate),
+        list(&e.sync_encrypted, fmt_rate),
+        e.sync_ratio()
+    );
+    let _ = writeln!(
+        md,
+        "| fan-out N=16 saturated, msgs/s to every subscriber | {} | {} | {:.2} |",
+        list(&e.fanout_plain, fmt_rate),
+        list(&e.fanout_encrypted, fmt_rate),
+        e.fanout_ratio()
+    );
+    let _ = writeln!(
+        md,
+        "| p99 at 10 k msg/s, N=16 | {} | {} | {:.2} |",
+        list(&e.p99_plain_us, fmt_us),
+        list(&e.p99_encrypted_us, fmt_us),
+        e.p99_ratio()
+    );
+    let _ = writeln!(
+        md,
+        "\nLost or duplicated over every run: {}. Medians: sync {} / {}.\n",
+        e.lost_or_duplicated,
+        fmt_rate(median(&e.sync_plain)),
+        fmt_rate(median(&e.sync_encrypted))
+    );
+    md.push_str("| token store | database | VmRSS idle | threads (blocking pool) | CPU over the window |\n|---|---|---|---|---|\n");
+    for i in &e.idle {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} MiB | {} ({}) | {:.2} ms over {} s |",
+            i.store,
+            if i.encrypted { "encrypted" } else { "plain" },
+            i.rss_kib as f64 / 1024.0,
+            i.threads,
+            i.blocking_pool_threads,
+            i.cpu_ms,
+            i.window_s
+        );
+    }
+    md.push('\n');
 }
 
 fn opt<T>(v: Option<&T>, f: impl Fn(&T) -> String) -> String {
@@ -427,6 +552,9 @@ pub fn markdown(r: &Results) -> String {
             i.window_s, i.cpu_sched_ms, i.cpu_stat_ms, i.cpu_per_60s_ms
         );
         let _ = writeln!(md, "| threads | {} |\n", i.threads);
+    }
+    if let Some(e) = &r.encryption {
+        encryption_markdown(e, &mut md);
     }
     if let Some(rc) = &r.reconnect {
         md.push_str("### 6. Reconnect (rcim-server killed, restarted at once)\n\n");

@@ -268,6 +268,9 @@ pub struct Results {
     pub idle: Option<IdleResult>,
     /// Scenario 6.
     pub reconnect: Option<ReconnectResult>,
+    /// Scenario 7 (encryption at rest, token stores), when it ran.
+    #[serde(default)]
+    pub encryption: Option<crate::encryption::EncryptionResult>,
     /// Problems met along the way (a scenario that failed, lost messages).
     pub notes: Vec<String>,
     /// The targets, met or missed.
@@ -460,7 +463,7 @@ pub async fn sync(
 }
 
 /// Attaches a client in this process and connects it; returns it with its events.
-async fn connect_client(
+pub async fn connect_client(
     socket: &Path,
     token: &str,
 ) -> anyhow::Result<(Client, rcim_client::Events)> {
