@@ -70,6 +70,9 @@ pub struct IdleByStore {
     pub threads: u64,
     /// Of which tokio's blocking-pool threads (idle ones exit after 10 s).
     pub blocking_pool_threads: u64,
+    /// Every thread's name, as the kernel has it (15 characters at most).
+    #[serde(default)]
+    pub thread_names: Vec<String>,
     /// CPU over the window (schedstat), ms.
     pub cpu_ms: f64,
 }
@@ -224,17 +227,19 @@ async fn idle(bins: &Bins, work: &Path, store: &str, secs: u64) -> anyhow::Resul
     tokio::time::sleep(Duration::from_secs(secs)).await;
     daemon.proc.alive()?;
     let cpu1 = procs::cpu_sched_ms(pid)?;
-    let mut threads = 0;
-    let mut blocking_pool_threads = 0;
+    let mut thread_names = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        threads += 1;
         let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
-        // The main thread is `rcimd`; spawn_blocking threads of a current-thread
-        // runtime take tokio's default name (cut to 15 characters by the kernel).
-        if comm.trim() == "tokio-runtime-w" {
-            blocking_pool_threads += 1;
-        }
+        thread_names.push(comm.trim().to_owned());
     }
+    thread_names.sort();
+    let threads = thread_names.len() as u64;
+    // The main thread is `rcimd`; spawn_blocking threads of a current-thread
+    // runtime take tokio's default name (cut to 15 characters by the kernel).
+    let blocking_pool_threads = thread_names
+        .iter()
+        .filter(|name| *name == "tokio-runtime-w")
+        .count() as u64;
     Ok(IdleByStore {
         store: store.to_owned(),
         encrypted,
@@ -242,6 +247,7 @@ async fn idle(bins: &Bins, work: &Path, store: &str, secs: u64) -> anyhow::Resul
         rss_kib: procs::rss_kib(pid)?,
         threads,
         blocking_pool_threads,
+        thread_names,
         cpu_ms: cpu1 - cpu0,
     })
 }
