@@ -79,6 +79,35 @@ impl EngineEntry {
     }
 }
 
+/// Runs `job` (a callback telling C that its engine handle is not live) on a
+/// library thread shared by all such reports, so that even then no callback runs
+/// on the calling thread. When that thread cannot be started, it runs at once.
+fn without_engine(job: impl FnOnce() + Send + 'static) {
+    static QUEUE: std::sync::OnceLock<Option<Mutex<mpsc::Sender<Job>>>> =
+        std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("rcim-ffi-errors".to_owned())
+            .spawn(move || jobs.into_iter().for_each(|job| guard((), job)))
+            .ok()
+            .map(|_| Mutex::new(queue))
+    });
+    let job: Job = Box::new(job);
+    let job = match queue {
+        Some(queue) => match queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+        {
+            Ok(()) => return,
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    guard((), job);
+}
+
 /// The engine behind `engine`, or None (then the caller reports 34401).
 fn entry(engine: *const RcimEngineSync) -> Option<Arc<EngineEntry>> {
     ENGINES.get(engine)
@@ -102,7 +131,7 @@ fn report(
             });
         }
         // SAFETY: as above.
-        None => guard((), || unsafe { callback(context.ptr(), code) }),
+        None => without_engine(move || unsafe { callback(context.ptr(), code) }),
     }
 }
 
@@ -255,7 +284,7 @@ pub unsafe extern "C" fn rcim_engine_connect(
                         let gate = Arc::clone(&entry.gate);
                         entry.later(move || gate.call(|| callback(context, code)));
                     }
-                    None => guard((), || callback(context, code)),
+                    None => without_engine(move || callback(context, code)),
                 }
             }
         };
@@ -514,7 +543,7 @@ pub unsafe extern "C" fn rcim_engine_send_message(
                     let gate = Arc::clone(&entry.gate);
                     entry.later(move || gate.call(call));
                 }
-                None => guard((), call),
+                None => without_engine(call),
             }
         };
         let Some(entry) = entry(engine) else {
@@ -711,7 +740,7 @@ pub unsafe extern "C" fn rcim_engine_get_local_history_messages_by_time(
         let Some(entry) = entry(engine) else {
             let code = RcimEngineError::InvalidArgumentEngineSync;
             // SAFETY: callable by the caller's promise.
-            return guard((), || unsafe {
+            return without_engine(move || unsafe {
                 callback(context.ptr(), code, ptr::null(), 0)
             });
         };
@@ -842,7 +871,7 @@ pub unsafe extern "C" fn rcim_engine_get_local_conversations_by_page(
         let Some(entry) = entry(engine) else {
             let code = RcimEngineError::InvalidArgumentEngineSync;
             // SAFETY: callable by the caller's promise.
-            return guard((), || unsafe {
+            return without_engine(move || unsafe {
                 callback(context.ptr(), code, ptr::null(), 0)
             });
         };
@@ -925,7 +954,7 @@ pub unsafe extern "C" fn rcim_engine_get_total_unread_count(
         let Some(entry) = entry(engine) else {
             let code = RcimEngineError::InvalidArgumentEngineSync;
             // SAFETY: callable by the caller's promise.
-            return guard((), || unsafe { callback(context.ptr(), code, 0) });
+            return without_engine(move || unsafe { callback(context.ptr(), code, 0) });
         };
         count_later(&entry, context, callback, |engine| {
             Ok(all_conversations(engine)?
@@ -958,7 +987,7 @@ pub unsafe extern "C" fn rcim_engine_get_unread_count(
         let Some(entry) = entry(engine) else {
             let code = RcimEngineError::InvalidArgumentEngineSync;
             // SAFETY: callable by the caller's promise.
-            return guard((), || unsafe { callback(context.ptr(), code, 0) });
+            return without_engine(move || unsafe { callback(context.ptr(), code, 0) });
         };
         // SAFETY: the caller's promise about the strings, passed on.
         let conversation = unsafe { read_conversation(conv_type, target_id, channel_id) };
