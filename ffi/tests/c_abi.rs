@@ -9,29 +9,13 @@
 //! (path in `RCIM_RC_HEADER`; `.ci/run` fetches it), which proves the struct
 //! layouts and enum values, not just the names.
 
-use rcim_tests::binaries::TargetDir;
+mod support;
+
 use rcim_tests::{InProcessServer, TestDaemon};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-
-/// The directory holding the freshly built `librcim_client` of this profile.
-fn library_dir() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = TargetDir::of_current_exe().expect("target dir");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "rcim-ffi", "--lib"]);
-        if dir.is_release() {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build -p rcim-ffi");
-        assert!(status.success(), "cargo build -p rcim-ffi failed: {status}");
-        dir.path().to_owned()
-    })
-}
+use support::library_dir;
 
 /// Compiles `tests/c/<source>` against the header in `include_dir` and links it
 /// to the built library; returns the program's path.
@@ -155,4 +139,39 @@ fn a_c_app_compiled_against_rcs_own_header_runs_unchanged() {
     let out = tempfile::tempdir().expect("tempdir");
     let program = compile("flow.c", &include_dir, out.path(), false);
     run_flow(&program, &[]);
+}
+
+/// The same flow under valgrind's memcheck: no invalid reads or writes and no
+/// definite leaks (`--errors-for-leak-kinds=definite`; the runtime's threads still
+/// running at exit hold memory valgrind counts as "possibly lost" or "still
+/// reachable", which is no leak). Skipped with a message when valgrind is not
+/// installed, unless `RCIM_REQUIRE_VALGRIND=1` (set in `.ci/run`, which installs
+/// it).
+#[test]
+fn a_c_app_is_clean_under_valgrind() {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("RCIM_REQUIRE_VALGRIND").as_deref() != Ok("1"),
+            "RCIM_REQUIRE_VALGRIND=1 but valgrind is not installed"
+        );
+        eprintln!("skipped: valgrind is not installed");
+        return;
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let program = compile("flow.c", &our_include_dir(), out.path(), true);
+    run_flow(
+        &program,
+        &[
+            "valgrind",
+            "--quiet",
+            "--error-exitcode=97",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+        ],
+    );
 }
