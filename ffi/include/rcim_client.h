@@ -1589,6 +1589,33 @@ void rcim_engine_get_local_history_messages_by_time(const struct RcimEngineSync 
                                                     RcimGetMessageListCb callback);
 
 /**
+ * Local history around a message: up to `before_count` messages sent before the
+ * message with local id `msg_id` and `after_count` after it (not the message
+ * itself), oldest first, optionally only of the types in `obj_name_vec` (the
+ * counts apply before that filter). rcimd has no lookup by id, so the message is
+ * found by paging the conversation from the newest: the further back it is, the
+ * longer this takes. `callback` runs on a library thread; the array is valid
+ * during the call. Errors: 34209 / 34210 / 34211 conversation, 34408 `msg_id` not
+ * positive, 34232 negative counts or both 0, 34431 bad type list, 34304 no such
+ * message in that conversation, 34301 no database.
+ *
+ * # Safety
+ * As `rcim_engine_get_local_history_messages_by_time`.
+ */
+RC_API
+void rcim_engine_get_local_history_messages_by_id(const struct RcimEngineSync *engine,
+                                                  enum RcimConversationType conv_type,
+                                                  const char *target_id,
+                                                  const char *channel_id,
+                                                  const char *const *obj_name_vec,
+                                                  int32_t obj_name_vec_len,
+                                                  int64_t msg_id,
+                                                  int32_t before_count,
+                                                  int32_t after_count,
+                                                  const void *context,
+                                                  RcimGetMessageListCb callback);
+
+/**
  * Local conversations, most recent first: up to `count` (1 to 1000) of the types
  * in `conv_type_vec` (1 to 100 entries) whose last activity is before `send_time`
  * (0: from the newest). Page with the last one's `last_operate_time`. `callback`

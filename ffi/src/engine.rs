@@ -757,13 +757,7 @@ pub unsafe extern "C" fn rcim_engine_get_local_history_messages_by_time(
             if send_time < 0 {
                 return Err(RcimEngineError::InvalidArgumentTimestamp);
             }
-            let (Ok(before), Ok(after)) = (u32::try_from(before_count), u32::try_from(after_count))
-            else {
-                return Err(RcimEngineError::InvalidArgumentCount);
-            };
-            if before == 0 && after == 0 {
-                return Err(RcimEngineError::InvalidArgumentCount);
-            }
+            let (before, after) = history_counts(before_count, after_count)?;
             Ok((conversation, names, before, after))
         });
         let worker_entry = Arc::clone(&entry);
@@ -789,6 +783,126 @@ pub unsafe extern "C" fn rcim_engine_get_local_history_messages_by_time(
             deliver_messages(&worker_entry, context, callback, answer);
         });
     });
+}
+
+/// The message with local id `id` in `conversation`, found by paging from the
+/// newest (rcimd has no lookup by id); `None` when the conversation has none.
+fn message_by_id(
+    engine: &Engine,
+    conversation: &ConversationKey,
+    id: i64,
+) -> Result<Option<Message>, i32> {
+    let mut time = 0;
+    loop {
+        let page = messages_page(
+            engine,
+            conversation,
+            time,
+            TimeOrder::Before,
+            MESSAGES_PER_PAGE,
+        )?;
+        if let Some(found) = page.iter().find(|m| m.id == id) {
+            return Ok(Some(found.clone()));
+        }
+        match page.last() {
+            // Pages go back in time; a page that does not would loop forever.
+            Some(last)
+                if (page.len() as u32) == MESSAGES_PER_PAGE
+                    && (time == 0 || last.sent_time_ms < time) =>
+            {
+                time = last.sent_time_ms;
+            }
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Local history around a message: up to `before_count` messages sent before the
+/// message with local id `msg_id` and `after_count` after it (not the message
+/// itself), oldest first, optionally only of the types in `obj_name_vec` (the
+/// counts apply before that filter). rcimd has no lookup by id, so the message is
+/// found by paging the conversation from the newest: the further back it is, the
+/// longer this takes. `callback` runs on a library thread; the array is valid
+/// during the call. Errors: 34209 / 34210 / 34211 conversation, 34408 `msg_id` not
+/// positive, 34232 negative counts or both 0, 34431 bad type list, 34304 no such
+/// message in that conversation, 34301 no database.
+///
+/// # Safety
+/// As `rcim_engine_get_local_history_messages_by_time`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_engine_get_local_history_messages_by_id(
+    engine: *const RcimEngineSync,
+    conv_type: RcimConversationTypeIn,
+    target_id: *const c_char,
+    channel_id: *const c_char,
+    obj_name_vec: *const *const c_char,
+    obj_name_vec_len: i32,
+    msg_id: i64,
+    before_count: i32,
+    after_count: i32,
+    context: *const c_void,
+    callback: RcimGetMessageListCb,
+) {
+    let context = Context(context);
+    guard((), || {
+        let Some(callback) = callback else { return };
+        let Some(entry) = entry(engine) else {
+            let code = RcimEngineError::InvalidArgumentEngineSync;
+            // SAFETY: callable by the caller's promise.
+            return without_engine(move || unsafe {
+                callback(context.ptr(), code, ptr::null(), 0)
+            });
+        };
+        // SAFETY: the caller's promises about the strings and list, passed on.
+        let request = unsafe {
+            read_conversation(conv_type, target_id, channel_id).and_then(|conversation| {
+                Ok((
+                    conversation,
+                    read_object_names(obj_name_vec, obj_name_vec_len)?,
+                ))
+            })
+        }
+        .and_then(|(conversation, names)| {
+            if msg_id <= 0 {
+                return Err(RcimEngineError::InvalidArgumentMessageId);
+            }
+            let (before, after) = history_counts(before_count, after_count)?;
+            Ok((conversation, names, before, after))
+        });
+        let worker_entry = Arc::clone(&entry);
+        entry.later(move || {
+            let answer = request.and_then(|(conversation, names, before, after)| {
+                let engine = &worker_entry.engine;
+                let invalid = |code| engine_error(code, RcimEngineError::InvalidArgumentCount);
+                let anchor = message_by_id(engine, &conversation, msg_id)
+                    .map_err(invalid)?
+                    .ok_or(RcimEngineError::DatabaseTargetNotFound)?;
+                let time = anchor.sent_time_ms;
+                let mut list =
+                    messages_side(engine, &conversation, time, TimeOrder::Before, before)
+                        .map_err(invalid)?;
+                list.reverse();
+                list.extend(
+                    messages_side(engine, &conversation, time, TimeOrder::After, after)
+                        .map_err(invalid)?,
+                );
+                list.retain(|m| m.id != anchor.id);
+                if let Some(names) = names {
+                    list.retain(|m| names.contains(&m.object_name));
+                }
+                Ok(list)
+            });
+            deliver_messages(&worker_entry, context, callback, answer);
+        });
+    });
+}
+
+/// RC's history counts: neither negative, not both 0.
+fn history_counts(before_count: i32, after_count: i32) -> Result<(u32, u32), RcimEngineError> {
+    match (u32::try_from(before_count), u32::try_from(after_count)) {
+        (Ok(0), Ok(0)) | (Err(_), _) | (_, Err(_)) => Err(RcimEngineError::InvalidArgumentCount),
+        (Ok(before), Ok(after)) => Ok((before, after)),
+    }
 }
 
 /// Up to `count` conversations of `types` (empty: all), most recent first, older

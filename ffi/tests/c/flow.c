@@ -476,6 +476,21 @@ int main(int argc, char **argv) {
     rcim_engine_get_local_history_messages_by_time(engine, RcimConversationType_Private, "bob", NULL, only_images, 1, 0, 10, 0, &seen, on_messages);
     wait_for(&seen.list_done, "history of image messages");
     CHECK(seen.list_code == 0 && seen.list_len == 0, "no images: %d", seen.list_len);
+    /* By id: what follows our own message is bob's; the message itself is not
+     * part of the answer. */
+    list_reset();
+    rcim_engine_get_local_history_messages_by_id(engine, RcimConversationType_Private, "bob", NULL, NULL, 0, seen.saved_id, 10, 10, &seen, on_messages);
+    wait_for(&seen.list_done, "history by id");
+    CHECK(seen.list_code == 0 && seen.list_len == 1, "by id: code %d, %d messages", seen.list_code, seen.list_len);
+    CHECK(strcmp(seen.list_first_sender, "bob") == 0, "by id: %s", seen.list_first_sender);
+    list_reset();
+    rcim_engine_get_local_history_messages_by_id(engine, RcimConversationType_Private, "bob", NULL, NULL, 0, 987654, 10, 10, &seen, on_messages);
+    wait_for(&seen.list_done, "history by an unknown id");
+    CHECK(seen.list_code == RcimEngineError_DatabaseTargetNotFound && seen.list_len == 0, "unknown id: %d", seen.list_code);
+    list_reset();
+    rcim_engine_get_local_history_messages_by_id(engine, RcimConversationType_Private, "bob", NULL, NULL, 0, 0, 10, 10, &seen, on_messages);
+    wait_for(&seen.list_done, "history by id 0");
+    CHECK(seen.list_code == RcimEngineError_InvalidArgumentMessageId, "id 0: %d", seen.list_code);
     printf("history ok\n");
 
     enum RcimConversationType types[] = {RcimConversationType_Private, RcimConversationType_Group};
