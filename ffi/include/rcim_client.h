@@ -1,4 +1,22 @@
-/* librcim_client: RongCloud's native-SDK C ABI, backed by rcimd. */
+/*
+ * librcim_client: RongCloud's native-SDK C ABI (the calls rcim supports), backed by
+ * rcimd, which holds the user's one connection for every app of the user.
+ *
+ * Ownership: what the caller allocates, the caller frees (rcim_malloc_* pairs with
+ * rcim_free_*); strings and structs passed in are copied before the call returns;
+ * what the library hands to a callback is valid only during that callback.
+ *
+ * Threads: callbacks and listeners run on threads the library owns, never on the
+ * calling thread, one at a time per engine, never under a lock a call into the
+ * library takes: a callback may call the library again (connect from inside the
+ * status listener, rcim_destroy_engine from inside the engine's own callback). A
+ * callback must not block waiting for another callback of the same engine.
+ *
+ * Lifetime: when rcim_destroy_engine returns, no callback of that engine is running
+ * or will run, so its context may be freed. Handles are checked, never
+ * dereferenced: a destroyed or unknown handle gets 34401 (engine) or 34402
+ * (builder). Bad arguments get RC's 34xxx codes; no call crashes on them.
+ */
 
 #ifndef RCIM_CLIENT_H
 #define RCIM_CLIENT_H
