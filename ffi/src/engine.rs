@@ -35,7 +35,7 @@ type Job = Box<dyn FnOnce() + Send>;
 const MESSAGES_PER_PAGE: u32 = 20;
 /// Most conversations rcimd returns for one query.
 const CONVERSATIONS_PER_PAGE: u32 = 50;
-/// RC's range for the history counts, and for `count` of conversations by page.
+/// RC's upper bound for `count` of `rcim_engine_get_local_conversations_by_page`.
 const MAX_CONVERSATIONS: i32 = 1000;
 
 pub(crate) static ENGINES: Registry<EngineEntry> = Registry::new();

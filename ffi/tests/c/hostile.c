@@ -165,6 +165,16 @@ static void *doomed_caller(void *arg) {
     return NULL;
 }
 
+/* ---- no rcimd ---- */
+
+static atomic_int no_daemon_code = -1;
+
+static void on_no_daemon(const void *context, enum RcimEngineError code, const char *user_id) {
+    (void)context;
+    CHECK(user_id == NULL, "a failed connect has a user id");
+    atomic_store(&no_daemon_code, code);
+}
+
 /* ---- destroy from inside the engine's own callback ---- */
 
 static struct RcimEngineSync *self_destroyed;
@@ -220,6 +230,18 @@ int main(int argc, char **argv) {
     printf("destroy from a callback ok\n");
 
     CHECK(rcim_destroy_engine(main_engine) == 0, "destroy");
+
+    /* With no rcimd behind the socket, connect fails through its callback with
+     * 31014 and the status is Idle; nothing hangs. */
+    setenv("RCIM_SOCKET", "/nonexistent/rcimd.sock", 1);
+    struct RcimEngineSync *lonely = build();
+    rcim_engine_connect(lonely, token, 5, NULL, on_no_daemon);
+    for (int i = 0; i < 1500 && atomic_load(&no_daemon_code) == -1; i++) usleep(10 * 1000);
+    CHECK(atomic_load(&no_daemon_code) == RcimEngineError_SocketConnectionFailed, "connect without rcimd: %d", atomic_load(&no_daemon_code));
+    enum RcimConnectionStatus status = RcimConnectionStatus_Connected;
+    CHECK(rcim_engine_get_connection_status(lonely, &status) == 0 && status == RcimConnectionStatus_Idle, "status without rcimd: %d", (int)status);
+    CHECK(rcim_destroy_engine(lonely) == 0, "destroy");
+    printf("no rcimd ok\n");
     printf("OK\n");
     return 0;
 }
