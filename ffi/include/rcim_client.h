@@ -1021,6 +1021,95 @@ typedef struct RcimMessageBox {
 } RcimMessageBox;
 
 /**
+ * A conversation, RC's layout field for field. Pointers are valid only during the
+ * callback that hands it out.
+ */
+typedef struct RcimConversation {
+  /**
+   * Its type.
+   */
+  enum RcimConversationType conv_type;
+  /**
+   * Its target.
+   */
+  const char *target_id;
+  /**
+   * The channel (NULL: rcim has none).
+   */
+  const char *channel_id;
+  /**
+   * Messages received and not yet cleared.
+   */
+  int32_t unread_message_count;
+  /**
+   * Pinned (false: rcim has no pinning).
+   */
+  bool is_pinned;
+  /**
+   * The newest received message's time (ms), 0 when none.
+   */
+  int64_t last_received_time;
+  /**
+   * The newest message's sent time (ms).
+   */
+  int64_t last_sent_time;
+  /**
+   * The time conversations are ordered and paged by (ms).
+   */
+  int64_t last_operate_time;
+  /**
+   * The newest message's type name.
+   */
+  const char *object_name;
+  /**
+   * The newest message's sender.
+   */
+  const char *sender_user_id;
+  /**
+   * The newest message's local id.
+   */
+  int64_t last_message_id;
+  /**
+   * The newest message's content.
+   */
+  const char *last_message_content;
+  /**
+   * The draft (NULL: rcim keeps none).
+   */
+  const char *draft;
+  /**
+   * The notification level.
+   */
+  enum RcimPushNotificationMuteLevel mute_level;
+  /**
+   * Unread mentions (0 in rcim).
+   */
+  int32_t mentioned_count;
+  /**
+   * Search matches (0 outside searches).
+   */
+  uint32_t match_count;
+} RcimConversation;
+
+/**
+ * A conversation's identity, for calls over several conversations.
+ */
+typedef struct RcimConversationIdentifier {
+  /**
+   * Its type.
+   */
+  enum RcimConversationType conv_type;
+  /**
+   * Its target.
+   */
+  const char *target_id;
+  /**
+   * The channel (NULL or empty).
+   */
+  const char *channel_id;
+} RcimConversationIdentifier;
+
+/**
  * An SDK name and version in [`RcimEngineBuilderParam`].
  */
 typedef struct RcimSDKVersion {
@@ -1188,77 +1277,6 @@ typedef void (*RcimGetMessageListCb)(const void *context,
                                      int32_t msg_box_vec_len);
 
 /**
- * A conversation, RC's layout field for field. Pointers are valid only during the
- * callback that hands it out.
- */
-typedef struct RcimConversation {
-  /**
-   * Its type.
-   */
-  enum RcimConversationType conv_type;
-  /**
-   * Its target.
-   */
-  const char *target_id;
-  /**
-   * The channel (NULL: rcim has none).
-   */
-  const char *channel_id;
-  /**
-   * Messages received and not yet cleared.
-   */
-  int32_t unread_message_count;
-  /**
-   * Pinned (false: rcim has no pinning).
-   */
-  bool is_pinned;
-  /**
-   * The newest received message's time (ms), 0 when none.
-   */
-  int64_t last_received_time;
-  /**
-   * The newest message's sent time (ms).
-   */
-  int64_t last_sent_time;
-  /**
-   * The time conversations are ordered and paged by (ms).
-   */
-  int64_t last_operate_time;
-  /**
-   * The newest message's type name.
-   */
-  const char *object_name;
-  /**
-   * The newest message's sender.
-   */
-  const char *sender_user_id;
-  /**
-   * The newest message's local id.
-   */
-  int64_t last_message_id;
-  /**
-   * The newest message's content.
-   */
-  const char *last_message_content;
-  /**
-   * The draft (NULL: rcim keeps none).
-   */
-  const char *draft;
-  /**
-   * The notification level.
-   */
-  enum RcimPushNotificationMuteLevel mute_level;
-  /**
-   * Unread mentions (0 in rcim).
-   */
-  int32_t mentioned_count;
-  /**
-   * Search matches (0 outside searches).
-   */
-  uint32_t match_count;
-} RcimConversation;
-
-/**
  * A result code and a list of conversations.
  */
 typedef void (*RcimGetConversationListCb)(const void *context,
@@ -1273,21 +1291,27 @@ typedef void (*RcimGetCountCb)(const void *context,
                                enum RcimEngineError code,
                                int64_t count);
 
+/**
+ * A result code and one conversation (NULL on error).
+ */
+typedef void (*RcimGetConversationCb)(const void *context,
+                                      enum RcimEngineError code,
+                                      const struct RcimConversation *conv);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * A zeroed [`RcimMessageBox`] (NULL pointers, zero numbers) for C to fill, e.g.
- * for `rcim_engine_send_message`. Free it with `rcim_free_message_box`; the
- * strings C points its fields at stay C's to free.
+ * A zeroed `RcimMessageBox` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_message_box`; what C points its fields at stays C's to free.
  */
 RC_API
 struct RcimMessageBox *rcim_malloc_message_box(void);
 
 /**
- * Frees a box from `rcim_malloc_message_box` (only the box, not the strings its
- * fields point at). NULL is ignored.
+ * Frees what `rcim_malloc_message_box` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
  *
  * # Safety
  * `value` is NULL or came from `rcim_malloc_message_box` and was not freed before.
@@ -1296,23 +1320,195 @@ RC_API
 void rcim_free_message_box(struct RcimMessageBox *value);
 
 /**
- * An array of `len` zeroed [`RcimMessageBox`]es; NULL when `len` is not positive.
- * Free it with `rcim_free_message_box_vec` and the same `len`.
+ * An array of `len` zeroed `RcimMessageBox`s; NULL when `len` is not positive. Free it
+ * with `rcim_free_message_box_vec` and the same `len`.
  */
 RC_API
 struct RcimMessageBox *rcim_malloc_message_box_vec(int32_t len);
 
 /**
- * Frees an array from `rcim_malloc_message_box_vec` (only the array). NULL, or a
- * `len` that is not positive, is ignored.
+ * Frees an array from `rcim_malloc_message_box_vec` (only the array). NULL, or a `len` that is not
+ * positive, is ignored.
  *
  * # Safety
- * `value` is NULL or came from `rcim_malloc_message_box_vec(len)` with this same
- * `len`, and was not freed before.
+ * `value` is NULL or came from `rcim_malloc_message_box_vec(len)` with this same `len`, and was not
+ * freed before.
  */
 RC_API
 void rcim_free_message_box_vec(struct RcimMessageBox *value,
                                int32_t len);
+
+/**
+ * A zeroed `RcimReceivedStatus` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_receive_status`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimReceivedStatus *rcim_malloc_receive_status(void);
+
+/**
+ * Frees what `rcim_malloc_receive_status` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_receive_status` and was not freed before.
+ */
+RC_API
+void rcim_free_receive_status(struct RcimReceivedStatus *value);
+
+/**
+ * A zeroed `RcimPushConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_push_config`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimPushConfig *rcim_malloc_push_config(void);
+
+/**
+ * Frees what `rcim_malloc_push_config` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_push_config` and was not freed before.
+ */
+RC_API
+void rcim_free_push_config(struct RcimPushConfig *value);
+
+/**
+ * A zeroed `RcimIosConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_ios_config`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimIosConfig *rcim_malloc_ios_config(void);
+
+/**
+ * Frees what `rcim_malloc_ios_config` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_ios_config` and was not freed before.
+ */
+RC_API
+void rcim_free_ios_config(struct RcimIosConfig *value);
+
+/**
+ * A zeroed `RcimAndroidConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_android_config`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimAndroidConfig *rcim_malloc_android_config(void);
+
+/**
+ * Frees what `rcim_malloc_android_config` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_android_config` and was not freed before.
+ */
+RC_API
+void rcim_free_android_config(struct RcimAndroidConfig *value);
+
+/**
+ * A zeroed `RcimHarmonyConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_harmony_config`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimHarmonyConfig *rcim_malloc_harmony_config(void);
+
+/**
+ * Frees what `rcim_malloc_harmony_config` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_harmony_config` and was not freed before.
+ */
+RC_API
+void rcim_free_harmony_config(struct RcimHarmonyConfig *value);
+
+/**
+ * A zeroed `RcimConversation` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_conversation`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimConversation *rcim_malloc_conversation(void);
+
+/**
+ * Frees what `rcim_malloc_conversation` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_conversation` and was not freed before.
+ */
+RC_API
+void rcim_free_conversation(struct RcimConversation *value);
+
+/**
+ * A zeroed `RcimConversationIdentifier` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_conversation_identifier_c`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimConversationIdentifier *rcim_malloc_conversation_identifier(void);
+
+/**
+ * Frees what `rcim_malloc_conversation_identifier` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_conversation_identifier` and was not freed before.
+ */
+RC_API
+void rcim_free_conversation_identifier_c(struct RcimConversationIdentifier *value);
+
+/**
+ * An array of `len` zeroed `RcimConversationIdentifier`s; NULL when `len` is not positive. Free
+ * it with `rcim_free_conversation_identifier_vec` and the same `len`.
+ */
+RC_API
+struct RcimConversationIdentifier *rcim_malloc_conversation_identifier_vec(int32_t len);
+
+/**
+ * Frees an array from `rcim_malloc_conversation_identifier_vec` (only the array). NULL, or a `len` that is not
+ * positive, is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_conversation_identifier_vec(len)` with this same `len`, and was not
+ * freed before.
+ */
+RC_API
+void rcim_free_conversation_identifier_vec(struct RcimConversationIdentifier *value,
+                                           int32_t len);
+
+/**
+ * A zeroed `RcimSDKVersion` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_sdk_version`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimSDKVersion *rcim_malloc_sdk_version(void);
+
+/**
+ * Frees what `rcim_malloc_sdk_version` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_sdk_version` and was not freed before.
+ */
+RC_API
+void rcim_free_sdk_version(struct RcimSDKVersion *value);
+
+/**
+ * A zeroed `RcimEngineBuilderParam` (NULL pointers, zero numbers) for C to fill. Free it with
+ * `rcim_free_engine_builder_param`; what C points its fields at stays C's to free.
+ */
+RC_API
+struct RcimEngineBuilderParam *rcim_malloc_engine_builder_param(void);
+
+/**
+ * Frees what `rcim_malloc_engine_builder_param` returned (only the struct, not what its fields point at).
+ * NULL is ignored.
+ *
+ * # Safety
+ * `value` is NULL or came from `rcim_malloc_engine_builder_param` and was not freed before.
+ */
+RC_API
+void rcim_free_engine_builder_param(struct RcimEngineBuilderParam *value);
 
 /**
  * Frees a string the library returned to C. NULL is ignored. (No call rcim
@@ -1717,6 +1913,70 @@ void rcim_engine_clear_messages_unread_status_by_send_time(const struct RcimEngi
                                                            int64_t send_time,
                                                            const void *context,
                                                            RcimEngineErrorCb callback);
+
+/**
+ * One local conversation, on a library thread (valid during the call). Errors:
+ * 34209 / 34210 / 34211 conversation, 34304 when rcimd has no such conversation,
+ * 34301 no database.
+ *
+ * # Safety
+ * `target_id` and `channel_id` are NULL or NUL-terminated and valid for the call;
+ * `callback` is NULL or callable with `context` from any thread until it has run
+ * or the engine is destroyed.
+ */
+RC_API
+void rcim_engine_get_local_conversation(const struct RcimEngineSync *engine,
+                                        enum RcimConversationType conv_type,
+                                        const char *target_id,
+                                        const char *channel_id,
+                                        const void *context,
+                                        RcimGetConversationCb callback);
+
+/**
+ * The unread messages of the conversations of the types in `conv_type_vec` (1 to
+ * 300 entries), on a library thread. `is_contain_blocked` changes nothing: rcim
+ * has no muted conversations. Errors: 34284 type list, 34301 no database.
+ *
+ * # Safety
+ * `conv_type_vec` is NULL or points at `conv_type_vec_len` readable ints;
+ * `callback` is NULL or callable with `context` from any thread until it has run
+ * or the engine is destroyed.
+ */
+RC_API
+void rcim_engine_get_unread_count_by_conversation_types(const struct RcimEngineSync *engine,
+                                                        const enum RcimConversationType *conv_type_vec,
+                                                        int32_t conv_type_vec_len,
+                                                        bool is_contain_blocked,
+                                                        const void *context,
+                                                        RcimGetCountCb callback);
+
+/**
+ * The unread messages of the listed conversations together, on a library thread.
+ * Errors: 34287 identifier list (1 to 300 valid entries), 34301 no database.
+ *
+ * # Safety
+ * `conv_idf_vec` is NULL or points at `conv_idf_vec_len` readable identifiers
+ * with strings NULL or NUL-terminated, valid for the call; `callback` is NULL or
+ * callable with `context` from any thread until it has run or the engine is
+ * destroyed.
+ */
+RC_API
+void rcim_engine_get_unread_count_by_conversations(const struct RcimEngineSync *engine,
+                                                   const struct RcimConversationIdentifier *conv_idf_vec,
+                                                   int32_t conv_idf_vec_len,
+                                                   const void *context,
+                                                   RcimGetCountCb callback);
+
+/**
+ * Writes this library's version (`rcim-ffi X.Y.Z`) to `*out_ver`; C frees it with
+ * `rcim_free_char`. 34424 for a NULL `out_ver`.
+ *
+ * # Safety
+ * `out_ver` is NULL or writable.
+ */
+RC_API
+enum RcimEngineError rcim_engine_get_sdk_version(const struct RcimEngineSync *engine,
+                                                 char **out_ver);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,8 +9,9 @@
 use crate::boundary::{c_string, guard};
 use crate::codes::{conversation_type, sent_status};
 use crate::types::{
-    CEnum, RcimConversation, RcimMessageBox, RcimMessageDirection, RcimPushNotificationMuteLevel,
-    RcimReceivedStatus,
+    CEnum, RcimAndroidConfig, RcimConversation, RcimConversationIdentifier, RcimEngineBuilderParam,
+    RcimHarmonyConfig, RcimIosConfig, RcimMessageBox, RcimMessageDirection, RcimPushConfig,
+    RcimPushNotificationMuteLevel, RcimReceivedStatus, RcimSDKVersion,
 };
 use rcim_proto::message::{Conversation, Direction, Message};
 use std::ffi::{CString, c_char};
@@ -168,62 +169,56 @@ impl ConversationViews {
     }
 }
 
-fn empty_message_box() -> RcimMessageBox {
-    RcimMessageBox {
-        conv_type: CEnum(0),
-        target_id: ptr::null(),
-        channel_id: ptr::null(),
-        message_id: 0,
-        direction: CEnum(0),
-        sender_id: ptr::null(),
-        received_status: ptr::null(),
-        sent_status: CEnum(0),
-        received_time: 0,
-        sent_time: 0,
-        object_name: ptr::null(),
-        content: ptr::null(),
-        searchable_words: ptr::null(),
-        uid: ptr::null(),
-        extra: ptr::null(),
-        read_receipt_info: ptr::null(),
-        read_receipt_info_v2: ptr::null(),
-        is_notification_disabled: false,
-        push_config: ptr::null(),
-        is_offline: false,
-        is_ext_supported: false,
-        ext_content: ptr::null(),
+/// A C struct whose all-zero bytes are a valid value (NULL pointers, 0, false, a
+/// `CEnum` of 0): what `rcim_malloc_*` hands out.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs whose fields are raw pointers, integers,
+/// bools or `CEnum`s.
+unsafe trait ZeroValid: Sized {
+    fn zeroed() -> Self {
+        // SAFETY: the trait's contract: all-zero is a valid value of Self.
+        unsafe { std::mem::zeroed() }
     }
 }
 
-/// A zeroed [`RcimMessageBox`] (NULL pointers, zero numbers) for C to fill, e.g.
-/// for `rcim_engine_send_message`. Free it with `rcim_free_message_box`; the
-/// strings C points its fields at stay C's to free.
-#[unsafe(no_mangle)]
-pub extern "C" fn rcim_malloc_message_box() -> *mut RcimMessageBox {
-    guard(ptr::null_mut(), || {
-        Box::into_raw(Box::new(empty_message_box()))
-    })
+// SAFETY: repr(C), fields are raw pointers, integers, bools and CEnums only (the
+// same for every impl below).
+unsafe impl ZeroValid for RcimMessageBox {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimReceivedStatus {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimPushConfig {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimIosConfig {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimAndroidConfig {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimHarmonyConfig {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimConversation {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimConversationIdentifier {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimSDKVersion {}
+// SAFETY: as above.
+unsafe impl ZeroValid for RcimEngineBuilderParam {}
+
+fn malloc_one<T: ZeroValid>() -> *mut T {
+    guard(ptr::null_mut(), || Box::into_raw(Box::new(T::zeroed())))
 }
 
-/// Frees a box from `rcim_malloc_message_box` (only the box, not the strings its
-/// fields point at). NULL is ignored.
-///
 /// # Safety
-/// `value` is NULL or came from `rcim_malloc_message_box` and was not freed before.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rcim_free_message_box(value: *mut RcimMessageBox) {
+/// `value` is NULL or came from `malloc_one::<T>` and was not freed before.
+unsafe fn free_one<T>(value: *mut T) {
     if value.is_null() {
         return;
     }
-    // SAFETY: the caller promises it came from rcim_malloc_message_box (a Box) and
-    // is freed once.
+    // SAFETY: the caller promises it is a Box<T> made by malloc_one, freed once.
     guard((), || drop(unsafe { Box::from_raw(value) }));
 }
 
-/// An array of `len` zeroed [`RcimMessageBox`]es; NULL when `len` is not positive.
-/// Free it with `rcim_free_message_box_vec` and the same `len`.
-#[unsafe(no_mangle)]
-pub extern "C" fn rcim_malloc_message_box_vec(len: i32) -> *mut RcimMessageBox {
+fn malloc_vec<T: ZeroValid>(len: i32) -> *mut T {
     guard(ptr::null_mut(), || {
         let Ok(len) = usize::try_from(len) else {
             return ptr::null_mut();
@@ -231,19 +226,15 @@ pub extern "C" fn rcim_malloc_message_box_vec(len: i32) -> *mut RcimMessageBox {
         if len == 0 {
             return ptr::null_mut();
         }
-        let boxes: Box<[RcimMessageBox]> = (0..len).map(|_| empty_message_box()).collect();
-        Box::into_raw(boxes).cast()
+        let values: Box<[T]> = (0..len).map(|_| T::zeroed()).collect();
+        Box::into_raw(values).cast()
     })
 }
 
-/// Frees an array from `rcim_malloc_message_box_vec` (only the array). NULL, or a
-/// `len` that is not positive, is ignored.
-///
 /// # Safety
-/// `value` is NULL or came from `rcim_malloc_message_box_vec(len)` with this same
-/// `len`, and was not freed before.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rcim_free_message_box_vec(value: *mut RcimMessageBox, len: i32) {
+/// `value` is NULL or came from `malloc_vec::<T>(len)` with this same `len`, and
+/// was not freed before.
+unsafe fn free_vec<T>(value: *mut T, len: i32) {
     let Ok(len) = usize::try_from(len) else {
         return;
     };
@@ -251,11 +242,238 @@ pub unsafe extern "C" fn rcim_free_message_box_vec(value: *mut RcimMessageBox, l
         return;
     }
     guard((), || {
-        // SAFETY: the caller promises value/len are what
-        // rcim_malloc_message_box_vec made (a boxed slice of len elements), freed
-        // once.
+        // SAFETY: the caller promises value/len are what malloc_vec made (a boxed
+        // slice of len elements), freed once.
         drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(value, len)) })
     });
+}
+
+// Written out one by one, not by a macro: cbindgen does not expand macros, and
+// every one of these must be in the header.
+
+/// A zeroed `RcimMessageBox` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_message_box`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_message_box() -> *mut RcimMessageBox {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_message_box` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_message_box` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_message_box(value: *mut RcimMessageBox) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// An array of `len` zeroed `RcimMessageBox`s; NULL when `len` is not positive. Free it
+/// with `rcim_free_message_box_vec` and the same `len`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_message_box_vec(len: i32) -> *mut RcimMessageBox {
+    malloc_vec(len)
+}
+
+/// Frees an array from `rcim_malloc_message_box_vec` (only the array). NULL, or a `len` that is not
+/// positive, is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_message_box_vec(len)` with this same `len`, and was not
+/// freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_message_box_vec(value: *mut RcimMessageBox, len: i32) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_vec(value, len) }
+}
+
+/// A zeroed `RcimReceivedStatus` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_receive_status`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_receive_status() -> *mut RcimReceivedStatus {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_receive_status` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_receive_status` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_receive_status(value: *mut RcimReceivedStatus) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimPushConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_push_config`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_push_config() -> *mut RcimPushConfig {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_push_config` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_push_config` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_push_config(value: *mut RcimPushConfig) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimIosConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_ios_config`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_ios_config() -> *mut RcimIosConfig {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_ios_config` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_ios_config` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_ios_config(value: *mut RcimIosConfig) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimAndroidConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_android_config`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_android_config() -> *mut RcimAndroidConfig {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_android_config` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_android_config` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_android_config(value: *mut RcimAndroidConfig) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimHarmonyConfig` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_harmony_config`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_harmony_config() -> *mut RcimHarmonyConfig {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_harmony_config` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_harmony_config` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_harmony_config(value: *mut RcimHarmonyConfig) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimConversation` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_conversation`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_conversation() -> *mut RcimConversation {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_conversation` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_conversation` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_conversation(value: *mut RcimConversation) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimConversationIdentifier` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_conversation_identifier_c`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_conversation_identifier() -> *mut RcimConversationIdentifier {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_conversation_identifier` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_conversation_identifier` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_conversation_identifier_c(
+    value: *mut RcimConversationIdentifier,
+) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// An array of `len` zeroed `RcimConversationIdentifier`s; NULL when `len` is not positive. Free
+/// it with `rcim_free_conversation_identifier_vec` and the same `len`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_conversation_identifier_vec(
+    len: i32,
+) -> *mut RcimConversationIdentifier {
+    malloc_vec(len)
+}
+
+/// Frees an array from `rcim_malloc_conversation_identifier_vec` (only the array). NULL, or a `len` that is not
+/// positive, is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_conversation_identifier_vec(len)` with this same `len`, and was not
+/// freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_conversation_identifier_vec(
+    value: *mut RcimConversationIdentifier,
+    len: i32,
+) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_vec(value, len) }
+}
+
+/// A zeroed `RcimSDKVersion` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_sdk_version`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_sdk_version() -> *mut RcimSDKVersion {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_sdk_version` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_sdk_version` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_sdk_version(value: *mut RcimSDKVersion) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
+}
+
+/// A zeroed `RcimEngineBuilderParam` (NULL pointers, zero numbers) for C to fill. Free it with
+/// `rcim_free_engine_builder_param`; what C points its fields at stays C's to free.
+#[unsafe(no_mangle)]
+pub extern "C" fn rcim_malloc_engine_builder_param() -> *mut RcimEngineBuilderParam {
+    malloc_one()
+}
+
+/// Frees what `rcim_malloc_engine_builder_param` returned (only the struct, not what its fields point at).
+/// NULL is ignored.
+///
+/// # Safety
+/// `value` is NULL or came from `rcim_malloc_engine_builder_param` and was not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_free_engine_builder_param(value: *mut RcimEngineBuilderParam) {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { free_one(value) }
 }
 
 /// Frees a string the library returned to C. NULL is ignored. (No call rcim
@@ -331,6 +549,16 @@ mod tests {
         unsafe { rcim_free_message_box_vec(many, 3) };
         assert!(rcim_malloc_message_box_vec(0).is_null());
         assert!(rcim_malloc_message_box_vec(-4).is_null());
+        let param = rcim_malloc_engine_builder_param();
+        // SAFETY: fresh from its malloc: zeroed, so its fields read as NULL / 0.
+        unsafe {
+            assert!((*param).app_key.is_null());
+            assert_eq!((*param).platform, CEnum(0));
+            rcim_free_engine_builder_param(param);
+        }
+        let ids = rcim_malloc_conversation_identifier_vec(2);
+        // SAFETY: fresh from its malloc with 2, freed once with 2.
+        unsafe { rcim_free_conversation_identifier_vec(ids, 2) };
         // SAFETY: NULL is documented as ignored.
         unsafe {
             rcim_free_message_box(ptr::null_mut());

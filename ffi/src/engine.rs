@@ -16,11 +16,11 @@ use crate::boxes::{ConversationViews, MessageViews};
 use crate::codes::{connection_status, conversation_type_in, engine_error};
 use crate::types::{
     CEnum, RcimCodeMessageCb, RcimConnectCb, RcimConnectionStatus, RcimConnectionStatusLsr,
-    RcimConversationTypeIn, RcimDatabaseStatus, RcimDatabaseStatusLsr, RcimDisconnectMode,
-    RcimDisconnectModeIn, RcimEngineError, RcimEngineErrorCb, RcimEngineSync,
-    RcimGetConversationListCb, RcimGetCountCb, RcimGetMessageListCb, RcimMessageBox, RcimMessageCb,
-    RcimMessageReceivedLsr, RcimOfflineMessageSyncCompletedLsr, RcimReceivedInfo,
-    RcimSendMessageOption,
+    RcimConversationIdentifier, RcimConversationTypeIn, RcimDatabaseStatus, RcimDatabaseStatusLsr,
+    RcimDisconnectMode, RcimDisconnectModeIn, RcimEngineError, RcimEngineErrorCb, RcimEngineSync,
+    RcimGetConversationCb, RcimGetConversationListCb, RcimGetCountCb, RcimGetMessageListCb,
+    RcimMessageBox, RcimMessageCb, RcimMessageReceivedLsr, RcimOfflineMessageSyncCompletedLsr,
+    RcimReceivedInfo, RcimSendMessageOption,
 };
 use rcim_client::{ConnectCallback, Engine, EngineOptions, OutgoingMessage, SendMessageCallback};
 use rcim_proto::RcCode;
@@ -936,18 +936,19 @@ fn conversations(
     Ok(all)
 }
 
-/// Reads the conversation types C lists (1 to 100 of them); types rcim does not
-/// have are left out.
+/// Reads the conversation types C lists (1 to `most` of them); types rcim does
+/// not have are left out.
 ///
 /// # Safety
 /// `types` is NULL or points at `len` readable ints.
 unsafe fn read_types(
     types: *const RcimConversationTypeIn,
     len: i32,
+    most: usize,
 ) -> Result<Vec<ConversationType>, RcimEngineError> {
     let bad = RcimEngineError::InvalidArgumentConversationTypeVec;
     let len = usize::try_from(len).map_err(|_| bad)?;
-    if types.is_null() || !(1..=100).contains(&len) {
+    if types.is_null() || !(1..=most).contains(&len) {
         return Err(bad);
     }
     // SAFETY: non-NULL with len readable ints by the caller's promise; CEnum is a
@@ -990,15 +991,18 @@ pub unsafe extern "C" fn rcim_engine_get_local_conversations_by_page(
             });
         };
         // SAFETY: the caller's promise about the list, passed on.
-        let request = unsafe { read_types(conv_type_vec, conv_type_vec_len) }.and_then(|types| {
-            if send_time < 0 {
-                return Err(RcimEngineError::InvalidArgumentTimestamp);
-            }
-            match u32::try_from(count) {
-                Ok(count) if (1..=MAX_CONVERSATIONS as u32).contains(&count) => Ok((types, count)),
-                _ => Err(RcimEngineError::InvalidArgumentCount),
-            }
-        });
+        let request =
+            unsafe { read_types(conv_type_vec, conv_type_vec_len, 100) }.and_then(|types| {
+                if send_time < 0 {
+                    return Err(RcimEngineError::InvalidArgumentTimestamp);
+                }
+                match u32::try_from(count) {
+                    Ok(count) if (1..=MAX_CONVERSATIONS as u32).contains(&count) => {
+                        Ok((types, count))
+                    }
+                    _ => Err(RcimEngineError::InvalidArgumentCount),
+                }
+            });
         let worker_entry = Arc::clone(&entry);
         entry.later(move || {
             let answer = request.and_then(|(types, count)| {
@@ -1216,4 +1220,185 @@ pub unsafe extern "C" fn rcim_engine_clear_messages_unread_status_by_send_time(
             )
         }
     });
+}
+
+/// One local conversation, on a library thread (valid during the call). Errors:
+/// 34209 / 34210 / 34211 conversation, 34304 when rcimd has no such conversation,
+/// 34301 no database.
+///
+/// # Safety
+/// `target_id` and `channel_id` are NULL or NUL-terminated and valid for the call;
+/// `callback` is NULL or callable with `context` from any thread until it has run
+/// or the engine is destroyed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_engine_get_local_conversation(
+    engine: *const RcimEngineSync,
+    conv_type: RcimConversationTypeIn,
+    target_id: *const c_char,
+    channel_id: *const c_char,
+    context: *const c_void,
+    callback: RcimGetConversationCb,
+) {
+    let context = Context(context);
+    guard((), || {
+        let Some(callback) = callback else { return };
+        let Some(entry) = entry(engine) else {
+            let code = RcimEngineError::InvalidArgumentEngineSync;
+            // SAFETY: callable by the caller's promise.
+            return without_engine(move || unsafe { callback(context.ptr(), code, ptr::null()) });
+        };
+        // SAFETY: the caller's promise about the strings, passed on.
+        let conversation = unsafe { read_conversation(conv_type, target_id, channel_id) };
+        let worker_entry = Arc::clone(&entry);
+        entry.later(move || {
+            let answer = conversation.and_then(|key| {
+                all_conversations(&worker_entry.engine)?
+                    .into_iter()
+                    .find(|c| c.key == key)
+                    .ok_or(RcimEngineError::DatabaseTargetNotFound)
+            });
+            let (code, found) = match answer {
+                Ok(found) => (RcimEngineError::Success, vec![found]),
+                Err(code) => (code, Vec::new()),
+            };
+            let views = ConversationViews::new(&found);
+            let (conv, _) = views.as_c();
+            // SAFETY: callable by the caller's promise; views outlive the call.
+            worker_entry
+                .gate
+                .call(|| unsafe { callback(context.ptr(), code, conv) });
+        });
+    });
+}
+
+/// The unread messages of the conversations of the types in `conv_type_vec` (1 to
+/// 300 entries), on a library thread. `is_contain_blocked` changes nothing: rcim
+/// has no muted conversations. Errors: 34284 type list, 34301 no database.
+///
+/// # Safety
+/// `conv_type_vec` is NULL or points at `conv_type_vec_len` readable ints;
+/// `callback` is NULL or callable with `context` from any thread until it has run
+/// or the engine is destroyed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_engine_get_unread_count_by_conversation_types(
+    engine: *const RcimEngineSync,
+    conv_type_vec: *const RcimConversationTypeIn,
+    conv_type_vec_len: i32,
+    is_contain_blocked: bool,
+    context: *const c_void,
+    callback: RcimGetCountCb,
+) {
+    let _ = is_contain_blocked;
+    let context = Context(context);
+    guard((), || {
+        let Some(callback) = callback else { return };
+        let Some(entry) = entry(engine) else {
+            let code = RcimEngineError::InvalidArgumentEngineSync;
+            // SAFETY: callable by the caller's promise.
+            return without_engine(move || unsafe { callback(context.ptr(), code, 0) });
+        };
+        // SAFETY: the caller's promise about the list, passed on.
+        let types = unsafe { read_types(conv_type_vec, conv_type_vec_len, 300) };
+        count_later(&entry, context, callback, move |engine| {
+            let types = types?;
+            Ok(all_conversations(engine)?
+                .iter()
+                .filter(|c| types.contains(&c.key.kind))
+                .map(|c| i64::from(c.unread_count))
+                .sum())
+        });
+    });
+}
+
+/// Reads the conversations C lists (1 to 300 of them).
+///
+/// # Safety
+/// `list` is NULL or points at `len` readable identifiers whose strings are NULL
+/// or NUL-terminated, valid for the call.
+unsafe fn read_identifiers(
+    list: *const RcimConversationIdentifier,
+    len: i32,
+) -> Result<Vec<ConversationKey>, RcimEngineError> {
+    let bad = RcimEngineError::InvalidArgumentConversationIdentifierVec;
+    let len = usize::try_from(len).map_err(|_| bad)?;
+    if list.is_null() || !(1..=300).contains(&len) {
+        return Err(bad);
+    }
+    (0..len)
+        .map(|i| {
+            // SAFETY: i < len readable identifiers, by the caller's promise; fields
+            // are read through raw pointers (the enum as its int).
+            let (conv_type, target_id, channel_id) = unsafe {
+                let item = list.add(i);
+                (
+                    ptr::addr_of!((*item).conv_type).read(),
+                    ptr::addr_of!((*item).target_id).read(),
+                    ptr::addr_of!((*item).channel_id).read(),
+                )
+            };
+            // SAFETY: the strings' promise, passed on.
+            unsafe { read_conversation(conv_type, target_id, channel_id) }.map_err(|_| bad)
+        })
+        .collect()
+}
+
+/// The unread messages of the listed conversations together, on a library thread.
+/// Errors: 34287 identifier list (1 to 300 valid entries), 34301 no database.
+///
+/// # Safety
+/// `conv_idf_vec` is NULL or points at `conv_idf_vec_len` readable identifiers
+/// with strings NULL or NUL-terminated, valid for the call; `callback` is NULL or
+/// callable with `context` from any thread until it has run or the engine is
+/// destroyed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_engine_get_unread_count_by_conversations(
+    engine: *const RcimEngineSync,
+    conv_idf_vec: *const RcimConversationIdentifier,
+    conv_idf_vec_len: i32,
+    context: *const c_void,
+    callback: RcimGetCountCb,
+) {
+    let context = Context(context);
+    guard((), || {
+        let Some(callback) = callback else { return };
+        let Some(entry) = entry(engine) else {
+            let code = RcimEngineError::InvalidArgumentEngineSync;
+            // SAFETY: callable by the caller's promise.
+            return without_engine(move || unsafe { callback(context.ptr(), code, 0) });
+        };
+        // SAFETY: the caller's promise about the list, passed on.
+        let keys = unsafe { read_identifiers(conv_idf_vec, conv_idf_vec_len) };
+        count_later(&entry, context, callback, move |engine| {
+            let keys = keys?;
+            Ok(all_conversations(engine)?
+                .iter()
+                .filter(|c| keys.contains(&c.key))
+                .map(|c| i64::from(c.unread_count))
+                .sum())
+        });
+    });
+}
+
+/// Writes this library's version (`rcim-ffi X.Y.Z`) to `*out_ver`; C frees it with
+/// `rcim_free_char`. 34424 for a NULL `out_ver`.
+///
+/// # Safety
+/// `out_ver` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rcim_engine_get_sdk_version(
+    engine: *const RcimEngineSync,
+    out_ver: *mut *mut c_char,
+) -> RcimEngineError {
+    guard(RcimEngineError::EngineDropped, || {
+        if entry(engine).is_none() {
+            return RcimEngineError::InvalidArgumentEngineSync;
+        }
+        if out_ver.is_null() {
+            return RcimEngineError::InvalidArgumentVersion;
+        }
+        let version = crate::boundary::c_string(concat!("rcim-ffi ", env!("CARGO_PKG_VERSION")));
+        // SAFETY: non-NULL and writable by the caller's promise.
+        unsafe { out_ver.write(version.into_raw()) };
+        RcimEngineError::Success
+    })
 }

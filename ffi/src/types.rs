@@ -891,6 +891,14 @@ pub type RcimGetConversationListCb = Option<
         conv_raw_vec_len: i32,
     ),
 >;
+/// A result code and one conversation (NULL on error).
+pub type RcimGetConversationCb = Option<
+    unsafe extern "C" fn(
+        context: *const c_void,
+        code: RcimEngineError,
+        conv: *const RcimConversation,
+    ),
+>;
 /// A result code and a count.
 pub type RcimGetCountCb =
     Option<unsafe extern "C" fn(context: *const c_void, code: RcimEngineError, count: i64)>;

@@ -221,6 +221,19 @@ static void on_conversations(const void *context, enum RcimEngineError code,
     note();
 }
 
+static void on_conversation(const void *context, enum RcimEngineError code,
+                            const struct RcimConversation *conv) {
+    Seen *s = enter(context);
+    s->list_code = code;
+    s->list_len = conv ? 1 : 0;
+    if (conv) {
+        snprintf(s->list_target, sizeof s->list_target, "%s", conv->target_id);
+        s->list_unread = conv->unread_message_count;
+    }
+    s->list_done = 1;
+    note();
+}
+
 static void on_count(const void *context, enum RcimEngineError code, int64_t count) {
     Seen *s = enter(context);
     s->list_code = code;
@@ -509,6 +522,42 @@ int main(int argc, char **argv) {
     rcim_engine_get_unread_count(engine, RcimConversationType_Private, "bob", NULL, &seen, on_count);
     wait_for(&seen.list_done, "unread of bob");
     CHECK(seen.list_code == 0 && seen.list_count == 1, "unread of bob %lld", (long long)seen.list_count);
+    list_reset();
+    rcim_engine_get_local_conversation(engine, RcimConversationType_Private, "bob", NULL, &seen, on_conversation);
+    wait_for(&seen.list_done, "the conversation with bob");
+    CHECK(seen.list_code == 0 && seen.list_len == 1 && strcmp(seen.list_target, "bob") == 0 && seen.list_unread == 1,
+          "conversation with bob: code %d", seen.list_code);
+    list_reset();
+    rcim_engine_get_local_conversation(engine, RcimConversationType_Private, "carol", NULL, &seen, on_conversation);
+    wait_for(&seen.list_done, "a conversation that does not exist");
+    CHECK(seen.list_code == RcimEngineError_DatabaseTargetNotFound && seen.list_len == 0, "carol: %d", seen.list_code);
+    enum RcimConversationType private_only[] = {RcimConversationType_Private};
+    enum RcimConversationType foreign_only[] = {RcimConversationType_Discussion, RcimConversationType_Group};
+    list_reset();
+    rcim_engine_get_unread_count_by_conversation_types(engine, private_only, 1, true, &seen, on_count);
+    wait_for(&seen.list_done, "unread of private conversations");
+    CHECK(seen.list_code == 0 && seen.list_count == 1, "private unread %lld", (long long)seen.list_count);
+    list_reset();
+    rcim_engine_get_unread_count_by_conversation_types(engine, foreign_only, 2, true, &seen, on_count);
+    wait_for(&seen.list_done, "unread of other types");
+    CHECK(seen.list_code == 0 && seen.list_count == 0, "other unread %lld", (long long)seen.list_count);
+    struct RcimConversationIdentifier *ids = rcim_malloc_conversation_identifier_vec(2);
+    CHECK(ids != NULL, "malloc identifiers");
+    ids[0].conv_type = RcimConversationType_Private;
+    ids[0].target_id = "bob";
+    ids[1].conv_type = RcimConversationType_Group;
+    ids[1].target_id = "team";
+    list_reset();
+    rcim_engine_get_unread_count_by_conversations(engine, ids, 2, &seen, on_count);
+    wait_for(&seen.list_done, "unread of listed conversations");
+    CHECK(seen.list_code == 0 && seen.list_count == 1, "listed unread %lld", (long long)seen.list_count);
+    rcim_free_conversation_identifier_vec(ids, 2);
+    char *version = NULL;
+    CHECK(rcim_engine_get_sdk_version(engine, &version) == 0 && version != NULL, "sdk version");
+    CHECK(strncmp(version, "rcim-ffi ", 9) == 0, "version %s", version);
+    rcim_free_char(version);
+    CHECK(rcim_engine_get_sdk_version(engine, NULL) == RcimEngineError_InvalidArgumentVersion, "NULL out_ver");
+
     int before = seen.code_cb_count;
     rcim_engine_clear_messages_unread_status(engine, RcimConversationType_Private, "bob", NULL, &seen, on_code);
     CHECK(next_code(before) == RcimEngineError_Success, "clear unread");
