@@ -66,6 +66,13 @@ pub struct IdleByStore {
     pub window_s: u64,
     /// VmRSS at the end of the window, KiB.
     pub rss_kib: u64,
+    /// Of which the pages of the system libcrypto (SQLCipher's crypto), KiB.
+    #[serde(default)]
+    pub libcrypto_rss_kib: u64,
+    /// Proportional set size (shared pages divided among the processes mapping
+    /// them), KiB.
+    #[serde(default)]
+    pub pss_kib: u64,
     /// Threads at the end of the window.
     pub threads: u64,
     /// Of which tokio's blocking-pool threads (idle ones exit after 10 s).
@@ -73,7 +80,7 @@ pub struct IdleByStore {
     /// Every thread's name, as the kernel has it (15 characters at most).
     #[serde(default)]
     pub thread_names: Vec<String>,
-    /// CPU over the window (schedstat), ms.
+    /// CPU over the window (/proc/PID/stat, tick resolution), ms.
     pub cpu_ms: f64,
 }
 
@@ -223,10 +230,12 @@ async fn idle(bins: &Bins, work: &Path, store: &str, secs: u64) -> anyhow::Resul
         .is_some_and(|db| db.encrypted);
     drop(client);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu0 = procs::cpu_sched_ms(pid)?;
+    // /proc/PID/stat counts the CPU of threads that have exited (a blocking-pool
+    // thread that ends takes its schedstat with it).
+    let cpu0 = procs::cpu_stat_ms(pid)?;
     tokio::time::sleep(Duration::from_secs(secs)).await;
     daemon.proc.alive()?;
-    let cpu1 = procs::cpu_sched_ms(pid)?;
+    let cpu1 = procs::cpu_stat_ms(pid)?;
     let mut thread_names = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let comm = std::fs::read_to_string(task?.path().join("comm")).unwrap_or_default();
@@ -245,9 +254,44 @@ async fn idle(bins: &Bins, work: &Path, store: &str, secs: u64) -> anyhow::Resul
         encrypted,
         window_s: secs,
         rss_kib: procs::rss_kib(pid)?,
+        libcrypto_rss_kib: mapping_rss_kib(pid, "libcrypto"),
+        pss_kib: rollup_kib(pid, "Pss:"),
         threads,
         blocking_pool_threads,
         thread_names,
         cpu_ms: cpu1 - cpu0,
     })
+}
+
+/// The resident KiB of `pid`'s mappings whose path contains `name` (0 when
+/// /proc cannot say).
+fn mapping_rss_kib(pid: u32, name: &str) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut inside = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: `start-end perms offset dev inode [path]`.
+            inside = line.contains(name);
+        } else if inside && first == "Rss:" {
+            total += words
+                .next()
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// One field of /proc/PID/smaps_rollup, KiB (0 when /proc cannot say).
+fn rollup_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
 }

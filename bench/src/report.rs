@@ -274,14 +274,16 @@ fn encryption_markdown(e: &crate::encryption::EncryptionResult, md: &mut String)
         fmt_rate(median(&e.sync_plain)),
         fmt_rate(median(&e.sync_encrypted))
     );
-    md.push_str("| token store | database | VmRSS idle | threads (blocking pool) | thread names | CPU over the window |\n|---|---|---|---|---|---|\n");
+    md.push_str("| token store | database | VmRSS idle | of it libcrypto | PSS | threads (blocking pool) | thread names | CPU over the window |\n|---|---|---|---|---|---|---|---|\n");
     for i in &e.idle {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} MiB | {} ({}) | {} | {:.2} ms over {} s |",
+            "| {} | {} | {:.2} MiB | {:.2} MiB | {:.2} MiB | {} ({}) | {} | {:.0} ms over {} s |",
             i.store,
             if i.encrypted { "encrypted" } else { "plain" },
             i.rss_kib as f64 / 1024.0,
+            i.libcrypto_rss_kib as f64 / 1024.0,
+            i.pss_kib as f64 / 1024.0,
             i.threads,
             i.blocking_pool_threads,
             i.thread_names.join(", "),
