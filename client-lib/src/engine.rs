@@ -46,6 +46,7 @@ type OnMessageSent = Box<dyn FnOnce(i32, Option<Message>) + Send>;
 type StatusListener = Arc<dyn Fn(ConnectionStatus) + Send + Sync>;
 type MessageListener = Arc<dyn Fn(Message, u32, bool, bool) + Send + Sync>;
 type SyncListener = Arc<dyn Fn() + Send + Sync>;
+type RecallListener = Arc<dyn Fn(Message) + Send + Sync>;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// RC's `RCIMIWConnectCallback`: `onDatabaseOpened` (optional), then `onConnected`.
@@ -185,6 +186,7 @@ struct Shared {
     status_listener: Mutex<Option<StatusListener>>,
     message_listener: Mutex<Option<MessageListener>>,
     sync_listener: Mutex<Option<SyncListener>>,
+    recall_listener: Mutex<Option<RecallListener>>,
     /// The callback thread's queue; `None` when the thread could not be started, and
     /// callbacks then run on the runtime instead.
     jobs: Option<Mutex<mpsc::Sender<Job>>>,
@@ -336,6 +338,12 @@ impl EventFeed {
                     shared.dispatch(move || f());
                 }
             }
+            Event::MessageRecalled { message } => {
+                if let Some(f) = listener(&shared.recall_listener) {
+                    let message = message.clone();
+                    shared.dispatch(move || f(message));
+                }
+            }
         }
     }
 }
@@ -366,6 +374,7 @@ impl Engine {
             status_listener: Mutex::new(None),
             message_listener: Mutex::new(None),
             sync_listener: Mutex::new(None),
+            recall_listener: Mutex::new(None),
             jobs: thread.ok().map(|_| Mutex::new(jobs)),
         });
         let runtime = match runtime {
@@ -710,6 +719,25 @@ impl Engine {
         *self
             .shared
             .message_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onRemoteMessageRecalled` listener: called on the callback thread
+    /// once for each stored message that was recalled (by its sender on any
+    /// device, or by the app server), with the message as stored now: same id,
+    /// uid and sent time, object name `RC:RcNtf`, no original content. Replaces
+    /// any earlier listener; attaches in the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_remote_message_recalled(|message| println!("recalled: {}", message.id));
+    /// ```
+    pub fn set_on_remote_message_recalled(&self, f: impl Fn(Message) + Send + Sync + 'static) {
+        *self
+            .shared
+            .recall_listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
         self.attach_in_background();

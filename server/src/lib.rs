@@ -127,6 +127,7 @@ mod groups;
 mod im;
 mod messaging;
 mod moderation;
+mod recall;
 mod state;
 mod tls;
 
@@ -260,6 +261,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         inbox: Default::default(),
         counters: Counters::default(),
         block_epoch: Default::default(),
+        echo_user: Default::default(),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -525,6 +527,32 @@ impl RunningServer {
             ),
             span,
         ));
+    }
+
+    /// Runs an echo user, `user_id` (registered as "Echo"): from now on every
+    /// private message an IM client sends to it comes straight back to the
+    /// sender, from `user_id`, with the same type and content. One per server; a
+    /// second call with another id is refused. For demos (`rcimd --dev`) and
+    /// tests.
+    pub fn start_echo_user(&self, user_id: &str) -> Result<(), Error> {
+        users::check_id("userId", user_id)?;
+        let now = rcim_proto::time::now_ms();
+        let user = db::User {
+            user_id: user_id.to_owned(),
+            name: "Echo".to_owned(),
+            portrait_uri: String::new(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.shared.db.upsert_user_blocking(&user)?;
+        let running = self.shared.echo_user.get_or_init(|| user_id.to_owned());
+        if running != user_id {
+            return Err(InvalidArgument::Message(format!(
+                "this server already runs the echo user {running}"
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// A snapshot of the server's counters.

@@ -28,7 +28,7 @@ mod queries;
 mod schema;
 
 pub use checkpoint::CHECKPOINT_PAGES;
-pub use queries::Outgoing;
+pub use queries::{Applied, Outgoing};
 
 use checkpoint::Checkpoints;
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
@@ -154,6 +154,43 @@ impl StoreHandle {
         received_ms: i64,
     ) -> Result<Vec<Message>, StoreError> {
         self.call(move |conn| queries::insert_incoming(conn, entries, received_ms))
+            .await
+    }
+
+    /// [`StoreHandle::insert_incoming`], and recall commands among the entries
+    /// applied in the same transaction: what was received and what was recalled.
+    pub async fn apply_incoming(
+        &self,
+        entries: Vec<InboxEntry>,
+        received_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        self.call(move |conn| queries::apply_incoming(conn, entries, received_ms))
+            .await
+    }
+
+    /// The server confirmed a recall this device asked for: the message with
+    /// `uid` becomes the `RC:RcNtf` with `content`. `None` when it is not stored
+    /// here or was recalled already.
+    pub async fn apply_recall(
+        &self,
+        uid: String,
+        content: String,
+    ) -> Result<Option<Message>, StoreError> {
+        self.call(move |conn| queries::apply_recall(conn, &uid, &content))
+            .await
+    }
+
+    /// A local full-text search, newest first (see `SearchQuery`).
+    pub async fn search(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.call(move |conn| queries::search(conn, &query)).await
+    }
+
+    /// The stored message with server uid `uid`, if any.
+    pub async fn message_by_uid(&self, uid: String) -> Result<Option<Message>, StoreError> {
+        self.call(move |conn| queries::message_by_uid(conn, &uid))
             .await
     }
 
