@@ -4,9 +4,12 @@
 mod connect;
 mod ctl;
 mod daemon;
+mod echo;
 mod engine;
+mod history_search;
 mod hub;
 mod messaging;
+mod recall;
 mod service;
 mod tls;
 

@@ -1,0 +1,182 @@
+//! Recall across real processes: two rcimd (alice, bob) on one server; the
+//! sender recalls with `rcimctl recall`, the app server with RC's own Python
+//! server SDK; an offline device applies the recall at its next sync, once.
+
+use rcim_tests::{APP_KEY, APP_SECRET, InProcessServer, TestDaemon, eventually, query_db};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// A daemon connected as `user`.
+fn daemon_for(server: &InProcessServer, user: &str) -> (TestDaemon, String) {
+    let token = server.get().issue_token(user, user).expect("token");
+    let daemon = TestDaemon::start(&server.url(), &[]);
+    daemon.connect(&token);
+    (daemon, token)
+}
+
+/// (uid, object name, content, sent time) of every message `user` stores.
+fn rows(daemon: &TestDaemon, user: &str) -> Vec<Vec<String>> {
+    query_db(
+        &daemon.data_dir,
+        user,
+        "SELECT uid, object_name, content, sent_time FROM messages ORDER BY id",
+    )
+}
+
+/// Sends `text` from `daemon` to `to` with rcimctl; waits for the server's uid.
+fn send(daemon: &TestDaemon, to: &str, text: &str) {
+    let out = daemon.ctl(&["send", "--to", to, "--text", text]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_rows(daemon: &TestDaemon, user: &str, what: impl Fn(&[Vec<String>]) -> bool) {
+    assert!(
+        eventually(Duration::from_secs(20), || what(&rows(daemon, user))),
+        "{user}'s database: {:?}",
+        rows(daemon, user)
+    );
+}
+
+fn is_notification(row: &[String]) -> bool {
+    row[1] == "RC:RcNtf" && !row[2].contains("secret")
+}
+
+#[test]
+fn a_recall_reaches_an_offline_device_at_its_next_sync_once_and_leaves_no_text() {
+    let server = InProcessServer::start();
+    let (alice, _) = daemon_for(&server, "alice");
+    let (mut bob, bob_token) = daemon_for(&server, "bob");
+    send(&alice, "bob", "the secret plan");
+    wait_rows(&bob, "bob", |rows| rows.len() == 1);
+    let original = rows(&bob, "bob").remove(0);
+    let (uid, sent_time) = (original[0].clone(), original[3].clone());
+
+    // Bad input first: an unknown uid, and someone else's message: RC's 25101.
+    for (daemon, uid) in [(&alice, "no-such-uid"), (&bob, uid.as_str())] {
+        let out = daemon.ctl(&["recall", "--uid", uid]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("25101"), "{stderr}");
+    }
+
+    // Bob's device dies; alice recalls while it is down.
+    bob.proc.kill9();
+    let out = alice.ctl(&["recall", "--uid", &uid, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["recalled"], true);
+    wait_rows(&alice, "alice", |rows| {
+        rows.len() == 1 && is_notification(&rows[0])
+    });
+    // A second recall is done already, and tells nobody again.
+    assert!(alice.ctl(&["recall", "--uid", &uid]).status.success());
+
+    bob.restart(&server.url(), &[]);
+    bob.connect(&bob_token);
+    wait_rows(&bob, "bob", |rows| {
+        rows.len() == 1 && is_notification(&rows[0])
+    });
+    let now = rows(&bob, "bob").remove(0);
+    assert_eq!(
+        (now[0].as_str(), now[3].as_str()),
+        (uid.as_str(), sent_time.as_str())
+    );
+    // Both sides hold the same notification.
+    assert_eq!(now, rows(&alice, "alice")[0]);
+    // The search index has forgotten the words.
+    let out = bob.ctl(&["search", "secret", "--json"]);
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(found["messages"], serde_json::json!([]));
+    // Once: the inbox holds the message and one command, both committed.
+    let inbox = server
+        .block_on(server.get().inbox_uids("bob"))
+        .expect("inbox");
+    assert_eq!(inbox.len(), 2);
+    let cursor = query_db(&bob.data_dir, "bob", "SELECT inbox_seq FROM sync_state");
+    assert_eq!(cursor, vec![vec!["2".to_owned()]]);
+}
+
+/// A Python with RC's official server SDK, rc-server-sdk 3.2.0, in a venv kept
+/// under the target dir (installed once with pip; offline after that).
+fn python_with_rc_sdk() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rc-server-sdk-3.2.0");
+    let python = venv.join("bin").join("python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", "import rongcloud"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ready() {
+        let made = Command::new("python3")
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(made.success(), "python3 -m venv failed");
+        let pip = Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "rc-server-sdk==3.2.0", "jinja2"])
+            .status()
+            .expect("pip runs");
+        assert!(
+            pip.success() && ready(),
+            "cannot install rc-server-sdk 3.2.0 (needs the network once): pip failed"
+        );
+    }
+    python
+}
+
+#[test]
+fn rcs_python_server_sdk_recalls_a_message_on_both_sides() {
+    let server = InProcessServer::start();
+    let (alice, _) = daemon_for(&server, "alice");
+    let (bob, _) = daemon_for(&server, "bob");
+    send(&alice, "bob", "a secret for the sdk");
+    wait_rows(&bob, "bob", |rows| rows.len() == 1);
+    let original = rows(&bob, "bob").remove(0);
+    let script = r#"
+import json, sys
+from rongcloud.rongcloud import RongCloud
+app_key, secret, url, uid, sent = sys.argv[1:6]
+rc = RongCloud(app_key, secret, url)
+private = rc.get_message().get_private()
+def answer(reply):
+    # The SDK parses a 200 answer and hands back the raw body of any other.
+    return json.loads(reply) if isinstance(reply, (bytes, str)) else reply
+print(json.dumps([
+    answer(private.recall('alice', 'bob', 'no-such-uid', int(sent))),
+    answer(private.recall('alice', 'bob', uid, int(sent))),
+]))
+"#;
+    let out = Command::new(python_with_rc_sdk())
+        .args(["-c", script, APP_KEY, APP_SECRET])
+        .arg(server.get().api_url())
+        .args([&original[0], &original[3]])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(answers[0]["code"], 1002, "{answers}");
+    assert_eq!(answers[1]["code"], 200, "{answers}");
+    wait_rows(&bob, "bob", |rows| is_notification(&rows[0]));
+    wait_rows(&alice, "alice", |rows| is_notification(&rows[0]));
+    let history = alice.ctl(&["history", "--with", "bob", "--remote", "--json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).expect("json");
+    assert_eq!(
+        history["messages"][0]["object_name"], "RC:RcNtf",
+        "{history}"
+    );
+}
