@@ -760,6 +760,40 @@ mod tests {
     }
 
     #[test]
+    fn recall_history_and_search_arguments_are_checked() {
+        let history = |count| Op::GetRemoteHistory {
+            conversation: ConversationKey::private("bob"),
+            before_time_ms: 0,
+            count,
+        };
+        let recall = |uid: &str| Op::RecallMessage { uid: uid.into() };
+        let search = |text: &str, count| Op::SearchMessages(SearchQuery::new(text, count));
+        for (op, expected) in [
+            (history(0), Some("count")),
+            (history(1), None),
+            (history(MAX_REMOTE_HISTORY), None),
+            (history(MAX_REMOTE_HISTORY + 1), Some("count")),
+            (recall("0192f0aa-0000-7000-8000-000000000001"), None),
+            (recall(""), Some("uid")),
+            (recall("a\nb"), Some("uid")),
+            (recall(&"u".repeat(MAX_UID_LEN + 1)), Some("uid")),
+            (search("hello", 1), None),
+            (search("\"*\" OR NEAR(", MAX_SEARCH_RESULTS), None),
+            (search("hello", 0), Some("count")),
+            (search("hello", MAX_SEARCH_RESULTS + 1), Some("count")),
+            (search(" \t ", 10), Some("text")),
+            (search(&"x".repeat(MAX_SEARCH_TEXT + 1), 10), Some("text")),
+            (search("a\0b", 10), Some("text")),
+        ] {
+            assert_eq!(refused(&op), expected, "{op:?}");
+        }
+        assert_eq!(
+            history(101).check().unwrap_err().to_string(),
+            "invalid argument `count`: getRemoteHistoryMessages takes 1 to 100 messages, not 101"
+        );
+    }
+
+    #[test]
     fn the_error_says_which_argument_and_why() {
         let err = get_messages(21).check().unwrap_err();
         assert_eq!(

@@ -180,3 +180,81 @@ print(json.dumps([
         "{history}"
     );
 }
+
+#[test]
+fn kill_9_in_the_middle_of_recalls_leaves_both_sides_agreeing_with_the_server() {
+    const ROUNDS: usize = 8;
+    let mut rng = rcim_tests::Rng::from_env("kill_9_in_the_middle_of_recalls");
+    let server = InProcessServer::start();
+    let (mut alice, alice_token) = daemon_for(&server, "alice");
+    let (bob, _) = daemon_for(&server, "bob");
+    for i in 0..ROUNDS {
+        send(&alice, "bob", &format!("secret number {i}"));
+    }
+    wait_rows(&bob, "bob", |rows| rows.len() == ROUNDS);
+    let uids: Vec<String> = rows(&bob, "bob")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    for uid in &uids {
+        // The recall is in flight (asked, maybe applied on the server, maybe
+        // answered) when alice's rcimd dies.
+        let mut recall = Command::new(rcim_tests::bin("rcimctl"))
+            .env("RCIM_SOCKET", &alice.socket)
+            .args(["recall", "--uid", uid])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rcimctl");
+        std::thread::sleep(Duration::from_millis(rng.below(40)));
+        alice.proc.kill9();
+        let _ = recall.wait();
+        alice.restart(&server.url(), &[]);
+        alice.connect(&alice_token);
+    }
+    // The server decided each recall; both devices end up as it says, each
+    // message once.
+    let page = alice.ctl(&["history", "--with", "bob", "--remote", "--json"]);
+    let page: serde_json::Value = serde_json::from_slice(&page.stdout).expect("json");
+    let server_side: Vec<(String, String)> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let uid = m["uid"].as_str().unwrap_or_default().to_owned();
+            (
+                uid,
+                m["object_name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .rev()
+        .collect();
+    assert_eq!(server_side.len(), ROUNDS);
+    let recalled = server_side.iter().filter(|(_, o)| o == "RC:RcNtf").count();
+    let settled = |daemon: &TestDaemon, user: &str| {
+        rows(daemon, user)
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect::<Vec<_>>()
+    };
+    for (daemon, user) in [(&alice, "alice"), (&bob, "bob")] {
+        assert!(
+            eventually(Duration::from_secs(20), || settled(daemon, user)
+                == server_side),
+            "{user}: {:?} != server {server_side:?}",
+            settled(daemon, user)
+        );
+    }
+    // No recalled text is left on either side.
+    for (daemon, user) in [(&alice, "alice"), (&bob, "bob")] {
+        for row in rows(daemon, user) {
+            assert!(
+                row[1] != "RC:RcNtf" || !row[2].contains("secret"),
+                "{row:?}"
+            );
+        }
+    }
+    eprintln!(
+        "{ROUNDS} recalls each cut by kill -9: {recalled} took effect, both devices agree with the server"
+    );
+}
