@@ -602,6 +602,87 @@ impl Engine {
         )
     }
 
+    /// RC's `recallMessage(message, pushContent, callback)`: recalls `message`,
+    /// which this user sent. The callback (RC's `onMessageRecalled`) gets
+    /// `Ok(())` once every device of both sides is told (attached apps then get
+    /// the remote-recall listener's call for this device's copy), or `Err(code)`:
+    /// 25101 no such message or not this user's, 30002 not connected, 30003 no
+    /// answer in time. Any other return value means no callback will fire: 33003
+    /// at once for a message without a uid (not sent yet), 33001 when `rcimd`
+    /// cannot be reached.
+    ///
+    /// ```no_run
+    /// # fn sent() -> rcim_client::Message { unimplemented!() }
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let code = engine.recall_message(&sent(), |answer| println!("recalled: {answer:?}"));
+    /// assert_eq!(code, 0);
+    /// ```
+    pub fn recall_message(
+        &self,
+        message: &Message,
+        callback: impl FnOnce(Result<(), i32>) + Send + 'static,
+    ) -> i32 {
+        let Some(uid) = message.uid.clone() else {
+            return RcCode::INVALID_PARAMETER.0;
+        };
+        let op = Op::RecallMessage { uid };
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move {
+                let code = client.code(op, "RecallMessage").await?;
+                Ok(if code == 0 { Ok(()) } else { Err(code) })
+            },
+            callback,
+        )
+    }
+
+    /// RC's `getRemoteHistoryMessages(type, targetId, channelId, sentTime, count,
+    /// callback)`: up to `count` (1 to 100) messages of the server's copy of
+    /// `conversation` sent before `before_time_ms` (0: the newest), newest first,
+    /// including what this user sent from other devices. Returns and calls back as
+    /// [`Engine::get_messages`] does; 33003 at once for a `count` outside 1..=100.
+    pub fn get_remote_history_messages(
+        &self,
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        let op = Op::GetRemoteHistory {
+            conversation,
+            before_time_ms,
+            count,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move { client.messages(op).await },
+            callback,
+        )
+    }
+
+    /// RC's `searchMessages`: a full-text search of the local database (see
+    /// [`SearchQuery`](rcim_proto::ipc::SearchQuery); its text is always taken
+    /// literally), newest first. Returns and calls back as
+    /// [`Engine::get_messages`] does; 33003 at once for a query it refuses.
+    pub fn search_messages(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        let op = Op::SearchMessages(query);
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move { client.messages(op).await },
+            callback,
+        )
+    }
+
     /// RC's `clearUnreadCount(type, targetId, channelId, timestamp)`: the messages
     /// received up to `timestamp_ms` (0: all) count as read.
     ///

@@ -38,6 +38,7 @@
 //! | `/message/private/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–1000), `objectName`, `content` (RC's optional push fields are ignored) | `{"code":200}`; one message per distinct recipient, in its private conversation with `fromUserId` |
 //! | `/message/system/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–100), `objectName`, `content` | `{"code":200}`; one message per distinct recipient, in its system conversation with `fromUserId` |
 //! | `/message/group/publish.json` | `fromUserId`, `toGroupId` (repeatable, 1–3), `objectName`, `content` | `{"code":200}`; one message per group, to every member but `fromUserId`, who (as on RC) need not be a member |
+//! | `/message/recall.json` | `fromUserId`, `conversationType` (1 private, 3 group, 6 system: the Server API's numbers), `targetId`, `messageUID`, `sentTime`, `isAdmin`?, `isDelete`? | `{"code":200}`; the message becomes `RC:RcNtf` and every device of both sides gets an `RC:RcCmd` inbox entry; 1002 when no message of `fromUserId`'s matches |
 //! | `/group/create.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName` | `{"code":200}`; an existing group is renamed and gets the members added |
 //! | `/group/join.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName`? | `{"code":200}`; creates the group if needed |
 //! | `/group/quit.json` | `userId` (repeatable, 1–1000), `groupId` | `{"code":200}` |
@@ -82,6 +83,10 @@
 //!   `Push`, in order, exactly once per connection, with nothing lost between the
 //!   last batch and the first push. A `Sync` while live is answered the same way;
 //!   pushes resume once it has caught up.
+//! - `Recall{req_id, message_uid}`: `RecallAck` 0 with the message as stored now
+//!   (`RC:RcNtf`), or 25101 when the caller sent no such message (module `recall`).
+//! - `History{req_id, conversation, before_time_ms, count}`: `HistoryPage`, newest
+//!   first, 33003 for a count outside 1..=100, 22406 for a group the user is not in.
 //! - `Ack{seq}`: recorded (the user's acknowledged sequence number only moves
 //!   forward); beyond the user's last sequence number it is DISCONNECT 4.
 //!
@@ -96,7 +101,7 @@
 //! [`config`] (what to start), `state` (what every part shares), `im` (the accept
 //! loop, TLS, one task per connection, and each connection's delivery cursor),
 //! [`registry`] (live connections and per-user inbox signals), `messaging`
-//! (publishing), `groups` (membership), `moderation` (token expiry and blocks),
+//! (publishing), `recall` (recalls), `groups` (membership), `moderation` (token expiry and blocks),
 //! `api` (the HTTP routes and signing),
 //! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
 //! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal

@@ -258,3 +258,62 @@ fn kill_9_in_the_middle_of_recalls_leaves_both_sides_agreeing_with_the_server() 
         "{ROUNDS} recalls each cut by kill -9: {recalled} took effect, both devices agree with the server"
     );
 }
+
+/// An RC-shaped engine attached to `daemon`.
+fn engine_on(daemon: &TestDaemon, name: &str) -> rcim_client::Engine {
+    let mut options = rcim_client::EngineOptions::named(name);
+    options.client.socket = Some(daemon.socket.clone());
+    rcim_client::Engine::create(APP_KEY, options)
+}
+
+#[test]
+fn the_engine_recalls_and_the_other_side_hears_on_remote_message_recalled() {
+    let server = InProcessServer::start();
+    let (alice, _) = daemon_for(&server, "alice");
+    let (bob, _) = daemon_for(&server, "bob");
+    let (heard_tx, heard) = std::sync::mpsc::channel();
+    let bob_engine = engine_on(&bob, "bob-app");
+    bob_engine.set_on_remote_message_recalled(move |message| {
+        let _ = heard_tx.send(message);
+    });
+    send(&alice, "bob", "a secret for the engine");
+    wait_rows(&bob, "bob", |rows| rows.len() == 1);
+    let alice_engine = engine_on(&alice, "alice-app");
+    let (sent_tx, sent) = std::sync::mpsc::channel();
+    let code = alice_engine.get_messages(
+        rcim_client::ConversationKey::private("bob"),
+        0,
+        rcim_client::TimeOrder::Before,
+        1,
+        move |answer| {
+            let _ = sent_tx.send(answer);
+        },
+    );
+    assert_eq!(code, 0);
+    let mine = sent
+        .recv_timeout(Duration::from_secs(10))
+        .expect("history")
+        .expect("messages")
+        .remove(0);
+    // A message not sent yet (no uid) is refused at once, with no callback.
+    let mut unsent = mine.clone();
+    unsent.uid = None;
+    assert_eq!(alice_engine.recall_message(&unsent, |_| {}), 33003);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let code = alice_engine.recall_message(&mine, move |answer| {
+        let _ = done_tx.send(answer);
+    });
+    assert_eq!(code, 0);
+    assert_eq!(
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("callback"),
+        Ok(())
+    );
+    let heard = heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listener");
+    assert_eq!(heard.object_name, "RC:RcNtf");
+    assert_eq!(heard.uid, mine.uid);
+    assert_eq!(heard.sent_time_ms, mine.sent_time_ms);
+    assert!(!heard.content.contains("secret"));
+}
