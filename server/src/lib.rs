@@ -490,6 +490,21 @@ impl RunningServer {
         Ok(self.shared.db.group_members(group_id).await?)
     }
 
+    /// Recalls message `uid` on behalf of its sender `from`, as `/message/recall.json`
+    /// does (without the conversation and time check): `Ok(true)` when it is
+    /// recalled now or was before, `Ok(false)` when `from` sent no such message.
+    pub async fn recall(&self, from: &str, uid: &str) -> Result<bool, Error> {
+        Ok(recall::recall(&self.shared, from, uid, None, false, false)
+            .await?
+            .is_some())
+    }
+
+    /// The uids of the recall commands (`RC:RcCmd`) in the inbox of `user_id`, in
+    /// order: the entries a client applies instead of storing.
+    pub async fn recall_commands(&self, user_id: &str) -> Result<Vec<String>, Error> {
+        Ok(self.shared.db.recall_commands(user_id).await?)
+    }
+
     /// The inbox of `user_id`: every (sequence number, message uid), in order. The
     /// authoritative list a client's database is compared with.
     pub async fn inbox_uids(&self, user_id: &str) -> Result<Vec<(u64, String)>, Error> {

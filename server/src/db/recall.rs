@@ -161,6 +161,27 @@ impl Db {
         })
     }
 
+    /// The uids of the `RC:RcCmd` entries in the inbox of `user_id`, in order.
+    /// Blocking.
+    pub fn recall_commands_blocking(&self, user_id: &str) -> Result<Vec<String>, DbError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT i.message_uid FROM inbox i JOIN messages m ON m.uid = i.message_uid
+             WHERE i.user_id = ?1 AND m.object_name = ?2 ORDER BY i.seq",
+        )?;
+        let uids = statement
+            .query_map(params![user_id, RECALL_COMMAND], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(uids)
+    }
+
+    /// [`Db::recall_commands_blocking`] on the blocking pool.
+    pub async fn recall_commands(&self, user_id: &str) -> Result<Vec<String>, DbError> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| db.recall_commands_blocking(&user_id))
+            .await
+    }
+
     /// [`Db::recall_blocking`] on the blocking pool.
     pub async fn recall(
         &self,
