@@ -168,6 +168,16 @@ fn main() -> anyhow::Result<()> {
         }
         let elapsed = start.elapsed().as_secs_f64();
         if let Some(searches) = cli.search {
+            // The first search indexes whatever the background indexer has not
+            // reached yet (all of it, right after a burst): timed on its own.
+            let t = Instant::now();
+            store
+                .search(rcim_proto::ipc::SearchQuery::new(word(0), 20))
+                .await?;
+            println!(
+                "first search, indexing what was pending: {:.0} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
             let mut state = 0x2545_F491_4F6C_DD1D_u64;
             let mut latencies = Vec::with_capacity(searches as usize);
             let mut hits = 0;

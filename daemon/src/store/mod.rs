@@ -26,6 +26,7 @@
 mod checkpoint;
 mod queries;
 mod schema;
+mod search_index;
 
 pub use checkpoint::CHECKPOINT_PAGES;
 pub use queries::{Applied, Outgoing};
@@ -34,6 +35,7 @@ use checkpoint::Checkpoints;
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::upstream::InboxEntry;
 use rusqlite::Connection;
+use search_index::SearchIndexer;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -95,6 +97,7 @@ pub struct StoreHandle {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     checkpoints: Arc<Checkpoints>,
+    indexer: Arc<SearchIndexer>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -121,6 +124,7 @@ impl StoreHandle {
         let conn = Arc::clone(&self.conn);
         let path = Arc::clone(&self.path);
         let checkpoints = Arc::clone(&self.checkpoints);
+        let indexer = Arc::clone(&self.indexer);
         tokio::task::spawn_blocking(move || {
             let (result, changes) = {
                 // A panic inside a query cannot leave SQLite half-written (the
@@ -131,6 +135,7 @@ impl StoreHandle {
                 (result, conn.total_changes().wrapping_sub(before))
             };
             checkpoints.after_write(changes, &path, &conn);
+            indexer.after_write(changes, &conn);
             result.map_err(|source| StoreError::Sqlite {
                 path: path.as_ref().clone(),
                 source,
@@ -186,6 +191,18 @@ impl StoreHandle {
         query: rcim_proto::ipc::SearchQuery,
     ) -> Result<Vec<Message>, StoreError> {
         self.call(move |conn| queries::search(conn, &query)).await
+    }
+
+    /// The last local id the search index covers (tests and diagnostics).
+    pub async fn indexed_through(&self) -> Result<i64, StoreError> {
+        self.call(|conn| {
+            conn.query_row(
+                "SELECT indexed_through FROM search_state WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
     }
 
     /// The stored message with server uid `uid`, if any.
@@ -303,6 +320,7 @@ impl StoreOpener {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
             checkpoints: Arc::default(),
+            indexer: Arc::default(),
         })
     }
 }

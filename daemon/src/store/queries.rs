@@ -13,7 +13,7 @@ use rcim_proto::recall::{
     RECALL_COMMAND, RECALL_NOTIFICATION, RecallCommand, notification_content,
 };
 use rcim_proto::upstream::InboxEntry;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 const COLUMNS: &str = "id, uid, conv_type, target_id, sender, object_name, content, sent_time, \
                        received_time, direction, sent_status, client_msg_id";
@@ -247,7 +247,14 @@ pub fn apply_incoming(
         // not linger in free pages of the database file.
         conn.pragma_update(None, "secure_delete", "ON")?;
     }
-    let tx = conn.transaction()?;
+    // A batch of recall commands alone reads before it writes: the write lock
+    // first (see `index_pending`).
+    let behavior = if commands.is_empty() {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    };
+    let tx = conn.transaction_with_behavior(behavior)?;
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(entries.len());
     let mut done = 0;
     while done < entries.len() {
@@ -313,6 +320,36 @@ pub fn apply_incoming(
     })
 }
 
+/// Indexes up to `limit` messages stored after the search index's watermark, in
+/// one transaction, and moves the watermark past them. Returns how many
+/// messages it covered (0: the index is up to date).
+pub fn index_pending(conn: &mut Connection, limit: u32) -> rusqlite::Result<u32> {
+    // It reads before it writes: take the write lock first, so that a checkpoint
+    // of the other connection in between cannot make the upgrade fail with
+    // "database is locked" (a read snapshot that went stale is not retried).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let through: i64 = tx
+        .prepare_cached("SELECT indexed_through FROM search_state WHERE id = 1")?
+        .query_row([], |row| row.get(0))?;
+    let (count, last): (u32, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT count(*), max(id) FROM
+                (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![through, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    tx.prepare_cached(super::schema::INDEX_RANGE)?
+        .execute(params![through, last])?;
+    tx.prepare_cached("UPDATE search_state SET indexed_through = ?1 WHERE id = 1")?
+        .execute([last])?;
+    tx.commit()?;
+    Ok(count)
+}
+
 /// Replaces the stored message `cmd` names with its recall notification, built
 /// from who recalled it and when (the command's sender and sent time) as the
 /// server builds it. `None` when no such message is stored or it is recalled
@@ -362,7 +399,8 @@ pub fn apply_recall(
     content: &str,
 ) -> rusqlite::Result<Option<Message>> {
     conn.pragma_update(None, "secure_delete", "ON")?;
-    let tx = conn.transaction()?;
+    // Reads before it writes: the write lock first (see `index_pending`).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: Option<i64> = tx
         .prepare_cached("SELECT id FROM messages WHERE uid = ?1 AND object_name != ?2")?
         .query_row(params![uid, RECALL_NOTIFICATION], |row| row.get(0))
@@ -679,6 +717,11 @@ pub fn messages_after(conn: &Connection, after: i64, limit: u32) -> rusqlite::Re
         .collect()
 }
 
+/// Messages indexed per transaction, by the background indexer and by a search
+/// catching up: a step holds the store's connection for a few milliseconds at
+/// most, so a commit waits no longer behind it.
+pub const SEARCH_INDEX_STEP: u32 = 500;
+
 /// The FTS5 query for search text: every whitespace-separated word as a quoted
 /// string (a `"` doubled), each a prefix, all required. Quoted strings are
 /// always text to FTS5, so no character of the text can be query syntax
@@ -690,8 +733,11 @@ pub fn fts_query(text: &str) -> String {
         .join(" ")
 }
 
-/// A local full-text search (see [`SearchQuery`]): newest first.
-pub fn search(conn: &Connection, query: &SearchQuery) -> rusqlite::Result<Vec<Message>> {
+/// A local full-text search (see [`SearchQuery`]): newest first. Whatever the
+/// background indexer has not indexed yet is indexed first, so every stored
+/// message is found.
+pub fn search(conn: &mut Connection, query: &SearchQuery) -> rusqlite::Result<Vec<Message>> {
+    while index_pending(conn, SEARCH_INDEX_STEP)? > 0 {}
     let (kind, target) = match &query.conversation {
         Some(key) => (Some(key.kind.code()), Some(key.target_id.as_str())),
         None => (None, None),
@@ -1085,7 +1131,7 @@ mod tests {
         }
     }
 
-    fn search_for(conn: &Connection, text: &str) -> Vec<String> {
+    fn search_for(conn: &mut Connection, text: &str) -> Vec<String> {
         search(conn, &SearchQuery::new(text, 100))
             .unwrap()
             .into_iter()
@@ -1097,7 +1143,7 @@ mod tests {
     fn a_recall_command_replaces_the_message_once_and_leaves_no_text() {
         let (_dir, mut conn) = db();
         insert_incoming(&mut conn, [text_entry(1, "bob", 10, "the launch code")], 1).unwrap();
-        assert_eq!(search_for(&conn, "launch"), vec!["uid-000001"]);
+        assert_eq!(search_for(&mut conn, "launch"), vec!["uid-000001"]);
         let applied =
             apply_incoming(&mut conn, [recall_entry(2, "bob", "uid-000001", 50)], 2).unwrap();
         assert!(applied.received.is_empty());
@@ -1116,7 +1162,7 @@ mod tests {
         assert_eq!(again.unwrap(), Applied::default());
         let unknown = apply_incoming(&mut conn, [recall_entry(3, "bob", "nope", 60)], 3);
         assert_eq!(unknown.unwrap(), Applied::default());
-        assert!(search_for(&conn, "launch").is_empty());
+        assert!(search_for(&mut conn, "launch").is_empty());
         let left: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM messages WHERE content LIKE '%launch%'",
@@ -1165,35 +1211,39 @@ mod tests {
         insert_incoming(&mut conn, batch, 1).unwrap();
         // Newest first; a prefix matches.
         assert_eq!(
-            search_for(&conn, "hel"),
+            search_for(&mut conn, "hel"),
             vec!["uid-000005", "uid-000002", "uid-000001"]
         );
-        assert_eq!(search_for(&conn, "koln"), vec!["uid-000004"]);
+        assert_eq!(search_for(&mut conn, "koln"), vec!["uid-000004"]);
         // FTS syntax is text: never an error, never an operator.
         for text in [
             "\"", "\"hello", "OR", "NEAR(", "*", "-minus", "col:on", "(", "AND NOT", "^x",
             "'; DROP",
         ] {
-            search(&conn, &SearchQuery::new(text, 10)).unwrap_or_else(|e| panic!("{text}: {e}"));
+            search(&mut conn, &SearchQuery::new(text, 10))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
         }
-        assert_eq!(search_for(&conn, "hello OR nothing"), Vec::<String>::new());
-        assert_eq!(search_for(&conn, "col:on"), vec!["uid-000003"]);
+        assert_eq!(
+            search_for(&mut conn, "hello OR nothing"),
+            Vec::<String>::new()
+        );
+        assert_eq!(search_for(&mut conn, "col:on"), vec!["uid-000003"]);
         // Paging by (time, id), scoped by conversation and sender.
         let mut q = SearchQuery::new("hello", 2);
-        let first = search(&conn, &q).unwrap();
+        let first = search(&mut conn, &q).unwrap();
         assert_eq!(first.len(), 2);
         let last = first.last().unwrap();
         q.before_time_ms = last.sent_time_ms;
         q.before_id = last.id;
-        let second = search(&conn, &q).unwrap();
+        let second = search(&mut conn, &q).unwrap();
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].uid.as_deref(), Some("uid-000001"));
         q.conversation = Some(ConversationKey::private("carol"));
-        assert!(search(&conn, &q).unwrap().is_empty());
+        assert!(search(&mut conn, &q).unwrap().is_empty());
         let mut q = SearchQuery::new("hello", 10);
         q.sender = Some("bob".into());
         q.start_time_ms = 101;
-        assert_eq!(search(&conn, &q).unwrap().len(), 2);
+        assert_eq!(search(&mut conn, &q).unwrap().len(), 2);
     }
 
     #[test]
@@ -1220,13 +1270,13 @@ mod tests {
             .unwrap();
         }
         let mut conn = super::super::schema::open(&path, "me").unwrap();
-        assert_eq!(search_for(&conn, "archived"), vec!["old-1"]);
-        assert_eq!(search_for(&conn, "notes"), vec!["old-2"]);
+        assert_eq!(search_for(&mut conn, "archived"), vec!["old-1"]);
+        assert_eq!(search_for(&mut conn, "notes"), vec!["old-2"]);
         // A delete, by anyone, keeps the index true.
         conn.execute("DELETE FROM messages WHERE uid = 'old-1'", [])
             .unwrap();
-        assert!(search_for(&conn, "archived").is_empty());
+        assert!(search_for(&mut conn, "archived").is_empty());
         insert_incoming(&mut conn, [text_entry(1, "bob", 9, "archived again")], 1).unwrap();
-        assert_eq!(search_for(&conn, "archived"), vec!["uid-000001"]);
+        assert_eq!(search_for(&mut conn, "archived"), vec!["uid-000001"]);
     }
 }

@@ -41,6 +41,14 @@ macro_rules! searchable_words {
     };
 }
 
+/// The insert that indexes the messages with local ids in `?1 < id <= ?2`
+/// (`queries::index_pending`).
+pub(super) const INDEX_RANGE: &str = concat!(
+    "INSERT INTO message_search (rowid, words) SELECT id, w FROM (SELECT id, ",
+    searchable_words!("object_name", "content"),
+    " AS w FROM messages WHERE id > ?1 AND id <= ?2) WHERE w != ''"
+);
+
 /// Migrations in order; `PRAGMA user_version` is the number applied.
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the owner of the database.
@@ -79,26 +87,35 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ) STRICT;
      INSERT INTO sync_state (id, inbox_seq) VALUES (1, 0);",
     // 3 (issue 15, local search): a full-text index of each message's searchable
-    // words, kept true by triggers on every insert, update (a recall) and delete,
-    // whoever makes them; rows already stored are indexed here. Contentless (it
-    // keeps no copy of the text) with contentless_delete, and secure-delete so a
-    // deleted row's words leave the index at once rather than at a later merge.
+    // words, built off the commit path: `search_state.indexed_through` is the
+    // last local id indexed, and the store's background indexer (and every
+    // search, first) indexes the messages after it, in steps (see
+    // `search_index.rs`; indexing inside the commit halved the commit path's
+    // rate, PERFORMANCE.md). Updates (a recall) and deletes of indexed messages,
+    // whoever makes them, keep the index true through triggers; a message not
+    // indexed yet is indexed as it is when its turn comes. Rows already stored
+    // are indexed here. Contentless (it keeps no copy of the text) with
+    // contentless_delete, and secure-delete so a deleted row's words leave the
+    // index at once rather than at a later merge.
     concat!(
         "CREATE VIRTUAL TABLE message_search USING fts5(
             words, content = '', contentless_delete = 1,
             tokenize = 'unicode61 remove_diacritics 2'
          );
          INSERT INTO message_search (message_search, rank) VALUES ('secure-delete', 1);
-         CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
-            INSERT INTO message_search (rowid, words)
-            SELECT new.id, w FROM (SELECT ",
-        searchable_words!("new.object_name", "new.content"),
-        " AS w) WHERE w != '';
-         END;
-         CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN
+         CREATE TABLE search_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            indexed_through INTEGER NOT NULL
+         ) STRICT;
+         INSERT INTO search_state (id, indexed_through)
+         SELECT 1, coalesce(max(id), 0) FROM messages;
+         CREATE TRIGGER message_search_delete AFTER DELETE ON messages
+         WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1)
+         BEGIN
             DELETE FROM message_search WHERE rowid = old.id;
          END;
          CREATE TRIGGER message_search_update AFTER UPDATE OF object_name, content ON messages
+         WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1)
          BEGIN
             DELETE FROM message_search WHERE rowid = old.id;
             INSERT INTO message_search (rowid, words)
