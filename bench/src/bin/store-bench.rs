@@ -10,9 +10,8 @@
 //!
 //! With `--words` the messages are text in words of a fixed vocabulary, and
 //! `--search N` then times N one-word searches (`StoreHandle::search`, 20
-//! results, newest first) over what was stored. `--without-search-index` drops
-//! the full-text index's triggers before the run (through a second connection),
-//! so one binary measures the commit path with and without indexing.
+//! results, newest first) over what was stored; the first of them, which
+//! indexes whatever the background indexer has not reached yet, is timed apart.
 //!
 //! ```sh
 //! cargo build --release -p rcim-bench --bin store-bench
@@ -54,10 +53,6 @@ struct Cli {
     /// After storing, time this many one-word searches (needs --words).
     #[arg(long, requires = "words")]
     search: Option<u64>,
-    /// Drop the full-text index's triggers first: the commit path as it was
-    /// before local search.
-    #[arg(long)]
-    without_search_index: bool,
 }
 
 /// Words of the `--words` vocabulary.
@@ -110,16 +105,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let (seconds, stored) = runtime.block_on(async {
-        let opener = StoreOpener::new(dir.path());
-        let store = opener.open("bench-user").await?;
-        if cli.without_search_index {
-            let conn = rusqlite::Connection::open(opener.path_for("bench-user"))?;
-            conn.execute_batch(
-                "DROP TRIGGER IF EXISTS message_search_insert;
-                 DROP TRIGGER IF EXISTS message_search_update;
-                 DROP TRIGGER IF EXISTS message_search_delete;",
-            )?;
-        }
+        let store = StoreOpener::new(dir.path()).open("bench-user").await?;
         let ts = now_ns();
         let batches: Vec<Vec<_>> = (0..cli.messages.div_ceil(cli.batch))
             .map(|b| {
