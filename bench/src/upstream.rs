@@ -302,6 +302,29 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                     let _ = tx.send(bytes).await;
                 }
             }
+            // The bench never recalls or reads remote history; a server that
+            // does not know the request says so rather than leaving it hanging.
+            ClientMsg::Recall { req_id, .. } => {
+                let refused = ServerMsg::RecallAck {
+                    req_id,
+                    code: rcim_proto::RcCode::RC_RECALLMESSAGE_PARAMETER_INVALID.0,
+                    message: None,
+                };
+                if let Ok(bytes) = encode(&refused, MAX_UPSTREAM_FRAME) {
+                    let _ = tx.send(bytes).await;
+                }
+            }
+            ClientMsg::History { req_id, .. } => {
+                let empty = ServerMsg::HistoryPage {
+                    req_id,
+                    code: 0,
+                    messages: Vec::new(),
+                    has_more: false,
+                };
+                if let Ok(bytes) = encode(&empty, MAX_UPSTREAM_FRAME) {
+                    let _ = tx.send(bytes).await;
+                }
+            }
             ClientMsg::Disconnect { .. } | ClientMsg::Connect(_) => break,
         }
     }

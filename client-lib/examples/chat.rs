@@ -119,6 +119,9 @@ async fn run() -> Result<(), ChatError> {
                     println!("#{} {}: {text}{when}", message.id, message.sender);
                 }
                 Some(Ok(Event::OfflineSyncCompleted)) => println!("caught up"),
+                Some(Ok(Event::MessageRecalled { message })) => {
+                    println!("#{} was recalled by its sender", message.id);
+                }
                 Some(Ok(Event::Lagged { .. })) | Some(Err(_)) => {
                     println!("(fell behind; the missed messages are replayed)");
                 }

@@ -246,6 +246,33 @@ impl Client {
         )
     }
 
+    /// [`crate::Client::recall_uid`]: recalls the message with server uid `uid`.
+    pub fn recall_uid(&self, uid: impl Into<String>) -> Result<i32, ClientError> {
+        self.runtime.block_on(self.inner.recall_uid(uid))
+    }
+
+    /// [`crate::Client::get_remote_history`]: a page of the server's copy of a
+    /// conversation, newest first.
+    pub fn get_remote_history(
+        &self,
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+    ) -> Result<Result<Vec<Message>, i32>, ClientError> {
+        self.runtime.block_on(
+            self.inner
+                .get_remote_history(conversation, before_time_ms, count),
+        )
+    }
+
+    /// [`crate::Client::search_messages`]: a local full-text search, newest first.
+    pub fn search_messages(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+    ) -> Result<Result<Vec<Message>, i32>, ClientError> {
+        self.runtime.block_on(self.inner.search_messages(query))
+    }
+
     /// RC's `getConversations`; see
     /// [`Client::get_conversations`](crate::Client::get_conversations).
     ///

@@ -585,6 +585,66 @@ impl Client {
         self.code(op, "ClearUnreadCount").await
     }
 
+    /// RC's `recallMessage`: recalls `message`, which this user sent (its server
+    /// uid names it). The server replaces it with an `RC:RcNtf` notification on
+    /// every device of both sides; attached apps then get
+    /// [`Event::MessageRecalled`](rcim_proto::ipc::Event::MessageRecalled).
+    /// Returns the RC code: 0 done; 25101 no such message, or not this user's;
+    /// 30002 not connected; 30003 the server did not answer in time; 33003 a
+    /// message without a uid (not sent yet).
+    pub async fn recall(&self, message: &Message) -> Result<i32, ClientError> {
+        let Some(uid) = message.uid.clone() else {
+            return Ok(rcim_proto::RcCode::INVALID_PARAMETER.0);
+        };
+        self.recall_uid(uid).await
+    }
+
+    /// [`Client::recall`] by the message's server uid.
+    pub async fn recall_uid(&self, uid: impl Into<String>) -> Result<i32, ClientError> {
+        let op = Op::RecallMessage { uid: uid.into() };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "RecallMessage").await
+    }
+
+    /// RC's `getRemoteHistoryMessages`: up to `count` (1 to 100) messages of the
+    /// server's copy of `conversation` sent before `before_time_ms` (0: the
+    /// newest), newest first, including what this user sent from other devices;
+    /// recalled ones are `RC:RcNtf`. A message's `id` is its local id when this
+    /// device stores it, 0 otherwise. `Ok(Err(code))`: 33003 a bad count, 22406
+    /// a group this user is not in, 30002 not connected, 30003 no answer in time.
+    pub async fn get_remote_history(
+        &self,
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+    ) -> Result<Result<Vec<Message>, i32>, ClientError> {
+        let op = Op::GetRemoteHistory {
+            conversation,
+            before_time_ms,
+            count,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.messages(op).await
+    }
+
+    /// Full-text search of the local database (see
+    /// [`SearchQuery`](rcim_proto::ipc::SearchQuery): the text is always taken
+    /// literally), newest first. `Ok(Err(33003))` for a query it refuses.
+    pub async fn search_messages(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+    ) -> Result<Result<Vec<Message>, i32>, ClientError> {
+        let op = Op::SearchMessages(query);
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.messages(op).await
+    }
+
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
     /// Returns the daemon's RC code (0 on success).
     ///

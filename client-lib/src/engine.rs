@@ -46,6 +46,7 @@ type OnMessageSent = Box<dyn FnOnce(i32, Option<Message>) + Send>;
 type StatusListener = Arc<dyn Fn(ConnectionStatus) + Send + Sync>;
 type MessageListener = Arc<dyn Fn(Message, u32, bool, bool) + Send + Sync>;
 type SyncListener = Arc<dyn Fn() + Send + Sync>;
+type RecallListener = Arc<dyn Fn(Message) + Send + Sync>;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// RC's `RCIMIWConnectCallback`: `onDatabaseOpened` (optional), then `onConnected`.
@@ -185,6 +186,7 @@ struct Shared {
     status_listener: Mutex<Option<StatusListener>>,
     message_listener: Mutex<Option<MessageListener>>,
     sync_listener: Mutex<Option<SyncListener>>,
+    recall_listener: Mutex<Option<RecallListener>>,
     /// The callback thread's queue; `None` when the thread could not be started, and
     /// callbacks then run on the runtime instead.
     jobs: Option<Mutex<mpsc::Sender<Job>>>,
@@ -336,6 +338,12 @@ impl EventFeed {
                     shared.dispatch(move || f());
                 }
             }
+            Event::MessageRecalled { message } => {
+                if let Some(f) = listener(&shared.recall_listener) {
+                    let message = message.clone();
+                    shared.dispatch(move || f(message));
+                }
+            }
         }
     }
 }
@@ -366,6 +374,7 @@ impl Engine {
             status_listener: Mutex::new(None),
             message_listener: Mutex::new(None),
             sync_listener: Mutex::new(None),
+            recall_listener: Mutex::new(None),
             jobs: thread.ok().map(|_| Mutex::new(jobs)),
         });
         let runtime = match runtime {
@@ -593,6 +602,87 @@ impl Engine {
         )
     }
 
+    /// RC's `recallMessage(message, pushContent, callback)`: recalls `message`,
+    /// which this user sent. The callback (RC's `onMessageRecalled`) gets
+    /// `Ok(())` once every device of both sides is told (attached apps then get
+    /// the remote-recall listener's call for this device's copy), or `Err(code)`:
+    /// 25101 no such message or not this user's, 30002 not connected, 30003 no
+    /// answer in time. Any other return value means no callback will fire: 33003
+    /// at once for a message without a uid (not sent yet), 33001 when `rcimd`
+    /// cannot be reached.
+    ///
+    /// ```no_run
+    /// # fn sent() -> rcim_client::Message { unimplemented!() }
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let code = engine.recall_message(&sent(), |answer| println!("recalled: {answer:?}"));
+    /// assert_eq!(code, 0);
+    /// ```
+    pub fn recall_message(
+        &self,
+        message: &Message,
+        callback: impl FnOnce(Result<(), i32>) + Send + 'static,
+    ) -> i32 {
+        let Some(uid) = message.uid.clone() else {
+            return RcCode::INVALID_PARAMETER.0;
+        };
+        let op = Op::RecallMessage { uid };
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move {
+                let code = client.code(op, "RecallMessage").await?;
+                Ok(if code == 0 { Ok(()) } else { Err(code) })
+            },
+            callback,
+        )
+    }
+
+    /// RC's `getRemoteHistoryMessages(type, targetId, channelId, sentTime, count,
+    /// callback)`: up to `count` (1 to 100) messages of the server's copy of
+    /// `conversation` sent before `before_time_ms` (0: the newest), newest first,
+    /// including what this user sent from other devices. Returns and calls back as
+    /// [`Engine::get_messages`] does; 33003 at once for a `count` outside 1..=100.
+    pub fn get_remote_history_messages(
+        &self,
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        let op = Op::GetRemoteHistory {
+            conversation,
+            before_time_ms,
+            count,
+        };
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move { client.messages(op).await },
+            callback,
+        )
+    }
+
+    /// RC's `searchMessages`: a full-text search of the local database (see
+    /// [`SearchQuery`](rcim_proto::ipc::SearchQuery); its text is always taken
+    /// literally), newest first. Returns and calls back as
+    /// [`Engine::get_messages`] does; 33003 at once for a query it refuses.
+    pub fn search_messages(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        let op = Op::SearchMessages(query);
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move { client.messages(op).await },
+            callback,
+        )
+    }
+
     /// RC's `clearUnreadCount(type, targetId, channelId, timestamp)`: the messages
     /// received up to `timestamp_ms` (0: all) count as read.
     ///
@@ -710,6 +800,25 @@ impl Engine {
         *self
             .shared
             .message_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onRemoteMessageRecalled` listener: called on the callback thread
+    /// once for each stored message that was recalled (by its sender on any
+    /// device, or by the app server), with the message as stored now: same id,
+    /// uid and sent time, object name `RC:RcNtf`, no original content. Replaces
+    /// any earlier listener; attaches in the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_remote_message_recalled(|message| println!("recalled: {}", message.id));
+    /// ```
+    pub fn set_on_remote_message_recalled(&self, f: impl Fn(Message) + Send + Sync + 'static) {
+        *self
+            .shared
+            .recall_listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
         self.attach_in_background();

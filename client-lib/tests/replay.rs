@@ -23,6 +23,7 @@ enum Seen {
     Sync,
     DaemonLagged(i64),
     Skipped(u64),
+    Recalled(i64),
 }
 
 fn seen(item: Result<Event, Lagged>) -> Seen {
@@ -31,6 +32,7 @@ fn seen(item: Result<Event, Lagged>) -> Seen {
         Ok(Event::StatusChanged(state)) => Seen::Status(state.status, state.code),
         Ok(Event::OfflineSyncCompleted) => Seen::Sync,
         Ok(Event::Lagged { resume_from }) => Seen::DaemonLagged(resume_from),
+        Ok(Event::MessageRecalled { message }) => Seen::Recalled(message.id),
         Err(Lagged { missed }) => Seen::Skipped(missed),
     }
 }

@@ -60,6 +60,8 @@ enum Command {
     Logout(cmd::disconnect::LogoutArgs),
     Completions(cmd::completions::Args),
     Man(cmd::man::Args),
+    Recall(cmd::recall::Args),
+    Search(cmd::search::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +88,8 @@ fn main() -> ExitCode {
         Command::Logout(args) => cmd::disconnect::logout(&ctx, &args, &mut out),
         Command::Completions(args) => cmd::completions::run(&args, Cli::command(), &mut out),
         Command::Man(args) => cmd::man::run(&args, Cli::command(), &mut out),
+        Command::Recall(args) => cmd::recall::run(&ctx, &args, &mut out),
+        Command::Search(args) => cmd::search::run(&ctx, &args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {

@@ -1,5 +1,5 @@
-//! `rcimd --dev`: the reference server in-process, a demo user, and the daemon
-//! connected to it. For first steps and demos only: the server listens on loopback
+//! `rcimd --dev`: the reference server in-process, a demo user, an echo user
+//! ([`ECHO_USER`]: what is sent to it comes back), and the daemon connected to it. For first steps and demos only: the server listens on loopback
 //! with a throw-away secret, and the token lives in memory.
 
 use rcim_proto::Token;
@@ -7,6 +7,9 @@ use std::path::Path;
 
 /// The demo user's id.
 pub const DEMO_USER: &str = "demo-user";
+
+/// The embedded server's echo user: a private message sent to it comes back.
+pub const ECHO_USER: &str = "echo";
 
 /// The app key of the embedded server.
 pub const DEV_APP_KEY: &str = "rcim-dev-app";
@@ -47,6 +50,9 @@ impl DevServer {
         let token = server
             .issue_token(DEMO_USER, "Demo User")
             .map_err(|e| DevServerError::Token(e.into()))?;
+        server
+            .start_echo_user(ECHO_USER)
+            .map_err(|e| DevServerError::Start(e.into()))?;
         let address = format!("rcim://{}", server.im_addr());
         Ok(Self {
             server,

@@ -32,7 +32,8 @@ const STOP_LIMIT: Duration = Duration::from_secs(12);
     after_help = "\
 Examples:
   rcimd --dev
-      Run against an embedded local server with a demo user (try `rcimctl status`);
+      Run against an embedded local server with a demo user and an echo user
+      (try `rcimctl status`, then `rcimctl send --to echo --text hi`);
       needs a build with the dev-server feature:
       cargo run -p rcimd --features dev-server -- --dev
   rcimd --server rcim://im.example.com:7000 --app-key KEY
@@ -504,9 +505,13 @@ async fn announce_when_connected(
         .await;
     if let Ok(report) = connected {
         let user = report.state.user_id.clone().unwrap_or_default();
+        let socket = socket.display();
+        #[cfg(feature = "dev-server")]
+        let echo = rcimd::dev::ECHO_USER;
+        #[cfg(not(feature = "dev-server"))]
+        let echo = "echo";
         println!(
-            "rcimd --dev: connected to the embedded server as {user}. Leave this running and, in another terminal, try:\n    RCIM_SOCKET={} cargo run -p rcimctl -- status",
-            socket.display()
+            "rcimd --dev: connected to the embedded server as {user}; the user `{echo}` answers every message with the same one. Leave this running and, in another terminal, try:\n    RCIM_SOCKET={socket} cargo run -p rcimctl -- status\n    RCIM_SOCKET={socket} cargo run -p rcimctl -- watch\n    RCIM_SOCKET={socket} cargo run -p rcimctl -- send --to {echo} --text hi"
         );
     }
 }

@@ -401,6 +401,39 @@ impl Session {
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }
+            Op::RecallMessage { uid } => {
+                let code = self.ctx.link.recall(uid).await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetRemoteHistory {
+                conversation,
+                before_time_ms,
+                count,
+            } => {
+                let page = self
+                    .ctx
+                    .link
+                    .remote_history(conversation, before_time_ms, count)
+                    .await;
+                let reply = match page {
+                    Ok(page) => Reply::Messages(fit_in_frame(page)),
+                    Err(code) => Reply::Code(code.0),
+                };
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SearchMessages(query) => {
+                let reply = self
+                    .query(|store| async move {
+                        let found = store.search(query).await?;
+                        Ok(Reply::Messages(fit_in_frame(found)))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
             Op::Logout => {
                 tracing::info!("{} asked to log out", self.info);
                 let code = self.ctx.link.disconnect(false, true).await;

@@ -47,6 +47,7 @@ macro_rules! rc_codes {
 rc_codes! {
     SUCCESS = 0, "success";
     NOT_IN_GROUP = 22406, "the sender is not a member of the group";
+    RC_RECALLMESSAGE_PARAMETER_INVALID = 25101, "the message to recall does not exist or was not sent by this user";
     RC_CHANNEL_INVALID = 30001, "the connection was already released";
     RC_NETWORK_UNAVAILABLE = 30002, "the connection is not available";
     RC_MSG_RESPONSE_TIMEOUT = 30003, "the server did not answer a request in time";

@@ -146,6 +146,135 @@ pub enum Op {
         /// The most messages to return.
         limit: u32,
     },
+    /// RC's `recallMessage`: recalls a message this user sent, by its server uid.
+    /// The server replaces it with an `RC:RcNtf` notification (uid and sent time
+    /// kept, content gone) on every device of both sides. Answered with
+    /// [`Reply::Code`] once the server has answered: 0 done (then every attached
+    /// app gets [`Event::MessageRecalled`] when this device stores the message),
+    /// 25101 no such message or not this user's, 30002 not connected, 30003 no
+    /// answer in time, 33003 an empty or overlong uid. (Protocol 6.)
+    RecallMessage {
+        /// The message's server uid (RC's messageUId).
+        uid: String,
+    },
+    /// RC's `getRemoteHistoryMessages`: pages the server's copy of a conversation,
+    /// newest first, including what this user sent from other devices; recalled
+    /// messages come as `RC:RcNtf`. Answered with [`Reply::Messages`] (a message's
+    /// `id` is its local id when this device stores it, 0 otherwise) or
+    /// [`Reply::Code`]: 33003 `count` outside 1..=[`MAX_REMOTE_HISTORY`], 30002
+    /// not connected, 30003 no answer in time, 22406 a group this user is not in.
+    /// (Protocol 6.)
+    GetRemoteHistory {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// Only messages sent before this time (ms); 0 means the newest.
+        before_time_ms: i64,
+        /// 1 to [`MAX_REMOTE_HISTORY`].
+        count: u32,
+    },
+    /// Full-text search over the local database. Answered with
+    /// [`Reply::Messages`], newest first, or [`Reply::Code`] 33003 for a query
+    /// [`SearchQuery::check`] refuses, 33002 without a database. (Protocol 6.)
+    SearchMessages(SearchQuery),
+}
+
+/// The largest `count` of [`Op::GetRemoteHistory`] (RC: at most 100).
+pub const MAX_REMOTE_HISTORY: u32 = 100;
+
+/// The largest `count` of [`Op::SearchMessages`].
+pub const MAX_SEARCH_RESULTS: u32 = 100;
+
+/// The longest search text, in bytes.
+pub const MAX_SEARCH_TEXT: usize = 256;
+
+/// The longest message uid a request may name, in bytes.
+pub const MAX_UID_LEN: usize = 128;
+
+/// A local full-text search (`Op::SearchMessages`).
+///
+/// The text is words, always taken literally: quotes, `*`, `-`, `:`, parentheses
+/// and FTS5 keywords such as `OR` or `NEAR` are searched for as text, never read
+/// as query syntax. Every word must match (a word matches words it starts, so
+/// `hel` finds `hello`). Text messages are searched by their text, other types by
+/// their searchable words (a file's name, a rich message's title and text, a
+/// location's name); recall notifications have none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    /// The words to find (1 to [`MAX_SEARCH_TEXT`] bytes, not only spaces).
+    pub text: String,
+    /// Only this conversation; `None` searches every conversation.
+    pub conversation: Option<ConversationKey>,
+    /// Only messages from this sender; `None` for anyone.
+    pub sender: Option<String>,
+    /// Only messages sent at or after this time (ms); 0 for no lower bound.
+    pub start_time_ms: i64,
+    /// The page: only messages older than this point, (sent time, local id) —
+    /// pass the last result's `sent_time_ms` and `id` for the next page; `(0, 0)`
+    /// starts from the newest.
+    pub before_time_ms: i64,
+    /// See `before_time_ms`; 0 means every message sent before it.
+    pub before_id: i64,
+    /// 1 to [`MAX_SEARCH_RESULTS`].
+    pub count: u32,
+}
+
+impl SearchQuery {
+    /// A search of `text` everywhere, newest `count` first.
+    pub fn new(text: impl Into<String>, count: u32) -> Self {
+        Self {
+            text: text.into(),
+            conversation: None,
+            sender: None,
+            start_time_ms: 0,
+            before_time_ms: 0,
+            before_id: 0,
+            count,
+        }
+    }
+
+    /// Checks the query: `Err` exactly when the daemon answers it with 33003.
+    ///
+    /// ```
+    /// use rcim_proto::ipc::SearchQuery;
+    /// assert!(SearchQuery::new("hello", 20).check().is_ok());
+    /// assert_eq!(SearchQuery::new("  ", 20).check().unwrap_err().argument(), "text");
+    /// assert_eq!(SearchQuery::new("hi", 101).check().unwrap_err().argument(), "count");
+    /// ```
+    pub fn check(&self) -> Result<(), InvalidArgument> {
+        if self.text.trim().is_empty() {
+            return Err(InvalidArgument::new("text", "the search text is empty"));
+        }
+        if self.text.len() > MAX_SEARCH_TEXT {
+            return Err(InvalidArgument::new(
+                "text",
+                format!("the search text is longer than {MAX_SEARCH_TEXT} bytes"),
+            ));
+        }
+        if self.text.contains('\0') {
+            return Err(InvalidArgument::new(
+                "text",
+                "the search text contains a NUL",
+            ));
+        }
+        check_count(
+            "count",
+            self.count,
+            MAX_SEARCH_RESULTS,
+            "searchMessages",
+            "messages",
+        )
+    }
+}
+
+/// Why a message uid argument is refused.
+fn check_uid(uid: &str) -> Result<(), InvalidArgument> {
+    if uid.is_empty() || uid.len() > MAX_UID_LEN || uid.chars().any(char::is_control) {
+        return Err(InvalidArgument::new(
+            "uid",
+            format!("a message uid is 1 to {MAX_UID_LEN} printable bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// The largest `count` of [`Op::GetMessages`] (RC: `0 < count <= 20`).
@@ -275,7 +404,10 @@ impl Op {
     ///   message, or the conversation is a system one;
     /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
     /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
-    /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`].
+    /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`];
+    /// - `RecallMessage`: an empty, overlong or unprintable uid;
+    /// - `GetRemoteHistory`: `count` outside 1..=[`MAX_REMOTE_HISTORY`];
+    /// - `SearchMessages`: [`SearchQuery::check`].
     ///
     /// Every other request has no argument to refuse.
     ///
@@ -321,6 +453,15 @@ impl Op {
                 "MessagesAfter",
                 "messages",
             ),
+            Self::RecallMessage { uid } => check_uid(uid),
+            Self::GetRemoteHistory { count, .. } => check_count(
+                "count",
+                *count,
+                MAX_REMOTE_HISTORY,
+                "getRemoteHistoryMessages",
+                "messages",
+            ),
+            Self::SearchMessages(query) => query.check(),
             Self::Status
             | Self::Disconnect { .. }
             | Self::Logout
@@ -473,6 +614,14 @@ pub enum Event {
         /// The last message id that was queued for this client before the gap.
         resume_from: i64,
     },
+    /// RC's `onRemoteMessageRecalled`: a stored message was recalled (by its
+    /// sender on any device, or by the app server) and replaced with an
+    /// `RC:RcNtf` notification. Sent once per device and message. (Protocol 6.)
+    MessageRecalled {
+        /// The message as stored now: same `id`, uid and sent time, object name
+        /// `RC:RcNtf`, the notification's content.
+        message: Message,
+    },
 }
 
 #[cfg(test)]
@@ -608,6 +757,40 @@ mod tests {
         ] {
             assert_eq!(refused(&op), None, "{op:?}");
         }
+    }
+
+    #[test]
+    fn recall_history_and_search_arguments_are_checked() {
+        let history = |count| Op::GetRemoteHistory {
+            conversation: ConversationKey::private("bob"),
+            before_time_ms: 0,
+            count,
+        };
+        let recall = |uid: &str| Op::RecallMessage { uid: uid.into() };
+        let search = |text: &str, count| Op::SearchMessages(SearchQuery::new(text, count));
+        for (op, expected) in [
+            (history(0), Some("count")),
+            (history(1), None),
+            (history(MAX_REMOTE_HISTORY), None),
+            (history(MAX_REMOTE_HISTORY + 1), Some("count")),
+            (recall("0192f0aa-0000-7000-8000-000000000001"), None),
+            (recall(""), Some("uid")),
+            (recall("a\nb"), Some("uid")),
+            (recall(&"u".repeat(MAX_UID_LEN + 1)), Some("uid")),
+            (search("hello", 1), None),
+            (search("\"*\" OR NEAR(", MAX_SEARCH_RESULTS), None),
+            (search("hello", 0), Some("count")),
+            (search("hello", MAX_SEARCH_RESULTS + 1), Some("count")),
+            (search(" \t ", 10), Some("text")),
+            (search(&"x".repeat(MAX_SEARCH_TEXT + 1), 10), Some("text")),
+            (search("a\0b", 10), Some("text")),
+        ] {
+            assert_eq!(refused(&op), expected, "{op:?}");
+        }
+        assert_eq!(
+            history(101).check().unwrap_err().to_string(),
+            "invalid argument `count`: getRemoteHistoryMessages takes 1 to 100 messages, not 101"
+        );
     }
 
     #[test]

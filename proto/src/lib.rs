@@ -22,6 +22,8 @@
 //! - [`token`]: the redacting token wrapper and the readable part of a token (its
 //!   claims), which lets the daemon open the user's database before the CONNACK.
 //! - [`paths`]: the default socket path shared by every binary.
+//! - [`recall`]: RC's recall command (`RC:RcCmd`) and notification (`RC:RcNtf`)
+//!   contents, built alike by the server and every daemon.
 //! - [`time`]: the wall clock in ms since the Unix epoch ([`time::now_ms`]) and
 //!   its UTC calendar form ([`time::utc_datetime`]), shared by every process.
 //! - [`version`]: [`PROTOCOL_VERSION`] with its dated history.
@@ -36,6 +38,7 @@ pub mod frame;
 pub mod ipc;
 pub mod message;
 pub mod paths;
+pub mod recall;
 pub mod status;
 pub mod time;
 pub mod token;

@@ -46,6 +46,27 @@ pub enum ClientMsg {
         /// The highest committed inbox sequence number.
         seq: u64,
     },
+    /// Recall a message this user sent. Answered with [`ServerMsg::RecallAck`]; on
+    /// success every device of both sides (this one too) also gets an `RC:RcCmd`
+    /// inbox entry naming the message. (Wire 3.)
+    Recall {
+        /// Chosen by the client, echoed in the answer.
+        req_id: u64,
+        /// The message's uid.
+        message_uid: String,
+    },
+    /// Asks for a page of the server's copy of a conversation. Answered with
+    /// [`ServerMsg::HistoryPage`]. (Wire 3.)
+    History {
+        /// Chosen by the client, echoed in the answer.
+        req_id: u64,
+        /// The conversation, as this user sees it.
+        conversation: ConversationKey,
+        /// Only messages sent before this time (ms); 0 means the newest.
+        before_time_ms: i64,
+        /// 1 to 100.
+        count: u32,
+    },
 }
 
 /// The PUBLISH message.
@@ -135,6 +156,29 @@ pub enum ServerMsg {
         /// The entries, in sequence order.
         entries: Vec<InboxEntry>,
         /// Whether more entries wait after these (RC's `hasPackage`).
+        has_more: bool,
+    },
+    /// The answer to a Recall. (Wire 3.)
+    RecallAck {
+        /// The Recall's `req_id`.
+        req_id: u64,
+        /// 0 done (also for a message already recalled), 25101 no such message
+        /// or not the caller's.
+        code: i32,
+        /// On success, the message as the server stores it now (`RC:RcNtf`,
+        /// same uid and sent time), addressed from the caller's side.
+        message: Option<WireMessage>,
+    },
+    /// The answer to a History request, newest first. (Wire 3.)
+    HistoryPage {
+        /// The History's `req_id`.
+        req_id: u64,
+        /// 0, or why not (33003 a bad count or conversation, 22406 a group the
+        /// user is not in).
+        code: i32,
+        /// The messages, each addressed from the caller's side.
+        messages: Vec<WireMessage>,
+        /// Whether older messages remain.
         has_more: bool,
     },
 }

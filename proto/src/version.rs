@@ -19,7 +19,10 @@
 /// - 5 (2026-11-27): `MessagesAfter{since_seq, limit}` (an event stream that fell
 ///   behind locally pages its gap from the database instead of a `Subscribe`).
 /// - 6 (2026-12-03): the status says where the token and the database key are kept
-///   (`token_store`) and whether the database is encrypted (`database`).
+///   (`token_store`) and whether the database is encrypted (`database`); recall,
+///   remote history and local search (issue 15): `Op::RecallMessage{uid}` and the
+///   `MessageRecalled` event; `Op::GetRemoteHistory{conversation, before_time_ms,
+///   count}`; `Op::SearchMessages(SearchQuery)` answered with `Reply::Messages`.
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
@@ -28,4 +31,8 @@ pub const PROTOCOL_VERSION: u32 = 6;
 /// History:
 /// - 1 (2026-11-27): first version: Connect/ConnAck, Ping/Pong, Disconnect both ways.
 /// - 2 (2026-11-27): messaging: Publish/PubAck, Sync/SyncBatch, Push, Ack.
-pub const WIRE_VERSION: u32 = 2;
+/// - 3 (2026-12-03): recall and remote history (issue 15): `Recall{req_id,
+///   message_uid}` / `RecallAck{req_id, code, message}`, recalls reach every
+///   device as an `RC:RcCmd` inbox entry; `History{req_id, conversation,
+///   before_time_ms, count}` / `HistoryPage{req_id, code, messages, has_more}`.
+pub const WIRE_VERSION: u32 = 3;

@@ -464,3 +464,115 @@ fn ipc_replay() {
         DaemonFrame::Event(Event::Lagged { resume_from: 1_234 }),
     );
 }
+
+/// A recalled message as every copy stores it: `RC:RcNtf`, uid and time kept.
+fn recalled_message() -> Message {
+    Message {
+        object_name: rcim_proto::recall::RECALL_NOTIFICATION.into(),
+        content: rcim_proto::recall::notification_content(
+            "alice",
+            1_700_000_000_500,
+            "RC:TxtMsg",
+            false,
+            false,
+        ),
+        ..message()
+    }
+}
+
+#[test]
+fn recall_frames() {
+    check(
+        "ipc_op_recall",
+        ClientFrame::Request(Request {
+            id: 30,
+            op: Op::RecallMessage {
+                uid: "0192f0aa-0000-7000-8000-000000000001".into(),
+            },
+        }),
+    );
+    check(
+        "ipc_event_recall_message_recalled",
+        DaemonFrame::Event(Event::MessageRecalled {
+            message: recalled_message(),
+        }),
+    );
+    check(
+        "up_recall",
+        ClientMsg::Recall {
+            req_id: 31,
+            message_uid: "0192f0aa-0000-7000-8000-000000000001".into(),
+        },
+    );
+    let mut wire = wire_message();
+    wire.object_name = rcim_proto::recall::RECALL_NOTIFICATION.into();
+    wire.content = recalled_message().content;
+    check(
+        "up_recall_ack",
+        ServerMsg::RecallAck {
+            req_id: 31,
+            code: 0,
+            message: Some(wire),
+        },
+    );
+    check(
+        "up_recall_ack_refused",
+        ServerMsg::RecallAck {
+            req_id: 32,
+            code: 25101,
+            message: None,
+        },
+    );
+}
+
+#[test]
+fn remote_history_frames() {
+    check(
+        "ipc_op_remote_history",
+        ClientFrame::Request(Request {
+            id: 40,
+            op: Op::GetRemoteHistory {
+                conversation: ConversationKey::private("bob"),
+                before_time_ms: 1_700_000_000_000,
+                count: 100,
+            },
+        }),
+    );
+    check(
+        "up_remote_history",
+        ClientMsg::History {
+            req_id: 41,
+            conversation: ConversationKey::group("team-1"),
+            before_time_ms: 0,
+            count: 20,
+        },
+    );
+    check(
+        "up_remote_history_page",
+        ServerMsg::HistoryPage {
+            req_id: 41,
+            code: 0,
+            messages: vec![wire_message()],
+            has_more: true,
+        },
+    );
+}
+
+#[test]
+fn search_frames() {
+    check(
+        "ipc_op_search",
+        ClientFrame::Request(Request {
+            id: 50,
+            op: Op::SearchMessages(rcim_proto::ipc::SearchQuery {
+                text: "hello \"world\"*".into(),
+                conversation: Some(ConversationKey::private("bob")),
+                sender: Some("bob".into()),
+                start_time_ms: 1_600_000_000_000,
+                before_time_ms: 1_700_000_000_000,
+                before_id: 77,
+                count: 20,
+            }),
+        }),
+    );
+}

@@ -83,6 +83,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             post(message::publish_system),
         )
         .route("/message/group/publish.json", post(message::publish_group))
+        .route("/message/recall.json", post(message::recall))
         .route("/group/create.json", post(group::create))
         .route("/group/join.json", post(group::join))
         .route("/group/quit.json", post(group::quit))

@@ -21,9 +21,13 @@
 //! worker thread (or, like [`crate::RunningServer::issue_token`], do one tiny write).
 
 mod groups;
+mod history;
 mod messages;
+mod recall;
 
+pub use history::HistoryPage;
 pub use messages::{Outgoing, StoreOutcome, Stored};
+pub use recall::Recalled;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::path::{Path, PathBuf};
@@ -90,6 +94,12 @@ const MIGRATIONS: &[&str] = &[
         joined_ms INTEGER NOT NULL,
         PRIMARY KEY (group_id, user_id)
     ) STRICT, WITHOUT ROWID;",
+    // 4 (issue 15, recall and remote history): a conversation's history is read
+    // from `messages` by (type, target, sender, time); recalls find the inbox rows
+    // of a message by its uid.
+    "CREATE INDEX messages_by_conversation
+        ON messages (conv_type, target_id, sender, sent_time_ms);
+    CREATE INDEX inbox_by_message ON inbox (message_uid);",
 ];
 
 /// A database failure, with a message for the log (never shown to API callers).

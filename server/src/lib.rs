@@ -38,6 +38,7 @@
 //! | `/message/private/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–1000), `objectName`, `content` (RC's optional push fields are ignored) | `{"code":200}`; one message per distinct recipient, in its private conversation with `fromUserId` |
 //! | `/message/system/publish.json` | `fromUserId`, `toUserId` (repeatable, 1–100), `objectName`, `content` | `{"code":200}`; one message per distinct recipient, in its system conversation with `fromUserId` |
 //! | `/message/group/publish.json` | `fromUserId`, `toGroupId` (repeatable, 1–3), `objectName`, `content` | `{"code":200}`; one message per group, to every member but `fromUserId`, who (as on RC) need not be a member |
+//! | `/message/recall.json` | `fromUserId`, `conversationType` (1 private, 3 group, 6 system: the Server API's numbers), `targetId`, `messageUID`, `sentTime`, `isAdmin`?, `isDelete`? | `{"code":200}`; the message becomes `RC:RcNtf` and every device of both sides gets an `RC:RcCmd` inbox entry; 1002 when no message of `fromUserId`'s matches |
 //! | `/group/create.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName` | `{"code":200}`; an existing group is renamed and gets the members added |
 //! | `/group/join.json` | `userId` (repeatable, 1–1000), `groupId`, `groupName`? | `{"code":200}`; creates the group if needed |
 //! | `/group/quit.json` | `userId` (repeatable, 1–1000), `groupId` | `{"code":200}` |
@@ -82,6 +83,10 @@
 //!   `Push`, in order, exactly once per connection, with nothing lost between the
 //!   last batch and the first push. A `Sync` while live is answered the same way;
 //!   pushes resume once it has caught up.
+//! - `Recall{req_id, message_uid}`: `RecallAck` 0 with the message as stored now
+//!   (`RC:RcNtf`), or 25101 when the caller sent no such message (module `recall`).
+//! - `History{req_id, conversation, before_time_ms, count}`: `HistoryPage`, newest
+//!   first, 33003 for a count outside 1..=100, 22406 for a group the user is not in.
 //! - `Ack{seq}`: recorded (the user's acknowledged sequence number only moves
 //!   forward); beyond the user's last sequence number it is DISCONNECT 4.
 //!
@@ -96,7 +101,7 @@
 //! [`config`] (what to start), `state` (what every part shares), `im` (the accept
 //! loop, TLS, one task per connection, and each connection's delivery cursor),
 //! [`registry`] (live connections and per-user inbox signals), `messaging`
-//! (publishing), `groups` (membership), `moderation` (token expiry and blocks),
+//! (publishing), `recall` (recalls), `groups` (membership), `moderation` (token expiry and blocks),
 //! `api` (the HTTP routes and signing),
 //! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
 //! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal
@@ -127,6 +132,7 @@ mod groups;
 mod im;
 mod messaging;
 mod moderation;
+mod recall;
 mod state;
 mod tls;
 
@@ -260,6 +266,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         inbox: Default::default(),
         counters: Counters::default(),
         block_epoch: Default::default(),
+        echo_user: Default::default(),
     });
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -483,6 +490,21 @@ impl RunningServer {
         Ok(self.shared.db.group_members(group_id).await?)
     }
 
+    /// Recalls message `uid` on behalf of its sender `from`, as `/message/recall.json`
+    /// does (without the conversation and time check): `Ok(true)` when it is
+    /// recalled now or was before, `Ok(false)` when `from` sent no such message.
+    pub async fn recall(&self, from: &str, uid: &str) -> Result<bool, Error> {
+        Ok(recall::recall(&self.shared, from, uid, None, false, false)
+            .await?
+            .is_some())
+    }
+
+    /// The uids of the recall commands (`RC:RcCmd`) in the inbox of `user_id`, in
+    /// order: the entries a client applies instead of storing.
+    pub async fn recall_commands(&self, user_id: &str) -> Result<Vec<String>, Error> {
+        Ok(self.shared.db.recall_commands(user_id).await?)
+    }
+
     /// The inbox of `user_id`: every (sequence number, message uid), in order. The
     /// authoritative list a client's database is compared with.
     pub async fn inbox_uids(&self, user_id: &str) -> Result<Vec<(u64, String)>, Error> {
@@ -525,6 +547,32 @@ impl RunningServer {
             ),
             span,
         ));
+    }
+
+    /// Runs an echo user, `user_id` (registered as "Echo"): from now on every
+    /// private message an IM client sends to it comes straight back to the
+    /// sender, from `user_id`, with the same type and content. One per server; a
+    /// second call with another id is refused. For demos (`rcimd --dev`) and
+    /// tests.
+    pub fn start_echo_user(&self, user_id: &str) -> Result<(), Error> {
+        users::check_id("userId", user_id)?;
+        let now = rcim_proto::time::now_ms();
+        let user = db::User {
+            user_id: user_id.to_owned(),
+            name: "Echo".to_owned(),
+            portrait_uri: String::new(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.shared.db.upsert_user_blocking(&user)?;
+        let running = self.shared.echo_user.get_or_init(|| user_id.to_owned());
+        if running != user_id {
+            return Err(InvalidArgument::Message(format!(
+                "this server already runs the echo user {running}"
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// A snapshot of the server's counters.

@@ -132,6 +132,15 @@ pub(crate) async fn publish_from_client(
         }
         .into());
     }
+    // A message to the echo user comes back to its sender (once: a resend is a
+    // duplicate and echoes nothing).
+    let echo = shared
+        .echo_user
+        .get()
+        .filter(|echo| {
+            conversation.kind == ConversationType::Private && conversation.target_id == **echo
+        })
+        .map(|echo| (echo.clone(), object_name.clone(), content.clone()));
     let outgoing = Outgoing {
         sender: sender.to_owned(),
         conversation,
@@ -143,8 +152,15 @@ pub(crate) async fn publish_from_client(
     match store(shared, vec![outgoing]).await?.pop() {
         Some(Stored::Accepted {
             uid, sent_time_ms, ..
-        })
-        | Some(Stored::Duplicate { uid, sent_time_ms }) => Ok((uid, sent_time_ms)),
+        }) => {
+            if let Some((echo, object_name, content)) = echo {
+                let to = vec![sender.to_owned()];
+                let kind = ConversationType::Private;
+                publish_from_api(shared, kind, &echo, to, &object_name, &content).await?;
+            }
+            Ok((uid, sent_time_ms))
+        }
+        Some(Stored::Duplicate { uid, sent_time_ms }) => Ok((uid, sent_time_ms)),
         Some(Stored::NotInGroup) => Err(Error::NotInGroup),
         None => Err(Error::Db(DbError::other(
             "storing one message returned no outcome",

@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     /// check and again after registering; if it moved, the check is repeated, so a
     /// block that races a CONNECT is never missed.
     pub(crate) block_epoch: AtomicU64,
+    /// The echo user, when one runs (`rcimd --dev`): every private message sent to
+    /// it comes back to its sender from it, with the same type and content.
+    pub(crate) echo_user: std::sync::OnceLock<String>,
 }
 
 impl Shared {

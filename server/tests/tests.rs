@@ -29,5 +29,6 @@ mod kick;
 mod lifetime;
 mod messaging;
 mod moderation_api;
+mod recall;
 mod replay;
 mod tls;

@@ -15,14 +15,21 @@
 //!   tell) or a cut of every upstream connection,
 //! - `kill -9` of a receiver (restarted with `--since <last id it printed>`) or of a
 //!   sender in the middle of its call,
-//! - SIGSTOP of a receiver, SIGCONT a little later.
+//! - SIGSTOP of a receiver, SIGCONT a little later;
+//!
+//! and, while the faults strike, recalls: bob (through the server, as the Server
+//! API does) recalls a message alice stored, and alice recalls one she sent
+//! (`rcimctl recall`, which fails cleanly while she is disconnected).
 //!
 //! At the end, message by message: the server's inbox for alice equals the
 //! daemon's database (and `PRAGMA integrity_check` is ok) equals what each
 //! receiver printed, across its restarts (no gap, no duplicate, in order); every
 //! message alice saved is on the server exactly once (by client message id, with
 //! the uid the daemon recorded) and in bob's inbox once; every send rcimctl
-//! reported as saved is among them.
+//! reported as saved is among them. Recall commands are inbox entries that are
+//! applied, not stored, so they are left out of those counts; every recall that was
+//! confirmed is an `RC:RcNtf` in alice's database, no message nobody tried to recall
+//! is, and no notification holds any original text.
 //!
 //! `RCIM_CHAOS_ROUNDS` (default 10) sets the number of rounds, `RCIM_SEED` replays
 //! a schedule (the seed is printed first). The summary line is printed at the end.
@@ -58,6 +65,12 @@ struct Faults {
     receiver_kill9: u32,
     sender_kill9: u32,
     receiver_stop: u32,
+    /// Recalls bob asked for through the server, and how many took effect.
+    recalls_by_server: u32,
+    recalls_by_server_done: u32,
+    /// Recalls alice asked for with rcimctl, and how many it reported done.
+    recalls_by_ctl: u32,
+    recalls_by_ctl_done: u32,
 }
 
 /// Alice's outgoing messages: (content, client message id, uid or "").
@@ -150,6 +163,9 @@ struct World {
     faults: Faults,
     published: usize,
     sends: Sends,
+    /// Uids a recall was asked for (confirmed or not), and the confirmed ones.
+    recall_tried: HashSet<String>,
+    recalled: HashSet<String>,
 }
 
 impl World {
@@ -170,6 +186,8 @@ impl World {
             faults: Faults::default(),
             published: 0,
             sends: Sends::default(),
+            recall_tried: HashSet::new(),
+            recalled: HashSet::new(),
         };
         world.revive_receivers();
         world
@@ -195,6 +213,9 @@ impl World {
         let client_fault = rng.below(4); // 0 kill, 1 stop, 2 kill a sender, 3 nothing
         let sends = 1 + rng.below(4);
         let hole = Duration::from_millis(300 + rng.below(1500));
+        let recall_incoming = rng.below(2) == 0;
+        let recall_outgoing = rng.below(2) == 0;
+        let pick = rng.below(1_000_000);
 
         // Traffic both ways while the faults strike.
         let World {
@@ -204,6 +225,8 @@ impl World {
             receivers,
             faults,
             sends: sent,
+            recall_tried,
+            recalled,
             ..
         } = self;
         let socket = daemon.socket.clone();
@@ -223,6 +246,25 @@ impl World {
             });
             for _ in 0..sends {
                 sent.send(&socket);
+            }
+            if recall_incoming && let Some(uid) = pick_uid(&daemon.data_dir, 1, pick) {
+                faults.recalls_by_server += 1;
+                recall_tried.insert(uid.clone());
+                if matches!(server.block_on(server.get().recall("bob", &uid)), Ok(true)) {
+                    faults.recalls_by_server_done += 1;
+                    recalled.insert(uid);
+                }
+            }
+            if recall_outgoing && let Some(uid) = pick_uid(&daemon.data_dir, 0, pick) {
+                faults.recalls_by_ctl += 1;
+                recall_tried.insert(uid.clone());
+                if ctl(&socket, &["recall", "--uid", &uid], None)
+                    .status
+                    .success()
+                {
+                    faults.recalls_by_ctl_done += 1;
+                    recalled.insert(uid);
+                }
             }
             std::thread::sleep(pause);
             match net {
@@ -327,6 +369,24 @@ impl World {
     }
 }
 
+/// A uid of a text message alice stores in `direction` (0 sent, 1 received),
+/// chosen by `pick`; `None` when there is none yet.
+fn pick_uid(data_dir: &Path, direction: u8, pick: u64) -> Option<String> {
+    let uids: Vec<String> = query_db(
+        data_dir,
+        "alice",
+        &format!(
+            "SELECT uid FROM messages WHERE direction = {direction} AND uid IS NOT NULL \
+             AND object_name = 'RC:TxtMsg' ORDER BY id"
+        ),
+    )
+    .into_iter()
+    .map(|row| row[0].clone())
+    .collect();
+    let index = usize::try_from(pick).ok()? % uids.len().max(1);
+    uids.get(index).cloned()
+}
+
 fn rounds() -> u32 {
     std::env::var("RCIM_CHAOS_ROUNDS")
         .ok()
@@ -354,6 +414,16 @@ fn chaos_loses_and_duplicates_nothing() {
     world.settle();
     let data_dir = world.daemon.data_dir.clone();
 
+    // Recall commands are applied, not stored: they are not messages to count.
+    let commands = |user: &str| -> HashSet<String> {
+        world
+            .server
+            .block_on(world.server.get().recall_commands(user))
+            .expect("recall commands")
+            .into_iter()
+            .collect()
+    };
+    let alice_commands = commands("alice");
     // Incoming: server inbox = database = every receiver, message by message.
     let inbox: Vec<String> = world
         .server
@@ -361,6 +431,7 @@ fn chaos_loses_and_duplicates_nothing() {
         .expect("inbox")
         .into_iter()
         .map(|(_, uid)| uid)
+        .filter(|uid| !alice_commands.contains(uid))
         .collect();
     assert_eq!(inbox.len(), world.published, "the server's inbox");
     let (stored_uids, integrity) = stored_uids(&data_dir, "alice");
@@ -418,21 +489,77 @@ fn chaos_loses_and_duplicates_nothing() {
             json["content"].as_str().map(str::to_owned)
         })
         .collect();
-    for text in &world.sends.saved {
-        assert!(texts.contains(text), "{text} was saved but is gone");
-    }
+    // A recalled message keeps its row, uid and client id, not its text.
+    let recalled_out = outgoing
+        .iter()
+        .filter(|(content, _, uid)| {
+            !content.contains("\"content\"") && world.recall_tried.contains(uid)
+        })
+        .count();
+    let missing = world
+        .sends
+        .saved
+        .iter()
+        .filter(|text| !texts.contains(*text))
+        .count();
+    assert!(
+        missing <= recalled_out,
+        "{missing} saved texts are gone, only {recalled_out} of alice's messages were recalled"
+    );
+    let bob_commands = commands("bob");
     let bob: Vec<String> = world
         .server
         .block_on(world.server.get().inbox_uids("bob"))
         .expect("bob's inbox")
         .into_iter()
         .map(|(_, uid)| uid)
+        .filter(|uid| !bob_commands.contains(uid))
         .collect();
     let bob_unique: HashSet<&String> = bob.iter().collect();
     assert_eq!(bob.len(), outgoing.len(), "bob's inbox");
     assert_eq!(bob_unique.len(), bob.len(), "bob got a message twice");
 
+    // Recalls: every confirmed one is a notification in alice's database (once
+    // the commands are all applied), none nobody asked for is, and no
+    // notification keeps original text.
+    let notifications = || -> Vec<(String, String)> {
+        query_db(
+            &data_dir,
+            "alice",
+            "SELECT uid, content FROM messages WHERE object_name = 'RC:RcNtf'",
+        )
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone()))
+        .collect()
+    };
+    let all_applied = eventually(Duration::from_secs(30), || {
+        let now: HashSet<String> = notifications().into_iter().map(|(uid, _)| uid).collect();
+        world.recalled.iter().all(|uid| now.contains(uid))
+    });
+    assert!(
+        all_applied,
+        "a confirmed recall is not applied in alice's database"
+    );
+    for (uid, content) in notifications() {
+        assert!(
+            world.recall_tried.contains(&uid),
+            "{uid} recalled, never asked"
+        );
+        assert!(!content.contains("\"content\""), "{uid}: {content}");
+    }
+    let recalled_rows = notifications().len();
+
     let f = &world.faults;
+    eprintln!(
+        "chaos recalls: by the server {} asked, {} done; by rcimctl {} asked, {} done; \
+         {recalled_rows} notifications in alice's database, {} commands in her inbox, {} in bob's",
+        f.recalls_by_server,
+        f.recalls_by_server_done,
+        f.recalls_by_ctl,
+        f.recalls_by_ctl_done,
+        alice_commands.len(),
+        bob_commands.len()
+    );
     eprintln!(
         "chaos summary: rounds={rounds} faults: daemon_kill9={} server_restart={} blackhole={} \
          upstream_drop={} receiver_kill9={} receiver_stop={} sender_kill9={} | messages in={} \

@@ -8,9 +8,15 @@
 //! same call the link's inbox makes; then the raw SQLite baseline of the
 //! sync scenario with the same batch size.
 //!
+//! With `--words` the messages are text in words of a fixed vocabulary, and
+//! `--search N` then times N one-word searches (`StoreHandle::search`, 20
+//! results, newest first) over what was stored; the first of them, which
+//! indexes whatever the background indexer has not reached yet, is timed apart.
+//!
 //! ```sh
 //! cargo build --release -p rcim-bench --bin store-bench
 //! target/release/store-bench --messages 20000 --batch 200
+//! target/release/store-bench --messages 100000 --batch 200 --words --search 2000 --no-raw
 //! valgrind --tool=callgrind target/release/store-bench --messages 5000 --batch 1 --no-raw
 //! ```
 
@@ -40,6 +46,51 @@ struct Cli {
     /// Run only the raw SQLite baseline.
     #[arg(long, conflicts_with = "no_raw")]
     raw_only: bool,
+    /// Messages are eight words of a 5,000-word vocabulary (instead of the
+    /// fixed-size bench payload).
+    #[arg(long)]
+    words: bool,
+    /// After storing, time this many one-word searches (needs --words).
+    #[arg(long, requires = "words")]
+    search: Option<u64>,
+}
+
+/// Words of the `--words` vocabulary.
+const VOCABULARY: u64 = 5_000;
+
+/// A word of the vocabulary: `w` and a base-26 spelling of `n`.
+fn word(n: u64) -> String {
+    let mut out = String::from("w");
+    let mut n = n % VOCABULARY;
+    loop {
+        out.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// A deterministic xorshift for picking words.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Message `seq` of the `--words` corpus: eight words, skewed towards the start
+/// of the vocabulary as real text is.
+fn words_content(seq: u64) -> String {
+    let mut state = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let text: Vec<String> = (0..8)
+        .map(|_| {
+            let a = next(&mut state) % VOCABULARY;
+            let b = next(&mut state) % VOCABULARY;
+            word(a.min(b))
+        })
+        .collect();
+    format!("{{\"content\":\"{}\"}}", text.join(" "))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +114,9 @@ fn main() -> anyhow::Result<()> {
                 (from..=to)
                     .map(|seq| {
                         let mut entry = rcim_bench::upstream::entry(seq, ts);
+                        if cli.words {
+                            entry.message.content = words_content(seq);
+                        }
                         if cli.conversations > 1 {
                             entry.message.conversation.target_id =
                                 format!("peer-{}", seq % cli.conversations);
@@ -98,7 +152,38 @@ fn main() -> anyhow::Result<()> {
                 store.checkpoints()
             );
         }
-        anyhow::Ok((start.elapsed().as_secs_f64(), stored))
+        let elapsed = start.elapsed().as_secs_f64();
+        if let Some(searches) = cli.search {
+            // The first search indexes whatever the background indexer has not
+            // reached yet (all of it, right after a burst): timed on its own.
+            let t = Instant::now();
+            store
+                .search(rcim_proto::ipc::SearchQuery::new(word(0), 20))
+                .await?;
+            println!(
+                "first search, indexing what was pending: {:.0} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            let mut state = 0x2545_F491_4F6C_DD1D_u64;
+            let mut latencies = Vec::with_capacity(searches as usize);
+            let mut hits = 0;
+            for _ in 0..searches {
+                let query = rcim_proto::ipc::SearchQuery::new(word(next(&mut state)), 20);
+                let t = Instant::now();
+                hits += store.search(query).await?.len();
+                latencies.push(t.elapsed().as_nanos() as u64);
+            }
+            let s = rcim_bench::stats::Summary::of(&mut latencies);
+            println!(
+                "one-word search over {} messages, 20 results: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs ({searches} queries, {:.1} results each)",
+                cli.messages,
+                s.p50_us,
+                s.p99_us,
+                s.max_us,
+                hits as f64 / searches as f64
+            );
+        }
+        anyhow::Ok((elapsed, stored))
     })?;
     let rate = cli.messages as f64 / seconds;
     println!(

@@ -1,5 +1,7 @@
 //! `rcimctl history --with ID`: RC's `getMessages` (BEFORE, from the local
-//! database) for one conversation, newest first.
+//! database) for one conversation, newest first; with `--remote`, RC's
+//! `getRemoteHistoryMessages` (the server's copy, messages sent from this user's
+//! other devices included; a message not stored here has id 0).
 //!
 //! The JSON form is `{"schema_version":1,"messages":[...]}` with each message as
 //! [`MessageJson`](crate::view::MessageJson).
@@ -53,6 +55,11 @@ pub struct Args {
     /// Print one JSON object (schema_version 1) instead of lines
     #[arg(long)]
     pub json: bool,
+
+    /// Read the server's copy of the conversation instead of the local database
+    /// (needs a connection; includes messages sent from your other devices)
+    #[arg(long)]
+    pub remote: bool,
 }
 
 impl Args {
@@ -85,12 +92,16 @@ pub struct HistoryJson {
 pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let client = ctx.attach()?;
     let me = client.welcome().status.link.user_id.clone();
-    let answer = client.get_messages(
-        args.conversation(),
-        args.before,
-        TimeOrder::Before,
-        args.limit,
-    )?;
+    let answer = if args.remote {
+        client.get_remote_history(args.conversation(), args.before, args.limit)?
+    } else {
+        client.get_messages(
+            args.conversation(),
+            args.before,
+            TimeOrder::Before,
+            args.limit,
+        )?
+    };
     let messages = answer.map_err(|code| CliError::rc("history", code))?;
     if args.json {
         render_json(&messages, out)

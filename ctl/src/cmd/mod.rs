@@ -10,6 +10,8 @@ pub mod disconnect;
 pub mod doctor;
 pub mod history;
 pub mod man;
+pub mod recall;
+pub mod search;
 pub mod send;
 pub mod status;
 pub mod watch;

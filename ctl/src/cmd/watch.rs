@@ -74,6 +74,11 @@ pub enum WatchEvent {
         /// The last message id rcimd had queued before the gap.
         resume_from: i64,
     },
+    /// A stored message was recalled; it is an `RC:RcNtf` now.
+    MessageRecalled {
+        /// The message as stored now.
+        message: MessageJson,
+    },
     /// This watcher fell behind the client library's buffer and skipped events;
     /// the messages among them are replayed next.
     Skipped {
@@ -181,6 +186,9 @@ fn to_json(line: &Line) -> WatchEvent {
         Line::Event(Ok(Event::Lagged { resume_from })) => WatchEvent::Lagged {
             resume_from: *resume_from,
         },
+        Line::Event(Ok(Event::MessageRecalled { message })) => WatchEvent::MessageRecalled {
+            message: message.into(),
+        },
         Line::Event(Err(Lagged { missed })) => WatchEvent::Skipped { missed: *missed },
     }
 }
@@ -207,6 +215,12 @@ fn human(line: &Line, me: Option<&str>) -> String {
         Line::Event(Ok(Event::OfflineSyncCompleted)) => "offline sync completed".to_owned(),
         Line::Event(Ok(Event::Lagged { resume_from })) => format!(
             "lagged: this watcher fell behind; rcimd replays the messages after id {resume_from}"
+        ),
+        Line::Event(Ok(Event::MessageRecalled { message })) => format!(
+            "recalled: message {} (uid {}) from {} is a recall notification now",
+            message.id,
+            message.uid.as_deref().unwrap_or("-"),
+            view::one_line(&message.sender)
         ),
         Line::Event(Err(Lagged { missed })) => format!(
             "skipped: this watcher fell behind and skipped {missed} events; \

@@ -17,7 +17,7 @@
 
 use super::connector::{Failure, Upstream};
 use super::{Frame, store_failure};
-use crate::store::StoreHandle;
+use crate::store::{Applied, StoreHandle};
 use futures_util::FutureExt;
 use rcim_proto::ipc::Event;
 use rcim_proto::time::now_ms;
@@ -252,9 +252,12 @@ impl Inbox {
             return Ok(());
         };
         let started = Instant::now();
-        let committed = self.store.insert_incoming(run, now_ms()).await;
+        let committed = self.store.apply_incoming(run, now_ms()).await;
         self.last_commit = Some((started, Instant::now()));
-        let inserted = committed.map_err(store_failure)?;
+        let Applied {
+            received: inserted,
+            recalled,
+        } = committed.map_err(store_failure)?;
         self.cursor = self.cursor.max(last);
         let total = inserted.len();
         events.extend(inserted.into_iter().enumerate().map(|(i, message)| {
@@ -265,6 +268,11 @@ impl Inbox {
                 has_package,
             }
         }));
+        events.extend(
+            recalled
+                .into_iter()
+                .map(|message| Event::MessageRecalled { message }),
+        );
         // Durable now: acknowledge.
         upstream.send(&ClientMsg::Ack { seq: last }).await
     }

@@ -36,6 +36,7 @@ pub mod connector;
 mod inbox;
 pub mod nodes;
 mod outbox;
+mod requests;
 
 use crate::hub::HubHandle;
 use crate::store::{StoreError, StoreHandle, StoreOpener};
@@ -49,6 +50,8 @@ use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token};
+pub use requests::ANSWER_TIMEOUT;
+use requests::{HistoryAnswer, Pending, RecallAnswer, Requests};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -123,6 +126,16 @@ enum Command {
     Reconfigure {
         ping_after: Duration,
         pong_timeout: Duration,
+    },
+    Recall {
+        uid: String,
+        reply: oneshot::Sender<RecallAnswer>,
+    },
+    History {
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+        reply: oneshot::Sender<HistoryAnswer>,
     },
 }
 
@@ -207,6 +220,70 @@ impl LinkHandle {
         answer
             .await
             .unwrap_or_else(|_| Call::rejected(RcCode::CONNECTION_CLOSING))
+    }
+
+    /// RC's `recallMessage`, by the message's server uid: asks the server (the
+    /// link must be connected: 30002 otherwise) and, once it agrees, replaces
+    /// the stored copy (every attached app gets `MessageRecalled`). Returns 0,
+    /// or 25101 (no such message of this user's), 30002, 30003 (no answer within
+    /// [`ANSWER_TIMEOUT`]) or 30011 (the connection ended first).
+    pub async fn recall(&self, uid: String) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Recall { uid, reply })
+            .await
+            .is_err()
+        {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+            Ok(Ok((code, _))) => code,
+            Ok(Err(_)) => RcCode::RC_SOCKET_DISCONNECTED,
+            Err(_) => RcCode::RC_MSG_RESPONSE_TIMEOUT,
+        }
+    }
+
+    /// RC's `getRemoteHistoryMessages`: a page of the server's copy of
+    /// `conversation`, newest first, as messages this user would see (a
+    /// message's `id` is its local id when stored here, 0 otherwise). Err: the
+    /// RC code (33003, 22406 from the server; 30002 not connected; 30003 no
+    /// answer in time; 30011 the connection ended first).
+    pub async fn remote_history(
+        &self,
+        conversation: ConversationKey,
+        before_time_ms: i64,
+        count: u32,
+    ) -> Result<Vec<rcim_proto::message::Message>, RcCode> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::History {
+            conversation,
+            before_time_ms,
+            count,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(RcCode::CONNECTION_CLOSING);
+        }
+        let (page, _has_more) = match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err(RcCode::RC_SOCKET_DISCONNECTED),
+            Err(_) => return Err(RcCode::RC_MSG_RESPONSE_TIMEOUT),
+        };
+        let me = self.report().state.user_id.unwrap_or_default();
+        let store = self.store();
+        let mut out = Vec::with_capacity(page.len());
+        for wire in page {
+            let local = match &store {
+                Some(store) => store
+                    .message_by_uid(wire.uid.clone())
+                    .await
+                    .map_err(|_| RcCode::DATABASE_ERROR)?,
+                None => None,
+            };
+            out.push(remote_message(wire, local, &me));
+        }
+        Ok(out)
     }
 
     /// The open database of the current user, for queries that need not go
@@ -403,6 +480,8 @@ struct Live {
     /// The inbox of this connection; `None` when the user's database is not open
     /// (then nothing can be received on it).
     inbox: Option<Inbox>,
+    /// Recall and history requests waiting for the server's answer.
+    requests: Requests,
 }
 
 /// A frame read from the server, or why none could be.
@@ -550,6 +629,27 @@ impl Link {
                 let _ = reply.send(call);
                 published
             }
+            Command::Recall { uid, reply } => {
+                let msg = |req_id| ClientMsg::Recall {
+                    req_id,
+                    message_uid: uid,
+                };
+                self.request(Pending::Recall(reply), msg).await
+            }
+            Command::History {
+                conversation,
+                before_time_ms,
+                count,
+                reply,
+            } => {
+                let msg = |req_id| ClientMsg::History {
+                    req_id,
+                    conversation,
+                    before_time_ms,
+                    count,
+                };
+                self.request(Pending::History(reply), msg).await
+            }
             Command::Reconfigure {
                 ping_after,
                 pong_timeout,
@@ -603,6 +703,74 @@ impl Link {
             }
             Err(rejected) => (rejected, Ok(())),
         }
+    }
+
+    /// Sends a request that waits for the server's answer (`msg` builds it from
+    /// its request id) on the live connection; without one, the caller hears
+    /// 30002 at once.
+    async fn request(
+        &mut self,
+        pending: Pending,
+        msg: impl FnOnce(u64) -> ClientMsg,
+    ) -> Result<(), Failure> {
+        let Phase::Connected(live) = &mut self.phase else {
+            let code = RcCode::RC_NETWORK_UNAVAILABLE;
+            match pending {
+                Pending::Recall(reply) => drop(reply.send((code, None))),
+                Pending::History(reply) => drop(reply.send(Err(code))),
+            }
+            return Ok(());
+        };
+        let req_id = live.requests.add(pending);
+        live.upstream.send(&msg(req_id)).await
+    }
+
+    /// The server answered a recall or history request.
+    async fn on_answer(&mut self, msg: ServerMsg, events: &mut Vec<Event>) -> Result<(), Failure> {
+        let Phase::Connected(live) = &mut self.phase else {
+            return Ok(());
+        };
+        match msg {
+            ServerMsg::RecallAck {
+                req_id,
+                code,
+                message,
+            } => {
+                let Some(Pending::Recall(reply)) = live.requests.take(req_id) else {
+                    tracing::debug!("RecallAck for unknown request {req_id}");
+                    return Ok(());
+                };
+                if let (0, Some(wire), Some(store)) = (code, &message, self.database.handle()) {
+                    let applied = store
+                        .apply_recall(wire.uid.clone(), wire.content.clone())
+                        .await
+                        .map_err(store_failure)?;
+                    if let Some(message) = applied {
+                        events.push(Event::MessageRecalled { message });
+                    }
+                }
+                let _ = reply.send((RcCode(code), message));
+            }
+            ServerMsg::HistoryPage {
+                req_id,
+                code,
+                messages,
+                has_more,
+            } => {
+                let Some(Pending::History(reply)) = live.requests.take(req_id) else {
+                    tracing::debug!("HistoryPage for unknown request {req_id}");
+                    return Ok(());
+                };
+                let answer = if code == 0 {
+                    Ok((messages, has_more))
+                } else {
+                    Err(RcCode(code))
+                };
+                let _ = reply.send(answer);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// A local app called `connect`.
@@ -767,6 +935,7 @@ impl Link {
             last_heard: now,
             ping_sent: None,
             inbox: None,
+            requests: Requests::default(),
         }));
         self.publish(ConnectionStatus::Connected, RcCode::SUCCESS, None);
         // Ask for the backlog, then send what is queued.
@@ -833,6 +1002,10 @@ impl Link {
                         .on_sync_batch(entries, has_more, &mut live.upstream, events)
                         .await?;
                 }
+                return Ok(None);
+            }
+            Ok(Some(answer @ (ServerMsg::RecallAck { .. } | ServerMsg::HistoryPage { .. }))) => {
+                self.on_answer(answer, events).await?;
                 return Ok(None);
             }
             Ok(Some(ServerMsg::Disconnect { reason })) => Failure::with(
@@ -1063,6 +1236,42 @@ impl Link {
         if changed {
             self.deps.hub.publish(Event::StatusChanged(state));
         }
+    }
+}
+
+/// A message of the server's history as this user sees it: its local copy when
+/// this device stores it (local id and state), otherwise the server's with id 0,
+/// sent when `me` sent it, received otherwise.
+fn remote_message(
+    wire: rcim_proto::message::WireMessage,
+    local: Option<rcim_proto::message::Message>,
+    me: &str,
+) -> rcim_proto::message::Message {
+    use rcim_proto::message::{Direction, Message, SentStatus};
+    if let Some(local) = local {
+        return local;
+    }
+    let mine = wire.sender == me;
+    Message {
+        id: 0,
+        uid: Some(wire.uid),
+        conversation: wire.conversation,
+        sender: wire.sender,
+        object_name: wire.object_name,
+        content: wire.content,
+        sent_time_ms: wire.sent_time_ms,
+        received_time_ms: 0,
+        direction: if mine {
+            Direction::Send
+        } else {
+            Direction::Receive
+        },
+        sent_status: if mine {
+            SentStatus::Sent
+        } else {
+            SentStatus::Received
+        },
+        client_msg_id: None,
     }
 }
 

@@ -1060,3 +1060,94 @@ async fn a_nudge_starts_again_from_the_node_that_last_worked() {
     assert_eq!(h.hosts()[dialed..], ["b"], "straight back to b");
     assert_eq!(server_host(&h), "b");
 }
+
+/// The MessageRecalled events among `events`, by local id.
+fn recalled_ids(events: &[Event]) -> Vec<i64> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::MessageRecalled { message } => Some(message.id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recall_replaces_the_sent_copy_and_tells_apps_once() {
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    // No connection: 30002 at once, and no history either.
+    assert_eq!(
+        h.link.recall("u".into()).await,
+        RcCode::RC_NETWORK_UNAVAILABLE
+    );
+    assert_eq!(
+        h.link
+            .remote_history(ConversationKey::private("bob"), 0, 10)
+            .await,
+        Err(RcCode::RC_NETWORK_UNAVAILABLE)
+    );
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let call = h
+        .link
+        .send_message(
+            ConversationKey::private("bob"),
+            "RC:TxtMsg".into(),
+            text("oops"),
+        )
+        .await;
+    let sent = sent_ok(&callbacks_of(call).await);
+    let uid = sent.uid.clone().expect("uid");
+    h.drain_events().await;
+    assert_eq!(
+        h.link.recall("no-such".into()).await,
+        RcCode::RC_RECALLMESSAGE_PARAMETER_INVALID
+    );
+    assert_eq!(h.link.recall(uid.clone()).await, RcCode::SUCCESS);
+    // The command that follows through alice's own inbox changes nothing more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = h.drain_events().await;
+    assert_eq!(recalled_ids(&events), vec![sent.id], "{events:?}");
+    let store = h.link.store().expect("database");
+    let now = store.message_by_uid(uid.clone()).await.unwrap().unwrap();
+    assert_eq!(now.object_name, "RC:RcNtf");
+    assert_eq!((now.id, now.sent_time_ms), (sent.id, sent.sent_time_ms));
+    assert!(!now.content.contains("oops"));
+    // The server's history shows the notification, with this device's local id.
+    let page = h
+        .link
+        .remote_history(ConversationKey::private("bob"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page, vec![now]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_server_never_answers_is_30003_after_the_answer_timeout() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    // A black hole: the request goes nowhere and nothing closes.
+    h.gate.send_replace(false);
+    let started = Instant::now();
+    assert_eq!(
+        h.link.recall("uid".into()).await,
+        RcCode::RC_MSG_RESPONSE_TIMEOUT
+    );
+    assert_eq!(started.elapsed(), ANSWER_TIMEOUT);
+    let started = Instant::now();
+    let page = h
+        .link
+        .remote_history(ConversationKey::private("bob"), 0, 10)
+        .await;
+    assert_eq!(page, Err(RcCode::RC_MSG_RESPONSE_TIMEOUT));
+    assert_eq!(started.elapsed(), ANSWER_TIMEOUT);
+    // A connection that ends while a request waits: 30011 at once, not a hang.
+    let link = h.link.clone();
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move { link.recall("uid".into()).await });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    h.cut.send_modify(|n| *n += 1);
+    assert_eq!(waiting.await.unwrap(), RcCode::RC_SOCKET_DISCONNECTED);
+    assert!(started.elapsed() < ANSWER_TIMEOUT);
+}

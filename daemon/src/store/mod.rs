@@ -37,9 +37,10 @@ mod checkpoint;
 pub mod cipher;
 mod queries;
 mod schema;
+mod search_index;
 
 pub use checkpoint::CHECKPOINT_PAGES;
-pub use queries::Outgoing;
+pub use queries::{Applied, Outgoing};
 
 use crate::vault::{KeyError, KeyLookup, Vault};
 use checkpoint::Checkpoints;
@@ -48,6 +49,7 @@ use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Messa
 use rcim_proto::status::DatabaseInfo;
 use rcim_proto::upstream::InboxEntry;
 use rusqlite::Connection;
+use search_index::SearchIndexer;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -189,6 +191,7 @@ pub struct StoreHandle {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     checkpoints: Arc<Checkpoints>,
+    indexer: Arc<SearchIndexer>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -215,6 +218,7 @@ impl StoreHandle {
         let conn = Arc::clone(&self.conn);
         let path = Arc::clone(&self.path);
         let checkpoints = Arc::clone(&self.checkpoints);
+        let indexer = Arc::clone(&self.indexer);
         tokio::task::spawn_blocking(move || {
             let (result, changes) = {
                 // A panic inside a query cannot leave SQLite half-written (the
@@ -225,6 +229,7 @@ impl StoreHandle {
                 (result, conn.total_changes().wrapping_sub(before))
             };
             checkpoints.after_write(changes, &path, &conn);
+            indexer.after_write(changes, &conn);
             result.map_err(|source| StoreError::Sqlite {
                 path: path.as_ref().clone(),
                 source,
@@ -248,6 +253,55 @@ impl StoreHandle {
         received_ms: i64,
     ) -> Result<Vec<Message>, StoreError> {
         self.call(move |conn| queries::insert_incoming(conn, entries, received_ms))
+            .await
+    }
+
+    /// [`StoreHandle::insert_incoming`], and recall commands among the entries
+    /// applied in the same transaction: what was received and what was recalled.
+    pub async fn apply_incoming(
+        &self,
+        entries: Vec<InboxEntry>,
+        received_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        self.call(move |conn| queries::apply_incoming(conn, entries, received_ms))
+            .await
+    }
+
+    /// The server confirmed a recall this device asked for: the message with
+    /// `uid` becomes the `RC:RcNtf` with `content`. `None` when it is not stored
+    /// here or was recalled already.
+    pub async fn apply_recall(
+        &self,
+        uid: String,
+        content: String,
+    ) -> Result<Option<Message>, StoreError> {
+        self.call(move |conn| queries::apply_recall(conn, &uid, &content))
+            .await
+    }
+
+    /// A local full-text search, newest first (see `SearchQuery`).
+    pub async fn search(
+        &self,
+        query: rcim_proto::ipc::SearchQuery,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.call(move |conn| queries::search(conn, &query)).await
+    }
+
+    /// The last local id the search index covers (tests and diagnostics).
+    pub async fn indexed_through(&self) -> Result<i64, StoreError> {
+        self.call(|conn| {
+            conn.query_row(
+                "SELECT indexed_through FROM search_state WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+
+    /// The stored message with server uid `uid`, if any.
+    pub async fn message_by_uid(&self, uid: String) -> Result<Option<Message>, StoreError> {
+        self.call(move |conn| queries::message_by_uid(conn, &uid))
             .await
     }
 
@@ -422,6 +476,7 @@ impl StoreOpener {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
             checkpoints: Arc::new(Checkpoints::new(key)),
+            indexer: Arc::default(),
         })
     }
 

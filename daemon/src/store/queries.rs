@@ -5,11 +5,15 @@
 //! order). A message's `id` is an AUTOINCREMENT key, so ids only grow and are never
 //! reused: it doubles as the local sequence number that clients resume from.
 
+use rcim_proto::ipc::SearchQuery;
 use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
 };
+use rcim_proto::recall::{
+    RECALL_COMMAND, RECALL_NOTIFICATION, RecallCommand, notification_content,
+};
 use rcim_proto::upstream::InboxEntry;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 const COLUMNS: &str = "id, uid, conv_type, target_id, sender, object_name, content, sent_time, \
                        received_time, direction, sent_status, client_msg_id";
@@ -196,14 +200,61 @@ fn insert_sql(rows: usize, shape: Shape) -> &'static str {
 /// Commits a batch of inbox entries and the sync cursor in one transaction.
 /// Returns the messages that were new (an entry whose uid is already stored is
 /// skipped: nothing is stored twice). The entries are taken by value, so their
-/// strings move into the returned messages instead of being copied.
+/// strings move into the returned messages instead of being copied. Recall
+/// commands among them are applied (see [`apply_incoming`]).
 pub fn insert_incoming(
     conn: &mut Connection,
     entries: impl IntoIterator<Item = InboxEntry>,
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Message>> {
-    let entries: Vec<InboxEntry> = entries.into_iter().collect();
-    let tx = conn.transaction()?;
+    Ok(apply_incoming(conn, entries, now_ms)?.received)
+}
+
+/// What one incoming batch did to the database.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The messages that were new, in order.
+    pub received: Vec<Message>,
+    /// Messages stored before this batch that a recall command in it replaced
+    /// with their `RC:RcNtf`, as stored now.
+    pub recalled: Vec<Message>,
+}
+
+/// Whether an inbox entry is a recall command rather than a message to store.
+fn is_recall_command(entry: &InboxEntry) -> bool {
+    entry.message.object_name == RECALL_COMMAND
+        && RecallCommand::parse(&entry.message.content).is_some()
+}
+
+/// Commits a batch of inbox entries and the sync cursor in one transaction:
+/// messages are stored (as [`insert_incoming`] says), and recall commands
+/// (`RC:RcCmd`) replace the message they name with its `RC:RcNtf` notification
+/// (its uid, sent time and local id kept) instead of being stored. A command
+/// for a message this device does not have, or has already recalled, changes
+/// nothing, so a recall is applied once however often it comes. A message
+/// stored and recalled in the same batch is returned in `received` already
+/// replaced, never with its original content.
+pub fn apply_incoming(
+    conn: &mut Connection,
+    entries: impl IntoIterator<Item = InboxEntry>,
+    now_ms: i64,
+) -> rusqlite::Result<Applied> {
+    let (commands, entries): (Vec<InboxEntry>, Vec<InboxEntry>) =
+        entries.into_iter().partition(is_recall_command);
+    let command_seq = commands.iter().map(|e| e.seq).max();
+    if !commands.is_empty() {
+        // Freed and overwritten bytes are zeroed, so the recalled content does
+        // not linger in free pages of the database file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+    }
+    // A batch of recall commands alone reads before it writes: the write lock
+    // first (see `index_pending`).
+    let behavior = if commands.is_empty() {
+        TransactionBehavior::Deferred
+    } else {
+        TransactionBehavior::Immediate
+    };
+    let tx = conn.transaction_with_behavior(behavior)?;
     let mut ids: Vec<Option<i64>> = Vec::with_capacity(entries.len());
     let mut done = 0;
     while done < entries.len() {
@@ -242,13 +293,131 @@ pub fn insert_incoming(
     for touch in &touches {
         touch_conversation(&tx, &touch.key, touch.id, touch.time, touch.unread)?;
     }
-    if let Some(max) = max_seq {
+    let mut recalled = Vec::new();
+    for command in &commands {
+        let Some(cmd) = RecallCommand::parse(&command.message.content) else {
+            continue;
+        };
+        let m = &command.message;
+        let Some(now) = recall_stored(&tx, &cmd, &m.sender, m.sent_time_ms)? else {
+            continue;
+        };
+        match inserted.iter_mut().find(|fresh| fresh.id == now.id) {
+            // Stored and recalled in one batch: no app saw the original.
+            Some(fresh) => *fresh = now,
+            None => recalled.push(now),
+        }
+    }
+    if let Some(max) = max_seq.max(command_seq) {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         tx.prepare_cached("UPDATE sync_state SET inbox_seq = MAX(inbox_seq, ?1) WHERE id = 1")?
             .execute([max])?;
     }
     tx.commit()?;
-    Ok(inserted)
+    Ok(Applied {
+        received: inserted,
+        recalled,
+    })
+}
+
+/// Indexes up to `limit` messages stored after the search index's watermark, in
+/// one transaction, and moves the watermark past them. Returns how many
+/// messages it covered (0: the index is up to date).
+pub fn index_pending(conn: &mut Connection, limit: u32) -> rusqlite::Result<u32> {
+    // It reads before it writes: take the write lock first, so that a checkpoint
+    // of the other connection in between cannot make the upgrade fail with
+    // "database is locked" (a read snapshot that went stale is not retried).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let through: i64 = tx
+        .prepare_cached("SELECT indexed_through FROM search_state WHERE id = 1")?
+        .query_row([], |row| row.get(0))?;
+    let (count, last): (u32, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT count(*), max(id) FROM
+                (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![through, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    tx.prepare_cached(super::schema::INDEX_RANGE)?
+        .execute(params![through, last])?;
+    tx.prepare_cached("UPDATE search_state SET indexed_through = ?1 WHERE id = 1")?
+        .execute([last])?;
+    tx.commit()?;
+    Ok(count)
+}
+
+/// Replaces the stored message `cmd` names with its recall notification, built
+/// from who recalled it and when (the command's sender and sent time) as the
+/// server builds it. `None` when no such message is stored or it is recalled
+/// already.
+fn recall_stored(
+    tx: &Connection,
+    cmd: &RecallCommand,
+    operator: &str,
+    recall_time_ms: i64,
+) -> rusqlite::Result<Option<Message>> {
+    let found: Option<(i64, String)> = tx
+        .prepare_cached("SELECT id, object_name FROM messages WHERE uid = ?1")?
+        .query_row([&cmd.message_uid], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((id, object_name)) = found.filter(|(_, name)| name != RECALL_NOTIFICATION) else {
+        return Ok(None);
+    };
+    let content = notification_content(
+        operator,
+        recall_time_ms,
+        &object_name,
+        cmd.is_admin,
+        cmd.is_delete,
+    );
+    replace_with_notification(tx, id, &content)
+}
+
+/// Makes message `id` the recall notification with `content`; returns it as
+/// stored now.
+fn replace_with_notification(
+    tx: &Connection,
+    id: i64,
+    content: &str,
+) -> rusqlite::Result<Option<Message>> {
+    tx.prepare_cached("UPDATE messages SET object_name = ?2, content = ?3 WHERE id = ?1")?
+        .execute(params![id, RECALL_NOTIFICATION, content])?;
+    message(tx, id)
+}
+
+/// The server confirmed a recall this device asked for: the message with `uid`
+/// becomes `RC:RcNtf` with `content` (the server's, so every copy is the same).
+/// `None` when it is not stored here or is recalled already (the command that
+/// follows in the inbox then changes nothing either).
+pub fn apply_recall(
+    conn: &mut Connection,
+    uid: &str,
+    content: &str,
+) -> rusqlite::Result<Option<Message>> {
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    // Reads before it writes: the write lock first (see `index_pending`).
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM messages WHERE uid = ?1 AND object_name != ?2")?
+        .query_row(params![uid, RECALL_NOTIFICATION], |row| row.get(0))
+        .optional()?;
+    let recalled = match found {
+        Some(id) => replace_with_notification(&tx, id, content)?,
+        None => None,
+    };
+    tx.commit()?;
+    Ok(recalled)
+}
+
+/// The stored message with server uid `uid`, if any.
+pub fn message_by_uid(conn: &Connection, uid: &str) -> rusqlite::Result<Option<Message>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE uid = ?1"))?
+        .query_row([uid], message_from_row)
+        .optional()
 }
 
 /// Inserts `chunk` with one statement and pushes, per entry, the id it was stored
@@ -546,6 +715,56 @@ pub fn messages_after(conn: &Connection, after: i64, limit: u32) -> rusqlite::Re
     ))?;
     stmt.query_map(params![after, limit], message_from_row)?
         .collect()
+}
+
+/// Messages indexed per transaction, by the background indexer and by a search
+/// catching up: a step holds the store's connection for a few milliseconds at
+/// most, so a commit waits no longer behind it.
+pub const SEARCH_INDEX_STEP: u32 = 500;
+
+/// The FTS5 query for search text: every whitespace-separated word as a quoted
+/// string (a `"` doubled), each a prefix, all required. Quoted strings are
+/// always text to FTS5, so no character of the text can be query syntax
+/// (`OR`, `NEAR`, `*`, `-`, `:`, parentheses, column filters).
+pub fn fts_query(text: &str) -> String {
+    text.split_whitespace()
+        .map(|word| format!("\"{}\"*", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A local full-text search (see [`SearchQuery`]): newest first. Whatever the
+/// background indexer has not indexed yet is indexed first, so every stored
+/// message is found.
+pub fn search(conn: &mut Connection, query: &SearchQuery) -> rusqlite::Result<Vec<Message>> {
+    while index_pending(conn, SEARCH_INDEX_STEP)? > 0 {}
+    let (kind, target) = match &query.conversation {
+        Some(key) => (Some(key.kind.code()), Some(key.target_id.as_str())),
+        None => (None, None),
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE id IN (SELECT rowid FROM message_search WHERE message_search MATCH ?1)
+           AND (?2 IS NULL OR (conv_type = ?2 AND target_id = ?3))
+           AND (?4 IS NULL OR sender = ?4)
+           AND (?5 <= 0 OR sent_time >= ?5)
+           AND (?6 <= 0 OR sent_time < ?6 OR (sent_time = ?6 AND ?7 > 0 AND id < ?7))
+         ORDER BY sent_time DESC, id DESC LIMIT ?8"
+    ))?;
+    stmt.query_map(
+        params![
+            fts_query(&query.text),
+            kind,
+            target,
+            query.sender,
+            query.start_time_ms,
+            query.before_time_ms,
+            query.before_id,
+            query.count,
+        ],
+        message_from_row,
+    )?
+    .collect()
 }
 
 #[cfg(test)]
@@ -864,5 +1083,200 @@ mod tests {
         // Nothing new at all: nothing returned, the cursor still moves.
         let again = insert_incoming(&mut conn, batch[..4].to_vec(), 2).unwrap();
         assert!(again.is_empty());
+    }
+
+    /// An inbox entry with a text message saying `text`.
+    fn text_entry(seq: u64, from: &str, time: i64, text: &str) -> InboxEntry {
+        let mut e = entry(seq, from, time);
+        e.message.content = serde_json_text(text);
+        e
+    }
+
+    fn serde_json_text(text: &str) -> String {
+        format!("{{\"content\":{}}}", rcim_proto_json_string(text))
+    }
+
+    fn rcim_proto_json_string(text: &str) -> String {
+        let escaped: String = text
+            .chars()
+            .flat_map(|c| match c {
+                '"' => vec!['\\', '"'],
+                '\\' => vec!['\\', '\\'],
+                c => vec![c],
+            })
+            .collect();
+        format!("\"{escaped}\"")
+    }
+
+    /// A recall command for `uid` from `operator` at `time`.
+    fn recall_entry(seq: u64, operator: &str, uid: &str, time: i64) -> InboxEntry {
+        let command = RecallCommand {
+            message_uid: uid.into(),
+            conversation_type: 1,
+            target_id: "me".into(),
+            sent_time: 1,
+            is_admin: false,
+            is_delete: false,
+        };
+        InboxEntry {
+            seq,
+            message: WireMessage {
+                uid: format!("cmd-{seq}"),
+                conversation: ConversationKey::private(operator),
+                sender: operator.into(),
+                object_name: RECALL_COMMAND.into(),
+                content: command.to_content(),
+                sent_time_ms: time,
+            },
+        }
+    }
+
+    fn search_for(conn: &mut Connection, text: &str) -> Vec<String> {
+        search(conn, &SearchQuery::new(text, 100))
+            .unwrap()
+            .into_iter()
+            .map(|m| m.uid.unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn a_recall_command_replaces_the_message_once_and_leaves_no_text() {
+        let (_dir, mut conn) = db();
+        insert_incoming(&mut conn, [text_entry(1, "bob", 10, "the launch code")], 1).unwrap();
+        assert_eq!(search_for(&mut conn, "launch"), vec!["uid-000001"]);
+        let applied =
+            apply_incoming(&mut conn, [recall_entry(2, "bob", "uid-000001", 50)], 2).unwrap();
+        assert!(applied.received.is_empty());
+        assert_eq!(applied.recalled.len(), 1);
+        let recalled = &applied.recalled[0];
+        assert_eq!(recalled.object_name, RECALL_NOTIFICATION);
+        assert_eq!(recalled.uid.as_deref(), Some("uid-000001"));
+        assert_eq!(recalled.sent_time_ms, 10);
+        assert_eq!(
+            recalled.content,
+            notification_content("bob", 50, "RC:TxtMsg", false, false)
+        );
+        assert_eq!(sync_cursor(&conn).unwrap(), 2);
+        // The same command again (a resend), or one for an unknown uid: nothing.
+        let again = apply_incoming(&mut conn, [recall_entry(2, "bob", "uid-000001", 50)], 3);
+        assert_eq!(again.unwrap(), Applied::default());
+        let unknown = apply_incoming(&mut conn, [recall_entry(3, "bob", "nope", 60)], 3);
+        assert_eq!(unknown.unwrap(), Applied::default());
+        assert!(search_for(&mut conn, "launch").is_empty());
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE content LIKE '%launch%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+        // The server's confirmation for a recall already applied changes nothing.
+        assert_eq!(apply_recall(&mut conn, "uid-000001", "{}").unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_recalled_in_its_own_batch_is_never_returned_with_its_content() {
+        let (_dir, mut conn) = db();
+        let applied = apply_incoming(
+            &mut conn,
+            [
+                text_entry(1, "bob", 10, "oops wrong chat"),
+                recall_entry(2, "bob", "uid-000001", 20),
+            ],
+            1,
+        )
+        .unwrap();
+        assert!(applied.recalled.is_empty());
+        assert_eq!(applied.received.len(), 1);
+        assert_eq!(applied.received[0].object_name, RECALL_NOTIFICATION);
+        assert!(!applied.received[0].content.contains("oops"));
+    }
+
+    #[test]
+    fn search_takes_every_character_as_text_and_pages() {
+        let (_dir, mut conn) = db();
+        let texts = [
+            "hello world",
+            "say \"hello\" OR NEAR(x) *",
+            "c++ and c# -minus col:on",
+            "Grüße aus Köln",
+            "hello again",
+        ];
+        let batch: Vec<_> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| text_entry(i as u64 + 1, "bob", 100 + i as i64, t))
+            .collect();
+        insert_incoming(&mut conn, batch, 1).unwrap();
+        // Newest first; a prefix matches.
+        assert_eq!(
+            search_for(&mut conn, "hel"),
+            vec!["uid-000005", "uid-000002", "uid-000001"]
+        );
+        assert_eq!(search_for(&mut conn, "koln"), vec!["uid-000004"]);
+        // FTS syntax is text: never an error, never an operator.
+        for text in [
+            "\"", "\"hello", "OR", "NEAR(", "*", "-minus", "col:on", "(", "AND NOT", "^x",
+            "'; DROP",
+        ] {
+            search(&mut conn, &SearchQuery::new(text, 10))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        assert_eq!(
+            search_for(&mut conn, "hello OR nothing"),
+            Vec::<String>::new()
+        );
+        assert_eq!(search_for(&mut conn, "col:on"), vec!["uid-000003"]);
+        // Paging by (time, id), scoped by conversation and sender.
+        let mut q = SearchQuery::new("hello", 2);
+        let first = search(&mut conn, &q).unwrap();
+        assert_eq!(first.len(), 2);
+        let last = first.last().unwrap();
+        q.before_time_ms = last.sent_time_ms;
+        q.before_id = last.id;
+        let second = search(&mut conn, &q).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].uid.as_deref(), Some("uid-000001"));
+        q.conversation = Some(ConversationKey::private("carol"));
+        assert!(search(&mut conn, &q).unwrap().is_empty());
+        let mut q = SearchQuery::new("hello", 10);
+        q.sender = Some("bob".into());
+        q.start_time_ms = 101;
+        assert_eq!(search(&mut conn, &q).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_search_migration_indexes_messages_stored_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A database at schema 2, as an rcimd before search left it.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &super::super::schema::MIGRATIONS[..2] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO messages (uid, conv_type, target_id, sender, object_name, content,
+                     sent_time, received_time, direction, sent_status)
+                 VALUES ('old-1', 1, 'bob', 'bob', 'RC:TxtMsg', '{\"content\":\"archived note\"}',
+                     5, 5, 1, 3),
+                        ('old-2', 1, 'bob', 'bob', 'RC:FileMsg', '{\"name\":\"notes.pdf\"}',
+                     6, 6, 1, 3),
+                        ('old-3', 1, 'bob', 'bob', 'RC:TxtMsg', 'not json', 7, 7, 1, 3)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut conn = super::super::schema::open(&path, "me", None).unwrap();
+        assert_eq!(search_for(&mut conn, "archived"), vec!["old-1"]);
+        assert_eq!(search_for(&mut conn, "notes"), vec!["old-2"]);
+        // A delete, by anyone, keeps the index true.
+        conn.execute("DELETE FROM messages WHERE uid = 'old-1'", [])
+            .unwrap();
+        assert!(search_for(&mut conn, "archived").is_empty());
+        insert_incoming(&mut conn, [text_entry(1, "bob", 9, "archived again")], 1).unwrap();
+        assert_eq!(search_for(&mut conn, "archived"), vec!["uid-000001"]);
     }
 }

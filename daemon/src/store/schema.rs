@@ -8,8 +8,50 @@ use super::{StoreError, create_private_dir};
 use rusqlite::Connection;
 use std::path::Path;
 
+/// The searchable words of a message of type `$o` with content `$c` (SQL
+/// expressions), as one SQL expression: a text message's text, a reference's
+/// text, a file's name, a rich message's title and text, a location's name;
+/// nothing for other types (recall notifications included) or content that is
+/// not JSON. RC's `getSearchableWords` of the same types.
+macro_rules! searchable_words {
+    ($o:literal, $c:literal) => {
+        concat!(
+            "trim(CASE WHEN json_valid(",
+            $c,
+            ") THEN CASE ",
+            $o,
+            " WHEN 'RC:TxtMsg' THEN coalesce(json_extract(",
+            $c,
+            ", '$.content'), '')",
+            " WHEN 'RC:ReferenceMsg' THEN coalesce(json_extract(",
+            $c,
+            ", '$.content'), '')",
+            " WHEN 'RC:FileMsg' THEN coalesce(json_extract(",
+            $c,
+            ", '$.name'), '')",
+            " WHEN 'RC:ImgTextMsg' THEN coalesce(json_extract(",
+            $c,
+            ", '$.title'), '') || ' ' || coalesce(json_extract(",
+            $c,
+            ", '$.content'), '')",
+            " WHEN 'RC:LBSMsg' THEN coalesce(json_extract(",
+            $c,
+            ", '$.poi'), '')",
+            " ELSE '' END ELSE '' END)"
+        )
+    };
+}
+
+/// The insert that indexes the messages with local ids in `?1 < id <= ?2`
+/// (`queries::index_pending`).
+pub(super) const INDEX_RANGE: &str = concat!(
+    "INSERT INTO message_search (rowid, words) SELECT id, w FROM (SELECT id, ",
+    searchable_words!("object_name", "content"),
+    " AS w FROM messages WHERE id > ?1 AND id <= ?2) WHERE w != ''"
+);
+
 /// Migrations in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the owner of the database.
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;",
     // 2: messages, conversations, the outbox and the sync cursor.
@@ -45,6 +87,48 @@ const MIGRATIONS: &[&str] = &[
         inbox_seq INTEGER NOT NULL
      ) STRICT;
      INSERT INTO sync_state (id, inbox_seq) VALUES (1, 0);",
+    // 3 (issue 15, local search): a full-text index of each message's searchable
+    // words, built off the commit path: `search_state.indexed_through` is the
+    // last local id indexed, and the store's background indexer (and every
+    // search, first) indexes the messages after it, in steps (see
+    // `search_index.rs`; indexing inside the commit halved the commit path's
+    // rate, PERFORMANCE.md). Updates (a recall) and deletes of indexed messages,
+    // whoever makes them, keep the index true through triggers; a message not
+    // indexed yet is indexed as it is when its turn comes. Rows already stored
+    // are indexed here. Contentless (it keeps no copy of the text) with
+    // contentless_delete, and secure-delete so a deleted row's words leave the
+    // index at once rather than at a later merge.
+    concat!(
+        "CREATE VIRTUAL TABLE message_search USING fts5(
+            words, content = '', contentless_delete = 1,
+            tokenize = 'unicode61 remove_diacritics 2'
+         );
+         INSERT INTO message_search (message_search, rank) VALUES ('secure-delete', 1);
+         CREATE TABLE search_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            indexed_through INTEGER NOT NULL
+         ) STRICT;
+         INSERT INTO search_state (id, indexed_through)
+         SELECT 1, coalesce(max(id), 0) FROM messages;
+         CREATE TRIGGER message_search_delete AFTER DELETE ON messages
+         WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1)
+         BEGIN
+            DELETE FROM message_search WHERE rowid = old.id;
+         END;
+         CREATE TRIGGER message_search_update AFTER UPDATE OF object_name, content ON messages
+         WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1)
+         BEGIN
+            DELETE FROM message_search WHERE rowid = old.id;
+            INSERT INTO message_search (rowid, words)
+            SELECT new.id, w FROM (SELECT ",
+        searchable_words!("new.object_name", "new.content"),
+        " AS w) WHERE w != '';
+         END;
+         INSERT INTO message_search (rowid, words)
+         SELECT id, w FROM (SELECT id, ",
+        searchable_words!("object_name", "content"),
+        " AS w FROM messages) WHERE w != '';"
+    ),
 ];
 
 /// The schema version this build writes.

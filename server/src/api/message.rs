@@ -181,3 +181,87 @@ pub(crate) async fn bulk(
     .await?;
     Ok(ok(json!({ "count": uids.len() })))
 }
+
+/// Form of `/message/recall.json` (RC's fields; `extra` and `disablePush` are
+/// accepted and ignored).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RecallForm {
+    #[serde(rename = "fromUserId")]
+    from_user_id: Option<String>,
+    #[serde(rename = "conversationType")]
+    conversation_type: Option<String>,
+    #[serde(rename = "targetId")]
+    target_id: Option<String>,
+    #[serde(rename = "messageUID")]
+    message_uid: Option<String>,
+    #[serde(rename = "sentTime")]
+    sent_time: Option<String>,
+    #[serde(rename = "isAdmin")]
+    is_admin: Option<String>,
+    #[serde(rename = "isDelete")]
+    is_delete: Option<String>,
+}
+
+/// RC's Server API numbers conversation types as its native SDKs do (1 private,
+/// 3 group, 6 system), not as the wrapper SDK the IPC follows.
+fn server_api_conversation_type(text: &str) -> Option<ConversationType> {
+    match text.trim() {
+        "1" => Some(ConversationType::Private),
+        "3" => Some(ConversationType::Group),
+        "6" => Some(ConversationType::System),
+        _ => None,
+    }
+}
+
+/// An optional 0/1 flag (RC's `isAdmin`, `isDelete`).
+fn flag(name: &str, value: Option<String>) -> Result<bool, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(_) => Err(ApiError::bad_parameter(format!("{name} must be 0 or 1"))),
+    }
+}
+
+/// `POST /message/recall.json` → `{"code":200}`: recalls a message `fromUserId`
+/// sent (`conversationType` 1 private, 3 group, 6 system; `targetId` as the
+/// sender addressed it; `messageUID` and `sentTime` as the server gave them).
+/// Every device of both sides replaces it with an `RC:RcNtf` notification. A
+/// message that does not exist, is not `fromUserId`'s, or whose conversation or
+/// sent time differ is 400/1002; a repeat of a done recall is 200.
+pub(crate) async fn recall(
+    State(shared): State<Arc<Shared>>,
+    Signed(form): Signed<RecallForm>,
+) -> Result<Json<Value>, ApiError> {
+    let from = required("fromUserId", form.from_user_id)?;
+    check_id("fromUserId", &from)?;
+    let kind = required("conversationType", form.conversation_type)?;
+    let kind = server_api_conversation_type(&kind).ok_or_else(|| {
+        ApiError::bad_parameter("conversationType must be 1 (private), 3 (group) or 6 (system)")
+    })?;
+    let target_id = required("targetId", form.target_id)?;
+    check_id("targetId", &target_id)?;
+    let uid = required("messageUID", form.message_uid)?;
+    if uid.len() > rcim_proto::ipc::MAX_UID_LEN {
+        return Err(ApiError::bad_parameter("messageUID is too long"));
+    }
+    let sent_time = required("sentTime", form.sent_time)?;
+    let sent_time: i64 = sent_time
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::bad_parameter("sentTime must be a time in ms"))?;
+    let is_admin = flag("isAdmin", form.is_admin)?;
+    let is_delete = flag("isDelete", form.is_delete)?;
+    let expected = Some((
+        rcim_proto::message::ConversationKey { kind, target_id },
+        sent_time,
+    ));
+    let recalled =
+        crate::recall::recall(&shared, &from, &uid, expected, is_admin, is_delete).await?;
+    match recalled {
+        Some(_) => Ok(ok(json!({}))),
+        None => Err(ApiError::bad_parameter(
+            "no such message: messageUID, sentTime, conversationType and targetId must name \
+             a message fromUserId sent",
+        )),
+    }
+}

@@ -91,7 +91,7 @@ fn seq_from_sql(seq: i64) -> Result<u64, DbError> {
 }
 
 /// Converts a sequence number for SQLite.
-fn seq_to_sql(seq: u64) -> i64 {
+pub(super) fn seq_to_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
@@ -337,13 +337,13 @@ fn store_one(
 /// The users' last sequence numbers during one transaction: read once, counted up
 /// in memory, written back before the commit.
 #[derive(Default)]
-struct InboxSeqs {
+pub(super) struct InboxSeqs {
     last: HashMap<String, u64>,
 }
 
 impl InboxSeqs {
     /// The next sequence number of `user`.
-    fn next(&mut self, tx: &Transaction<'_>, user: &str) -> Result<u64, DbError> {
+    pub(super) fn next(&mut self, tx: &Transaction<'_>, user: &str) -> Result<u64, DbError> {
         if let Some(last) = self.last.get_mut(user) {
             *last += 1;
             return Ok(*last);
@@ -358,7 +358,7 @@ impl InboxSeqs {
     }
 
     /// Writes the new last sequence numbers; returns them.
-    fn write_back(self, tx: &Transaction<'_>) -> Result<Vec<(String, u64)>, DbError> {
+    pub(super) fn write_back(self, tx: &Transaction<'_>) -> Result<Vec<(String, u64)>, DbError> {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO inbox_state (user_id, last_seq) VALUES (?1, ?2)
              ON CONFLICT (user_id) DO UPDATE SET last_seq = excluded.last_seq",

@@ -33,6 +33,7 @@
 
 use super::delivery::{AckOutcome, Delivery};
 use crate::messaging;
+use crate::recall;
 use crate::registry::online::Control;
 use crate::state::{Counters, Shared};
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
@@ -444,6 +445,40 @@ impl Session<'_> {
                     Err(e) => return Next::End(self.unavailable(conn, &e).await),
                 }
             }
+            ClientMsg::Recall {
+                req_id,
+                message_uid,
+            } => {
+                let recalled =
+                    recall::recall(self.shared, &self.user_id, &message_uid, None, false, false)
+                        .await;
+                match recalled {
+                    Ok(message) => ServerMsg::RecallAck {
+                        req_id,
+                        code: if message.is_some() {
+                            RcCode::SUCCESS.0
+                        } else {
+                            RcCode::RC_RECALLMESSAGE_PARAMETER_INVALID.0
+                        },
+                        message,
+                    },
+                    Err(e) => return Next::End(self.unavailable(conn, &e).await),
+                }
+            }
+            ClientMsg::History {
+                req_id,
+                conversation,
+                before_time_ms,
+                count,
+            } => match self.history(conversation, before_time_ms, count).await {
+                Ok((code, messages, has_more)) => ServerMsg::HistoryPage {
+                    req_id,
+                    code: code.0,
+                    messages,
+                    has_more,
+                },
+                Err(e) => return Next::End(self.unavailable(conn, &e).await),
+            },
             ClientMsg::Ack { seq } => {
                 return match self.delivery.ack(self.shared, seq).await {
                     Ok(AckOutcome::Recorded) => Next::Continue,
@@ -476,6 +511,54 @@ impl Session<'_> {
             }
         }
         Next::Continue
+    }
+
+    /// A page of remote history for this user: (code, messages, has more). The
+    /// code is 33003 for a count outside 1..=100 or a conversation that cannot
+    /// be read (chat rooms, ultra groups), 22406 for a group the user is not in.
+    /// A page is cut short (with `has_more`) when it would not fit in one frame.
+    async fn history(
+        &self,
+        conversation: rcim_proto::message::ConversationKey,
+        before_ms: i64,
+        count: u32,
+    ) -> Result<(RcCode, Vec<rcim_proto::message::WireMessage>, bool), crate::db::DbError> {
+        use rcim_proto::message::ConversationType;
+        let readable = matches!(
+            conversation.kind,
+            ConversationType::Private | ConversationType::Group | ConversationType::System
+        );
+        if !(1..=rcim_proto::ipc::MAX_REMOTE_HISTORY).contains(&count)
+            || !readable
+            || crate::users::check_id("targetId", &conversation.target_id).is_err()
+        {
+            return Ok((RcCode::INVALID_PARAMETER, Vec::new(), false));
+        }
+        if conversation.kind == ConversationType::Group {
+            let members = self
+                .shared
+                .db
+                .group_members(&conversation.target_id)
+                .await?;
+            if !members.contains(&self.user_id) {
+                return Ok((RcCode::NOT_IN_GROUP, Vec::new(), false));
+            }
+        }
+        let page = self
+            .shared
+            .db
+            .history(self.user_id.clone(), conversation, before_ms, count)
+            .await?;
+        let (mut messages, mut has_more) = (page.messages, page.has_more);
+        let mut bytes = 0;
+        if let Some(fit) = messages.iter().position(|m| {
+            bytes += m.uid.len() + m.sender.len() + m.object_name.len() + m.content.len() + 64;
+            bytes > super::delivery::BATCH_BYTES
+        }) {
+            messages.truncate(fit.max(1));
+            has_more = true;
+        }
+        Ok((RcCode::SUCCESS, messages, has_more))
     }
 
     /// The database failed while serving the client: end the connection with
@@ -520,6 +603,7 @@ mod tests {
             inbox: Default::default(),
             counters: Counters::default(),
             block_epoch: Default::default(),
+            echo_user: Default::default(),
         });
         Fixture { shared, _dir: dir }
     }

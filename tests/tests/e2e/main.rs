@@ -4,11 +4,14 @@
 mod connect;
 mod ctl;
 mod daemon;
+mod echo;
 mod encryption;
 mod engine;
 mod failover;
+mod history_search;
 mod hub;
 mod messaging;
+mod recall;
 mod service;
 mod tls;
 
