@@ -284,6 +284,105 @@ impl Client {
             .block_on(self.inner.clear_unread_count(conversation, timestamp_ms))
     }
 
+    /// RC's `getUnreadCount`; see
+    /// [`Client::unread_count`](crate::Client::unread_count).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.unread_count(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn unread_count(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.unread_count(conversation))
+    }
+
+    /// RC's `getTotalUnreadCount`; see
+    /// [`Client::total_unread_count`](crate::Client::total_unread_count).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.total_unread_count()?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn total_unread_count(&self) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.total_unread_count())
+    }
+
+    /// RC's `getUnreadCountByConversationTypes`; see
+    /// [`Client::unread_count_by_types`](crate::Client::unread_count_by_types).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.unread_count_by_types(&[])?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn unread_count_by_types(
+        &self,
+        types: &[ConversationType],
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime
+            .block_on(self.inner.unread_count_by_types(types))
+    }
+
+    /// Marks a conversation read on every device; see
+    /// [`Client::mark_read`](crate::Client::mark_read).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// assert_eq!(client.mark_read(rcim_client::ConversationKey::private("bob"), 0)?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_time_ms: i64,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.mark_read(conversation, up_to_time_ms))
+    }
+
+    /// RC's `sendTypingStatus`; see
+    /// [`Client::send_typing_status`](crate::Client::send_typing_status).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let bob = rcim_client::ConversationKey::private("bob");
+    /// assert_eq!(client.send_typing_status(bob, "RC:TxtMsg")?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn send_typing_status(
+        &self,
+        conversation: ConversationKey,
+        content_type: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.send_typing_status(conversation, content_type))
+    }
+
+    /// Sends a status message; see
+    /// [`Client::send_status_message`](crate::Client::send_status_message).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.send_status_message(team, "app:Presence", "{}")?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn send_status_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: &str,
+        content: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime.block_on(
+            self.inner
+                .send_status_message(conversation, object_name, content),
+        )
+    }
+
     /// The daemon's events from now on, as a blocking iterator; see
     /// [`Client::events`](crate::Client::events).
     ///

@@ -65,7 +65,9 @@ pub struct Client {
 /// the daemon; why is logged.
 pub(crate) fn check_locally(op: &Op) -> Result<(), i32> {
     let checked = op.check().and_then(|()| match op {
-        Op::GetMessages { conversation, .. } | Op::ClearUnreadCount { conversation, .. }
+        Op::GetMessages { conversation, .. }
+        | Op::ClearUnreadCount { conversation, .. }
+        | Op::GetUnreadCount { conversation }
             if conversation.target_id.is_empty() =>
         {
             Err(InvalidArgument::new(
@@ -585,6 +587,151 @@ impl Client {
         self.code(op, "ClearUnreadCount").await
     }
 
+    /// RC's `getUnreadCount`: the unread count of one conversation, kept by the
+    /// daemon as messages arrive and are read. The inner `Err` is the daemon's RC
+    /// code (33002 no database); an empty target id is `Ok(Err(33003))` at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let unread = client.unread_count(rcim_client::ConversationKey::private("bob")).await?;
+    /// println!("{unread:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn unread_count(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::GetUnreadCount { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "GetUnreadCount").await
+    }
+
+    /// RC's `getTotalUnreadCount`: the unread count over every conversation.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// if let Ok(total) = client.total_unread_count().await? {
+    ///     println!("{total} unread");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn total_unread_count(&self) -> Result<Result<u64, i32>, ClientError> {
+        self.count(Op::GetTotalUnreadCount, "GetTotalUnreadCount")
+            .await
+    }
+
+    /// RC's `getUnreadCountByConversationTypes`: the unread count over every
+    /// conversation of `types` (empty: all).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// use rcim_client::ConversationType;
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let groups = client.unread_count_by_types(&[ConversationType::Group]).await?;
+    /// println!("{groups:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn unread_count_by_types(
+        &self,
+        types: &[ConversationType],
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::GetUnreadCountByTypes {
+            types: types.to_vec(),
+        };
+        self.count(op, "GetUnreadCountByTypes").await
+    }
+
+    /// Marks `conversation` read up to the message sent at `up_to_time_ms` (0: its
+    /// newest message) on every device of this user: the unread count is cleared
+    /// up to there, the peer of a private conversation gets RC's read
+    /// notification (`RC:ReadNtf`, its `read_receipt` event, its messages shown
+    /// read) and this user's other devices RC's read sync (`RC:SRSMsg`). Queued
+    /// durably and sent when connected. Returns the daemon's code: 0; 33003 for a
+    /// position in the future (more than a minute past this machine's clock),
+    /// negative, or an empty target id (at once); 33002 when no database is open.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.mark_read(rcim_client::ConversationKey::private("bob"), 0).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_time_ms: i64,
+    ) -> Result<i32, ClientError> {
+        let op = Op::MarkRead {
+            conversation,
+            up_to_time_ms,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "MarkRead").await
+    }
+
+    /// RC's `sendTypingStatus(type, targetId, channelId, currentType)`: tells the
+    /// peer of a private conversation that this user is typing a message of type
+    /// `content_type` (e.g. `RC:TxtMsg`). At most one per conversation per 6 s
+    /// goes out, as RC does; the others are answered 0 and dropped. Delivered to
+    /// the peer's online devices only. Returns 0, 33003 for a conversation that
+    /// is not private or a bad type name (at once), 30002 when not connected.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let bob = rcim_client::ConversationKey::private("bob");
+    /// assert_eq!(client.send_typing_status(bob, "RC:TxtMsg").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_typing_status(
+        &self,
+        conversation: ConversationKey,
+        content_type: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SendTypingStatus {
+            conversation,
+            content_type: content_type.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SendTypingStatus").await
+    }
+
+    /// Sends a status message: delivered to the recipients' devices online now,
+    /// never stored, never counted as unread, never in history. Returns 0, 33003
+    /// for a bad argument (at once), 30002 when not connected.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.send_status_message(team, "app:Presence", r#"{"away":true}"#).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_status_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: &str,
+        content: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SendStatusMessage {
+            conversation,
+            object_name: object_name.to_owned(),
+            content: content.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SendStatusMessage").await
+    }
+
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
     /// Returns the daemon's RC code (0 on success).
     ///
@@ -717,6 +864,16 @@ impl Client {
             Reply::Conversations(conversations) => Ok(Ok(conversations)),
             Reply::Code(code) if code != 0 => Ok(Err(code)),
             other => Err(ClientError::unexpected("GetConversations", &other)),
+        }
+    }
+
+    /// Sends a checked request (`name` for errors) answered with a count, or the
+    /// daemon's RC code.
+    pub(crate) async fn count(&self, op: Op, name: &str) -> Result<Result<u64, i32>, ClientError> {
+        match self.session.request(op, None).await? {
+            Reply::Count(count) => Ok(Ok(count)),
+            Reply::Code(code) if code != 0 => Ok(Err(code)),
+            other => Err(ClientError::unexpected(name, &other)),
         }
     }
 

@@ -115,7 +115,12 @@ fn drain(rx: &mut broadcast::Receiver<Item>) -> Vec<Event> {
         match rx.try_recv() {
             Ok(Item { event, .. }) => match &*event {
                 Event::MessageReceived { .. } | Event::StatusChanged(_) => {}
-                Event::OfflineSyncCompleted | Event::Lagged { .. } => kept.push(owned(event)),
+                Event::OfflineSyncCompleted
+                | Event::Lagged { .. }
+                | Event::ReadReceipt { .. }
+                | Event::ConversationReadSynced { .. }
+                | Event::TypingStatus { .. }
+                | Event::StatusMessageReceived { .. } => kept.push(owned(event)),
             },
             Err(broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => return kept,

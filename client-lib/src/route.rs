@@ -626,7 +626,12 @@ impl RouteTable {
             },
             // The daemon replays what this client missed after `resume_from`.
             Event::Lagged { resume_from } => self.seq.open_window(*resume_from),
-            Event::StatusChanged(_) | Event::OfflineSyncCompleted => {}
+            Event::StatusChanged(_)
+            | Event::OfflineSyncCompleted
+            | Event::ReadReceipt { .. }
+            | Event::ConversationReadSynced { .. }
+            | Event::TypingStatus { .. }
+            | Event::StatusMessageReceived { .. } => {}
         }
         if to_observer && let Some(EventObserver(observe)) = &mut self.observer {
             observe(&event);

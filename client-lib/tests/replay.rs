@@ -32,6 +32,7 @@ fn seen(item: Result<Event, Lagged>) -> Seen {
         Ok(Event::OfflineSyncCompleted) => Seen::Sync,
         Ok(Event::Lagged { resume_from }) => Seen::DaemonLagged(resume_from),
         Err(Lagged { missed }) => Seen::Skipped(missed),
+        Ok(other) => panic!("no such event in these tests: {other:?}"),
     }
 }
 

@@ -321,5 +321,6 @@ pub fn snapshot(status: ConnectionStatus) -> StatusSnapshot {
         last_error: None,
         daemon_version: "9.9.9-fake".into(),
         protocol: PROTOCOL_VERSION,
+        unread_total: 0,
     }
 }

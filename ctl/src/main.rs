@@ -60,6 +60,9 @@ enum Command {
     Logout(cmd::disconnect::LogoutArgs),
     Completions(cmd::completions::Args),
     Man(cmd::man::Args),
+    Read(cmd::read::Args),
+    Unread(cmd::unread::Args),
+    Typing(cmd::typing::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,9 @@ fn main() -> ExitCode {
         Command::Logout(args) => cmd::disconnect::logout(&ctx, &args, &mut out),
         Command::Completions(args) => cmd::completions::run(&args, Cli::command(), &mut out),
         Command::Man(args) => cmd::man::run(&args, Cli::command(), &mut out),
+        Command::Read(args) => cmd::read::run(&ctx, &args, &mut out),
+        Command::Unread(args) => cmd::unread::run(&ctx, &args, &mut out),
+        Command::Typing(args) => cmd::typing::run(&ctx, &args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {

@@ -8,7 +8,7 @@
 
 use crate::Context;
 use crate::hub::{ClientInfo, LagSignal, Outbound, OutboundRx, ReplayStep};
-use crate::link::Call;
+use crate::link::{Call, OutgoingStatus};
 use crate::store::{StoreError, StoreHandle};
 use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
@@ -92,7 +92,7 @@ pub async fn serve(
     let welcome = DaemonFrame::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
         daemon_version: crate::VERSION.into(),
-        status: ctx.snapshot(),
+        status: ctx.snapshot_with_unread().await,
     });
     let mut session = Session {
         ctx: Arc::clone(&ctx),
@@ -303,7 +303,7 @@ impl Session {
         }
         match op {
             Op::Status => {
-                let reply = Reply::Status(self.ctx.snapshot());
+                let reply = Reply::Status(self.ctx.snapshot_with_unread().await);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }
@@ -398,6 +398,68 @@ impl Session {
             }
             Op::Clients => {
                 let reply = Reply::Clients(self.ctx.hub.clients_list().await);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetUnreadCount { conversation } => {
+                let reply = self
+                    .query(|store| async move {
+                        Ok(Reply::Count(store.unread_count(conversation).await?))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetTotalUnreadCount => {
+                let reply = self
+                    .query(|store| async move {
+                        Ok(Reply::Count(store.unread_total(Vec::new()).await?))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetUnreadCountByTypes { types } => {
+                let reply = self
+                    .query(
+                        |store| async move { Ok(Reply::Count(store.unread_total(types).await?)) },
+                    )
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::MarkRead {
+                conversation,
+                up_to_time_ms,
+            } => {
+                let code = self.ctx.link.mark_read(conversation, up_to_time_ms).await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SendTypingStatus {
+                conversation,
+                content_type,
+            } => {
+                let status = OutgoingStatus::Typing {
+                    conversation,
+                    content_type,
+                };
+                let reply = Reply::Code(self.ctx.link.send_status(status).await.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SendStatusMessage {
+                conversation,
+                object_name,
+                content,
+            } => {
+                let status = OutgoingStatus::Other {
+                    conversation,
+                    object_name,
+                    content,
+                };
+                let reply = Reply::Code(self.ctx.link.send_status(status).await.0);
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }

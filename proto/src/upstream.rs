@@ -46,6 +46,23 @@ pub enum ClientMsg {
         /// The highest committed inbox sequence number.
         seq: u64,
     },
+    /// A status message (RC's status messages, e.g. `RC:TypSts`): delivered to the
+    /// recipients' connections that are online now, never stored, never synced,
+    /// never acknowledged. The server drops it silently when it is not acceptable.
+    /// (Wire 3.)
+    PublishStatus(StatusPublish),
+}
+
+/// A status message from a client: where to and what, as in [`Publish`], without
+/// the de-duplication id (a status message is never resent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPublish {
+    /// Where to (the peer of a private conversation, a group).
+    pub conversation: ConversationKey,
+    /// The type name, e.g. `RC:TypSts`.
+    pub object_name: String,
+    /// The content.
+    pub content: String,
 }
 
 /// The PUBLISH message.
@@ -137,6 +154,9 @@ pub enum ServerMsg {
         /// Whether more entries wait after these (RC's `hasPackage`).
         has_more: bool,
     },
+    /// A status message for this user, live only: it is in no inbox, so a
+    /// connection that was not online when it was sent never sees it. (Wire 3.)
+    Status(WireMessage),
 }
 
 /// The CONNACK message.

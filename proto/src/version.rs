@@ -18,7 +18,13 @@
 /// - 4 (2026-11-27): `Subscribe{since_seq}` replay, the `Lagged` event, `Clients`.
 /// - 5 (2026-11-27): `MessagesAfter{since_seq, limit}` (an event stream that fell
 ///   behind locally pages its gap from the database instead of a `Subscribe`).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// - 6 (2026-12-03, continued): unread counts (`GetUnreadCount`,
+///   `GetTotalUnreadCount`, `GetUnreadCountByTypes`, `Reply::Count`,
+///   `StatusSnapshot::unread_total`); read receipts and read sync (`MarkRead`, the
+///   `ReadReceipt` and `ConversationReadSynced` events); typing and status messages
+///   (`SendTypingStatus`, `SendStatusMessage`, the `TypingStatus` and
+///   `StatusMessageReceived` events).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
 /// A server that does not speak it answers CONNACK 1 (unacceptable protocol version).
@@ -26,4 +32,9 @@ pub const PROTOCOL_VERSION: u32 = 5;
 /// History:
 /// - 1 (2026-11-27): first version: Connect/ConnAck, Ping/Pong, Disconnect both ways.
 /// - 2 (2026-11-27): messaging: Publish/PubAck, Sync/SyncBatch, Push, Ack.
-pub const WIRE_VERSION: u32 = 2;
+/// - 3 (2026-12-03, continued): read receipts and read sync travel as ordinary
+///   `Publish`es of `RC:ReadNtf` (to the private peer) and `RC:SRSMsg` (to the
+///   sender's own inbox, for its other devices); status messages
+///   (`ClientMsg::PublishStatus`, `ServerMsg::Status`) reach online connections
+///   only and are never stored.
+pub const WIRE_VERSION: u32 = 3;

@@ -15,7 +15,7 @@ use rcim_proto::message::{
 };
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::upstream::{
-    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
+    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg, StatusPublish,
 };
 use rcim_proto::{RcCode, Token};
 use serde::Serialize;
@@ -39,6 +39,7 @@ fn snapshot() -> StatusSnapshot {
         last_error: Some(ErrorInfo::from_code(RcCode::RC_PONG_RECV_FAIL)),
         daemon_version: "0.1.0".into(),
         protocol: 1,
+        unread_total: 7,
     }
 }
 
@@ -452,4 +453,119 @@ fn ipc_replay() {
         "ipc_event_lagged",
         DaemonFrame::Event(Event::Lagged { resume_from: 1_234 }),
     );
+}
+
+#[test]
+fn ipc_unread_counts() {
+    check(
+        "ipc_request_unread_get_unread_count",
+        ClientFrame::Request(Request {
+            id: 60,
+            op: Op::GetUnreadCount {
+                conversation: ConversationKey::private("bob"),
+            },
+        }),
+    );
+    check(
+        "ipc_request_unread_get_total_unread_count",
+        ClientFrame::Request(Request {
+            id: 61,
+            op: Op::GetTotalUnreadCount,
+        }),
+    );
+    check(
+        "ipc_request_unread_get_unread_count_by_types",
+        ClientFrame::Request(Request {
+            id: 62,
+            op: Op::GetUnreadCountByTypes {
+                types: vec![ConversationType::Private, ConversationType::Group],
+            },
+        }),
+    );
+    check(
+        "ipc_response_unread_count",
+        DaemonFrame::Response(Response {
+            id: 61,
+            reply: Reply::Count(12),
+        }),
+    );
+}
+
+#[test]
+fn ipc_read_receipts() {
+    check(
+        "ipc_request_read_mark_read",
+        ClientFrame::Request(Request {
+            id: 70,
+            op: Op::MarkRead {
+                conversation: ConversationKey::private("bob"),
+                up_to_time_ms: 1_764_000_000_123,
+            },
+        }),
+    );
+    check(
+        "ipc_event_read_receipt",
+        DaemonFrame::Event(Event::ReadReceipt {
+            conversation: ConversationKey::private("bob"),
+            last_message_send_time_ms: 1_764_000_000_123,
+        }),
+    );
+    check(
+        "ipc_event_read_conversation_read_synced",
+        DaemonFrame::Event(Event::ConversationReadSynced {
+            conversation: ConversationKey::group("team"),
+            last_message_send_time_ms: 1_764_000_000_123,
+        }),
+    );
+}
+
+#[test]
+fn ipc_typing_and_status() {
+    check(
+        "ipc_request_typing_send_typing_status",
+        ClientFrame::Request(Request {
+            id: 80,
+            op: Op::SendTypingStatus {
+                conversation: ConversationKey::private("bob"),
+                content_type: "RC:TxtMsg".into(),
+            },
+        }),
+    );
+    check(
+        "ipc_request_status_send_status_message",
+        ClientFrame::Request(Request {
+            id: 81,
+            op: Op::SendStatusMessage {
+                conversation: ConversationKey::group("team"),
+                object_name: "app:Presence".into(),
+                content: r#"{"state":"away"}"#.into(),
+            },
+        }),
+    );
+    check(
+        "ipc_event_typing_status",
+        DaemonFrame::Event(Event::TypingStatus {
+            conversation: ConversationKey::private("bob"),
+            users: vec![rcim_proto::ipc::TypingUser {
+                user_id: "bob".into(),
+                content_type: "RC:TxtMsg".into(),
+                sent_time_ms: 1_764_000_000_123,
+            }],
+        }),
+    );
+    check(
+        "ipc_event_status_message_received",
+        DaemonFrame::Event(Event::StatusMessageReceived {
+            message: wire_message(),
+        }),
+    );
+    check(
+        "up_status_publish_status",
+        ClientMsg::PublishStatus(StatusPublish {
+            conversation: ConversationKey::private("bob"),
+            object_name: "RC:TypSts".into(),
+            content: r#"{"typingContentType":"RC:TxtMsg"}"#.into(),
+        }),
+    );
+    check("up_status", ServerMsg::Status(wire_message()));
 }

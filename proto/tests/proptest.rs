@@ -11,7 +11,7 @@ use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_IPC_FRAME, decode_body, encode};
 use rcim_proto::ipc::{
     Callback, CallbackFrame, ClientEntry, ClientFrame, DaemonFrame, Event, Hello, Op, Refused,
-    Reply, Request, Response, Welcome,
+    Reply, Request, Response, TypingUser, Welcome,
 };
 use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
@@ -20,7 +20,7 @@ use rcim_proto::message::{
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::token::{Token, TokenClaims};
 use rcim_proto::upstream::{
-    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
+    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg, StatusPublish,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -141,10 +141,14 @@ fn snapshot() -> impl Strategy<Value = StatusSnapshot> {
             option::of((any::<i32>(), text())),
             text(),
             any::<u32>(),
+            any::<u64>(),
         ),
     )
         .prop_map(
-            |((link, server, clients, uptime_s), (reconnects, error, daemon_version, protocol))| {
+            |(
+                (link, server, clients, uptime_s),
+                (reconnects, error, daemon_version, protocol, unread_total),
+            )| {
                 StatusSnapshot {
                     link,
                     server,
@@ -154,6 +158,7 @@ fn snapshot() -> impl Strategy<Value = StatusSnapshot> {
                     last_error: error.map(|(code, message)| ErrorInfo { code, message }),
                     daemon_version,
                     protocol,
+                    unread_total,
                 }
             },
         )
@@ -206,6 +211,24 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Clients),
         (any::<i64>(), any::<u32>())
             .prop_map(|(since_seq, limit)| Op::MessagesAfter { since_seq, limit }),
+        key().prop_map(|conversation| Op::GetUnreadCount { conversation }),
+        Just(Op::GetTotalUnreadCount),
+        vec(conversation_type(), 0..4).prop_map(|types| Op::GetUnreadCountByTypes { types }),
+        (key(), any::<i64>()).prop_map(|(conversation, up_to_time_ms)| Op::MarkRead {
+            conversation,
+            up_to_time_ms,
+        }),
+        (key(), text()).prop_map(|(conversation, content_type)| Op::SendTypingStatus {
+            conversation,
+            content_type,
+        }),
+        (key(), text(), text()).prop_map(|(conversation, object_name, content)| {
+            Op::SendStatusMessage {
+                conversation,
+                object_name,
+                content,
+            }
+        }),
     ]
 }
 
@@ -248,6 +271,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         vec(message(), 0..4).prop_map(Reply::Messages),
         vec(conversation(), 0..4).prop_map(Reply::Conversations),
         vec(client_entry(), 0..4).prop_map(Reply::Clients),
+        any::<u64>().prop_map(Reply::Count),
     ]
 }
 
@@ -275,6 +299,28 @@ fn event() -> impl Strategy<Value = Event> {
         ),
         Just(Event::OfflineSyncCompleted),
         any::<i64>().prop_map(|resume_from| Event::Lagged { resume_from }),
+        (key(), any::<i64>()).prop_map(|(conversation, t)| Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms: t,
+        }),
+        (key(), any::<i64>()).prop_map(|(conversation, t)| Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms: t,
+        }),
+        (key(), vec((text(), text(), any::<i64>()), 0..3)).prop_map(|(conversation, users)| {
+            Event::TypingStatus {
+                conversation,
+                users: users
+                    .into_iter()
+                    .map(|(user_id, content_type, sent_time_ms)| TypingUser {
+                        user_id,
+                        content_type,
+                        sent_time_ms,
+                    })
+                    .collect(),
+            }
+        }),
+        wire_message().prop_map(|message| Event::StatusMessageReceived { message }),
     ]
 }
 
@@ -336,6 +382,13 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         ),
         any::<u64>().prop_map(|since_seq| ClientMsg::Sync { since_seq }),
         any::<u64>().prop_map(|seq| ClientMsg::Ack { seq }),
+        (key(), text(), text()).prop_map(|(conversation, object_name, content)| {
+            ClientMsg::PublishStatus(StatusPublish {
+                conversation,
+                object_name,
+                content,
+            })
+        }),
     ]
 }
 
@@ -363,6 +416,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         inbox_entry().prop_map(ServerMsg::Push),
         (vec(inbox_entry(), 0..5), any::<bool>())
             .prop_map(|(entries, has_more)| ServerMsg::SyncBatch { entries, has_more }),
+        wire_message().prop_map(ServerMsg::Status),
     ]
 }
 

@@ -23,6 +23,7 @@
 mod groups;
 mod messages;
 
+pub(crate) use messages::seen_by_recipient;
 pub use messages::{Outgoing, StoreOutcome, Stored};
 
 use rusqlite::{Connection, OptionalExtension as _, params};

@@ -258,6 +258,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         db,
         online: Arc::new(OnlineRegistry::new()),
         inbox: Default::default(),
+        status: Default::default(),
         counters: Counters::default(),
         block_epoch: Default::default(),
     });

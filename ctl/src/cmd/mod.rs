@@ -10,8 +10,11 @@ pub mod disconnect;
 pub mod doctor;
 pub mod history;
 pub mod man;
+pub mod read;
 pub mod send;
 pub mod status;
+pub mod typing;
+pub mod unread;
 pub mod watch;
 
 use crate::failure::CliError;

@@ -50,6 +50,9 @@ pub struct StatusJson {
     pub attempt: u32,
     /// Milliseconds until the next attempt, while waiting to retry.
     pub retry_in_ms: Option<u64>,
+    /// Messages received and not read, over every conversation (0 when no
+    /// database is open).
+    pub unread_total: u64,
 }
 
 /// An RC error in the JSON output.
@@ -80,6 +83,7 @@ impl From<&StatusSnapshot> for StatusJson {
             protocol: s.protocol,
             attempt: s.link.attempt,
             retry_in_ms: s.link.retry_in_ms,
+            unread_total: s.unread_total,
         }
     }
 }
@@ -122,6 +126,7 @@ pub fn render_human(s: &StatusSnapshot, out: &mut impl Write) -> Result<(), CliE
     line("clients", s.clients.to_string())?;
     line("uptime", duration(s.uptime_s))?;
     line("reconnects", s.reconnects.to_string())?;
+    line("unread", s.unread_total.to_string())?;
     let last_error = match &s.last_error {
         Some(e) => {
             // Prefer our meaning for a code we know; the daemon's text otherwise.
@@ -179,6 +184,7 @@ mod tests {
             last_error: Some(ErrorInfo::from_code(RcCode::RC_SOCKET_DISCONNECTED)),
             daemon_version: "0.1.0".into(),
             protocol: 1,
+            unread_total: 4,
         }
     }
 
@@ -203,6 +209,7 @@ mod tests {
             "protocol": 1,
             "attempt": 3,
             "retry_in_ms": 2500,
+            "unread_total": 4,
         });
         assert_eq!(value, expected);
     }
@@ -232,6 +239,7 @@ server:     rcim://127.0.0.1:7000
 clients:    2
 uptime:     1h 2m 5s
 reconnects: 4
+unread:     4
 last error: 30011: {}
 daemon:     rcimd 0.1.0, protocol 1
 retry:      attempt 3, next in 2.5 s

@@ -80,6 +80,46 @@ pub enum WatchEvent {
         /// How many.
         missed: u64,
     },
+    /// The peer of a private conversation read this user's messages up to a time.
+    ReadReceipt {
+        /// `private`.
+        conversation_type: &'static str,
+        /// The peer.
+        target_id: String,
+        /// The send time of the last message read (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// Another device of this user read a conversation up to a time.
+    ConversationReadSynced {
+        /// `private`, `group` or `system`.
+        conversation_type: &'static str,
+        /// The other side.
+        target_id: String,
+        /// The send time read up to (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// Who is typing in a private conversation now (empty: nobody any more).
+    TypingStatus {
+        /// `private`.
+        conversation_type: &'static str,
+        /// The peer.
+        target_id: String,
+        /// The users typing.
+        users: Vec<String>,
+    },
+    /// A status message (never stored).
+    StatusMessage {
+        /// `private` or `group`.
+        conversation_type: &'static str,
+        /// The other side.
+        target_id: String,
+        /// Who sent it.
+        sender: String,
+        /// Its type name.
+        object_name: String,
+        /// Its content.
+        content: String,
+    },
 }
 
 /// A link state in `--json` output.
@@ -182,6 +222,37 @@ fn to_json(line: &Line) -> WatchEvent {
             resume_from: *resume_from,
         },
         Line::Event(Err(Lagged { missed })) => WatchEvent::Skipped { missed: *missed },
+        Line::Event(Ok(Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms,
+        })) => WatchEvent::ReadReceipt {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            last_message_send_time_ms: *last_message_send_time_ms,
+        },
+        Line::Event(Ok(Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms,
+        })) => WatchEvent::ConversationReadSynced {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            last_message_send_time_ms: *last_message_send_time_ms,
+        },
+        Line::Event(Ok(Event::TypingStatus {
+            conversation,
+            users,
+        })) => WatchEvent::TypingStatus {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            users: users.iter().map(|u| u.user_id.clone()).collect(),
+        },
+        Line::Event(Ok(Event::StatusMessageReceived { message })) => WatchEvent::StatusMessage {
+            conversation_type: message.conversation.kind.name(),
+            target_id: message.conversation.target_id.clone(),
+            sender: message.sender.clone(),
+            object_name: message.object_name.clone(),
+            content: message.content.clone(),
+        },
     }
 }
 
@@ -211,6 +282,44 @@ fn human(line: &Line, me: Option<&str>) -> String {
         Line::Event(Err(Lagged { missed })) => format!(
             "skipped: this watcher fell behind and skipped {missed} events; \
              the messages among them are replayed next"
+        ),
+        Line::Event(Ok(Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms,
+        })) => format!(
+            "read receipt: {} read your messages up to {}",
+            view::one_line(&conversation.target_id),
+            view::time(*last_message_send_time_ms)
+        ),
+        Line::Event(Ok(Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms,
+        })) => format!(
+            "read elsewhere: {} read up to {} on another device",
+            view::peer(conversation),
+            view::time(*last_message_send_time_ms)
+        ),
+        Line::Event(Ok(Event::TypingStatus {
+            conversation,
+            users,
+        })) => {
+            if users.is_empty() {
+                format!("typing: nobody in {}", view::peer(conversation))
+            } else {
+                let names: Vec<String> = users.iter().map(|u| view::one_line(&u.user_id)).collect();
+                format!(
+                    "typing: {} in {}",
+                    names.join(", "),
+                    view::peer(conversation)
+                )
+            }
+        }
+        Line::Event(Ok(Event::StatusMessageReceived { message })) => format!(
+            "status message: {} from {} in {}: {}",
+            view::one_line(&message.object_name),
+            view::one_line(&message.sender),
+            view::peer(&message.conversation),
+            view::truncate(&view::one_line(&message.content), view::PREVIEW_CHARS)
         ),
     }
 }

@@ -252,10 +252,11 @@ impl Inbox {
             return Ok(());
         };
         let started = Instant::now();
-        let committed = self.store.insert_incoming(run, now_ms()).await;
+        let committed = self.store.insert_incoming_applying(run, now_ms()).await;
         self.last_commit = Some((started, Instant::now()));
-        let inserted = committed.map_err(store_failure)?;
+        let incoming = committed.map_err(store_failure)?;
         self.cursor = self.cursor.max(last);
+        let inserted = incoming.messages;
         let total = inserted.len();
         events.extend(inserted.into_iter().enumerate().map(|(i, message)| {
             Event::MessageReceived {
@@ -265,6 +266,8 @@ impl Inbox {
                 has_package,
             }
         }));
+        // What the batch's read receipts and read syncs changed.
+        events.extend(incoming.applied);
         // Durable now: acknowledge.
         upstream.send(&ClientMsg::Ack { seq: last }).await
     }

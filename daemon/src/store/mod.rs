@@ -28,7 +28,7 @@ mod queries;
 mod schema;
 
 pub use checkpoint::CHECKPOINT_PAGES;
-pub use queries::Outgoing;
+pub use queries::{Incoming, MarkedRead, Outgoing, QueuedCommand};
 
 use checkpoint::Checkpoints;
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
@@ -157,6 +157,44 @@ impl StoreHandle {
             .await
     }
 
+    /// [`StoreHandle::insert_incoming`], with the batch's commands (read receipts,
+    /// read syncs) applied in the same transaction: the new messages and the
+    /// events of what the commands changed.
+    pub async fn insert_incoming_applying(
+        &self,
+        entries: Vec<InboxEntry>,
+        received_ms: i64,
+    ) -> Result<Incoming, StoreError> {
+        self.call(move |conn| queries::insert_incoming_applying(conn, entries, received_ms))
+            .await
+    }
+
+    /// Marks `conversation` read up to `up_to_ms` (0: its newest message) and
+    /// queues the read sync (and for a private conversation the read
+    /// notification) to send, in one transaction.
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_ms: i64,
+    ) -> Result<MarkedRead, StoreError> {
+        self.call(move |conn| {
+            queries::mark_read(conn, &conversation, up_to_ms, || {
+                uuid::Uuid::now_v7().to_string()
+            })
+        })
+        .await
+    }
+
+    /// Every queued read notification and read sync, oldest first.
+    pub async fn command_outbox(&self) -> Result<Vec<QueuedCommand>, StoreError> {
+        self.call(|conn| queries::command_outbox(conn)).await
+    }
+
+    /// The server answered queued command `id`: it leaves the queue.
+    pub async fn command_done(&self, id: i64) -> Result<(), StoreError> {
+        self.call(move |conn| queries::command_done(conn, id)).await
+    }
+
     /// Stores an outgoing message, saved at `now_ms`, and queues it in the outbox,
     /// in one transaction.
     pub async fn save_outgoing(
@@ -224,6 +262,21 @@ impl StoreHandle {
         timestamp_ms: i64,
     ) -> Result<(), StoreError> {
         self.call(move |conn| queries::clear_unread(conn, &conversation, timestamp_ms))
+            .await
+    }
+
+    /// The unread count of one conversation (RC's `getUnreadCount`).
+    pub async fn unread_count(&self, conversation: ConversationKey) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::unread_count(conn, &conversation))
+            .await
+    }
+
+    /// The unread count over every conversation of `types`, all when empty (RC's
+    /// `getTotalUnreadCount` and `getUnreadCountByConversationTypes`). Kept per
+    /// type in the database as counts change: one small read, whatever the number
+    /// of messages.
+    pub async fn unread_total(&self, types: Vec<ConversationType>) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::unread_total(conn, &types))
             .await
     }
 

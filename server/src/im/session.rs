@@ -34,6 +34,7 @@
 use super::delivery::{AckOutcome, Delivery};
 use crate::messaging;
 use crate::registry::online::Control;
+use crate::registry::status::StatusSubscription;
 use crate::state::{Counters, Shared};
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
@@ -241,6 +242,8 @@ where
     );
     // Subscribe to the inbox before the client can sync (see `delivery`).
     let delivery = Delivery::new(shared, &user_id);
+    // Status messages reach this connection from here on, never before.
+    let status = shared.status.subscribe(&user_id);
     let ack = ConnAck {
         code: ConnAckCode::ACCEPTED,
         user_id: Some(user_id.clone()),
@@ -259,7 +262,7 @@ where
         user_id,
         delivery,
     };
-    let end = session.steady(conn, control).await;
+    let end = session.steady(conn, control, status).await;
     session.delivery.write_ack(shared).await;
     end
 }
@@ -353,7 +356,12 @@ impl Session<'_> {
     /// (kick, block, shutdown), the heartbeat deadline, client frames, then inbox
     /// work (a signal, a chunk of pushes, writing acks), so a backlog being pushed
     /// never delays answering the client.
-    async fn steady<S>(&mut self, conn: &mut Conn<S>, mut control: mpsc::Receiver<Control>) -> End
+    async fn steady<S>(
+        &mut self,
+        conn: &mut Conn<S>,
+        mut control: mpsc::Receiver<Control>,
+        mut status: StatusSubscription,
+    ) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -386,6 +394,12 @@ impl Session<'_> {
                             return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
                         }
                         Err(e) => return End::Failed(e),
+                    }
+                }
+                Some(message) = status.next() => {
+                    let message = Arc::unwrap_or_clone(message);
+                    if let Err(e) = conn.send(&ServerMsg::Status(message)).await {
+                        return End::Failed(e);
                     }
                 }
                 () = self.delivery.signalled(), if waits_for_signal => {}
@@ -437,6 +451,20 @@ impl Session<'_> {
                         None => return Next::End(self.unavailable(conn, &e).await),
                     },
                 }
+            }
+            ClientMsg::PublishStatus(status) => {
+                // Never answered (a status message has no acknowledgement); a
+                // refused one is only logged.
+                match messaging::publish_status_from_client(self.shared, &self.user_id, status)
+                    .await
+                {
+                    Ok(taken) => tracing::trace!(taken, "status message delivered"),
+                    Err(e) => match e.puback_code() {
+                        Some(_) => tracing::debug!(reason = %e, "status message refused"),
+                        None => return Next::End(self.unavailable(conn, &e).await),
+                    },
+                }
+                return Next::Continue;
             }
             ClientMsg::Sync { since_seq } => {
                 match self.delivery.sync(self.shared, since_seq).await {
@@ -518,6 +546,7 @@ mod tests {
             db,
             online: Arc::new(OnlineRegistry::new()),
             inbox: Default::default(),
+            status: Default::default(),
             counters: Counters::default(),
             block_epoch: Default::default(),
         });
