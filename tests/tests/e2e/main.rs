@@ -7,6 +7,7 @@ mod daemon;
 mod engine;
 mod hub;
 mod messaging;
+mod read_receipts;
 mod service;
 mod tls;
 
