@@ -9,6 +9,7 @@ mod hub;
 mod messaging;
 mod read_receipts;
 mod service;
+mod status_messages;
 mod tls;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
