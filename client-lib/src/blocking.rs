@@ -383,6 +383,104 @@ impl Client {
         )
     }
 
+    /// Pins or unpins a conversation; see [`Client::set_conversation_top`](crate::Client::set_conversation_top).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.set_conversation_top(rcim_client::ConversationKey::private("bob"), true)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn set_conversation_top(
+        &self,
+        conversation: ConversationKey,
+        top: bool,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.set_conversation_top(conversation, top))
+    }
+
+    /// Sets a conversation's do-not-disturb level; see [`Client::set_notification_level`](crate::Client::set_notification_level).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.set_notification_level(rcim_client::ConversationKey::private("bob"), 5)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.set_notification_level(conversation, level))
+    }
+
+    /// Takes a conversation off the list; see [`Client::remove_conversation`](crate::Client::remove_conversation).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.remove_conversation(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn remove_conversation(&self, conversation: ConversationKey) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.remove_conversation(conversation))
+    }
+
+    /// Deletes messages by local id; see [`Client::delete_messages`](crate::Client::delete_messages).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.delete_messages(&[3])?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn delete_messages(&self, ids: &[i64]) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.delete_messages(ids))
+    }
+
+    /// Deletes a conversation's messages up to a time; see [`Client::delete_messages_before`](crate::Client::delete_messages_before).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.delete_messages_before(rcim_client::ConversationKey::private("bob"), 0)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime
+            .block_on(self.inner.delete_messages_before(conversation, before_ms))
+    }
+
+    /// Keeps a draft; see [`Client::save_draft`](crate::Client::save_draft).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.save_draft(rcim_client::ConversationKey::private("bob"), "later")?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn save_draft(
+        &self,
+        conversation: ConversationKey,
+        draft: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.save_draft(conversation, draft))
+    }
+
+    /// A conversation's draft; see [`Client::draft`](crate::Client::draft).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.draft(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn draft(&self, conversation: ConversationKey) -> Result<Result<String, i32>, ClientError> {
+        self.runtime.block_on(self.inner.draft(conversation))
+    }
+
     /// The daemon's events from now on, as a blocking iterator; see
     /// [`Client::events`](crate::Client::events).
     ///

@@ -68,6 +68,12 @@ pub(crate) fn check_locally(op: &Op) -> Result<(), i32> {
         Op::GetMessages { conversation, .. }
         | Op::ClearUnreadCount { conversation, .. }
         | Op::GetUnreadCount { conversation }
+        | Op::SetConversationTop { conversation, .. }
+        | Op::SetNotificationLevel { conversation, .. }
+        | Op::RemoveConversation { conversation }
+        | Op::SaveDraft { conversation, .. }
+        | Op::GetDraft { conversation }
+        | Op::DeleteMessagesBefore { conversation, .. }
             if conversation.target_id.is_empty() =>
         {
             Err(InvalidArgument::new(
@@ -730,6 +736,164 @@ impl Client {
             return Ok(code);
         }
         self.code(op, "SendStatusMessage").await
+    }
+
+    /// RC's `changeConversationTopStatus`: pins (or unpins) a conversation, on
+    /// this device. Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.set_conversation_top(rcim_client::ConversationKey::private("bob"), true).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_conversation_top(
+        &self,
+        conversation: ConversationKey,
+        top: bool,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SetConversationTop { conversation, top };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SetConversationTop").await
+    }
+
+    /// RC's `changeConversationNotificationLevel` (do-not-disturb): `level` is
+    /// one of RC's -1, 0, 1, 2, 4, 5 (5: nothing notifies). Kept on this device and
+    /// synced to the server (durably: sent after a reconnect if need be). Returns
+    /// the daemon's code; 33003 at once for another level.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.set_notification_level(team, 5).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SetNotificationLevel {
+            conversation,
+            level,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SetNotificationLevel").await
+    }
+
+    /// RC's `removeConversation`: takes it off the list (its messages stay, read);
+    /// a new message brings it back. Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.remove_conversation(rcim_client::ConversationKey::private("bob")).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_conversation(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<i32, ClientError> {
+        let op = Op::RemoveConversation { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "RemoveConversation").await
+    }
+
+    /// RC's `deleteLocalMessageByIds`: deletes messages from this device's
+    /// database, 1 to 100 ids. The inner result is how many were deleted, or the
+    /// daemon's code (33003 at once for 0 or over 100 ids).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.delete_messages(&[3, 4]).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_messages(&self, ids: &[i64]) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::DeleteMessages { ids: ids.to_vec() };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "DeleteMessages").await
+    }
+
+    /// RC's `clearMessages(type, targetId, timestamp)` on this device: deletes the
+    /// conversation's messages sent at or before `before_ms` (0: all).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.delete_messages_before(rcim_client::ConversationKey::private("bob"), 0).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::DeleteMessagesBefore {
+            conversation,
+            before_ms,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "DeleteMessagesBefore").await
+    }
+
+    /// RC's `saveDraftMessage`: keeps a draft on this device (empty clears it; at
+    /// most 4 KB). Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.save_draft(rcim_client::ConversationKey::private("bob"), "later…").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_draft(
+        &self,
+        conversation: ConversationKey,
+        draft: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SaveDraft {
+            conversation,
+            draft: draft.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SaveDraft").await
+    }
+
+    /// RC's `getDraftMessage`: the draft kept for a conversation (empty: none),
+    /// or the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.draft(rcim_client::ConversationKey::private("bob")).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn draft(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<String, i32>, ClientError> {
+        let op = Op::GetDraft { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        match self.session.request(op, None).await? {
+            Reply::Draft(draft) => Ok(Ok(draft)),
+            Reply::Code(code) if code != 0 => Ok(Err(code)),
+            other => Err(ClientError::unexpected("GetDraft", &other)),
+        }
     }
 
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.

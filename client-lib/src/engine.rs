@@ -919,6 +919,124 @@ impl Engine {
         self.code(op, "SendTypingStatus")
     }
 
+    /// RC's `changeConversationTopStatus(type, targetId, channelId, top)`: see
+    /// [`Client::set_conversation_top`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.change_conversation_top_status(rcim_client::ConversationKey::private("bob"), true), 0);
+    /// ```
+    pub fn change_conversation_top_status(&self, conversation: ConversationKey, top: bool) -> i32 {
+        self.code(
+            Op::SetConversationTop { conversation, top },
+            "SetConversationTop",
+        )
+    }
+
+    /// RC's `changeConversationNotificationLevel(type, targetId, channelId,
+    /// level)`: see [`Client::set_notification_level`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.change_conversation_notification_level(rcim_client::ConversationKey::group("team"), 5), 0);
+    /// ```
+    pub fn change_conversation_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> i32 {
+        let op = Op::SetNotificationLevel {
+            conversation,
+            level,
+        };
+        self.code(op, "SetNotificationLevel")
+    }
+
+    /// RC's `removeConversation(type, targetId, channelId)`. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.remove_conversation(rcim_client::ConversationKey::private("bob")), 0);
+    /// ```
+    pub fn remove_conversation(&self, conversation: ConversationKey) -> i32 {
+        self.code(
+            Op::RemoveConversation { conversation },
+            "RemoveConversation",
+        )
+    }
+
+    /// RC's `deleteLocalMessageByIds`: how many were deleted, or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.delete_local_messages(&[3, 4]));
+    /// ```
+    pub fn delete_local_messages(&self, ids: &[i64]) -> Result<u64, i32> {
+        self.count(Op::DeleteMessages { ids: ids.to_vec() }, "DeleteMessages")
+    }
+
+    /// RC's `clearMessages(type, targetId, channelId, timestamp)` on this device:
+    /// how many were deleted, or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.clear_messages(rcim_client::ConversationKey::private("bob"), 0));
+    /// ```
+    pub fn clear_messages(
+        &self,
+        conversation: ConversationKey,
+        timestamp_ms: i64,
+    ) -> Result<u64, i32> {
+        let op = Op::DeleteMessagesBefore {
+            conversation,
+            before_ms: timestamp_ms,
+        };
+        self.count(op, "DeleteMessagesBefore")
+    }
+
+    /// RC's `saveDraftMessage(type, targetId, channelId, draft)`. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.save_draft_message(rcim_client::ConversationKey::private("bob"), "later"), 0);
+    /// ```
+    pub fn save_draft_message(&self, conversation: ConversationKey, draft: &str) -> i32 {
+        let op = Op::SaveDraft {
+            conversation,
+            draft: draft.to_owned(),
+        };
+        self.code(op, "SaveDraft")
+    }
+
+    /// RC's `getDraftMessage(type, targetId, channelId)`: the draft (empty: none),
+    /// or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.get_draft_message(rcim_client::ConversationKey::private("bob")));
+    /// ```
+    pub fn get_draft_message(&self, conversation: ConversationKey) -> Result<String, i32> {
+        let op = Op::GetDraft { conversation };
+        check_locally(&op)?;
+        self.block_on(|shared| async move {
+            let client = match shared.client().await {
+                Ok(client) => client,
+                Err(err) => {
+                    shared.record(&err);
+                    return Err(err.rc_code().0);
+                }
+            };
+            let Op::GetDraft { conversation } = op else {
+                return Err(RcCode::INVALID_PARAMETER.0);
+            };
+            client.draft(conversation).await.unwrap_or_else(|err| {
+                shared.record(&err);
+                Err(err.rc_code().0)
+            })
+        })
+        .unwrap_or(Err(RcCode::CLIENT_NOT_INIT.0))
+    }
+
     /// Runs a request answered with an RC code, checked locally first.
     fn code(&self, op: Op, name: &'static str) -> i32 {
         if let Err(code) = check_locally(&op) {

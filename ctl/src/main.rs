@@ -63,6 +63,11 @@ enum Command {
     Read(cmd::read::Args),
     Unread(cmd::unread::Args),
     Typing(cmd::typing::Args),
+    Pin(cmd::pin::Args),
+    Mute(cmd::mute::Args),
+    Remove(cmd::remove::Args),
+    Delete(cmd::delete::Args),
+    Draft(cmd::draft::Args),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +97,11 @@ fn main() -> ExitCode {
         Command::Read(args) => cmd::read::run(&ctx, &args, &mut out),
         Command::Unread(args) => cmd::unread::run(&ctx, &args, &mut out),
         Command::Typing(args) => cmd::typing::run(&ctx, &args, &mut out),
+        Command::Pin(args) => cmd::pin::run(&ctx, &args, &mut out),
+        Command::Mute(args) => cmd::mute::run(&ctx, &args, &mut out),
+        Command::Remove(args) => cmd::remove::run(&ctx, &args, &mut out),
+        Command::Delete(args) => cmd::delete::run(&ctx, &args, &mut out),
+        Command::Draft(args) => cmd::draft::run(&ctx, &args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::Output));
     match result {

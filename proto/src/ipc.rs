@@ -204,7 +204,70 @@ pub enum Op {
         /// The content.
         content: String,
     },
+    /// RC's `changeConversationTopStatus`: pins (or unpins) a conversation; pinned
+    /// ones come first in `GetConversations`. Kept on this device. Answered with
+    /// [`Reply::Code`]. (Protocol 6.)
+    SetConversationTop {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// Pinned or not.
+        top: bool,
+    },
+    /// RC's `changeConversationNotificationLevel` (do-not-disturb): kept here and
+    /// synced to the server (as RC's `/conversation/notification/set.json` sets
+    /// it), queued durably until the server has it. `level` is one of
+    /// [`NOTIFICATION_LEVELS`](crate::message::NOTIFICATION_LEVELS). Answered with
+    /// [`Reply::Code`]: 0, 33003 for another level. (Protocol 6.)
+    SetNotificationLevel {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// RC's push notification level.
+        level: i32,
+    },
+    /// RC's `removeConversation`: takes the conversation off the list (its
+    /// messages stay, and are no longer unread); a new message brings it back.
+    /// Answered with [`Reply::Code`]. (Protocol 6.)
+    RemoveConversation {
+        /// Which conversation.
+        conversation: ConversationKey,
+    },
+    /// RC's `deleteLocalMessageByIds`: deletes these messages from this device's
+    /// database. Answered with [`Reply::Count`] (how many were deleted), or
+    /// [`Reply::Code`] 33003 for 0 or more than [`MAX_DELETE_IDS`] ids. (Protocol 6.)
+    DeleteMessages {
+        /// Local message ids.
+        ids: Vec<i64>,
+    },
+    /// RC's `clearMessages(type, targetId, timestamp)` on this device: deletes the
+    /// messages of a conversation sent at or before `before_ms` (0: all of them).
+    /// Answered with [`Reply::Count`]. (Protocol 6.)
+    DeleteMessagesBefore {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The newest send time deleted (ms); 0 deletes every message.
+        before_ms: i64,
+    },
+    /// RC's `saveDraftMessage`: keeps a draft for the conversation on this device
+    /// (empty: none). Answered with [`Reply::Code`]: 0, 33003 when longer than
+    /// [`MAX_DRAFT_LEN`]. (Protocol 6.)
+    SaveDraft {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The draft.
+        draft: String,
+    },
+    /// RC's `getDraftMessage`. Answered with [`Reply::Draft`]. (Protocol 6.)
+    GetDraft {
+        /// Which conversation.
+        conversation: ConversationKey,
+    },
 }
+
+/// The most ids one [`Op::DeleteMessages`] takes.
+pub const MAX_DELETE_IDS: u32 = 100;
+
+/// The longest draft, in bytes.
+pub const MAX_DRAFT_LEN: usize = 4 * 1024;
 
 /// How far past the daemon's clock a read position ([`Op::MarkRead`]) may lie:
 /// message send times are the server's clock, which may run ahead of this
@@ -458,6 +521,60 @@ impl Op {
                 object_name,
                 content,
             } => check_send_message(conversation, object_name, content),
+            Self::SetConversationTop { conversation, .. }
+            | Self::RemoveConversation { conversation }
+            | Self::GetDraft { conversation } => check_conversation(conversation),
+            Self::SetNotificationLevel {
+                conversation,
+                level,
+            } => check_conversation(conversation).and_then(|()| {
+                if crate::message::NOTIFICATION_LEVELS.contains(level) {
+                    Ok(())
+                } else {
+                    Err(InvalidArgument::new(
+                        "level",
+                        format!(
+                            "a notification level is one of -1, 0, 1, 2, 4, 5 (RC's), not {level}"
+                        ),
+                    ))
+                }
+            }),
+            Self::DeleteMessages { ids } => check_count(
+                "ids",
+                u32::try_from(ids.len()).unwrap_or(u32::MAX),
+                MAX_DELETE_IDS,
+                "deleteMessages",
+                "message ids",
+            ),
+            Self::DeleteMessagesBefore {
+                conversation,
+                before_ms,
+            } => check_conversation(conversation).and_then(|()| {
+                if *before_ms < 0 {
+                    Err(InvalidArgument::new(
+                        "before_ms",
+                        format!("a send time in ms, 0 or more, not {before_ms}"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
+            Self::SaveDraft {
+                conversation,
+                draft,
+            } => check_conversation(conversation).and_then(|()| {
+                if draft.len() > MAX_DRAFT_LEN {
+                    Err(InvalidArgument::new(
+                        "draft",
+                        format!(
+                            "a draft is at most {MAX_DRAFT_LEN} bytes, not {}",
+                            draft.len()
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
             Self::Status
             | Self::Disconnect { .. }
             | Self::Logout
@@ -528,8 +645,10 @@ pub enum Reply {
     Conversations(Vec<Conversation>),
     /// The attached clients. (Protocol 4.)
     Clients(Vec<ClientEntry>),
-    /// A count (unread messages). (Protocol 6.)
+    /// A count (unread messages, deleted messages). (Protocol 6.)
     Count(u64),
+    /// A conversation's draft (empty: none). (Protocol 6.)
+    Draft(String),
 }
 
 /// One attached client, as `rcimctl clients` shows it.

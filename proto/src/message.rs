@@ -179,7 +179,22 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// The newest message's time (ms), for paging.
     pub operation_time_ms: i64,
+    /// Pinned to the top of the list (RC's `top`). (Protocol 6.)
+    pub is_top: bool,
+    /// RC's push notification level (do-not-disturb) for this conversation:
+    /// [`NOTIFICATION_LEVELS`]; 0 when never set. (Protocol 6.)
+    pub notification_level: i32,
+    /// The draft kept for it on this device (empty: none). (Protocol 6.)
+    pub draft: String,
 }
+
+/// RC's `RCIMIWPushNotificationLevel` values: -1 every message notifies, 0 not set
+/// (the app's default), 1 only mentions, 2 only mentions of me, 4 only mentions of
+/// everyone, 5 nothing notifies (muted).
+pub const NOTIFICATION_LEVELS: [i32; 6] = [-1, 0, 1, 2, 4, 5];
+
+/// The notification level RC's Server API means by `isMuted=1`: nothing notifies.
+pub const NOTIFICATION_BLOCKED: i32 = 5;
 
 /// RCIMIWTimeOrder for history queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,6 +51,17 @@ pub enum ClientMsg {
     /// never acknowledged. The server drops it silently when it is not acceptable.
     /// (Wire 3.)
     PublishStatus(StatusPublish),
+    /// Sets this user's push notification level (do-not-disturb) for one
+    /// conversation, as RC's `/conversation/notification/set.json` does; answered
+    /// with a [`ServerMsg::PubAck`] for `req_id` (no uid). Idempotent. (Wire 3.)
+    SetNotificationLevel {
+        /// Chosen by the client, echoed in the PubAck.
+        req_id: u64,
+        /// The conversation, as this user sees it.
+        conversation: ConversationKey,
+        /// RC's level (see `message::NOTIFICATION_LEVELS`).
+        level: i32,
+    },
 }
 
 /// A status message from a client: where to and what, as in [`Publish`], without

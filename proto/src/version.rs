@@ -23,7 +23,10 @@
 ///   `StatusSnapshot::unread_total`); read receipts and read sync (`MarkRead`, the
 ///   `ReadReceipt` and `ConversationReadSynced` events); typing and status messages
 ///   (`SendTypingStatus`, `SendStatusMessage`, the `TypingStatus` and
-///   `StatusMessageReceived` events).
+///   `StatusMessageReceived` events); conversation settings and deletion
+///   (`SetConversationTop`, `SetNotificationLevel`, `RemoveConversation`,
+///   `DeleteMessages`, `DeleteMessagesBefore`, `SaveDraft`, `GetDraft`,
+///   `Reply::Draft`; `Conversation` gains `is_top`, `notification_level`, `draft`).
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
@@ -36,5 +39,6 @@ pub const PROTOCOL_VERSION: u32 = 6;
 ///   `Publish`es of `RC:ReadNtf` (to the private peer) and `RC:SRSMsg` (to the
 ///   sender's own inbox, for its other devices); status messages
 ///   (`ClientMsg::PublishStatus`, `ServerMsg::Status`) reach online connections
-///   only and are never stored.
+///   only and are never stored; `ClientMsg::SetNotificationLevel` (answered with a
+///   PubAck) keeps a conversation's do-not-disturb level on the server.
 pub const WIRE_VERSION: u32 = 3;

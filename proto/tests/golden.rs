@@ -375,6 +375,9 @@ fn ipc_messaging() {
                 unread_count: 3,
                 last_message: Some(message()),
                 operation_time_ms: 1_764_000_000_123,
+                is_top: true,
+                notification_level: 5,
+                draft: "half a thought".into(),
             }]),
         }),
     );
@@ -568,4 +571,72 @@ fn ipc_typing_and_status() {
         }),
     );
     check("up_status", ServerMsg::Status(wire_message()));
+}
+
+#[test]
+fn ipc_conversation_settings() {
+    let bob = || ConversationKey::private("bob");
+    for (name, op) in [
+        (
+            "ipc_request_settings_set_conversation_top",
+            Op::SetConversationTop {
+                conversation: bob(),
+                top: true,
+            },
+        ),
+        (
+            "ipc_request_settings_set_notification_level",
+            Op::SetNotificationLevel {
+                conversation: bob(),
+                level: 5,
+            },
+        ),
+        (
+            "ipc_request_settings_remove_conversation",
+            Op::RemoveConversation {
+                conversation: bob(),
+            },
+        ),
+        (
+            "ipc_request_settings_delete_messages",
+            Op::DeleteMessages { ids: vec![3, 5, 8] },
+        ),
+        (
+            "ipc_request_settings_delete_messages_before",
+            Op::DeleteMessagesBefore {
+                conversation: bob(),
+                before_ms: 1_764_000_000_123,
+            },
+        ),
+        (
+            "ipc_request_settings_save_draft",
+            Op::SaveDraft {
+                conversation: bob(),
+                draft: "half a thought".into(),
+            },
+        ),
+        (
+            "ipc_request_settings_get_draft",
+            Op::GetDraft {
+                conversation: bob(),
+            },
+        ),
+    ] {
+        check(name, ClientFrame::Request(Request { id: 90, op }));
+    }
+    check(
+        "ipc_response_settings_draft",
+        DaemonFrame::Response(Response {
+            id: 90,
+            reply: Reply::Draft("half a thought".into()),
+        }),
+    );
+    check(
+        "up_settings_set_notification_level",
+        ClientMsg::SetNotificationLevel {
+            req_id: 7,
+            conversation: ConversationKey::group("team"),
+            level: 5,
+        },
+    );
 }

@@ -102,14 +102,24 @@ fn wire_message() -> impl Strategy<Value = WireMessage> {
 }
 
 fn conversation() -> impl Strategy<Value = Conversation> {
-    (key(), any::<u32>(), option::of(message()), any::<i64>()).prop_map(
-        |(key, unread_count, last_message, operation_time_ms)| Conversation {
-            key,
-            unread_count,
-            last_message,
-            operation_time_ms,
-        },
+    (
+        (key(), any::<u32>(), option::of(message()), any::<i64>()),
+        (any::<bool>(), any::<i32>(), text()),
     )
+        .prop_map(
+            |(
+                (key, unread_count, last_message, operation_time_ms),
+                (is_top, notification_level, draft),
+            )| Conversation {
+                key,
+                unread_count,
+                last_message,
+                operation_time_ms,
+                is_top,
+                notification_level,
+                draft,
+            },
+        )
 }
 
 fn status() -> impl Strategy<Value = ConnectionStatus> {
@@ -229,6 +239,25 @@ fn op() -> impl Strategy<Value = Op> {
                 content,
             }
         }),
+        (key(), any::<bool>())
+            .prop_map(|(conversation, top)| Op::SetConversationTop { conversation, top }),
+        (key(), any::<i32>()).prop_map(|(conversation, level)| Op::SetNotificationLevel {
+            conversation,
+            level
+        }),
+        key().prop_map(|conversation| Op::RemoveConversation { conversation }),
+        vec(any::<i64>(), 0..5).prop_map(|ids| Op::DeleteMessages { ids }),
+        (key(), any::<i64>()).prop_map(|(conversation, before_ms)| {
+            Op::DeleteMessagesBefore {
+                conversation,
+                before_ms,
+            }
+        }),
+        (key(), text()).prop_map(|(conversation, draft)| Op::SaveDraft {
+            conversation,
+            draft
+        }),
+        key().prop_map(|conversation| Op::GetDraft { conversation }),
     ]
 }
 
@@ -272,6 +301,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         vec(conversation(), 0..4).prop_map(Reply::Conversations),
         vec(client_entry(), 0..4).prop_map(Reply::Clients),
         any::<u64>().prop_map(Reply::Count),
+        text().prop_map(Reply::Draft),
     ]
 }
 
@@ -388,6 +418,13 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                 object_name,
                 content,
             })
+        }),
+        (any::<u64>(), key(), any::<i32>()).prop_map(|(req_id, conversation, level)| {
+            ClientMsg::SetNotificationLevel {
+                req_id,
+                conversation,
+                level,
+            }
         }),
     ]
 }

@@ -16,10 +16,13 @@
 //! `/message/system/publish.json`, `/message/group/publish.json`, and the rcim
 //! additions `/rcim/inbox/query.json`, `/rcim/message/sent.json`,
 //! `/rcim/message/bulk.json`), [`group`] (`/group/create.json`, `/group/join.json`,
-//! `/group/quit.json`, `/group/dismiss.json`), [`status`]
+//! `/group/quit.json`, `/group/dismiss.json`), [`conversation`]
+//! (`/conversation/notification/set.json`, `/conversation/notification/get.json`),
+//! [`status`]
 //! (`/statusmessage/private/publish.json`, `/statusmessage/group/publish.json`)
 //! and `/stats.json` (the server's counters, an rcim addition).
 
+pub(crate) mod conversation;
 pub(crate) mod group;
 pub(crate) mod message;
 pub(crate) mod request;
@@ -99,6 +102,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/statusmessage/group/publish.json",
             post(status::publish_group),
+        )
+        .route(
+            "/conversation/notification/set.json",
+            post(conversation::set),
+        )
+        .route(
+            "/conversation/notification/get.json",
+            post(conversation::get),
         )
         .route("/stats.json", post(stats))
         .fallback(not_found)

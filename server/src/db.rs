@@ -22,6 +22,7 @@
 
 mod groups;
 mod messages;
+mod settings;
 
 pub(crate) use messages::seen_by_recipient;
 pub use messages::{Outgoing, StoreOutcome, Stored};
@@ -90,6 +91,17 @@ const MIGRATIONS: &[&str] = &[
         user_id   TEXT NOT NULL,
         joined_ms INTEGER NOT NULL,
         PRIMARY KEY (group_id, user_id)
+    ) STRICT, WITHOUT ROWID;",
+    // 4 (issue 15, conversation settings): each user's push notification level
+    // (do-not-disturb) per conversation, as that user sees the conversation
+    // (RC's `/conversation/notification/set.json`, and rcimd's wire 3
+    // `SetNotificationLevel`).
+    "CREATE TABLE notification_levels (
+        user_id   TEXT NOT NULL,
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conv_type, target_id)
     ) STRICT, WITHOUT ROWID;",
 ];
 

@@ -128,6 +128,11 @@ enum Command {
         status: OutgoingStatus,
         reply: oneshot::Sender<RcCode>,
     },
+    SetNotificationLevel {
+        conversation: ConversationKey,
+        level: i32,
+        reply: oneshot::Sender<RcCode>,
+    },
 }
 
 /// A status message an app sends.
@@ -260,6 +265,26 @@ impl LinkHandle {
             .await
             .is_err()
         {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
+    /// RC's `changeConversationNotificationLevel`: kept and queued for the server
+    /// in one transaction, sent now or after the next connect. The level is
+    /// checked by the caller (`Op::check`). 0, 33002 no database, 33000 failed.
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::SetNotificationLevel {
+            conversation,
+            level,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
             return RcCode::CONNECTION_CLOSING;
         }
         answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
@@ -636,7 +661,41 @@ impl Link {
                 let _ = reply.send(code);
                 sent
             }
+            Command::SetNotificationLevel {
+                conversation,
+                level,
+                reply,
+            } => {
+                let (code, sent) = self.set_notification_level(conversation, level).await;
+                let _ = reply.send(code);
+                sent
+            }
         }
+    }
+
+    /// A local app set a conversation's notification level: kept and queued in one
+    /// transaction, sent at once when connected. The code, and whether sending
+    /// failed the connection.
+    async fn set_notification_level(
+        &mut self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> (RcCode, Result<(), Failure>) {
+        let Some(store) = self.database.handle() else {
+            return (RcCode::DATABASE_ERROR, Ok(()));
+        };
+        let queued = match store.set_notification_level(conversation, level).await {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::error!("cannot keep a notification level: {e}");
+                return (RcCode::BIZ_SAVE_MESSAGE_ERROR, Ok(()));
+            }
+        };
+        let sent = match &mut self.phase {
+            Phase::Connected(live) => outbox::publish_command(&queued, &mut live.upstream).await,
+            _ => Ok(()),
+        };
+        (RcCode::SUCCESS, sent)
     }
 
     /// A local app called `markRead`: cleared and queued in one transaction, then

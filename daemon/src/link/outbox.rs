@@ -18,7 +18,7 @@
 
 use super::connector::{Failure, Upstream};
 use super::{Call, store_failure};
-use crate::store::{Outgoing, QueuedCommand, StoreHandle};
+use crate::store::{NOTIFICATION_LEVEL_COMMAND, Outgoing, QueuedCommand, StoreHandle};
 use rcim_proto::RcCode;
 use rcim_proto::ipc::Callback;
 use rcim_proto::message::{ConversationKey, Message};
@@ -138,7 +138,7 @@ impl Outbox {
             };
             if ack.code != 0 {
                 tracing::warn!(
-                    "the server refused read notification {id}: {}; dropping it",
+                    "the server refused queued command {id}: {}; dropping it",
                     RcCode(ack.code)
                 );
             }
@@ -176,8 +176,24 @@ pub(super) async fn publish_command(
     command: &QueuedCommand,
     upstream: &mut Upstream,
 ) -> Result<(), Failure> {
+    let req_id = COMMAND_REQ | u64::try_from(command.id).unwrap_or_default();
+    if command.object_name == NOTIFICATION_LEVEL_COMMAND {
+        let Ok(level) = command.content.parse::<i32>() else {
+            tracing::warn!(
+                "a queued notification level is not a number: {:?}",
+                command.content
+            );
+            return Ok(());
+        };
+        let set = ClientMsg::SetNotificationLevel {
+            req_id,
+            conversation: command.conversation.clone(),
+            level,
+        };
+        return upstream.send(&set).await;
+    }
     let publish = ClientMsg::Publish(Publish {
-        req_id: COMMAND_REQ | u64::try_from(command.id).unwrap_or_default(),
+        req_id,
         client_msg_id: command.client_msg_id.clone(),
         conversation: command.conversation.clone(),
         object_name: command.object_name.clone(),

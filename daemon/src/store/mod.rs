@@ -28,7 +28,9 @@ mod queries;
 mod schema;
 
 pub use checkpoint::CHECKPOINT_PAGES;
-pub use queries::{Incoming, MarkedRead, Outgoing, QueuedCommand};
+pub use queries::{
+    Incoming, MarkedRead, NOTIFICATION_LEVEL_COMMAND, Outgoing, QueuedCommand, Setting,
+};
 
 use checkpoint::Checkpoints;
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
@@ -183,6 +185,66 @@ impl StoreHandle {
             })
         })
         .await
+    }
+
+    /// Changes a conversation's pin or draft (RC's `changeConversationTopStatus`,
+    /// `saveDraftMessage`).
+    pub async fn set_setting(
+        &self,
+        conversation: ConversationKey,
+        setting: Setting,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| queries::set_setting(conn, &conversation, &setting))
+            .await
+    }
+
+    /// A conversation's draft (empty: none).
+    pub async fn draft(&self, conversation: ConversationKey) -> Result<String, StoreError> {
+        self.call(move |conn| queries::draft(conn, &conversation))
+            .await
+    }
+
+    /// Sets a conversation's notification level and queues it for the server, in
+    /// one transaction.
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<QueuedCommand, StoreError> {
+        self.call(move |conn| {
+            queries::set_notification_level(
+                conn,
+                &conversation,
+                level,
+                uuid::Uuid::now_v7().to_string(),
+            )
+        })
+        .await
+    }
+
+    /// RC's `removeConversation`: off the list, messages kept and read.
+    pub async fn remove_conversation(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| queries::remove_conversation(conn, &conversation))
+            .await
+    }
+
+    /// Deletes messages by local id; how many were deleted.
+    pub async fn delete_messages(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::delete_messages(conn, &ids))
+            .await
+    }
+
+    /// Deletes a conversation's messages sent at or before `before_ms` (0: all).
+    pub async fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::delete_messages_before(conn, &conversation, before_ms))
+            .await
     }
 
     /// Every queued read notification and read sync, oldest first.

@@ -795,23 +795,32 @@ pub fn conversations(
     count: u32,
 ) -> rusqlite::Result<Vec<Conversation>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT conv_type, target_id, last_message_id, unread_count, operation_time
-         FROM conversations
-         WHERE (?1 <= 0 OR operation_time < ?1)
-         ORDER BY operation_time DESC, last_message_id DESC",
+        "SELECT c.conv_type, c.target_id, c.last_message_id, c.unread_count, c.operation_time,
+                COALESCE(s.is_top, 0), COALESCE(s.notification_level, 0), COALESCE(s.draft, '')
+         FROM conversations c LEFT JOIN conversation_settings s
+           ON s.conv_type = c.conv_type AND s.target_id = c.target_id
+         WHERE (?1 <= 0 OR c.operation_time < ?1)
+         ORDER BY c.operation_time DESC, c.last_message_id DESC",
     )?;
     let rows = stmt.query_map([start_time_ms], |row| {
         Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, i64>(3)?,
-            row.get::<_, i64>(4)?,
+            (
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+            ),
+            (
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, String>(7)?,
+            ),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (kind, target_id, last, unread, time) = row?;
+        let ((kind, target_id, last, unread, time), (top, level, draft)) = row?;
         let Some(kind) = i32::try_from(kind)
             .ok()
             .and_then(ConversationType::from_code)
@@ -826,6 +835,9 @@ pub fn conversations(
             unread_count: u32::try_from(unread).unwrap_or(0),
             last_message: message(conn, last)?,
             operation_time_ms: time,
+            is_top: top != 0,
+            notification_level: i32::try_from(level).unwrap_or(0),
+            draft,
         });
         if out.len() >= count as usize {
             break;
@@ -881,6 +893,212 @@ pub fn unread_total(conn: &Connection, types: &[ConversationType]) -> rusqlite::
         }
     }
     Ok(u64::try_from(total).unwrap_or(0))
+}
+
+/// The object name under which a notification level change waits in the command
+/// outbox (it goes upstream as `ClientMsg::SetNotificationLevel`, not as a
+/// message; the content is the level).
+pub const NOTIFICATION_LEVEL_COMMAND: &str = "rcim:NotificationLevel";
+
+/// Which setting of a conversation to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// Pinned or not.
+    Top(bool),
+    /// The draft (empty: none).
+    Draft(String),
+}
+
+/// Changes one setting of a conversation (kept even while it is off the list).
+pub fn set_setting(
+    conn: &Connection,
+    key: &ConversationKey,
+    setting: &Setting,
+) -> rusqlite::Result<()> {
+    let (sql, value): (&str, rusqlite::types::Value) = match setting {
+        Setting::Top(top) => (
+            "INSERT INTO conversation_settings (conv_type, target_id, is_top) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE SET is_top = excluded.is_top",
+            i64::from(*top).into(),
+        ),
+        Setting::Draft(draft) => (
+            "INSERT INTO conversation_settings (conv_type, target_id, draft) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE SET draft = excluded.draft",
+            draft.clone().into(),
+        ),
+    };
+    conn.prepare_cached(sql)?
+        .execute(params![key.kind.code(), key.target_id, value])?;
+    Ok(())
+}
+
+/// A conversation's draft (empty: none).
+pub fn draft(conn: &Connection, key: &ConversationKey) -> rusqlite::Result<String> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT draft FROM conversation_settings WHERE conv_type = ?1 AND target_id = ?2",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Sets a conversation's notification level and queues it for the server, in one
+/// transaction; returns the queued command.
+pub fn set_notification_level(
+    conn: &mut Connection,
+    key: &ConversationKey,
+    level: i32,
+    client_msg_id: String,
+) -> rusqlite::Result<QueuedCommand> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "INSERT INTO conversation_settings (conv_type, target_id, notification_level)
+         VALUES (?1, ?2, ?3)
+         ON CONFLICT (conv_type, target_id) DO UPDATE
+         SET notification_level = excluded.notification_level",
+    )?
+    .execute(params![key.kind.code(), key.target_id, level])?;
+    // Only the latest level matters: an older one still queued is dropped.
+    tx.prepare_cached(
+        "DELETE FROM command_outbox WHERE conv_type = ?1 AND target_id = ?2 AND object_name = ?3",
+    )?
+    .execute(params![
+        key.kind.code(),
+        key.target_id,
+        NOTIFICATION_LEVEL_COMMAND
+    ])?;
+    let content = level.to_string();
+    tx.prepare_cached(
+        "INSERT INTO command_outbox (conv_type, target_id, object_name, content, client_msg_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key.kind.code(),
+        key.target_id,
+        NOTIFICATION_LEVEL_COMMAND,
+        content,
+        client_msg_id
+    ])?;
+    let queued = QueuedCommand {
+        id: tx.last_insert_rowid(),
+        conversation: key.clone(),
+        object_name: NOTIFICATION_LEVEL_COMMAND.to_owned(),
+        content,
+        client_msg_id,
+    };
+    tx.commit()?;
+    Ok(queued)
+}
+
+/// Takes a conversation off the list: its messages stay, no longer unread (the
+/// unread totals follow through the triggers). Whether it was on the list.
+pub fn remove_conversation(conn: &mut Connection, key: &ConversationKey) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "UPDATE messages SET unread = 0 WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1",
+    )?
+    .execute(params![key.kind.code(), key.target_id])?;
+    let removed = tx
+        .prepare_cached("DELETE FROM conversations WHERE conv_type = ?1 AND target_id = ?2")?
+        .execute(params![key.kind.code(), key.target_id])?;
+    tx.commit()?;
+    Ok(removed == 1)
+}
+
+/// Deletes the messages `ids` (their outbox rows too), then brings each touched
+/// conversation up to date: its newest remaining message and its unread count, or
+/// off the list when nothing remains. Returns how many were deleted.
+pub fn delete_messages(conn: &mut Connection, ids: &[i64]) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let mut touched: Vec<ConversationKey> = Vec::new();
+    let mut deleted = 0;
+    for &id in ids {
+        let Some(message) = message(&tx, id)? else {
+            continue;
+        };
+        delete_one(&tx, id)?;
+        deleted += 1;
+        if !touched.contains(&message.conversation) {
+            touched.push(message.conversation);
+        }
+    }
+    for key in &touched {
+        refresh_conversation(&tx, key)?;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Deletes the messages of `key` sent at or before `before_ms` (0: all), then
+/// brings the conversation up to date. Returns how many were deleted.
+pub fn delete_messages_before(
+    conn: &mut Connection,
+    key: &ConversationKey,
+    before_ms: i64,
+) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM messages
+             WHERE conv_type = ?1 AND target_id = ?2 AND (?3 <= 0 OR sent_time <= ?3)",
+        )?
+        .query_map(params![key.kind.code(), key.target_id, before_ms], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for &id in &ids {
+        delete_one(&tx, id)?;
+    }
+    refresh_conversation(&tx, key)?;
+    tx.commit()?;
+    Ok(ids.len() as u64)
+}
+
+/// Deletes one message and what points at it, except its conversation (which the
+/// caller refreshes). The conversation row's last message is pointed elsewhere
+/// first (the foreign key), to a row [`refresh_conversation`] then corrects.
+fn delete_one(tx: &Connection, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?
+        .execute([id])?;
+    // The conversation may name this message as its last: take it off the list
+    // for now; the refresh puts it back with its newest remaining message.
+    tx.prepare_cached("DELETE FROM conversations WHERE last_message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Sets a conversation's row from its messages: the newest as the last message,
+/// the unread count, the time; no row when none remains.
+fn refresh_conversation(tx: &Connection, key: &ConversationKey) -> rusqlite::Result<()> {
+    let newest: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT id, sent_time FROM messages WHERE conv_type = ?1 AND target_id = ?2
+             ORDER BY sent_time DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((last, time)) = newest else {
+        tx.prepare_cached("DELETE FROM conversations WHERE conv_type = ?1 AND target_id = ?2")?
+            .execute(params![key.kind.code(), key.target_id])?;
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO conversations (conv_type, target_id, last_message_id, unread_count, operation_time)
+         VALUES (?1, ?2, ?3,
+                 (SELECT COUNT(*) FROM messages WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1),
+                 ?4)
+         ON CONFLICT (conv_type, target_id) DO UPDATE SET
+            last_message_id = excluded.last_message_id,
+            unread_count = excluded.unread_count,
+            operation_time = excluded.operation_time",
+    )?
+    .execute(params![key.kind.code(), key.target_id, last, time])?;
+    Ok(())
 }
 
 /// Messages stored after local id `after`, in order (for replay to a client).
@@ -1433,5 +1651,76 @@ mod tests {
         insert_incoming(&mut conn, [entry(3, "bob", 400), entry(4, "bob", 600)], 1).unwrap();
         assert_eq!(unread_count(&conn, &bob).unwrap(), 1);
         assert_eq!(unread_total(&conn, &[]).unwrap(), 1);
+    }
+
+    #[test]
+    fn settings_survive_removal_and_deletes_keep_the_list_consistent() {
+        let (_dir, mut conn) = db();
+        let bob = ConversationKey::private("bob");
+        insert_incoming(
+            &mut conn,
+            (1..=5).map(|s| entry(s, "bob", 100 * s as i64)),
+            1,
+        )
+        .unwrap();
+        set_setting(&conn, &bob, &Setting::Top(true)).unwrap();
+        set_setting(&conn, &bob, &Setting::Draft("later".into())).unwrap();
+        let queued = set_notification_level(&mut conn, &bob, 5, "n1".into()).unwrap();
+        assert_eq!(queued.object_name, NOTIFICATION_LEVEL_COMMAND);
+        // A second level replaces the queued one.
+        set_notification_level(&mut conn, &bob, 1, "n2".into()).unwrap();
+        let queue = command_outbox(&conn).unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].content, "1");
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert!(listed[0].is_top);
+        assert_eq!(listed[0].notification_level, 1);
+        assert_eq!(listed[0].draft, "later");
+        assert_eq!(draft(&conn, &bob).unwrap(), "later");
+        assert_eq!(
+            draft(&conn, &ConversationKey::private("nobody")).unwrap(),
+            ""
+        );
+
+        // Delete the newest two by id: the last message and the count follow.
+        let ids: Vec<i64> = messages(&conn, &bob, 0, TimeOrder::Before, 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            delete_messages(&mut conn, &[ids[0], ids[1], 9_999]).unwrap(),
+            2
+        );
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(listed[0].unread_count, 3);
+        assert_eq!(listed[0].operation_time_ms, 300);
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 3);
+        // Up to a time.
+        assert_eq!(delete_messages_before(&mut conn, &bob, 100).unwrap(), 1);
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 2);
+        // Off the list: messages stay, read; settings stay.
+        assert!(remove_conversation(&mut conn, &bob).unwrap());
+        assert!(conversations(&conn, &[], 0, 50).unwrap().is_empty());
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 0);
+        assert_eq!(
+            messages(&conn, &bob, 0, TimeOrder::Before, 20)
+                .unwrap()
+                .len(),
+            2
+        );
+        // A new message brings it back, with its settings and one unread.
+        insert_incoming(&mut conn, [entry(6, "bob", 600)], 1).unwrap();
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(listed[0].unread_count, 1);
+        assert!(listed[0].is_top);
+        // Everything: off the list.
+        assert_eq!(delete_messages_before(&mut conn, &bob, 0).unwrap(), 3);
+        assert!(conversations(&conn, &[], 0, 50).unwrap().is_empty());
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 0);
+        // An outgoing message still in the outbox leaves it when deleted.
+        let out = save_outgoing(&mut conn, &outgoing_to_bob("q1"), 700).unwrap();
+        assert_eq!(delete_messages(&mut conn, &[out.id]).unwrap(), 1);
+        assert!(outbox(&conn).unwrap().is_empty());
     }
 }

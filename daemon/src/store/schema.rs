@@ -84,6 +84,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         content TEXT NOT NULL,
         client_msg_id TEXT NOT NULL UNIQUE
      ) STRICT;",
+    // 5 (issue 15, conversation settings): pinned, the notification level (also
+    // synced to the server) and the draft, per conversation; kept apart from the
+    // list's rows, so a conversation taken off the list keeps them.
+    "CREATE TABLE conversation_settings (
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        is_top INTEGER NOT NULL DEFAULT 0,
+        notification_level INTEGER NOT NULL DEFAULT 0,
+        draft TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (conv_type, target_id)
+     ) STRICT;",
 ];
 
 /// The schema version this build writes.

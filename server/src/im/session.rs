@@ -38,6 +38,7 @@ use crate::registry::status::StatusSubscription;
 use crate::state::{Counters, Shared};
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
+use rcim_proto::message::{NOTIFICATION_LEVELS, check_outgoing};
 use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, PubAck, ServerMsg};
 use rcim_proto::{RcCode, WIRE_VERSION};
@@ -465,6 +466,33 @@ impl Session<'_> {
                     },
                 }
                 return Next::Continue;
+            }
+            ClientMsg::SetNotificationLevel {
+                req_id,
+                conversation,
+                level,
+            } => {
+                let code = if NOTIFICATION_LEVELS.contains(&level)
+                    && check_outgoing(&conversation, "RC:TxtMsg", "").is_ok()
+                {
+                    let kept = self
+                        .shared
+                        .db
+                        .set_notification_level(&self.user_id, conversation, level)
+                        .await;
+                    if let Err(e) = kept {
+                        return Next::End(self.unavailable(conn, &e).await);
+                    }
+                    RcCode::SUCCESS
+                } else {
+                    RcCode::INVALID_PARAMETER
+                };
+                ServerMsg::PubAck(PubAck {
+                    req_id,
+                    code: code.0,
+                    message_uid: None,
+                    sent_time_ms: now_ms(),
+                })
             }
             ClientMsg::Sync { since_seq } => {
                 match self.delivery.sync(self.shared, since_seq).await {

@@ -2,6 +2,7 @@
 //! client processes, on real sockets and databases. One binary, topic modules.
 
 mod connect;
+mod conversation_settings;
 mod ctl;
 mod daemon;
 mod engine;

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The venv's python with rc-server-sdk 3.2.0: `RCIM_RC_SDK_PYTHON` when set,
 /// otherwise what `tests/rc-server-sdk/setup.sh` makes (it installs from PyPI
 /// the first time only).
-fn sdk_python() -> PathBuf {
+pub(crate) fn sdk_python() -> PathBuf {
     if let Some(python) = std::env::var_os("RCIM_RC_SDK_PYTHON") {
         return python.into();
     }
