@@ -21,6 +21,7 @@
 //! worker thread (or, like [`crate::RunningServer::issue_token`], do one tiny write).
 
 mod groups;
+mod inspect;
 mod messages;
 mod settings;
 

@@ -503,6 +503,13 @@ impl RunningServer {
         Ok(self.shared.db.messages_from(sender).await?)
     }
 
+    /// Every (uid, object name) that `sender` published as an IM client, in the
+    /// order they were accepted: tells its messages from its read notifications
+    /// (`RC:ReadNtf`) and read syncs (`RC:SRSMsg`).
+    pub async fn object_names_from(&self, sender: &str) -> Result<Vec<(String, String)>, Error> {
+        Ok(self.shared.db.object_names_from(sender).await?)
+    }
+
     /// Serves one IM connection on `stream` (the plain wire protocol, no TLS), as if
     /// it had been accepted on the IM endpoint: same handshake deadline (from now),
     /// same checks, tracked like TCP connections so that shutdown covers it. Must be

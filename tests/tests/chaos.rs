@@ -22,7 +22,10 @@
 //! receiver printed, across its restarts (no gap, no duplicate, in order); every
 //! message alice saved is on the server exactly once (by client message id, with
 //! the uid the daemon recorded) and in bob's inbox once; every send rcimctl
-//! reported as saved is among them.
+//! reported as saved is among them. Reads: every queued read went out, each read
+//! receipt and read sync is on the server once (by client message id), none is
+//! stored as a message, and alice's unread count is exactly the messages sent
+//! after her read position.
 //!
 //! `RCIM_CHAOS_ROUNDS` (default 10) sets the number of rounds, `RCIM_SEED` replays
 //! a schedule (the seed is printed first). The summary line is printed at the end.
@@ -70,6 +73,13 @@ fn stored_outgoing(data_dir: &Path) -> Vec<(String, String, String)> {
     .into_iter()
     .map(|row| (row[0].clone(), row[1].clone(), row[2].clone()))
     .collect()
+}
+
+/// One count from alice's database.
+fn count(data_dir: &Path, sql: &str) -> i64 {
+    query_db(data_dir, "alice", sql)
+        .first()
+        .map_or(0, |row| row[0].parse().unwrap_or(0))
 }
 
 fn outbox_len(data_dir: &Path) -> usize {
@@ -150,6 +160,8 @@ struct World {
     faults: Faults,
     published: usize,
     sends: Sends,
+    /// `rcimctl read` calls tried, and answered 0.
+    reads: (u32, u32),
 }
 
 impl World {
@@ -170,6 +182,7 @@ impl World {
             faults: Faults::default(),
             published: 0,
             sends: Sends::default(),
+            reads: (0, 0),
         };
         world.revive_receivers();
         world
@@ -195,6 +208,7 @@ impl World {
         let client_fault = rng.below(4); // 0 kill, 1 stop, 2 kill a sender, 3 nothing
         let sends = 1 + rng.below(4);
         let hole = Duration::from_millis(300 + rng.below(1500));
+        let read_before_faults = rng.below(2) == 0;
 
         // Traffic both ways while the faults strike.
         let World {
@@ -204,6 +218,7 @@ impl World {
             receivers,
             faults,
             sends: sent,
+            reads,
             ..
         } = self;
         let socket = daemon.socket.clone();
@@ -225,6 +240,16 @@ impl World {
                 sent.send(&socket);
             }
             std::thread::sleep(pause);
+            if read_before_faults {
+                // Alice reads while the burst arrives, just before the faults.
+                reads.0 += 1;
+                if ctl(&socket, &["read", "--with", "bob"], None)
+                    .status
+                    .success()
+                {
+                    reads.1 += 1;
+                }
+            }
             match net {
                 0 => {
                     proxy.set_mode(Mode::BlackHole);
@@ -272,6 +297,15 @@ impl World {
         }
         // A stopped receiver stays stopped for a moment while traffic goes on.
         self.sends.send(&self.daemon.socket.clone());
+        if !read_before_faults {
+            self.reads.0 += 1;
+            if ctl(&self.daemon.socket, &["read", "--with", "bob"], None)
+                .status
+                .success()
+            {
+                self.reads.1 += 1;
+            }
+        }
         self.revive_receivers();
     }
 
@@ -283,7 +317,9 @@ impl World {
         let data_dir = self.daemon.data_dir.clone();
         let published = self.published;
         let arrived = eventually(Duration::from_secs(120), || {
-            stored_ids(&data_dir, "alice").len() >= published && outbox_len(&data_dir) == 0
+            stored_ids(&data_dir, "alice").len() >= published
+                && outbox_len(&data_dir) == 0
+                && count(&data_dir, "SELECT COUNT(*) FROM command_outbox") == 0
         });
         assert!(
             arrived,
@@ -354,14 +390,36 @@ fn chaos_loses_and_duplicates_nothing() {
     world.settle();
     let data_dir = world.daemon.data_dir.clone();
 
+    // alice's read receipts and read syncs, by uid (they share the inboxes with
+    // messages but are never stored as messages).
+    let commands: BTreeMap<String, String> = world
+        .server
+        .block_on(world.server.get().object_names_from("alice"))
+        .expect("object names")
+        .into_iter()
+        .filter(|(_, name)| name == "RC:ReadNtf" || name == "RC:SRSMsg")
+        .collect();
+    let receipts = commands.values().filter(|n| *n == "RC:ReadNtf").count();
+    let syncs = commands.len() - receipts;
+
     // Incoming: server inbox = database = every receiver, message by message.
-    let inbox: Vec<String> = world
+    let inbox_all: Vec<String> = world
         .server
         .block_on(world.server.get().inbox_uids("alice"))
         .expect("inbox")
         .into_iter()
         .map(|(_, uid)| uid)
         .collect();
+    let inbox: Vec<String> = inbox_all
+        .iter()
+        .filter(|uid| !commands.contains_key(*uid))
+        .cloned()
+        .collect();
+    assert_eq!(
+        inbox_all.len() - inbox.len(),
+        syncs,
+        "every read sync is in alice's own inbox once"
+    );
     assert_eq!(inbox.len(), world.published, "the server's inbox");
     let (stored_uids, integrity) = stored_uids(&data_dir, "alice");
     assert_eq!(integrity, "ok", "PRAGMA integrity_check");
@@ -402,7 +460,11 @@ fn chaos_loses_and_duplicates_nothing() {
         on_server.len(),
         "a client message id accepted twice"
     );
-    assert_eq!(on_server.len(), outgoing.len(), "sent vs saved");
+    let messages_on_server = on_server
+        .iter()
+        .filter(|(_, uid)| !commands.contains_key(uid))
+        .count();
+    assert_eq!(messages_on_server, outgoing.len(), "sent vs saved");
     for (content, client_id, uid) in &outgoing {
         assert_eq!(
             by_client_id.get(client_id.as_str()).copied(),
@@ -429,7 +491,32 @@ fn chaos_loses_and_duplicates_nothing() {
         .map(|(_, uid)| uid)
         .collect();
     let bob_unique: HashSet<&String> = bob.iter().collect();
-    assert_eq!(bob.len(), outgoing.len(), "bob's inbox");
+    assert_eq!(bob.len(), outgoing.len() + receipts, "bob's inbox");
+    // Reads: none stored as a message, and the unread count is exact.
+    assert_eq!(
+        count(
+            &data_dir,
+            "SELECT COUNT(*) FROM messages WHERE object_name IN ('RC:ReadNtf', 'RC:SRSMsg')"
+        ),
+        0
+    );
+    let read_time = count(
+        &data_dir,
+        "SELECT COALESCE(MAX(read_time), 0) FROM read_state",
+    );
+    let unread_expected = count(
+        &data_dir,
+        &format!("SELECT COUNT(*) FROM messages WHERE direction = 1 AND sent_time > {read_time}"),
+    );
+    assert_eq!(
+        world.daemon.status()["unread_total"],
+        unread_expected,
+        "unread after reading up to {read_time}"
+    );
+    assert_eq!(
+        count(&data_dir, "SELECT COUNT(*) FROM messages WHERE unread = 1"),
+        unread_expected
+    );
     assert_eq!(bob_unique.len(), bob.len(), "bob got a message twice");
 
     let f = &world.faults;
@@ -437,7 +524,8 @@ fn chaos_loses_and_duplicates_nothing() {
         "chaos summary: rounds={rounds} faults: daemon_kill9={} server_restart={} blackhole={} \
          upstream_drop={} receiver_kill9={} receiver_stop={} sender_kill9={} | messages in={} \
          out={} (saved by rcimctl: {}, sends tried: {}) | receivers={RECEIVERS} \
-         receiver_starts={receiver_starts} | lost=0 duplicated=0 integrity=ok | {:.1}s",
+         receiver_starts={receiver_starts} | reads tried={} ok={} receipts={receipts} \
+         syncs={syncs} unread={unread_expected} | lost=0 duplicated=0 integrity=ok | {:.1}s",
         f.daemon_kill9,
         f.server_restart,
         f.blackhole,
@@ -449,6 +537,8 @@ fn chaos_loses_and_duplicates_nothing() {
         outgoing.len(),
         world.sends.saved.len(),
         world.sends.tried,
+        world.reads.0,
+        world.reads.1,
         started.elapsed().as_secs_f64()
     );
 }
