@@ -407,8 +407,9 @@ fn check_count(
 }
 
 /// The check of [`Op::SendMessage`]'s arguments, for a message not yet in an
-/// [`Op`]: [`check_outgoing`], and no system conversation (system messages are sent
-/// by a back-end, through the Server API, not by apps).
+/// [`Op`]: [`check_outgoing`], no command type (`RC:ReadNtf`, `RC:SRSMsg`: those
+/// are `MarkRead`'s), and no system conversation (system messages are sent by a
+/// back-end, through the Server API, not by apps).
 ///
 /// ```
 /// use rcim_proto::ipc::check_send_message;
@@ -445,7 +446,9 @@ impl Op {
     ///
     /// - `Connect`: the token fails [`Token::check_argument`];
     /// - `SendMessage`: [`check_send_message`]: [`check_outgoing`] refuses the
-    ///   message, or the conversation is a system one;
+    ///   message, the conversation is a system one, or the type is a command
+    ///   (`RC:ReadNtf`, `RC:SRSMsg`: sent by `MarkRead`); or the type is a status
+    ///   message (`RC:TypSts`: sent by `SendTypingStatus`);
     /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
     /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
     /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`];
@@ -476,7 +479,18 @@ impl Op {
                 conversation,
                 object_name,
                 content,
-            } => check_send_message(conversation, object_name, content),
+            } => check_send_message(conversation, object_name, content).and_then(|()| {
+                if persistence(object_name) == Persistence::Status {
+                    Err(InvalidArgument::new(
+                        "message",
+                        format!(
+                            "{object_name} is a status message: send it with sendTypingStatus"
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
             Self::GetMessages { count, .. } => check_count(
                 "count",
                 *count,
@@ -973,7 +987,7 @@ mod tests {
             refused(&typing(ConversationKey::private("bob"), "has space")),
             Some("content_type")
         );
-        for name in ["RC:ReadNtf", "RC:SRSMsg"] {
+        for name in ["RC:ReadNtf", "RC:SRSMsg", "RC:TypSts"] {
             assert_eq!(
                 refused(&send(ConversationType::Private, "bob", name, "{}")),
                 Some("message"),
