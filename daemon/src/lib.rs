@@ -105,21 +105,11 @@ impl Context {
             last_error: report.last_error,
             daemon_version: VERSION.into(),
             protocol: PROTOCOL_VERSION,
-            unread_total: 0,
+            unread_total: self
+                .link
+                .store()
+                .map_or(0, |store| store.cached_unread_total()),
         }
-    }
-
-    /// [`Context::snapshot`] with the unread total of the open database (0 when
-    /// none is open or it cannot be read, which is logged).
-    pub async fn snapshot_with_unread(&self) -> StatusSnapshot {
-        let mut snapshot = self.snapshot();
-        if let Some(store) = self.link.store() {
-            match store.unread_total(Vec::new()).await {
-                Ok(total) => snapshot.unread_total = total,
-                Err(e) => tracing::warn!("cannot read the unread total: {e}"),
-            }
-        }
-        snapshot
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn serve(
     let welcome = DaemonFrame::Welcome(Welcome {
         protocol: PROTOCOL_VERSION,
         daemon_version: crate::VERSION.into(),
-        status: ctx.snapshot_with_unread().await,
+        status: ctx.snapshot(),
     });
     let mut session = Session {
         ctx: Arc::clone(&ctx),
@@ -303,7 +303,7 @@ impl Session {
         }
         match op {
             Op::Status => {
-                let reply = Reply::Status(self.ctx.snapshot_with_unread().await);
+                let reply = Reply::Status(self.ctx.snapshot());
                 self.send(&DaemonFrame::Response(Response { id, reply }))
                     .await
             }

@@ -483,9 +483,7 @@ impl Op {
                 if persistence(object_name) == Persistence::Status {
                     Err(InvalidArgument::new(
                         "message",
-                        format!(
-                            "{object_name} is a status message: send it with sendTypingStatus"
-                        ),
+                        format!("{object_name} is a status message: send it with sendTypingStatus"),
                     ))
                 } else {
                     Ok(())

@@ -417,7 +417,13 @@ impl UserDatabase {
     async fn open(&mut self, user: &str, stores: &StoreOpener) -> RcCode {
         self.user_id = Some(user.to_owned());
         self.slot = match stores.open(user).await {
-            Ok(handle) => StoreSlot::Open(handle),
+            Ok(handle) => {
+                // Status snapshots read the unread total from the handle's cache.
+                if let Err(e) = handle.refresh_unread_total().await {
+                    tracing::warn!("cannot read the unread total: {e}");
+                }
+                StoreSlot::Open(handle)
+            }
             Err(e) => {
                 tracing::error!("cannot open the database of {user}: {e}");
                 StoreSlot::Failed

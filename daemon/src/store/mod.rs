@@ -37,6 +37,7 @@ use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Messa
 use rcim_proto::upstream::InboxEntry;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why the store failed.
@@ -97,6 +98,10 @@ pub struct StoreHandle {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     checkpoints: Arc<Checkpoints>,
+    /// The unread total as of the last write (read after every write that changed
+    /// rows, inside the same blocking call): status snapshots read it without
+    /// waiting for the database, which a long sync commit may hold.
+    unread_total: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -123,6 +128,7 @@ impl StoreHandle {
         let conn = Arc::clone(&self.conn);
         let path = Arc::clone(&self.path);
         let checkpoints = Arc::clone(&self.checkpoints);
+        let unread_total = Arc::clone(&self.unread_total);
         tokio::task::spawn_blocking(move || {
             let (result, changes) = {
                 // A panic inside a query cannot leave SQLite half-written (the
@@ -130,7 +136,15 @@ impl StoreHandle {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                 let before = conn.total_changes();
                 let result = f(&mut conn);
-                (result, conn.total_changes().wrapping_sub(before))
+                let changes = conn.total_changes().wrapping_sub(before);
+                if changes > 0 {
+                    // A read of at most six kept rows (see `unread_totals`).
+                    match queries::unread_total(&conn, &[]) {
+                        Ok(total) => unread_total.store(total, Ordering::Relaxed),
+                        Err(e) => tracing::warn!("cannot read the unread total: {e}"),
+                    }
+                }
+                (result, changes)
             };
             checkpoints.after_write(changes, &path, &conn);
             result.map_err(|source| StoreError::Sqlite {
@@ -327,6 +341,21 @@ impl StoreHandle {
             .await
     }
 
+    /// The unread total over every conversation as of the last write, without
+    /// touching the database (see [`StoreHandle::refresh_unread_total`] for the
+    /// value before the first write).
+    pub fn cached_unread_total(&self) -> u64 {
+        self.unread_total.load(Ordering::Relaxed)
+    }
+
+    /// Reads the unread total into the cache (once, after opening; every write
+    /// keeps it current from then on).
+    pub async fn refresh_unread_total(&self) -> Result<u64, StoreError> {
+        let total = self.unread_total(Vec::new()).await?;
+        self.unread_total.store(total, Ordering::Relaxed);
+        Ok(total)
+    }
+
     /// The unread count of one conversation (RC's `getUnreadCount`).
     pub async fn unread_count(&self, conversation: ConversationKey) -> Result<u64, StoreError> {
         self.call(move |conn| queries::unread_count(conn, &conversation))
@@ -381,6 +410,7 @@ impl StoreOpener {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path),
             checkpoints: Arc::default(),
+            unread_total: Arc::default(),
         })
     }
 }
@@ -447,6 +477,40 @@ mod tests {
             .unwrap();
         assert_eq!(version, schema::VERSION);
         assert_eq!(owner, "alice");
+    }
+
+    #[tokio::test]
+    async fn the_cached_unread_total_follows_every_write() {
+        use rcim_proto::message::WireMessage;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        assert_eq!(handle.refresh_unread_total().await.unwrap(), 0);
+        let entries = (1..=3)
+            .map(|seq| InboxEntry {
+                seq,
+                message: WireMessage {
+                    uid: format!("u{seq}"),
+                    conversation: ConversationKey::private("bob"),
+                    sender: "bob".into(),
+                    object_name: "RC:TxtMsg".into(),
+                    content: "{}".into(),
+                    sent_time_ms: 100 * seq as i64,
+                },
+            })
+            .collect();
+        handle.insert_incoming(entries, 1).await.unwrap();
+        assert_eq!(handle.cached_unread_total(), 3);
+        handle
+            .mark_read(ConversationKey::private("bob"), 200)
+            .await
+            .unwrap();
+        assert_eq!(handle.cached_unread_total(), 1);
+        // A fresh handle on the same file starts from the database.
+        drop(handle);
+        let again = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        assert_eq!(again.cached_unread_total(), 0, "not read yet");
+        assert_eq!(again.refresh_unread_total().await.unwrap(), 1);
+        assert_eq!(again.cached_unread_total(), 1);
     }
 
     #[tokio::test]
