@@ -19,7 +19,8 @@ use serde::Serialize;
 use std::io::Write;
 
 /// Print every event from rcimd as it comes (status changes, messages received,
-/// the end of each offline sync) until interrupted.
+/// the end of each offline sync, read receipts, reads on other devices, typing,
+/// status messages) until interrupted.
 ///
 /// The first line is the status when watching starts. With --since SEQ, the stored
 /// messages after local id SEQ come first (give the last id a previous watch
