@@ -467,4 +467,50 @@ mod tests {
             serde_json::json!({"schema_version": 1, "event": "offline_sync_completed"})
         );
     }
+
+    #[test]
+    fn reads_typing_and_status_messages_have_lines_of_their_own() {
+        use rcim_client::{ConversationKey, TypingUser};
+        let bob = ConversationKey::private("bob");
+        let lines = [
+            Line::Event(Ok(Event::ReadReceipt {
+                conversation: bob.clone(),
+                last_message_send_time_ms: 1_764_259_501_000,
+            })),
+            Line::Event(Ok(Event::ConversationReadSynced {
+                conversation: ConversationKey::group("team"),
+                last_message_send_time_ms: 1_764_259_501_000,
+            })),
+            Line::Event(Ok(Event::TypingStatus {
+                conversation: bob.clone(),
+                users: vec![TypingUser {
+                    user_id: "bob".into(),
+                    content_type: "RC:TxtMsg".into(),
+                    sent_time_ms: 1,
+                }],
+            })),
+            Line::Event(Ok(Event::TypingStatus {
+                conversation: bob.clone(),
+                users: Vec::new(),
+            })),
+        ];
+        let human: Vec<String> = lines.iter().map(|l| human(l, Some("alice"))).collect();
+        assert_eq!(
+            human,
+            [
+                "read receipt: bob read your messages up to 2025-11-27 16:05:01",
+                "read elsewhere: group team read up to 2025-11-27 16:05:01 on another device",
+                "typing: bob in bob",
+                "typing: nobody in bob",
+            ]
+        );
+        let json = serde_json::to_value(WatchJson {
+            schema_version: 1,
+            event: to_json(&lines[2]),
+        })
+        .unwrap();
+        assert_eq!(json["event"], "typing_status");
+        assert_eq!(json["users"], serde_json::json!(["bob"]));
+        assert_eq!(json["target_id"], "bob");
+    }
 }
