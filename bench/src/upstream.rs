@@ -326,6 +326,11 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 }
             }
             ClientMsg::Disconnect { .. } | ClientMsg::Connect(_) => break,
+            // The bench never sends status messages; a fake server has no one to
+            // deliver them to.
+            ClientMsg::PublishStatus(_) => {}
+            // Nor conversation settings.
+            ClientMsg::SetNotificationLevel { .. } => {}
         }
     }
     drop(tx);

@@ -125,6 +125,16 @@ async fn run() -> Result<(), ChatError> {
                 Some(Ok(Event::Lagged { .. })) | Some(Err(_)) => {
                     println!("(fell behind; the missed messages are replayed)");
                 }
+                Some(Ok(Event::ReadReceipt { conversation, .. })) => {
+                    println!("{} read your messages", conversation.target_id);
+                }
+                Some(Ok(Event::TypingStatus { conversation, users })) => {
+                    if !users.is_empty() {
+                        println!("{} is typing…", conversation.target_id);
+                    }
+                }
+                Some(Ok(Event::ConversationReadSynced { .. }))
+                | Some(Ok(Event::StatusMessageReceived { .. })) => {}
                 None => return Err(ChatError::DaemonGone),
             },
         }

@@ -311,6 +311,203 @@ impl Client {
             .block_on(self.inner.clear_unread_count(conversation, timestamp_ms))
     }
 
+    /// RC's `getUnreadCount`; see
+    /// [`Client::unread_count`](crate::Client::unread_count).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.unread_count(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn unread_count(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.unread_count(conversation))
+    }
+
+    /// RC's `getTotalUnreadCount`; see
+    /// [`Client::total_unread_count`](crate::Client::total_unread_count).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.total_unread_count()?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn total_unread_count(&self) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.total_unread_count())
+    }
+
+    /// RC's `getUnreadCountByConversationTypes`; see
+    /// [`Client::unread_count_by_types`](crate::Client::unread_count_by_types).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.unread_count_by_types(&[])?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn unread_count_by_types(
+        &self,
+        types: &[ConversationType],
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime
+            .block_on(self.inner.unread_count_by_types(types))
+    }
+
+    /// Marks a conversation read on every device; see
+    /// [`Client::mark_read`](crate::Client::mark_read).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// assert_eq!(client.mark_read(rcim_client::ConversationKey::private("bob"), 0)?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_time_ms: i64,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.mark_read(conversation, up_to_time_ms))
+    }
+
+    /// RC's `sendTypingStatus`; see
+    /// [`Client::send_typing_status`](crate::Client::send_typing_status).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let bob = rcim_client::ConversationKey::private("bob");
+    /// assert_eq!(client.send_typing_status(bob, "RC:TxtMsg")?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn send_typing_status(
+        &self,
+        conversation: ConversationKey,
+        content_type: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.send_typing_status(conversation, content_type))
+    }
+
+    /// Sends a status message; see
+    /// [`Client::send_status_message`](crate::Client::send_status_message).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.send_status_message(team, "app:Presence", "{}")?, 0);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn send_status_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: &str,
+        content: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime.block_on(
+            self.inner
+                .send_status_message(conversation, object_name, content),
+        )
+    }
+
+    /// Pins or unpins a conversation; see [`Client::set_conversation_top`](crate::Client::set_conversation_top).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.set_conversation_top(rcim_client::ConversationKey::private("bob"), true)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn set_conversation_top(
+        &self,
+        conversation: ConversationKey,
+        top: bool,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.set_conversation_top(conversation, top))
+    }
+
+    /// Sets a conversation's do-not-disturb level; see [`Client::set_notification_level`](crate::Client::set_notification_level).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.set_notification_level(rcim_client::ConversationKey::private("bob"), 5)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.set_notification_level(conversation, level))
+    }
+
+    /// Takes a conversation off the list; see [`Client::remove_conversation`](crate::Client::remove_conversation).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.remove_conversation(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn remove_conversation(&self, conversation: ConversationKey) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.remove_conversation(conversation))
+    }
+
+    /// Deletes messages by local id; see [`Client::delete_messages`](crate::Client::delete_messages).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.delete_messages(&[3])?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn delete_messages(&self, ids: &[i64]) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime.block_on(self.inner.delete_messages(ids))
+    }
+
+    /// Deletes a conversation's messages up to a time; see [`Client::delete_messages_before`](crate::Client::delete_messages_before).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.delete_messages_before(rcim_client::ConversationKey::private("bob"), 0)?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        self.runtime
+            .block_on(self.inner.delete_messages_before(conversation, before_ms))
+    }
+
+    /// Keeps a draft; see [`Client::save_draft`](crate::Client::save_draft).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.save_draft(rcim_client::ConversationKey::private("bob"), "later")?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn save_draft(
+        &self,
+        conversation: ConversationKey,
+        draft: &str,
+    ) -> Result<i32, ClientError> {
+        self.runtime
+            .block_on(self.inner.save_draft(conversation, draft))
+    }
+
+    /// A conversation's draft; see [`Client::draft`](crate::Client::draft).
+    ///
+    /// ```no_run
+    /// let client = rcim_client::blocking::Client::attach(rcim_client::ClientOptions::default())?;
+    /// println!("{:?}", client.draft(rcim_client::ConversationKey::private("bob"))?);
+    /// # Ok::<(), rcim_client::ClientError>(())
+    /// ```
+    pub fn draft(&self, conversation: ConversationKey) -> Result<Result<String, i32>, ClientError> {
+        self.runtime.block_on(self.inner.draft(conversation))
+    }
+
     /// The daemon's events from now on, as a blocking iterator; see
     /// [`Client::events`](crate::Client::events).
     ///

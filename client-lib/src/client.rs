@@ -65,7 +65,15 @@ pub struct Client {
 /// the daemon; why is logged.
 pub(crate) fn check_locally(op: &Op) -> Result<(), i32> {
     let checked = op.check().and_then(|()| match op {
-        Op::GetMessages { conversation, .. } | Op::ClearUnreadCount { conversation, .. }
+        Op::GetMessages { conversation, .. }
+        | Op::ClearUnreadCount { conversation, .. }
+        | Op::GetUnreadCount { conversation }
+        | Op::SetConversationTop { conversation, .. }
+        | Op::SetNotificationLevel { conversation, .. }
+        | Op::RemoveConversation { conversation }
+        | Op::SaveDraft { conversation, .. }
+        | Op::GetDraft { conversation }
+        | Op::DeleteMessagesBefore { conversation, .. }
             if conversation.target_id.is_empty() =>
         {
             Err(InvalidArgument::new(
@@ -645,6 +653,309 @@ impl Client {
         self.messages(op).await
     }
 
+    /// RC's `getUnreadCount`: the unread count of one conversation, kept by the
+    /// daemon as messages arrive and are read. The inner `Err` is the daemon's RC
+    /// code (33002 no database); an empty target id is `Ok(Err(33003))` at once.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let unread = client.unread_count(rcim_client::ConversationKey::private("bob")).await?;
+    /// println!("{unread:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn unread_count(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::GetUnreadCount { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "GetUnreadCount").await
+    }
+
+    /// RC's `getTotalUnreadCount`: the unread count over every conversation.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// if let Ok(total) = client.total_unread_count().await? {
+    ///     println!("{total} unread");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn total_unread_count(&self) -> Result<Result<u64, i32>, ClientError> {
+        self.count(Op::GetTotalUnreadCount, "GetTotalUnreadCount")
+            .await
+    }
+
+    /// RC's `getUnreadCountByConversationTypes`: the unread count over every
+    /// conversation of `types` (empty: all).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// use rcim_client::ConversationType;
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let groups = client.unread_count_by_types(&[ConversationType::Group]).await?;
+    /// println!("{groups:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn unread_count_by_types(
+        &self,
+        types: &[ConversationType],
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::GetUnreadCountByTypes {
+            types: types.to_vec(),
+        };
+        self.count(op, "GetUnreadCountByTypes").await
+    }
+
+    /// Marks `conversation` read up to the message sent at `up_to_time_ms` (0: its
+    /// newest message) on every device of this user: the unread count is cleared
+    /// up to there, the peer of a private conversation gets RC's read
+    /// notification (`RC:ReadNtf`, its `read_receipt` event, its messages shown
+    /// read) and this user's other devices RC's read sync (`RC:SRSMsg`). Queued
+    /// durably and sent when connected. Returns the daemon's code: 0; 33003 for a
+    /// position in the future (more than a minute past this machine's clock),
+    /// negative, or an empty target id (at once); 33002 when no database is open.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.mark_read(rcim_client::ConversationKey::private("bob"), 0).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_time_ms: i64,
+    ) -> Result<i32, ClientError> {
+        let op = Op::MarkRead {
+            conversation,
+            up_to_time_ms,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "MarkRead").await
+    }
+
+    /// RC's `sendTypingStatus(type, targetId, channelId, currentType)`: tells the
+    /// peer of a private conversation that this user is typing a message of type
+    /// `content_type` (e.g. `RC:TxtMsg`). At most one per conversation per 6 s
+    /// goes out, as RC does; the others are answered 0 and dropped. Delivered to
+    /// the peer's online devices only. Returns 0, 33003 for a conversation that
+    /// is not private or a bad type name (at once), 30002 when not connected.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let bob = rcim_client::ConversationKey::private("bob");
+    /// assert_eq!(client.send_typing_status(bob, "RC:TxtMsg").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_typing_status(
+        &self,
+        conversation: ConversationKey,
+        content_type: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SendTypingStatus {
+            conversation,
+            content_type: content_type.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SendTypingStatus").await
+    }
+
+    /// Sends a status message: delivered to the recipients' devices online now,
+    /// never stored, never counted as unread, never in history. Returns 0, 33003
+    /// for a bad argument (at once), 30002 when not connected.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.send_status_message(team, "app:Presence", r#"{"away":true}"#).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_status_message(
+        &self,
+        conversation: ConversationKey,
+        object_name: &str,
+        content: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SendStatusMessage {
+            conversation,
+            object_name: object_name.to_owned(),
+            content: content.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SendStatusMessage").await
+    }
+
+    /// RC's `changeConversationTopStatus`: pins (or unpins) a conversation, on
+    /// this device. Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.set_conversation_top(rcim_client::ConversationKey::private("bob"), true).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_conversation_top(
+        &self,
+        conversation: ConversationKey,
+        top: bool,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SetConversationTop { conversation, top };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SetConversationTop").await
+    }
+
+    /// RC's `changeConversationNotificationLevel` (do-not-disturb): `level` is
+    /// one of RC's -1, 0, 1, 2, 4, 5 (5: nothing notifies). Kept on this device and
+    /// synced to the server (durably: sent after a reconnect if need be). Returns
+    /// the daemon's code; 33003 at once for another level.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// let team = rcim_client::ConversationKey::group("team");
+    /// assert_eq!(client.set_notification_level(team, 5).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SetNotificationLevel {
+            conversation,
+            level,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SetNotificationLevel").await
+    }
+
+    /// RC's `removeConversation`: takes it off the list (its messages stay, read);
+    /// a new message brings it back. Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.remove_conversation(rcim_client::ConversationKey::private("bob")).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove_conversation(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<i32, ClientError> {
+        let op = Op::RemoveConversation { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "RemoveConversation").await
+    }
+
+    /// RC's `deleteLocalMessageByIds`: deletes messages from this device's
+    /// database, 1 to 100 ids. The inner result is how many were deleted, or the
+    /// daemon's code (33003 at once for 0 or over 100 ids).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.delete_messages(&[3, 4]).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_messages(&self, ids: &[i64]) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::DeleteMessages { ids: ids.to_vec() };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "DeleteMessages").await
+    }
+
+    /// RC's `clearMessages(type, targetId, timestamp)` on this device: deletes the
+    /// conversation's messages sent at or before `before_ms` (0: all).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.delete_messages_before(rcim_client::ConversationKey::private("bob"), 0).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<Result<u64, i32>, ClientError> {
+        let op = Op::DeleteMessagesBefore {
+            conversation,
+            before_ms,
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        self.count(op, "DeleteMessagesBefore").await
+    }
+
+    /// RC's `saveDraftMessage`: keeps a draft on this device (empty clears it; at
+    /// most 4 KB). Returns the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// assert_eq!(client.save_draft(rcim_client::ConversationKey::private("bob"), "later…").await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn save_draft(
+        &self,
+        conversation: ConversationKey,
+        draft: &str,
+    ) -> Result<i32, ClientError> {
+        let op = Op::SaveDraft {
+            conversation,
+            draft: draft.to_owned(),
+        };
+        if let Err(code) = check_locally(&op) {
+            return Ok(code);
+        }
+        self.code(op, "SaveDraft").await
+    }
+
+    /// RC's `getDraftMessage`: the draft kept for a conversation (empty: none),
+    /// or the daemon's code.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), rcim_client::ClientError> {
+    /// let client = rcim_client::Client::attach(rcim_client::ClientOptions::default()).await?;
+    /// println!("{:?}", client.draft(rcim_client::ConversationKey::private("bob")).await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn draft(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<Result<String, i32>, ClientError> {
+        let op = Op::GetDraft { conversation };
+        if let Err(code) = check_locally(&op) {
+            return Ok(Err(code));
+        }
+        match self.session.request(op, None).await? {
+            Reply::Draft(draft) => Ok(Ok(draft)),
+            Reply::Code(code) if code != 0 => Ok(Err(code)),
+            other => Err(ClientError::unexpected("GetDraft", &other)),
+        }
+    }
+
     /// RC's `disconnect(receivePush)`: signs this device out for every local app.
     /// Returns the daemon's RC code (0 on success).
     ///
@@ -777,6 +1088,16 @@ impl Client {
             Reply::Conversations(conversations) => Ok(Ok(conversations)),
             Reply::Code(code) if code != 0 => Ok(Err(code)),
             other => Err(ClientError::unexpected("GetConversations", &other)),
+        }
+    }
+
+    /// Sends a checked request (`name` for errors) answered with a count, or the
+    /// daemon's RC code.
+    pub(crate) async fn count(&self, op: Op, name: &str) -> Result<Result<u64, i32>, ClientError> {
+        match self.session.request(op, None).await? {
+            Reply::Count(count) => Ok(Ok(count)),
+            Reply::Code(code) if code != 0 => Ok(Err(code)),
+            other => Err(ClientError::unexpected(name, &other)),
         }
     }
 

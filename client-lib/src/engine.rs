@@ -32,7 +32,7 @@ use crate::error::ClientError;
 use crate::message::OutgoingMessage;
 use crate::options::{ClientOptions, EngineOptions};
 use crate::route::{CallKind, EventObserver, Step, StepHook};
-use rcim_proto::ipc::{Event, Op, Welcome};
+use rcim_proto::ipc::{Event, Op, TypingUser, Welcome};
 use rcim_proto::message::{Conversation, ConversationKey, ConversationType, Message, TimeOrder};
 use rcim_proto::{ConnectionStatus, RcCode, Token};
 use std::future::Future;
@@ -46,6 +46,9 @@ type OnMessageSent = Box<dyn FnOnce(i32, Option<Message>) + Send>;
 type StatusListener = Arc<dyn Fn(ConnectionStatus) + Send + Sync>;
 type MessageListener = Arc<dyn Fn(Message, u32, bool, bool) + Send + Sync>;
 type SyncListener = Arc<dyn Fn() + Send + Sync>;
+type ReadReceiptListener = Arc<dyn Fn(String, i64) + Send + Sync>;
+type ReadSyncListener = Arc<dyn Fn(ConversationKey, i64) + Send + Sync>;
+type TypingListener = Arc<dyn Fn(ConversationKey, Vec<TypingUser>) + Send + Sync>;
 type RecallListener = Arc<dyn Fn(Message) + Send + Sync>;
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -185,6 +188,9 @@ struct Shared {
     last_error: Mutex<Option<ClientError>>,
     status_listener: Mutex<Option<StatusListener>>,
     message_listener: Mutex<Option<MessageListener>>,
+    read_receipt_listener: Mutex<Option<ReadReceiptListener>>,
+    read_sync_listener: Mutex<Option<ReadSyncListener>>,
+    typing_listener: Mutex<Option<TypingListener>>,
     sync_listener: Mutex<Option<SyncListener>>,
     recall_listener: Mutex<Option<RecallListener>>,
     /// The callback thread's queue; `None` when the thread could not be started, and
@@ -344,6 +350,41 @@ impl EventFeed {
                     shared.dispatch(move || f(message));
                 }
             }
+            Event::ReadReceipt {
+                conversation,
+                last_message_send_time_ms,
+            } => {
+                if let Some(f) = listener(&shared.read_receipt_listener) {
+                    let (peer, time) = (conversation.target_id.clone(), *last_message_send_time_ms);
+                    shared.dispatch(move || f(peer, time));
+                }
+            }
+            Event::ConversationReadSynced {
+                conversation,
+                last_message_send_time_ms,
+            } => {
+                if let Some(f) = listener(&shared.read_sync_listener) {
+                    let (key, time) = (conversation.clone(), *last_message_send_time_ms);
+                    shared.dispatch(move || f(key, time));
+                }
+            }
+            Event::TypingStatus {
+                conversation,
+                users,
+            } => {
+                if let Some(f) = listener(&shared.typing_listener) {
+                    let (key, users) = (conversation.clone(), users.clone());
+                    shared.dispatch(move || f(key, users));
+                }
+            }
+            // RC hands a status message to `onMessageReceived` unstored: message
+            // id 0, never offline.
+            Event::StatusMessageReceived { message } => {
+                if let Some(f) = listener(&shared.message_listener) {
+                    let message = crate::message::unstored(message.clone());
+                    shared.dispatch(move || f(message, 0, false, false));
+                }
+            }
         }
     }
 }
@@ -374,6 +415,9 @@ impl Engine {
             status_listener: Mutex::new(None),
             message_listener: Mutex::new(None),
             sync_listener: Mutex::new(None),
+            read_receipt_listener: Mutex::new(None),
+            read_sync_listener: Mutex::new(None),
+            typing_listener: Mutex::new(None),
             recall_listener: Mutex::new(None),
             jobs: thread.ok().map(|_| Mutex::new(jobs)),
         });
@@ -839,6 +883,301 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
         self.attach_in_background();
+    }
+
+    /// RC's `onPrivateReadReceiptReceived(targetId, channelId, timestamp)`
+    /// listener: the peer of a private conversation read this user's messages sent
+    /// up to `timestamp` (ms); they are stored with sent status `read` already.
+    /// Called on the callback thread with the peer's id and the time. Replaces any
+    /// earlier listener; attaches in the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_private_read_receipt_received(|peer, time| println!("{peer} read up to {time}"));
+    /// ```
+    pub fn set_on_private_read_receipt_received(
+        &self,
+        f: impl Fn(String, i64) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .read_receipt_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onConversationReadStatusSyncMessageReceived(type, targetId,
+    /// timestamp)` listener: another device of this user read the conversation up
+    /// to `timestamp` (ms), and its unread count here is cleared up to there.
+    /// Replaces any earlier listener; attaches in the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_conversation_read_status_sync_message_received(|conversation, time| {
+    ///     println!("{} read elsewhere up to {time}", conversation.target_id)
+    /// });
+    /// ```
+    pub fn set_on_conversation_read_status_sync_message_received(
+        &self,
+        f: impl Fn(ConversationKey, i64) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .read_sync_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `onTypingStatusChanged(type, targetId, channelId, userTypingStatus)`
+    /// listener: who is typing in a private conversation now; called when a typing
+    /// status arrives and again when it runs out after 6 s without a new one (an
+    /// empty list: nobody is typing). Replaces any earlier listener; attaches in
+    /// the background.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// engine.set_on_typing_status_changed(|conversation, users| {
+    ///     println!("{} typing in {}", users.len(), conversation.target_id)
+    /// });
+    /// ```
+    pub fn set_on_typing_status_changed(
+        &self,
+        f: impl Fn(ConversationKey, Vec<TypingUser>) + Send + Sync + 'static,
+    ) {
+        *self
+            .shared
+            .typing_listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(f));
+        self.attach_in_background();
+    }
+
+    /// RC's `getTotalUnreadCount`: the unread count over every conversation, or
+    /// the daemon's RC code (33002 no database, 33001 when `rcimd` cannot be
+    /// reached). RC reports it through a callback; this returns it.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.get_total_unread_count());
+    /// ```
+    pub fn get_total_unread_count(&self) -> Result<u64, i32> {
+        self.count(Op::GetTotalUnreadCount, "GetTotalUnreadCount")
+    }
+
+    /// RC's `getUnreadCount(type, targetId, channelId)`: one conversation's
+    /// unread count, or the RC code (33003 at once for an empty target id).
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.get_unread_count(rcim_client::ConversationKey::private("bob")));
+    /// ```
+    pub fn get_unread_count(&self, conversation: ConversationKey) -> Result<u64, i32> {
+        self.count(Op::GetUnreadCount { conversation }, "GetUnreadCount")
+    }
+
+    /// RC's `getUnreadCountByConversationTypes(types, channelId, contain)`: the
+    /// unread count over the conversations of `types` (empty: all), or the RC
+    /// code.
+    ///
+    /// ```no_run
+    /// use rcim_client::ConversationType;
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.get_unread_count_by_conversation_types(&[ConversationType::Group]));
+    /// ```
+    pub fn get_unread_count_by_conversation_types(
+        &self,
+        types: &[ConversationType],
+    ) -> Result<u64, i32> {
+        let op = Op::GetUnreadCountByTypes {
+            types: types.to_vec(),
+        };
+        self.count(op, "GetUnreadCountByTypes")
+    }
+
+    /// Marks a conversation read on every device (RC's
+    /// `syncConversationReadStatus`, plus `sendPrivateReadReceiptMessage` for a
+    /// private one): see [`Client::mark_read`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.mark_read(rcim_client::ConversationKey::private("bob"), 0), 0);
+    /// ```
+    pub fn mark_read(&self, conversation: ConversationKey, up_to_time_ms: i64) -> i32 {
+        let op = Op::MarkRead {
+            conversation,
+            up_to_time_ms,
+        };
+        self.code(op, "MarkRead")
+    }
+
+    /// RC's `sendTypingStatus(type, targetId, channelId, currentType)`: see
+    /// [`Client::send_typing_status`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// let bob = rcim_client::ConversationKey::private("bob");
+    /// assert_eq!(engine.send_typing_status(bob, "RC:TxtMsg"), 0);
+    /// ```
+    pub fn send_typing_status(&self, conversation: ConversationKey, current_type: &str) -> i32 {
+        let op = Op::SendTypingStatus {
+            conversation,
+            content_type: current_type.to_owned(),
+        };
+        self.code(op, "SendTypingStatus")
+    }
+
+    /// RC's `changeConversationTopStatus(type, targetId, channelId, top)`: see
+    /// [`Client::set_conversation_top`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.change_conversation_top_status(rcim_client::ConversationKey::private("bob"), true), 0);
+    /// ```
+    pub fn change_conversation_top_status(&self, conversation: ConversationKey, top: bool) -> i32 {
+        self.code(
+            Op::SetConversationTop { conversation, top },
+            "SetConversationTop",
+        )
+    }
+
+    /// RC's `changeConversationNotificationLevel(type, targetId, channelId,
+    /// level)`: see [`Client::set_notification_level`]. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.change_conversation_notification_level(rcim_client::ConversationKey::group("team"), 5), 0);
+    /// ```
+    pub fn change_conversation_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> i32 {
+        let op = Op::SetNotificationLevel {
+            conversation,
+            level,
+        };
+        self.code(op, "SetNotificationLevel")
+    }
+
+    /// RC's `removeConversation(type, targetId, channelId)`. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.remove_conversation(rcim_client::ConversationKey::private("bob")), 0);
+    /// ```
+    pub fn remove_conversation(&self, conversation: ConversationKey) -> i32 {
+        self.code(
+            Op::RemoveConversation { conversation },
+            "RemoveConversation",
+        )
+    }
+
+    /// RC's `deleteLocalMessageByIds`: how many were deleted, or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.delete_local_messages(&[3, 4]));
+    /// ```
+    pub fn delete_local_messages(&self, ids: &[i64]) -> Result<u64, i32> {
+        self.count(Op::DeleteMessages { ids: ids.to_vec() }, "DeleteMessages")
+    }
+
+    /// RC's `clearMessages(type, targetId, channelId, timestamp)` on this device:
+    /// how many were deleted, or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.clear_messages(rcim_client::ConversationKey::private("bob"), 0));
+    /// ```
+    pub fn clear_messages(
+        &self,
+        conversation: ConversationKey,
+        timestamp_ms: i64,
+    ) -> Result<u64, i32> {
+        let op = Op::DeleteMessagesBefore {
+            conversation,
+            before_ms: timestamp_ms,
+        };
+        self.count(op, "DeleteMessagesBefore")
+    }
+
+    /// RC's `saveDraftMessage(type, targetId, channelId, draft)`. Returns the code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// assert_eq!(engine.save_draft_message(rcim_client::ConversationKey::private("bob"), "later"), 0);
+    /// ```
+    pub fn save_draft_message(&self, conversation: ConversationKey, draft: &str) -> i32 {
+        let op = Op::SaveDraft {
+            conversation,
+            draft: draft.to_owned(),
+        };
+        self.code(op, "SaveDraft")
+    }
+
+    /// RC's `getDraftMessage(type, targetId, channelId)`: the draft (empty: none),
+    /// or the RC code.
+    ///
+    /// ```no_run
+    /// let engine = rcim_client::Engine::create("app-key", rcim_client::EngineOptions::default());
+    /// println!("{:?}", engine.get_draft_message(rcim_client::ConversationKey::private("bob")));
+    /// ```
+    pub fn get_draft_message(&self, conversation: ConversationKey) -> Result<String, i32> {
+        let op = Op::GetDraft { conversation };
+        check_locally(&op)?;
+        self.block_on(|shared| async move {
+            let client = match shared.client().await {
+                Ok(client) => client,
+                Err(err) => {
+                    shared.record(&err);
+                    return Err(err.rc_code().0);
+                }
+            };
+            let Op::GetDraft { conversation } = op else {
+                return Err(RcCode::INVALID_PARAMETER.0);
+            };
+            client.draft(conversation).await.unwrap_or_else(|err| {
+                shared.record(&err);
+                Err(err.rc_code().0)
+            })
+        })
+        .unwrap_or(Err(RcCode::CLIENT_NOT_INIT.0))
+    }
+
+    /// Runs a request answered with an RC code, checked locally first.
+    fn code(&self, op: Op, name: &'static str) -> i32 {
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.block_on(|shared| async move {
+            let result = match shared.client().await {
+                Ok(client) => client.code(op, name).await,
+                Err(err) => Err(err),
+            };
+            result.unwrap_or_else(|err| {
+                shared.record(&err);
+                err.rc_code().0
+            })
+        })
+        .unwrap_or(RcCode::CLIENT_NOT_INIT.0)
+    }
+
+    /// Runs a request answered with a count, checked locally first.
+    fn count(&self, op: Op, name: &'static str) -> Result<u64, i32> {
+        check_locally(&op)?;
+        self.block_on(|shared| async move {
+            let result = match shared.client().await {
+                Ok(client) => client.count(op, name).await,
+                Err(err) => Err(err),
+            };
+            result.unwrap_or_else(|err| {
+                shared.record(&err);
+                Err(err.rc_code().0)
+            })
+        })
+        .unwrap_or(Err(RcCode::CLIENT_NOT_INIT.0))
     }
 
     /// Attaches (if not attached) without waiting, so that listeners hear events

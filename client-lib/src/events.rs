@@ -117,7 +117,11 @@ fn drain(rx: &mut broadcast::Receiver<Item>) -> Vec<Event> {
                 Event::MessageReceived { .. } | Event::StatusChanged(_) => {}
                 Event::OfflineSyncCompleted
                 | Event::Lagged { .. }
-                | Event::MessageRecalled { .. } => kept.push(owned(event)),
+                | Event::MessageRecalled { .. }
+                | Event::ReadReceipt { .. }
+                | Event::ConversationReadSynced { .. }
+                | Event::TypingStatus { .. }
+                | Event::StatusMessageReceived { .. } => kept.push(owned(event)),
             },
             Err(broadcast::error::TryRecvError::Lagged(_)) => {}
             Err(_) => return kept,

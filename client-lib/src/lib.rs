@@ -204,10 +204,12 @@ pub use error::ClientError;
 pub use events::{Events, Lagged};
 pub use message::{
     MAX_CONVERSATIONS_PER_QUERY, MAX_MESSAGES_PER_QUERY, OutgoingMessage, TEXT_MESSAGE,
-    text_content, text_of,
+    text_content, text_of, unstored,
 };
 pub use options::{ClientOptions, EngineOptions, ReattachPolicy};
-pub use rcim_proto::ipc::{Callback, ClientEntry, Event, InvalidArgument, Welcome};
+pub use rcim_proto::ipc::{
+    Callback, ClientEntry, Event, InvalidArgument, TYPING_INTERVAL_MS, TypingUser, Welcome,
+};
 pub use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
 };

@@ -9,7 +9,9 @@
 //!
 //! [`Engine`]: crate::Engine
 
-use rcim_proto::message::{ConversationKey, ConversationType, Message};
+use rcim_proto::message::{
+    ConversationKey, ConversationType, Direction, Message, SentStatus, WireMessage,
+};
 
 /// The object name of RC's text message.
 ///
@@ -153,6 +155,38 @@ impl OutgoingMessage {
     /// ```
     pub fn check(&self) -> Result<(), rcim_proto::ipc::InvalidArgument> {
         rcim_proto::ipc::check_send_message(&self.conversation, &self.object_name, &self.content)
+    }
+}
+
+/// A status message as RC hands it to `onMessageReceived`: not stored, so its
+/// message id is 0; received now, in the state of a received message.
+///
+/// ```
+/// use rcim_client::{ConversationKey, Direction};
+/// let wire = rcim_proto::message::WireMessage {
+///     uid: "u1".into(),
+///     conversation: ConversationKey::private("bob"),
+///     sender: "bob".into(),
+///     object_name: "app:Presence".into(),
+///     content: "{}".into(),
+///     sent_time_ms: 1_700,
+/// };
+/// let m = rcim_client::unstored(wire);
+/// assert_eq!((m.id, m.uid.as_deref(), m.direction), (0, Some("u1"), Direction::Receive));
+/// ```
+pub fn unstored(message: WireMessage) -> Message {
+    Message {
+        id: 0,
+        uid: Some(message.uid),
+        conversation: message.conversation,
+        sender: message.sender,
+        object_name: message.object_name,
+        content: message.content,
+        sent_time_ms: message.sent_time_ms,
+        received_time_ms: rcim_proto::time::now_ms(),
+        direction: Direction::Receive,
+        sent_status: SentStatus::Received,
+        client_msg_id: None,
     }
 }
 

@@ -628,7 +628,11 @@ impl RouteTable {
             Event::Lagged { resume_from } => self.seq.open_window(*resume_from),
             Event::StatusChanged(_)
             | Event::OfflineSyncCompleted
-            | Event::MessageRecalled { .. } => {}
+            | Event::MessageRecalled { .. }
+            | Event::ReadReceipt { .. }
+            | Event::ConversationReadSynced { .. }
+            | Event::TypingStatus { .. }
+            | Event::StatusMessageReceived { .. } => {}
         }
         if to_observer && let Some(EventObserver(observe)) = &mut self.observer {
             observe(&event);

@@ -403,6 +403,9 @@ async fn queries_carry_their_arguments_and_answers() {
         unread_count: 2,
         last_message: Some(stored(9, bob(), "bob", "newest")),
         operation_time_ms: 1_764_259_501_009,
+        is_top: false,
+        notification_level: 0,
+        draft: String::new(),
     }];
     let (h, c) = (history.clone(), conversations.clone());
     let daemon = FakeDaemon::start(|mut peer| async move {

@@ -34,6 +34,7 @@ fn seen(item: Result<Event, Lagged>) -> Seen {
         Ok(Event::Lagged { resume_from }) => Seen::DaemonLagged(resume_from),
         Ok(Event::MessageRecalled { message }) => Seen::Recalled(message.id),
         Err(Lagged { missed }) => Seen::Skipped(missed),
+        Ok(other) => panic!("no such event in these tests: {other:?}"),
     }
 }
 

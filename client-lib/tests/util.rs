@@ -321,6 +321,7 @@ pub fn snapshot(status: ConnectionStatus) -> StatusSnapshot {
         last_error: None,
         daemon_version: "9.9.9-fake".into(),
         protocol: PROTOCOL_VERSION,
+        unread_total: 0,
         token_store: "memory".into(),
         database: None,
     }

@@ -213,6 +213,12 @@ pub struct ConversationJson {
     pub operation_time_ms: i64,
     /// The newest message, if any.
     pub last_message: Option<MessageJson>,
+    /// Pinned to the top.
+    pub is_top: bool,
+    /// RC's push notification level (do-not-disturb): -1, 0 (not set), 1, 2, 4, 5.
+    pub notification_level: i32,
+    /// The draft kept on this device (empty: none).
+    pub draft: String,
 }
 
 impl From<&Conversation> for ConversationJson {
@@ -223,6 +229,9 @@ impl From<&Conversation> for ConversationJson {
             unread_count: c.unread_count,
             operation_time_ms: c.operation_time_ms,
             last_message: c.last_message.as_ref().map(MessageJson::from),
+            is_top: c.is_top,
+            notification_level: c.notification_level,
+            draft: c.draft.clone(),
         }
     }
 }

@@ -105,6 +105,10 @@ impl Context {
             link: report.state,
             server: report.server.to_string(),
             clients: self.hub.clients(),
+            unread_total: self
+                .link
+                .store()
+                .map_or(0, |store| store.cached_unread_total()),
             uptime_s: self.started.elapsed().as_secs(),
             reconnects: report.reconnects,
             last_error: report.last_error,

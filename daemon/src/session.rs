@@ -8,8 +8,8 @@
 
 use crate::Context;
 use crate::hub::{ClientInfo, LagSignal, Outbound, OutboundRx, ReplayStep};
-use crate::link::Call;
-use crate::store::{StoreError, StoreHandle};
+use crate::link::{Call, OutgoingStatus};
+use crate::store::{Setting, StoreError, StoreHandle};
 use bytes::Bytes;
 use interprocess::local_socket::tokio::Stream;
 use rcim_proto::frame::{FrameReader, MAX_IPC_FRAME, encode};
@@ -429,6 +429,149 @@ impl Session {
                     .query(|store| async move {
                         let found = store.search(query).await?;
                         Ok(Reply::Messages(fit_in_frame(found)))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetUnreadCount { conversation } => {
+                let reply = self
+                    .query(|store| async move {
+                        Ok(Reply::Count(store.unread_count(conversation).await?))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetTotalUnreadCount => {
+                let reply = self
+                    .query(|store| async move {
+                        Ok(Reply::Count(store.unread_total(Vec::new()).await?))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetUnreadCountByTypes { types } => {
+                let reply = self
+                    .query(
+                        |store| async move { Ok(Reply::Count(store.unread_total(types).await?)) },
+                    )
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::MarkRead {
+                conversation,
+                up_to_time_ms,
+            } => {
+                let code = self.ctx.link.mark_read(conversation, up_to_time_ms).await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SendTypingStatus {
+                conversation,
+                content_type,
+            } => {
+                let status = OutgoingStatus::Typing {
+                    conversation,
+                    content_type,
+                };
+                let reply = Reply::Code(self.ctx.link.send_status(status).await.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SendStatusMessage {
+                conversation,
+                object_name,
+                content,
+            } => {
+                let status = OutgoingStatus::Other {
+                    conversation,
+                    object_name,
+                    content,
+                };
+                let reply = Reply::Code(self.ctx.link.send_status(status).await.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SetConversationTop { conversation, top } => {
+                let reply = self
+                    .query(|store| async move {
+                        store.set_setting(conversation, Setting::Top(top)).await?;
+                        Ok(Reply::Code(0))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SaveDraft {
+                conversation,
+                draft,
+            } => {
+                let reply = self
+                    .query(|store| async move {
+                        store
+                            .set_setting(conversation, Setting::Draft(draft))
+                            .await?;
+                        Ok(Reply::Code(0))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::GetDraft { conversation } => {
+                let reply = self
+                    .query(
+                        |store| async move { Ok(Reply::Draft(store.draft(conversation).await?)) },
+                    )
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::SetNotificationLevel {
+                conversation,
+                level,
+            } => {
+                let code = self
+                    .ctx
+                    .link
+                    .set_notification_level(conversation, level)
+                    .await;
+                let reply = Reply::Code(code.0);
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::RemoveConversation { conversation } => {
+                let reply = self
+                    .query(|store| async move {
+                        store.remove_conversation(conversation).await?;
+                        Ok(Reply::Code(0))
+                    })
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::DeleteMessages { ids } => {
+                let reply = self
+                    .query(
+                        |store| async move { Ok(Reply::Count(store.delete_messages(ids).await?)) },
+                    )
+                    .await;
+                self.send(&DaemonFrame::Response(Response { id, reply }))
+                    .await
+            }
+            Op::DeleteMessagesBefore {
+                conversation,
+                before_ms,
+            } => {
+                let reply = self
+                    .query(|store| async move {
+                        let deleted = store
+                            .delete_messages_before(conversation, before_ms)
+                            .await?;
+                        Ok(Reply::Count(deleted))
                     })
                     .await;
                 self.send(&DaemonFrame::Response(Response { id, reply }))

@@ -21,7 +21,8 @@
 //! library checks with it before sending, so an app gets the same 33003 at once.
 
 use crate::message::{
-    Conversation, ConversationKey, ConversationType, Message, TimeOrder, check_outgoing,
+    Conversation, ConversationKey, ConversationType, Message, Persistence, TimeOrder, WireMessage,
+    check_outgoing, persistence,
 };
 use crate::status::{LinkState, StatusSnapshot};
 use crate::token::Token;
@@ -176,6 +177,120 @@ pub enum Op {
     /// [`Reply::Messages`], newest first, or [`Reply::Code`] 33003 for a query
     /// [`SearchQuery::check`] refuses, 33002 without a database. (Protocol 6.)
     SearchMessages(SearchQuery),
+    /// RC's `getUnreadCount`: the unread count of one conversation. Answered with
+    /// [`Reply::Count`], or [`Reply::Code`] 33002 when no database is open.
+    /// (Protocol 6.)
+    GetUnreadCount {
+        /// Which conversation.
+        conversation: ConversationKey,
+    },
+    /// RC's `getTotalUnreadCount`: the unread count over every conversation.
+    /// Answered with [`Reply::Count`] or [`Reply::Code`]. (Protocol 6.)
+    GetTotalUnreadCount,
+    /// RC's `getUnreadCountByConversationTypes`: the unread count over every
+    /// conversation of these types (empty: all). Answered with [`Reply::Count`]
+    /// or [`Reply::Code`]. (Protocol 6.)
+    GetUnreadCountByTypes {
+        /// Which types; empty means all.
+        types: Vec<ConversationType>,
+    },
+    /// Marks a conversation read up to a message send time on every device of
+    /// this user: clears its unread count up to `up_to_time_ms` (0: up to its
+    /// newest message), sends RC's read notification (`RC:ReadNtf`) to the peer
+    /// of a private conversation, and RC's read-status sync (`RC:SRSMsg`) to this
+    /// user's other devices. Both are queued in the database with the cleared
+    /// count, in one transaction, and sent when connected. Answered with
+    /// [`Reply::Code`]: 0, 33003 for a time in the future (beyond
+    /// [`MAX_READ_AHEAD_MS`]) or negative, 33002 when no database is open.
+    /// (Protocol 6.)
+    MarkRead {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The send time (ms) of the last message read; 0 means the newest.
+        up_to_time_ms: i64,
+    },
+    /// RC's `sendTypingStatus`: tells the peer of a private conversation that
+    /// this user is typing a message of type `content_type` (RC: private
+    /// conversations only). Sent at most once per [`TYPING_INTERVAL_MS`] per
+    /// conversation, as RC does: a call within that interval of the last one sent
+    /// is answered 0 and sends nothing. Delivered to online devices only.
+    /// Answered with [`Reply::Code`]: 0, 33003 for another conversation type or
+    /// a bad type name, 30001/30002 when not connected. (Protocol 6.)
+    SendTypingStatus {
+        /// Which conversation (private).
+        conversation: ConversationKey,
+        /// The type name of what is being typed, e.g. `RC:TxtMsg`.
+        content_type: String,
+    },
+    /// Sends a status message: delivered to the recipients' devices that are
+    /// online now, never stored, never counted, never in history. Answered with
+    /// [`Reply::Code`]: 0 sent, 33003 bad argument, 30001/30002 when not
+    /// connected. (Protocol 6.)
+    SendStatusMessage {
+        /// Where to.
+        conversation: ConversationKey,
+        /// The type name.
+        object_name: String,
+        /// The content.
+        content: String,
+    },
+    /// RC's `changeConversationTopStatus`: pins (or unpins) a conversation; pinned
+    /// ones come first in `GetConversations`. Kept on this device. Answered with
+    /// [`Reply::Code`]. (Protocol 6.)
+    SetConversationTop {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// Pinned or not.
+        top: bool,
+    },
+    /// RC's `changeConversationNotificationLevel` (do-not-disturb): kept here and
+    /// synced to the server (as RC's `/conversation/notification/set.json` sets
+    /// it), queued durably until the server has it. `level` is one of
+    /// [`NOTIFICATION_LEVELS`](crate::message::NOTIFICATION_LEVELS). Answered with
+    /// [`Reply::Code`]: 0, 33003 for another level. (Protocol 6.)
+    SetNotificationLevel {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// RC's push notification level.
+        level: i32,
+    },
+    /// RC's `removeConversation`: takes the conversation off the list (its
+    /// messages stay, and are no longer unread); a new message brings it back.
+    /// Answered with [`Reply::Code`]. (Protocol 6.)
+    RemoveConversation {
+        /// Which conversation.
+        conversation: ConversationKey,
+    },
+    /// RC's `deleteLocalMessageByIds`: deletes these messages from this device's
+    /// database. Answered with [`Reply::Count`] (how many were deleted), or
+    /// [`Reply::Code`] 33003 for 0 or more than [`MAX_DELETE_IDS`] ids. (Protocol 6.)
+    DeleteMessages {
+        /// Local message ids.
+        ids: Vec<i64>,
+    },
+    /// RC's `clearMessages(type, targetId, timestamp)` on this device: deletes the
+    /// messages of a conversation sent at or before `before_ms` (0: all of them).
+    /// Answered with [`Reply::Count`]. (Protocol 6.)
+    DeleteMessagesBefore {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The newest send time deleted (ms); 0 deletes every message.
+        before_ms: i64,
+    },
+    /// RC's `saveDraftMessage`: keeps a draft for the conversation on this device
+    /// (empty: none). Answered with [`Reply::Code`]: 0, 33003 when longer than
+    /// [`MAX_DRAFT_LEN`]. (Protocol 6.)
+    SaveDraft {
+        /// Which conversation.
+        conversation: ConversationKey,
+        /// The draft.
+        draft: String,
+    },
+    /// RC's `getDraftMessage`. Answered with [`Reply::Draft`]. (Protocol 6.)
+    GetDraft {
+        /// Which conversation.
+        conversation: ConversationKey,
+    },
 }
 
 /// The largest `count` of [`Op::GetRemoteHistory`] (RC: at most 100).
@@ -277,6 +392,58 @@ fn check_uid(uid: &str) -> Result<(), InvalidArgument> {
     Ok(())
 }
 
+/// The most ids one [`Op::DeleteMessages`] takes.
+pub const MAX_DELETE_IDS: u32 = 100;
+
+/// The longest draft, in bytes.
+pub const MAX_DRAFT_LEN: usize = 4 * 1024;
+
+/// How far past the daemon's clock a read position ([`Op::MarkRead`]) may lie:
+/// message send times are the server's clock, which may run ahead of this
+/// machine's by a little; a position further ahead is refused (33003), since it
+/// would also mark read messages not yet sent.
+pub const MAX_READ_AHEAD_MS: i64 = 60_000;
+
+/// The shortest interval between two typing statuses sent to one conversation
+/// (RC: one per 6 s); also how long a received typing status lasts unless
+/// renewed (RC: the indicator goes after 6 s without a new one).
+pub const TYPING_INTERVAL_MS: i64 = 6_000;
+
+/// The check of [`Op::MarkRead`]'s time against the clock `now_ms`.
+///
+/// ```
+/// use rcim_proto::ipc::{check_read_position, MAX_READ_AHEAD_MS};
+/// assert!(check_read_position(0, 1_000).is_ok());
+/// assert!(check_read_position(1_000 + MAX_READ_AHEAD_MS, 1_000).is_ok());
+/// assert!(check_read_position(1_001 + MAX_READ_AHEAD_MS, 1_000).is_err());
+/// assert!(check_read_position(-1, 1_000).is_err());
+/// ```
+pub fn check_read_position(up_to_time_ms: i64, now_ms: i64) -> Result<(), InvalidArgument> {
+    if up_to_time_ms < 0 {
+        return Err(InvalidArgument::new(
+            "up_to_time_ms",
+            format!("a read position is a send time in ms, 0 or more, not {up_to_time_ms}"),
+        ));
+    }
+    if up_to_time_ms > now_ms.saturating_add(MAX_READ_AHEAD_MS) {
+        return Err(InvalidArgument::new(
+            "up_to_time_ms",
+            format!(
+                "the read position {up_to_time_ms} is in the future (now is {now_ms}); \
+                 pass the send time of the last message read, or 0 for the newest"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a conversation named by a request: a type that has conversations
+/// (private, group, system) and a well-formed target id.
+fn check_conversation(conversation: &ConversationKey) -> Result<(), InvalidArgument> {
+    check_outgoing(conversation, "RC:TxtMsg", "")
+        .map_err(|why| InvalidArgument::new("conversation", why))
+}
+
 /// The largest `count` of [`Op::GetMessages`] (RC: `0 < count <= 20`).
 ///
 /// ```
@@ -369,8 +536,9 @@ fn check_count(
 }
 
 /// The check of [`Op::SendMessage`]'s arguments, for a message not yet in an
-/// [`Op`]: [`check_outgoing`], and no system conversation (system messages are sent
-/// by a back-end, through the Server API, not by apps).
+/// [`Op`]: [`check_outgoing`], no command type (`RC:ReadNtf`, `RC:SRSMsg`: those
+/// are `MarkRead`'s), and no system conversation (system messages are sent by a
+/// back-end, through the Server API, not by apps).
 ///
 /// ```
 /// use rcim_proto::ipc::check_send_message;
@@ -386,6 +554,12 @@ pub fn check_send_message(
 ) -> Result<(), InvalidArgument> {
     check_outgoing(conversation, object_name, content)
         .map_err(|why| InvalidArgument::new("message", why))?;
+    if persistence(object_name) == Persistence::Command {
+        return Err(InvalidArgument::new(
+            "message",
+            format!("{object_name} is sent by markRead, not as a message"),
+        ));
+    }
     if conversation.kind == ConversationType::System {
         return Err(InvalidArgument::new(
             "conversation",
@@ -401,13 +575,19 @@ impl Op {
     ///
     /// - `Connect`: the token fails [`Token::check_argument`];
     /// - `SendMessage`: [`check_send_message`]: [`check_outgoing`] refuses the
-    ///   message, or the conversation is a system one;
+    ///   message, the conversation is a system one, or the type is a command
+    ///   (`RC:ReadNtf`, `RC:SRSMsg`: sent by `MarkRead`); or the type is a status
+    ///   message (`RC:TypSts`: sent by `SendTypingStatus`);
     /// - `GetMessages`: `count` outside 1..=[`MAX_MESSAGES_PER_QUERY`];
     /// - `GetConversations`: `count` outside 1..=[`MAX_CONVERSATIONS_PER_QUERY`];
     /// - `MessagesAfter`: `limit` outside 1..=[`MAX_MESSAGES_AFTER`];
     /// - `RecallMessage`: an empty, overlong or unprintable uid;
     /// - `GetRemoteHistory`: `count` outside 1..=[`MAX_REMOTE_HISTORY`];
     /// - `SearchMessages`: [`SearchQuery::check`].
+    /// - `MarkRead`: a bad conversation, or [`check_read_position`] against the
+    ///   clock (negative, or in the future);
+    /// - `SendTypingStatus`: not a private conversation, or a bad type name;
+    /// - `SendStatusMessage`: as `SendMessage`.
     ///
     /// Every other request has no argument to refuse.
     ///
@@ -431,7 +611,16 @@ impl Op {
                 conversation,
                 object_name,
                 content,
-            } => check_send_message(conversation, object_name, content),
+            } => check_send_message(conversation, object_name, content).and_then(|()| {
+                if persistence(object_name) == Persistence::Status {
+                    Err(InvalidArgument::new(
+                        "message",
+                        format!("{object_name} is a status message: send it with sendTypingStatus"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
             Self::GetMessages { count, .. } => check_count(
                 "count",
                 *count,
@@ -462,12 +651,92 @@ impl Op {
                 "messages",
             ),
             Self::SearchMessages(query) => query.check(),
+            Self::MarkRead {
+                conversation,
+                up_to_time_ms,
+            } => check_conversation(conversation)
+                .and_then(|()| check_read_position(*up_to_time_ms, crate::time::now_ms())),
+            Self::SendTypingStatus {
+                conversation,
+                content_type,
+            } => {
+                if conversation.kind != ConversationType::Private {
+                    return Err(InvalidArgument::new(
+                        "conversation",
+                        "typing status is for private conversations only (as RC)",
+                    ));
+                }
+                check_send_message(conversation, content_type, "")
+                    .map_err(|e| InvalidArgument::new("content_type", e.reason().to_owned()))
+            }
+            Self::SendStatusMessage {
+                conversation,
+                object_name,
+                content,
+            } => check_send_message(conversation, object_name, content),
+            Self::SetConversationTop { conversation, .. }
+            | Self::RemoveConversation { conversation }
+            | Self::GetDraft { conversation } => check_conversation(conversation),
+            Self::SetNotificationLevel {
+                conversation,
+                level,
+            } => check_conversation(conversation).and_then(|()| {
+                if crate::message::NOTIFICATION_LEVELS.contains(level) {
+                    Ok(())
+                } else {
+                    Err(InvalidArgument::new(
+                        "level",
+                        format!(
+                            "a notification level is one of -1, 0, 1, 2, 4, 5 (RC's), not {level}"
+                        ),
+                    ))
+                }
+            }),
+            Self::DeleteMessages { ids } => check_count(
+                "ids",
+                u32::try_from(ids.len()).unwrap_or(u32::MAX),
+                MAX_DELETE_IDS,
+                "deleteMessages",
+                "message ids",
+            ),
+            Self::DeleteMessagesBefore {
+                conversation,
+                before_ms,
+            } => check_conversation(conversation).and_then(|()| {
+                if *before_ms < 0 {
+                    Err(InvalidArgument::new(
+                        "before_ms",
+                        format!("a send time in ms, 0 or more, not {before_ms}"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
+            Self::SaveDraft {
+                conversation,
+                draft,
+            } => check_conversation(conversation).and_then(|()| {
+                if draft.len() > MAX_DRAFT_LEN {
+                    Err(InvalidArgument::new(
+                        "draft",
+                        format!(
+                            "a draft is at most {MAX_DRAFT_LEN} bytes, not {}",
+                            draft.len()
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }),
             Self::Status
             | Self::Disconnect { .. }
             | Self::Logout
             | Self::ClearUnreadCount { .. }
             | Self::Subscribe { .. }
-            | Self::Clients => Ok(()),
+            | Self::Clients
+            | Self::GetUnreadCount { .. }
+            | Self::GetTotalUnreadCount
+            | Self::GetUnreadCountByTypes { .. } => Ok(()),
         }
     }
 }
@@ -529,6 +798,10 @@ pub enum Reply {
     Conversations(Vec<Conversation>),
     /// The attached clients. (Protocol 4.)
     Clients(Vec<ClientEntry>),
+    /// A count (unread messages, deleted messages). (Protocol 6.)
+    Count(u64),
+    /// A conversation's draft (empty: none). (Protocol 6.)
+    Draft(String),
 }
 
 /// One attached client, as `rcimctl clients` shows it.
@@ -622,6 +895,53 @@ pub enum Event {
         /// `RC:RcNtf`, the notification's content.
         message: Message,
     },
+    /// RC's `onPrivateReadReceiptReceived`: the peer of a private conversation read
+    /// this user's messages sent up to `last_message_send_time_ms`; they are
+    /// stored with sent status `read` now. Sent once per advance of the peer's
+    /// read position. (Protocol 6.)
+    ReadReceipt {
+        /// The private conversation (the peer).
+        conversation: ConversationKey,
+        /// The send time of the last message the peer read (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// RC's `onConversationReadStatusSyncMessageReceived`: another device of this
+    /// user read the conversation up to `last_message_send_time_ms`; its unread
+    /// count here is cleared up to there too. (Protocol 6.)
+    ConversationReadSynced {
+        /// The conversation.
+        conversation: ConversationKey,
+        /// The send time read up to (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// RC's `onTypingStatusChanged`: who is typing in a private conversation now.
+    /// Sent when a typing status arrives, and with the user gone from the list
+    /// when [`TYPING_INTERVAL_MS`] passed without a new one (an empty list: nobody
+    /// is typing any more). (Protocol 6.)
+    TypingStatus {
+        /// The conversation.
+        conversation: ConversationKey,
+        /// Everyone typing in it now.
+        users: Vec<TypingUser>,
+    },
+    /// A status message arrived (RC's status messages, from a client's
+    /// `SendStatusMessage` or the Server API's `/statusmessage/*/publish.json`):
+    /// it was not stored, is not counted and is in no history. (Protocol 6.)
+    StatusMessageReceived {
+        /// The message, as the server sent it.
+        message: WireMessage,
+    },
+}
+
+/// RC's `RCIMIWTypingStatus`: one user typing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingUser {
+    /// Who is typing.
+    pub user_id: String,
+    /// The type name of what they are typing, e.g. `RC:TxtMsg`.
+    pub content_type: String,
+    /// When their typing status was sent (the server's time, ms).
+    pub sent_time_ms: i64,
 }
 
 #[cfg(test)]
@@ -806,5 +1126,54 @@ mod tests {
             "invalid argument `token`: the token is empty"
         );
         assert_eq!(err.reason(), "the token is empty");
+    }
+
+    #[test]
+    fn a_read_position_in_the_future_or_negative_is_refused() {
+        let mark = |t| Op::MarkRead {
+            conversation: ConversationKey::private("bob"),
+            up_to_time_ms: t,
+        };
+        let now = crate::time::now_ms();
+        assert_eq!(refused(&mark(0)), None);
+        assert_eq!(refused(&mark(now)), None);
+        assert_eq!(
+            refused(&mark(now + 10 * MAX_READ_AHEAD_MS)),
+            Some("up_to_time_ms")
+        );
+        assert_eq!(refused(&mark(i64::MAX)), Some("up_to_time_ms"));
+        assert_eq!(refused(&mark(-1)), Some("up_to_time_ms"));
+        let nobody = Op::MarkRead {
+            conversation: ConversationKey::private(""),
+            up_to_time_ms: 0,
+        };
+        assert_eq!(refused(&nobody), Some("conversation"));
+    }
+
+    #[test]
+    fn typing_is_for_private_conversations_and_commands_are_not_messages() {
+        let typing = |conversation: ConversationKey, content_type: &str| Op::SendTypingStatus {
+            conversation,
+            content_type: content_type.to_owned(),
+        };
+        assert_eq!(
+            refused(&typing(ConversationKey::private("bob"), "RC:TxtMsg")),
+            None
+        );
+        assert_eq!(
+            refused(&typing(ConversationKey::group("team"), "RC:TxtMsg")),
+            Some("conversation")
+        );
+        assert_eq!(
+            refused(&typing(ConversationKey::private("bob"), "has space")),
+            Some("content_type")
+        );
+        for name in ["RC:ReadNtf", "RC:SRSMsg", "RC:TypSts"] {
+            assert_eq!(
+                refused(&send(ConversationType::Private, "bob", name, "{}")),
+                Some("message"),
+                "{name}"
+            );
+        }
     }
 }

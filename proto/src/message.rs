@@ -179,7 +179,22 @@ pub struct Conversation {
     pub last_message: Option<Message>,
     /// The newest message's time (ms), for paging.
     pub operation_time_ms: i64,
+    /// Pinned to the top of the list (RC's `top`). (Protocol 6.)
+    pub is_top: bool,
+    /// RC's push notification level (do-not-disturb) for this conversation:
+    /// [`NOTIFICATION_LEVELS`]; 0 when never set. (Protocol 6.)
+    pub notification_level: i32,
+    /// The draft kept for it on this device (empty: none). (Protocol 6.)
+    pub draft: String,
 }
+
+/// RC's `RCIMIWPushNotificationLevel` values: -1 every message notifies, 0 not set
+/// (the app's default), 1 only mentions, 2 only mentions of me, 4 only mentions of
+/// everyone, 5 nothing notifies (muted).
+pub const NOTIFICATION_LEVELS: [i32; 6] = [-1, 0, 1, 2, 4, 5];
+
+/// The notification level RC's Server API means by `isMuted=1`: nothing notifies.
+pub const NOTIFICATION_BLOCKED: i32 = 5;
 
 /// RCIMIWTimeOrder for history queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +238,112 @@ pub fn check_outgoing(
         return Err("the content is larger than 128 KB");
     }
     Ok(())
+}
+
+/// RC's read notification (`RC:ReadNtf`): sent to the peer of a private
+/// conversation when this user read it, carrying the send time of the last message
+/// read. A command: delivered through the inbox (offline too), never stored as a
+/// message, never counted as unread.
+pub const READ_NOTIFICATION: &str = "RC:ReadNtf";
+
+/// RC's read-status sync (`RC:SRSMsg`): sent to the user's own other devices when
+/// a conversation was read on one, carrying the send time read up to. A command,
+/// like [`READ_NOTIFICATION`]; the server routes it to the sender's own inbox, in
+/// the conversation as the sender sees it.
+pub const READ_SYNC: &str = "RC:SRSMsg";
+
+/// RC's typing status (`RC:TypSts`): a status message, delivered to online
+/// devices only.
+pub const TYPING_STATUS: &str = "RC:TypSts";
+
+/// How a message of a given type name travels and is kept, after RC's persistence
+/// flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// Stored on both sides and counted as unread when received (RC's
+    /// `ISCOUNTED`/`ISPERSISTED`): every ordinary message.
+    Stored,
+    /// Delivered durably through the inbox (offline devices get it at their next
+    /// sync) and applied by the receiving daemon, but never stored as a message,
+    /// never counted, never in history (RC's `MessagePersistent_NONE` commands):
+    /// [`READ_NOTIFICATION`], [`READ_SYNC`].
+    Command,
+    /// Delivered only to devices online at that moment, never stored anywhere
+    /// (RC's status messages): [`TYPING_STATUS`] and whatever is sent through
+    /// the status-message paths.
+    Status,
+}
+
+/// How messages named `object_name` travel; see [`Persistence`].
+///
+/// ```
+/// use rcim_proto::message::{persistence, Persistence};
+/// assert_eq!(persistence("RC:TxtMsg"), Persistence::Stored);
+/// assert_eq!(persistence("RC:ReadNtf"), Persistence::Command);
+/// assert_eq!(persistence("RC:TypSts"), Persistence::Status);
+/// ```
+pub fn persistence(object_name: &str) -> Persistence {
+    match object_name {
+        READ_NOTIFICATION | READ_SYNC => Persistence::Command,
+        TYPING_STATUS => Persistence::Status,
+        _ => Persistence::Stored,
+    }
+}
+
+/// The content of an `RC:ReadNtf` or `RC:SRSMsg`: `{"lastMessageSendTime":T}`
+/// (RC's field name; `RC:ReadNtf` also carries `"type":1`, RC's receipt type for
+/// a private conversation).
+///
+/// ```
+/// let c = rcim_proto::message::read_content("RC:ReadNtf", 1_700);
+/// assert_eq!(c, r#"{"lastMessageSendTime":1700,"type":1}"#);
+/// assert_eq!(rcim_proto::message::read_time_of(&c), Some(1_700));
+/// ```
+pub fn read_content(object_name: &str, last_message_send_time_ms: i64) -> String {
+    if object_name == READ_NOTIFICATION {
+        format!(r#"{{"lastMessageSendTime":{last_message_send_time_ms},"type":1}}"#)
+    } else {
+        format!(r#"{{"lastMessageSendTime":{last_message_send_time_ms}}}"#)
+    }
+}
+
+/// The `lastMessageSendTime` of a read notification or read sync content, when
+/// it has one (an integer at the top level of the JSON object).
+///
+/// ```
+/// use rcim_proto::message::read_time_of;
+/// assert_eq!(read_time_of(r#"{ "lastMessageSendTime" : 42 }"#), Some(42));
+/// assert_eq!(read_time_of(r#"{"lastMessageSendTime":"x"}"#), None);
+/// assert_eq!(read_time_of("not json"), None);
+/// ```
+pub fn read_time_of(content: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(content)
+        .ok()?
+        .get("lastMessageSendTime")?
+        .as_i64()
+}
+
+/// The content of an `RC:TypSts`: `{"typingContentType":TYPE}` (RC's field name),
+/// `TYPE` being the type name of what the user is typing, e.g. `RC:TxtMsg`.
+///
+/// ```
+/// let c = rcim_proto::message::typing_content("RC:TxtMsg");
+/// assert_eq!(c, r#"{"typingContentType":"RC:TxtMsg"}"#);
+/// assert_eq!(rcim_proto::message::typing_type_of(&c).as_deref(), Some("RC:TxtMsg"));
+/// ```
+pub fn typing_content(content_type: &str) -> String {
+    serde_json::json!({ "typingContentType": content_type }).to_string()
+}
+
+/// The `typingContentType` of a typing status content, when it has one.
+pub fn typing_type_of(content: &str) -> Option<String> {
+    Some(
+        serde_json::from_str::<serde_json::Value>(content)
+            .ok()?
+            .get("typingContentType")?
+            .as_str()?
+            .to_owned(),
+    )
 }
 
 #[cfg(test)]

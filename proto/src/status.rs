@@ -157,6 +157,10 @@ pub struct StatusSnapshot {
     pub daemon_version: String,
     /// The daemon's IPC [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
     pub protocol: u32,
+    /// Messages received and not read, over every conversation of the open
+    /// database (0 when none is open). Kept in the database as messages come and
+    /// are read, not counted at each query. (Protocol 6.)
+    pub unread_total: u64,
     /// Where the daemon keeps the token and the database key (`secret-service`,
     /// `keyutils`, `memory`, ...). (Protocol 6.)
     pub token_store: String,

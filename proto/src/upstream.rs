@@ -67,6 +67,34 @@ pub enum ClientMsg {
         /// 1 to 100.
         count: u32,
     },
+    /// A status message (RC's status messages, e.g. `RC:TypSts`): delivered to the
+    /// recipients' connections that are online now, never stored, never synced,
+    /// never acknowledged. The server drops it silently when it is not acceptable.
+    /// (Wire 3.)
+    PublishStatus(StatusPublish),
+    /// Sets this user's push notification level (do-not-disturb) for one
+    /// conversation, as RC's `/conversation/notification/set.json` does; answered
+    /// with a [`ServerMsg::PubAck`] for `req_id` (no uid). Idempotent. (Wire 3.)
+    SetNotificationLevel {
+        /// Chosen by the client, echoed in the PubAck.
+        req_id: u64,
+        /// The conversation, as this user sees it.
+        conversation: ConversationKey,
+        /// RC's level (see `message::NOTIFICATION_LEVELS`).
+        level: i32,
+    },
+}
+
+/// A status message from a client: where to and what, as in [`Publish`], without
+/// the de-duplication id (a status message is never resent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPublish {
+    /// Where to (the peer of a private conversation, a group).
+    pub conversation: ConversationKey,
+    /// The type name, e.g. `RC:TypSts`.
+    pub object_name: String,
+    /// The content.
+    pub content: String,
 }
 
 /// The PUBLISH message.
@@ -181,6 +209,9 @@ pub enum ServerMsg {
         /// Whether older messages remain.
         has_more: bool,
     },
+    /// A status message for this user, live only: it is in no inbox, so a
+    /// connection that was not online when it was sent never sees it. (Wire 3.)
+    Status(WireMessage),
 }
 
 /// The CONNACK message.

@@ -23,6 +23,15 @@
 ///   remote history and local search (issue 15): `Op::RecallMessage{uid}` and the
 ///   `MessageRecalled` event; `Op::GetRemoteHistory{conversation, before_time_ms,
 ///   count}`; `Op::SearchMessages(SearchQuery)` answered with `Reply::Messages`.
+/// - 6 (2026-12-03, continued): unread counts (`GetUnreadCount`,
+///   `GetTotalUnreadCount`, `GetUnreadCountByTypes`, `Reply::Count`,
+///   `StatusSnapshot::unread_total`); read receipts and read sync (`MarkRead`, the
+///   `ReadReceipt` and `ConversationReadSynced` events); typing and status messages
+///   (`SendTypingStatus`, `SendStatusMessage`, the `TypingStatus` and
+///   `StatusMessageReceived` events); conversation settings and deletion
+///   (`SetConversationTop`, `SetNotificationLevel`, `RemoveConversation`,
+///   `DeleteMessages`, `DeleteMessagesBefore`, `SaveDraft`, `GetDraft`,
+///   `Reply::Draft`; `Conversation` gains `is_top`, `notification_level`, `draft`).
 pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Version of the upstream wire protocol (`rcimd` ↔ IM server), sent in `Connect`.
@@ -35,4 +44,10 @@ pub const PROTOCOL_VERSION: u32 = 6;
 ///   message_uid}` / `RecallAck{req_id, code, message}`, recalls reach every
 ///   device as an `RC:RcCmd` inbox entry; `History{req_id, conversation,
 ///   before_time_ms, count}` / `HistoryPage{req_id, code, messages, has_more}`.
+/// - 3 (2026-12-03, continued): read receipts and read sync travel as ordinary
+///   `Publish`es of `RC:ReadNtf` (to the private peer) and `RC:SRSMsg` (to the
+///   sender's own inbox, for its other devices); status messages
+///   (`ClientMsg::PublishStatus`, `ServerMsg::Status`) reach online connections
+///   only and are never stored; `ClientMsg::SetNotificationLevel` (answered with a
+///   PubAck) keeps a conversation's do-not-disturb level on the server.
 pub const WIRE_VERSION: u32 = 3;

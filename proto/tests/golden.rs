@@ -15,7 +15,7 @@ use rcim_proto::message::{
 };
 use rcim_proto::status::{ConnectionStatus, DatabaseInfo, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::upstream::{
-    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
+    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg, StatusPublish,
 };
 use rcim_proto::{RcCode, Token};
 use serde::Serialize;
@@ -39,6 +39,7 @@ fn snapshot() -> StatusSnapshot {
         last_error: Some(ErrorInfo::from_code(RcCode::RC_PONG_RECV_FAIL)),
         daemon_version: "0.1.0".into(),
         protocol: 1,
+        unread_total: 7,
         token_store: "keyutils".into(),
         database: Some(Box::new(DatabaseInfo {
             path: "/home/alice/.local/share/rcim/users/alice/rcim.db".into(),
@@ -385,6 +386,9 @@ fn ipc_messaging() {
                 unread_count: 3,
                 last_message: Some(message()),
                 operation_time_ms: 1_764_000_000_123,
+                is_top: true,
+                notification_level: 5,
+                draft: "half a thought".into(),
             }]),
         }),
     );
@@ -574,5 +578,188 @@ fn search_frames() {
                 count: 20,
             }),
         }),
+    );
+}
+
+#[test]
+fn ipc_unread_counts() {
+    check(
+        "ipc_request_unread_get_unread_count",
+        ClientFrame::Request(Request {
+            id: 60,
+            op: Op::GetUnreadCount {
+                conversation: ConversationKey::private("bob"),
+            },
+        }),
+    );
+    check(
+        "ipc_request_unread_get_total_unread_count",
+        ClientFrame::Request(Request {
+            id: 61,
+            op: Op::GetTotalUnreadCount,
+        }),
+    );
+    check(
+        "ipc_request_unread_get_unread_count_by_types",
+        ClientFrame::Request(Request {
+            id: 62,
+            op: Op::GetUnreadCountByTypes {
+                types: vec![ConversationType::Private, ConversationType::Group],
+            },
+        }),
+    );
+    check(
+        "ipc_response_unread_count",
+        DaemonFrame::Response(Response {
+            id: 61,
+            reply: Reply::Count(12),
+        }),
+    );
+}
+
+#[test]
+fn ipc_read_receipts() {
+    check(
+        "ipc_request_read_mark_read",
+        ClientFrame::Request(Request {
+            id: 70,
+            op: Op::MarkRead {
+                conversation: ConversationKey::private("bob"),
+                up_to_time_ms: 1_764_000_000_123,
+            },
+        }),
+    );
+    check(
+        "ipc_event_read_receipt",
+        DaemonFrame::Event(Event::ReadReceipt {
+            conversation: ConversationKey::private("bob"),
+            last_message_send_time_ms: 1_764_000_000_123,
+        }),
+    );
+    check(
+        "ipc_event_read_conversation_read_synced",
+        DaemonFrame::Event(Event::ConversationReadSynced {
+            conversation: ConversationKey::group("team"),
+            last_message_send_time_ms: 1_764_000_000_123,
+        }),
+    );
+}
+
+#[test]
+fn ipc_typing_and_status() {
+    check(
+        "ipc_request_typing_send_typing_status",
+        ClientFrame::Request(Request {
+            id: 80,
+            op: Op::SendTypingStatus {
+                conversation: ConversationKey::private("bob"),
+                content_type: "RC:TxtMsg".into(),
+            },
+        }),
+    );
+    check(
+        "ipc_request_status_send_status_message",
+        ClientFrame::Request(Request {
+            id: 81,
+            op: Op::SendStatusMessage {
+                conversation: ConversationKey::group("team"),
+                object_name: "app:Presence".into(),
+                content: r#"{"state":"away"}"#.into(),
+            },
+        }),
+    );
+    check(
+        "ipc_event_typing_status",
+        DaemonFrame::Event(Event::TypingStatus {
+            conversation: ConversationKey::private("bob"),
+            users: vec![rcim_proto::ipc::TypingUser {
+                user_id: "bob".into(),
+                content_type: "RC:TxtMsg".into(),
+                sent_time_ms: 1_764_000_000_123,
+            }],
+        }),
+    );
+    check(
+        "ipc_event_status_message_received",
+        DaemonFrame::Event(Event::StatusMessageReceived {
+            message: wire_message(),
+        }),
+    );
+    check(
+        "up_status_publish_status",
+        ClientMsg::PublishStatus(StatusPublish {
+            conversation: ConversationKey::private("bob"),
+            object_name: "RC:TypSts".into(),
+            content: r#"{"typingContentType":"RC:TxtMsg"}"#.into(),
+        }),
+    );
+    check("up_status", ServerMsg::Status(wire_message()));
+}
+
+#[test]
+fn ipc_conversation_settings() {
+    let bob = || ConversationKey::private("bob");
+    for (name, op) in [
+        (
+            "ipc_request_settings_set_conversation_top",
+            Op::SetConversationTop {
+                conversation: bob(),
+                top: true,
+            },
+        ),
+        (
+            "ipc_request_settings_set_notification_level",
+            Op::SetNotificationLevel {
+                conversation: bob(),
+                level: 5,
+            },
+        ),
+        (
+            "ipc_request_settings_remove_conversation",
+            Op::RemoveConversation {
+                conversation: bob(),
+            },
+        ),
+        (
+            "ipc_request_settings_delete_messages",
+            Op::DeleteMessages { ids: vec![3, 5, 8] },
+        ),
+        (
+            "ipc_request_settings_delete_messages_before",
+            Op::DeleteMessagesBefore {
+                conversation: bob(),
+                before_ms: 1_764_000_000_123,
+            },
+        ),
+        (
+            "ipc_request_settings_save_draft",
+            Op::SaveDraft {
+                conversation: bob(),
+                draft: "half a thought".into(),
+            },
+        ),
+        (
+            "ipc_request_settings_get_draft",
+            Op::GetDraft {
+                conversation: bob(),
+            },
+        ),
+    ] {
+        check(name, ClientFrame::Request(Request { id: 90, op }));
+    }
+    check(
+        "ipc_response_settings_draft",
+        DaemonFrame::Response(Response {
+            id: 90,
+            reply: Reply::Draft("half a thought".into()),
+        }),
+    );
+    check(
+        "up_settings_set_notification_level",
+        ClientMsg::SetNotificationLevel {
+            req_id: 7,
+            conversation: ConversationKey::group("team"),
+            level: 5,
+        },
     );
 }

@@ -11,7 +11,7 @@ use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_IPC_FRAME, decode_body, encode};
 use rcim_proto::ipc::{
     Callback, CallbackFrame, ClientEntry, ClientFrame, DaemonFrame, Event, Hello, Op, Refused,
-    Reply, Request, Response, Welcome,
+    Reply, Request, Response, TypingUser, Welcome,
 };
 use rcim_proto::message::{
     Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
@@ -20,7 +20,7 @@ use rcim_proto::message::{
 use rcim_proto::status::{ConnectionStatus, DatabaseInfo, ErrorInfo, LinkState, StatusSnapshot};
 use rcim_proto::token::{Token, TokenClaims};
 use rcim_proto::upstream::{
-    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg,
+    ClientInfo, ClientMsg, ConnAck, Connect, InboxEntry, PubAck, Publish, ServerMsg, StatusPublish,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,14 +102,24 @@ fn wire_message() -> impl Strategy<Value = WireMessage> {
 }
 
 fn conversation() -> impl Strategy<Value = Conversation> {
-    (key(), any::<u32>(), option::of(message()), any::<i64>()).prop_map(
-        |(key, unread_count, last_message, operation_time_ms)| Conversation {
-            key,
-            unread_count,
-            last_message,
-            operation_time_ms,
-        },
+    (
+        (key(), any::<u32>(), option::of(message()), any::<i64>()),
+        (any::<bool>(), any::<i32>(), text()),
     )
+        .prop_map(
+            |(
+                (key, unread_count, last_message, operation_time_ms),
+                (is_top, notification_level, draft),
+            )| Conversation {
+                key,
+                unread_count,
+                last_message,
+                operation_time_ms,
+                is_top,
+                notification_level,
+                draft,
+            },
+        )
 }
 
 fn status() -> impl Strategy<Value = ConnectionStatus> {
@@ -141,19 +151,21 @@ fn snapshot() -> impl Strategy<Value = StatusSnapshot> {
             option::of((any::<i32>(), text())),
             text(),
             any::<u32>(),
+            any::<u64>(),
         ),
         (text(), option::of(database_info().prop_map(Box::new))),
     )
         .prop_map(
             |(
                 (link, server, clients, uptime_s),
-                (reconnects, error, daemon_version, protocol),
+                (reconnects, error, daemon_version, protocol, unread_total),
                 (token_store, database),
             )| {
                 StatusSnapshot {
                     link,
                     server,
                     clients,
+                    unread_total,
                     uptime_s,
                     reconnects,
                     last_error: error.map(|(code, message)| ErrorInfo { code, message }),
@@ -232,6 +244,43 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Clients),
         (any::<i64>(), any::<u32>())
             .prop_map(|(since_seq, limit)| Op::MessagesAfter { since_seq, limit }),
+        key().prop_map(|conversation| Op::GetUnreadCount { conversation }),
+        Just(Op::GetTotalUnreadCount),
+        vec(conversation_type(), 0..4).prop_map(|types| Op::GetUnreadCountByTypes { types }),
+        (key(), any::<i64>()).prop_map(|(conversation, up_to_time_ms)| Op::MarkRead {
+            conversation,
+            up_to_time_ms,
+        }),
+        (key(), text()).prop_map(|(conversation, content_type)| Op::SendTypingStatus {
+            conversation,
+            content_type,
+        }),
+        (key(), text(), text()).prop_map(|(conversation, object_name, content)| {
+            Op::SendStatusMessage {
+                conversation,
+                object_name,
+                content,
+            }
+        }),
+        (key(), any::<bool>())
+            .prop_map(|(conversation, top)| Op::SetConversationTop { conversation, top }),
+        (key(), any::<i32>()).prop_map(|(conversation, level)| Op::SetNotificationLevel {
+            conversation,
+            level
+        }),
+        key().prop_map(|conversation| Op::RemoveConversation { conversation }),
+        vec(any::<i64>(), 0..5).prop_map(|ids| Op::DeleteMessages { ids }),
+        (key(), any::<i64>()).prop_map(|(conversation, before_ms)| {
+            Op::DeleteMessagesBefore {
+                conversation,
+                before_ms,
+            }
+        }),
+        (key(), text()).prop_map(|(conversation, draft)| Op::SaveDraft {
+            conversation,
+            draft
+        }),
+        key().prop_map(|conversation| Op::GetDraft { conversation }),
     ]
 }
 
@@ -274,6 +323,8 @@ fn reply() -> impl Strategy<Value = Reply> {
         vec(message(), 0..4).prop_map(Reply::Messages),
         vec(conversation(), 0..4).prop_map(Reply::Conversations),
         vec(client_entry(), 0..4).prop_map(Reply::Clients),
+        any::<u64>().prop_map(Reply::Count),
+        text().prop_map(Reply::Draft),
     ]
 }
 
@@ -301,6 +352,28 @@ fn event() -> impl Strategy<Value = Event> {
         ),
         Just(Event::OfflineSyncCompleted),
         any::<i64>().prop_map(|resume_from| Event::Lagged { resume_from }),
+        (key(), any::<i64>()).prop_map(|(conversation, t)| Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms: t,
+        }),
+        (key(), any::<i64>()).prop_map(|(conversation, t)| Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms: t,
+        }),
+        (key(), vec((text(), text(), any::<i64>()), 0..3)).prop_map(|(conversation, users)| {
+            Event::TypingStatus {
+                conversation,
+                users: users
+                    .into_iter()
+                    .map(|(user_id, content_type, sent_time_ms)| TypingUser {
+                        user_id,
+                        content_type,
+                        sent_time_ms,
+                    })
+                    .collect(),
+            }
+        }),
+        wire_message().prop_map(|message| Event::StatusMessageReceived { message }),
     ]
 }
 
@@ -362,6 +435,20 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         ),
         any::<u64>().prop_map(|since_seq| ClientMsg::Sync { since_seq }),
         any::<u64>().prop_map(|seq| ClientMsg::Ack { seq }),
+        (key(), text(), text()).prop_map(|(conversation, object_name, content)| {
+            ClientMsg::PublishStatus(StatusPublish {
+                conversation,
+                object_name,
+                content,
+            })
+        }),
+        (any::<u64>(), key(), any::<i32>()).prop_map(|(req_id, conversation, level)| {
+            ClientMsg::SetNotificationLevel {
+                req_id,
+                conversation,
+                level,
+            }
+        }),
     ]
 }
 
@@ -389,6 +476,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         inbox_entry().prop_map(ServerMsg::Push),
         (vec(inbox_entry(), 0..5), any::<bool>())
             .prop_map(|(entries, has_more)| ServerMsg::SyncBatch { entries, has_more }),
+        wire_message().prop_map(ServerMsg::Status),
     ]
 }
 

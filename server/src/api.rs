@@ -16,13 +16,18 @@
 //! `/message/system/publish.json`, `/message/group/publish.json`, and the rcim
 //! additions `/rcim/inbox/query.json`, `/rcim/message/sent.json`,
 //! `/rcim/message/bulk.json`), [`group`] (`/group/create.json`, `/group/join.json`,
-//! `/group/quit.json`, `/group/dismiss.json`) and `/stats.json` (the server's
-//! counters, an rcim addition).
+//! `/group/quit.json`, `/group/dismiss.json`), [`conversation`]
+//! (`/conversation/notification/set.json`, `/conversation/notification/get.json`),
+//! [`status`]
+//! (`/statusmessage/private/publish.json`, `/statusmessage/group/publish.json`)
+//! and `/stats.json` (the server's counters, an rcim addition).
 
+pub(crate) mod conversation;
 pub(crate) mod group;
 pub(crate) mod message;
 pub(crate) mod request;
 pub(crate) mod signature;
+pub(crate) mod status;
 pub(crate) mod user;
 
 use crate::error::{Error, InvalidArgument};
@@ -91,6 +96,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/rcim/inbox/query.json", post(message::inbox_query))
         .route("/rcim/message/sent.json", post(message::sent_query))
         .route("/rcim/message/bulk.json", post(message::bulk))
+        .route(
+            "/statusmessage/private/publish.json",
+            post(status::publish_private),
+        )
+        .route(
+            "/statusmessage/group/publish.json",
+            post(status::publish_group),
+        )
+        .route(
+            "/conversation/notification/set.json",
+            post(conversation::set),
+        )
+        .route(
+            "/conversation/notification/get.json",
+            post(conversation::get),
+        )
         .route("/stats.json", post(stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

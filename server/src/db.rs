@@ -22,10 +22,13 @@
 
 mod groups;
 mod history;
+mod inspect;
 mod messages;
 mod recall;
+mod settings;
 
 pub use history::HistoryPage;
+pub(crate) use messages::seen_by_recipient;
 pub use messages::{Outgoing, StoreOutcome, Stored};
 pub use recall::Recalled;
 
@@ -100,6 +103,17 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX messages_by_conversation
         ON messages (conv_type, target_id, sender, sent_time_ms);
     CREATE INDEX inbox_by_message ON inbox (message_uid);",
+    // 5 (issue 15, conversation settings): each user's push notification level
+    // (do-not-disturb) per conversation, as that user sees the conversation
+    // (RC's `/conversation/notification/set.json`, and rcimd's wire 3
+    // `SetNotificationLevel`).
+    "CREATE TABLE notification_levels (
+        user_id   TEXT NOT NULL,
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        PRIMARY KEY (user_id, conv_type, target_id)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// A database failure, with a message for the log (never shown to API callers).

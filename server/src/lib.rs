@@ -264,6 +264,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         db,
         online: Arc::new(OnlineRegistry::new()),
         inbox: Default::default(),
+        status: Default::default(),
         counters: Counters::default(),
         block_epoch: Default::default(),
         echo_user: Default::default(),
@@ -522,6 +523,13 @@ impl RunningServer {
     /// it was resent.
     pub async fn messages_from(&self, sender: &str) -> Result<Vec<(String, String)>, Error> {
         Ok(self.shared.db.messages_from(sender).await?)
+    }
+
+    /// Every (uid, object name) that `sender` published as an IM client, in the
+    /// order they were accepted: tells its messages from its read notifications
+    /// (`RC:ReadNtf`) and read syncs (`RC:SRSMsg`).
+    pub async fn object_names_from(&self, sender: &str) -> Result<Vec<(String, String)>, Error> {
+        Ok(self.shared.db.object_names_from(sender).await?)
     }
 
     /// Serves one IM connection on `stream` (the plain wire protocol, no TLS), as if

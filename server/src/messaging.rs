@@ -26,9 +26,13 @@ use crate::db::{DbError, Outgoing, Stored};
 use crate::error::{Error, InvalidArgument};
 use crate::state::{Counters, Shared};
 use crate::users::{check_id, check_id_list};
-use rcim_proto::message::{ConversationKey, ConversationType, MAX_CONTENT_LEN, check_outgoing};
+use rcim_proto::message::{
+    ConversationKey, ConversationType, MAX_CONTENT_LEN, READ_NOTIFICATION, WireMessage,
+    check_outgoing,
+};
 use rcim_proto::time::now_ms;
-use rcim_proto::upstream::Publish;
+use rcim_proto::upstream::{Publish, StatusPublish};
+use std::sync::Arc;
 
 /// Most recipients of one `/message/private/publish.json` (RC's limit).
 pub const MAX_PRIVATE_RECIPIENTS: usize = 1000;
@@ -126,6 +130,12 @@ pub(crate) async fn publish_from_client(
         return Err(InvalidArgument::SystemFromClient.into());
     }
     check_message(&conversation, &object_name, &content)?;
+    if object_name == READ_NOTIFICATION && conversation.kind != ConversationType::Private {
+        return Err(InvalidArgument::Message(format!(
+            "{READ_NOTIFICATION} is for private conversations"
+        ))
+        .into());
+    }
     if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID {
         return Err(InvalidArgument::ClientMsgId {
             max: MAX_CLIENT_MSG_ID,
@@ -255,4 +265,121 @@ pub(crate) async fn publish_bulk(
         next = end;
     }
     Ok(uids_out)
+}
+
+/// Sends a status message from `from` to the live connections of its recipients,
+/// and stores it nowhere (RC's status messages: online devices only, never in
+/// history, never counted). `conversation` is as the sender names it: a private
+/// one reaches the peer, a group one every member but the sender (a client
+/// sender must be a member; the Server API's need not be, as for its publishes).
+/// Returns how many connections took it.
+pub(crate) async fn publish_status(
+    shared: &Shared,
+    from: &str,
+    conversation: ConversationKey,
+    object_name: &str,
+    content: String,
+    sender_must_be_member: bool,
+) -> Result<usize, Error> {
+    check_message(&conversation, object_name, &content)?;
+    let recipients = match conversation.kind {
+        ConversationType::Private => vec![conversation.target_id.clone()],
+        ConversationType::Group => {
+            let mut members = shared.db.group_members(&conversation.target_id).await?;
+            let before = members.len();
+            members.retain(|m| m != from);
+            if sender_must_be_member && members.len() == before {
+                return Err(Error::NotInGroup);
+            }
+            members
+        }
+        kind => return Err(InvalidArgument::NotFromApi { kind }.into()),
+    };
+    let message = Arc::new(WireMessage {
+        uid: uuid::Uuid::now_v7().to_string(),
+        conversation: crate::db::seen_by_recipient(from, &conversation),
+        sender: from.to_owned(),
+        object_name: object_name.to_owned(),
+        content,
+        sent_time_ms: now_ms(),
+    });
+    Ok(recipients
+        .iter()
+        .map(|user| shared.status.deliver(user, &message))
+        .sum())
+}
+
+/// A client's status message ([`rcim_proto::upstream::ClientMsg::PublishStatus`]):
+/// system messages are refused as for publishes.
+pub(crate) async fn publish_status_from_client(
+    shared: &Shared,
+    sender: &str,
+    status: StatusPublish,
+) -> Result<usize, Error> {
+    if status.conversation.kind == ConversationType::System {
+        return Err(InvalidArgument::SystemFromClient.into());
+    }
+    publish_status(
+        shared,
+        sender,
+        status.conversation,
+        &status.object_name,
+        status.content,
+        true,
+    )
+    .await
+}
+
+/// The Server API's `/statusmessage/{private,group}/publish.json`: one status
+/// message from `from` to each of `to` (users for private, groups for group).
+/// Returns how many connections took one.
+pub(crate) async fn publish_status_from_api(
+    shared: &Shared,
+    kind: ConversationType,
+    from: &str,
+    to: Vec<String>,
+    object_name: &str,
+    content: &str,
+) -> Result<usize, Error> {
+    let (field, max) = match kind {
+        ConversationType::Private => ("toUserId", MAX_PRIVATE_RECIPIENTS),
+        ConversationType::Group => ("toGroupId", MAX_GROUPS_PER_PUBLISH),
+        _ => return Err(InvalidArgument::NotFromApi { kind }.into()),
+    };
+    check_id("fromUserId", from)?;
+    check_id_list(field, &to, max)?;
+    let mut taken = 0;
+    for target_id in distinct(to) {
+        let conversation = ConversationKey { kind, target_id };
+        taken += publish_status(
+            shared,
+            from,
+            conversation,
+            object_name,
+            content.to_owned(),
+            false,
+        )
+        .await?;
+    }
+    Ok(taken)
+}
+
+/// A status message to the sender's own online devices (the Server API's
+/// `isIncludeSender=1`), in `conversation` as the sender names it.
+pub(crate) fn publish_status_to_sender(
+    shared: &Shared,
+    from: &str,
+    conversation: ConversationKey,
+    object_name: &str,
+    content: String,
+) -> usize {
+    let message = Arc::new(WireMessage {
+        uid: uuid::Uuid::now_v7().to_string(),
+        conversation,
+        sender: from.to_owned(),
+        object_name: object_name.to_owned(),
+        content,
+        sent_time_ms: now_ms(),
+    });
+    shared.status.deliver(from, &message)
 }

@@ -5,6 +5,9 @@
 //!   by a newer connection, a block) can tell a connection to end.
 //! - [`inbox`]: per-user signals that an inbox grew, which wake the user's live
 //!   connections to push the new entries.
+//! - [`status`]: per-connection queues of status messages (typing status,
+//!   `/statusmessage/*`), delivered to whoever is online and stored nowhere.
 
 pub mod inbox;
 pub mod online;
+pub mod status;

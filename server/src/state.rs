@@ -9,6 +9,7 @@
 use crate::db::Db;
 use crate::registry::inbox::InboxSignals;
 use crate::registry::online::OnlineRegistry;
+use crate::registry::status::StatusRoutes;
 use crate::token::TokenIssuer;
 use serde::Serialize;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) online: Arc<OnlineRegistry>,
     /// Per-user "the inbox grew" signals for live connections.
     pub(crate) inbox: Arc<InboxSignals>,
+    /// Per-connection queues of status messages (live only, never stored).
+    pub(crate) status: Arc<StatusRoutes>,
     /// Counters behind [`Stats`].
     pub(crate) counters: Counters,
     /// Bumped after every block is written to the database and before the blocked

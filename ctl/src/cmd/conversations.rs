@@ -144,12 +144,18 @@ mod tests {
                 unread_count: 12,
                 last_message: Some(group_message),
                 operation_time_ms: 1_764_263_101_000,
+                is_top: false,
+                notification_level: 0,
+                draft: String::new(),
             },
             Conversation {
                 key: ConversationKey::private("bob"),
                 unread_count: 0,
                 last_message: Some(message(3, Direction::Send, "see you")),
                 operation_time_ms: 1_764_259_501_000,
+                is_top: false,
+                notification_level: 0,
+                draft: String::new(),
             },
         ]
     }

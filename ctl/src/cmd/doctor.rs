@@ -271,6 +271,7 @@ mod tests {
                 last_error: None,
                 daemon_version: "0.1.0".into(),
                 protocol: rcim_proto::PROTOCOL_VERSION,
+                unread_total: 0,
                 token_store: "keyutils".into(),
                 database: Some(Box::new(DatabaseInfo {
                     path: "/d/users/alice/rcim.db".into(),

@@ -57,6 +57,9 @@ pub struct StatusJson {
     pub token_store: String,
     /// The user database, once one was opened.
     pub database: Option<DatabaseJson>,
+    /// Messages received and not read, over every conversation (0 when no
+    /// database is open).
+    pub unread_total: u64,
 }
 
 /// The user database in the JSON output.
@@ -110,6 +113,7 @@ impl From<&StatusSnapshot> for StatusJson {
                 plain_reason: d.plain_reason.clone(),
                 moved_aside: d.moved_aside.clone(),
             }),
+            unread_total: s.unread_total,
         }
     }
 }
@@ -152,6 +156,7 @@ pub fn render_human(s: &StatusSnapshot, out: &mut impl Write) -> Result<(), CliE
     line("clients", s.clients.to_string())?;
     line("uptime", duration(s.uptime_s))?;
     line("reconnects", s.reconnects.to_string())?;
+    line("unread", s.unread_total.to_string())?;
     let last_error = match &s.last_error {
         Some(e) => {
             // Prefer our meaning for a code we know; the daemon's text otherwise.
@@ -242,6 +247,7 @@ mod tests {
                 plain_reason: None,
                 moved_aside: vec!["/data/users/alice/rcim.db.unreadable-20261203T181500Z".into()],
             })),
+            unread_total: 4,
         }
     }
 
@@ -274,6 +280,7 @@ mod tests {
                 "plain_reason": null,
                 "moved_aside": ["/data/users/alice/rcim.db.unreadable-20261203T181500Z"],
             },
+            "unread_total": 4,
         });
         assert_eq!(value, expected);
     }
@@ -303,6 +310,7 @@ server:     rcim://127.0.0.1:7000
 clients:    2
 uptime:     1h 2m 5s
 reconnects: 4
+unread:     4
 last error: 30011: {}
 daemon:     rcimd 0.1.0, protocol 1
 key store:  keyutils

@@ -19,7 +19,8 @@ use serde::Serialize;
 use std::io::Write;
 
 /// Print every event from rcimd as it comes (status changes, messages received,
-/// the end of each offline sync) until interrupted.
+/// the end of each offline sync, read receipts, reads on other devices, typing,
+/// status messages) until interrupted.
 ///
 /// The first line is the status when watching starts. With --since SEQ, the stored
 /// messages after local id SEQ come first (give the last id a previous watch
@@ -84,6 +85,46 @@ pub enum WatchEvent {
     Skipped {
         /// How many.
         missed: u64,
+    },
+    /// The peer of a private conversation read this user's messages up to a time.
+    ReadReceipt {
+        /// `private`.
+        conversation_type: &'static str,
+        /// The peer.
+        target_id: String,
+        /// The send time of the last message read (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// Another device of this user read a conversation up to a time.
+    ConversationReadSynced {
+        /// `private`, `group` or `system`.
+        conversation_type: &'static str,
+        /// The other side.
+        target_id: String,
+        /// The send time read up to (ms).
+        last_message_send_time_ms: i64,
+    },
+    /// Who is typing in a private conversation now (empty: nobody any more).
+    TypingStatus {
+        /// `private`.
+        conversation_type: &'static str,
+        /// The peer.
+        target_id: String,
+        /// The users typing.
+        users: Vec<String>,
+    },
+    /// A status message (never stored).
+    StatusMessage {
+        /// `private` or `group`.
+        conversation_type: &'static str,
+        /// The other side.
+        target_id: String,
+        /// Who sent it.
+        sender: String,
+        /// Its type name.
+        object_name: String,
+        /// Its content.
+        content: String,
     },
 }
 
@@ -190,6 +231,37 @@ fn to_json(line: &Line) -> WatchEvent {
             message: message.into(),
         },
         Line::Event(Err(Lagged { missed })) => WatchEvent::Skipped { missed: *missed },
+        Line::Event(Ok(Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms,
+        })) => WatchEvent::ReadReceipt {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            last_message_send_time_ms: *last_message_send_time_ms,
+        },
+        Line::Event(Ok(Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms,
+        })) => WatchEvent::ConversationReadSynced {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            last_message_send_time_ms: *last_message_send_time_ms,
+        },
+        Line::Event(Ok(Event::TypingStatus {
+            conversation,
+            users,
+        })) => WatchEvent::TypingStatus {
+            conversation_type: conversation.kind.name(),
+            target_id: conversation.target_id.clone(),
+            users: users.iter().map(|u| u.user_id.clone()).collect(),
+        },
+        Line::Event(Ok(Event::StatusMessageReceived { message })) => WatchEvent::StatusMessage {
+            conversation_type: message.conversation.kind.name(),
+            target_id: message.conversation.target_id.clone(),
+            sender: message.sender.clone(),
+            object_name: message.object_name.clone(),
+            content: message.content.clone(),
+        },
     }
 }
 
@@ -225,6 +297,44 @@ fn human(line: &Line, me: Option<&str>) -> String {
         Line::Event(Err(Lagged { missed })) => format!(
             "skipped: this watcher fell behind and skipped {missed} events; \
              the messages among them are replayed next"
+        ),
+        Line::Event(Ok(Event::ReadReceipt {
+            conversation,
+            last_message_send_time_ms,
+        })) => format!(
+            "read receipt: {} read your messages up to {}",
+            view::one_line(&conversation.target_id),
+            view::time(*last_message_send_time_ms)
+        ),
+        Line::Event(Ok(Event::ConversationReadSynced {
+            conversation,
+            last_message_send_time_ms,
+        })) => format!(
+            "read elsewhere: {} read up to {} on another device",
+            view::peer(conversation),
+            view::time(*last_message_send_time_ms)
+        ),
+        Line::Event(Ok(Event::TypingStatus {
+            conversation,
+            users,
+        })) => {
+            if users.is_empty() {
+                format!("typing: nobody in {}", view::peer(conversation))
+            } else {
+                let names: Vec<String> = users.iter().map(|u| view::one_line(&u.user_id)).collect();
+                format!(
+                    "typing: {} in {}",
+                    names.join(", "),
+                    view::peer(conversation)
+                )
+            }
+        }
+        Line::Event(Ok(Event::StatusMessageReceived { message })) => format!(
+            "status message: {} from {} in {}: {}",
+            view::one_line(&message.object_name),
+            view::one_line(&message.sender),
+            view::peer(&message.conversation),
+            view::truncate(&view::one_line(&message.content), view::PREVIEW_CHARS)
         ),
     }
 }
@@ -370,5 +480,51 @@ mod tests {
             values[4],
             serde_json::json!({"schema_version": 1, "event": "offline_sync_completed"})
         );
+    }
+
+    #[test]
+    fn reads_typing_and_status_messages_have_lines_of_their_own() {
+        use rcim_client::{ConversationKey, TypingUser};
+        let bob = ConversationKey::private("bob");
+        let lines = [
+            Line::Event(Ok(Event::ReadReceipt {
+                conversation: bob.clone(),
+                last_message_send_time_ms: 1_764_259_501_000,
+            })),
+            Line::Event(Ok(Event::ConversationReadSynced {
+                conversation: ConversationKey::group("team"),
+                last_message_send_time_ms: 1_764_259_501_000,
+            })),
+            Line::Event(Ok(Event::TypingStatus {
+                conversation: bob.clone(),
+                users: vec![TypingUser {
+                    user_id: "bob".into(),
+                    content_type: "RC:TxtMsg".into(),
+                    sent_time_ms: 1,
+                }],
+            })),
+            Line::Event(Ok(Event::TypingStatus {
+                conversation: bob.clone(),
+                users: Vec::new(),
+            })),
+        ];
+        let human: Vec<String> = lines.iter().map(|l| human(l, Some("alice"))).collect();
+        assert_eq!(
+            human,
+            [
+                "read receipt: bob read your messages up to 2025-11-27 16:05:01",
+                "read elsewhere: group team read up to 2025-11-27 16:05:01 on another device",
+                "typing: bob in bob",
+                "typing: nobody in bob",
+            ]
+        );
+        let json = serde_json::to_value(WatchJson {
+            schema_version: 1,
+            event: to_json(&lines[2]),
+        })
+        .unwrap();
+        assert_eq!(json["event"], "typing_status");
+        assert_eq!(json["users"], serde_json::json!(["bob"]));
+        assert_eq!(json["target_id"], "bob");
     }
 }

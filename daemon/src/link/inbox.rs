@@ -17,7 +17,7 @@
 
 use super::connector::{Failure, Upstream};
 use super::{Frame, store_failure};
-use crate::store::{Applied, StoreHandle};
+use crate::store::StoreHandle;
 use futures_util::FutureExt;
 use rcim_proto::ipc::Event;
 use rcim_proto::time::now_ms;
@@ -254,11 +254,9 @@ impl Inbox {
         let started = Instant::now();
         let committed = self.store.apply_incoming(run, now_ms()).await;
         self.last_commit = Some((started, Instant::now()));
-        let Applied {
-            received: inserted,
-            recalled,
-        } = committed.map_err(store_failure)?;
+        let incoming = committed.map_err(store_failure)?;
         self.cursor = self.cursor.max(last);
+        let inserted = incoming.messages;
         let total = inserted.len();
         events.extend(inserted.into_iter().enumerate().map(|(i, message)| {
             Event::MessageReceived {
@@ -268,11 +266,8 @@ impl Inbox {
                 has_package,
             }
         }));
-        events.extend(
-            recalled
-                .into_iter()
-                .map(|message| Event::MessageRecalled { message }),
-        );
+        // What the batch's recalls, read receipts and read syncs changed.
+        events.extend(incoming.applied);
         // Durable now: acknowledge.
         upstream.send(&ClientMsg::Ack { seq: last }).await
     }

@@ -37,6 +37,7 @@ mod inbox;
 pub mod nodes;
 mod outbox;
 mod requests;
+mod typing;
 
 use crate::hub::HubHandle;
 use crate::store::{StoreError, StoreHandle, StoreOpener};
@@ -44,10 +45,11 @@ use crate::vault::Vault;
 use connector::{ConnectorConfig, Failure, ServerAddr, Upstream, WriteError};
 use inbox::Inbox;
 use outbox::Outbox;
-use rcim_proto::ipc::{Callback, Event, check_send_message};
-use rcim_proto::message::ConversationKey;
+use rcim_proto::ipc::{Callback, Event, TypingUser, check_send_message};
+use rcim_proto::message::{ConversationKey, ConversationType, TYPING_STATUS, typing_content};
 use rcim_proto::status::{ConnectionStatus, ErrorInfo, LinkState};
 use rcim_proto::token::TokenClaims;
+use rcim_proto::upstream::StatusPublish;
 use rcim_proto::upstream::{ClientMsg, ServerMsg};
 use rcim_proto::{FrameError, RcCode, Token};
 pub use requests::ANSWER_TIMEOUT;
@@ -58,6 +60,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use typing::{TypingBoard, TypingLimiter};
 
 /// How the link behaves; everything time-related is here so tests can shrink it.
 #[derive(Clone, Debug)]
@@ -136,6 +139,41 @@ enum Command {
         before_time_ms: i64,
         count: u32,
         reply: oneshot::Sender<HistoryAnswer>,
+    },
+    MarkRead {
+        conversation: ConversationKey,
+        up_to_ms: i64,
+        reply: oneshot::Sender<RcCode>,
+    },
+    SendStatus {
+        status: OutgoingStatus,
+        reply: oneshot::Sender<RcCode>,
+    },
+    SetNotificationLevel {
+        conversation: ConversationKey,
+        level: i32,
+        reply: oneshot::Sender<RcCode>,
+    },
+}
+
+/// A status message an app sends.
+#[derive(Debug)]
+pub enum OutgoingStatus {
+    /// RC's `sendTypingStatus`: rate-limited per conversation.
+    Typing {
+        /// The private conversation.
+        conversation: ConversationKey,
+        /// The type name being typed.
+        content_type: String,
+    },
+    /// Any other status message.
+    Other {
+        /// Where to.
+        conversation: ConversationKey,
+        /// The type name.
+        object_name: String,
+        /// The content.
+        content: String,
     },
 }
 
@@ -286,6 +324,57 @@ impl LinkHandle {
         Ok(out)
     }
 
+    /// Marks a conversation read up to `up_to_ms` (0: its newest message) on every
+    /// device: see `Op::MarkRead`. The arguments are checked by the caller
+    /// (`Op::check`). 0, or 33002 when no database is open, 33000 when it failed.
+    pub async fn mark_read(&self, conversation: ConversationKey, up_to_ms: i64) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::MarkRead {
+            conversation,
+            up_to_ms,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
+    /// Sends a status message (typing status rate-limited as RC does): 0 sent or
+    /// rate-limited, 30002 when not connected.
+    pub async fn send_status(&self, status: OutgoingStatus) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::SendStatus { status, reply })
+            .await
+            .is_err()
+        {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
+    /// RC's `changeConversationNotificationLevel`: kept and queued for the server
+    /// in one transaction, sent now or after the next connect. The level is
+    /// checked by the caller (`Op::check`). 0, 33002 no database, 33000 failed.
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> RcCode {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::SetNotificationLevel {
+            conversation,
+            level,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return RcCode::CONNECTION_CLOSING;
+        }
+        answer.await.unwrap_or(RcCode::CONNECTION_CLOSING)
+    }
+
     /// The open database of the current user, for queries that need not go
     /// through the link.
     pub fn store(&self) -> Option<StoreHandle> {
@@ -349,6 +438,8 @@ pub fn spawn(
             shared: store_tx,
         },
         outbox: Outbox::default(),
+        typing_sent: TypingLimiter::default(),
+        typing: TypingBoard::default(),
         token: None,
         waiters: Vec::new(),
         persistent: false,
@@ -414,7 +505,13 @@ impl UserDatabase {
     async fn open(&mut self, user: &str, stores: &StoreOpener) -> RcCode {
         self.user_id = Some(user.to_owned());
         self.slot = match stores.open(user).await {
-            Ok(handle) => StoreSlot::Open(handle),
+            Ok(handle) => {
+                // Status snapshots read the unread total from the handle's cache.
+                if let Err(e) = handle.refresh_unread_total().await {
+                    tracing::warn!("cannot read the unread total: {e}");
+                }
+                StoreSlot::Open(handle)
+            }
             Err(e) => {
                 tracing::error!("cannot open the database of {user}: {e}");
                 StoreSlot::Failed
@@ -528,6 +625,10 @@ struct Link {
     database: UserDatabase,
     /// Messages sent by apps, until the server has them.
     outbox: Outbox,
+    /// Which typing statuses this device may send now.
+    typing_sent: TypingLimiter,
+    /// Who is typing where, as received.
+    typing: TypingBoard,
     /// The token to connect with.
     token: Option<Token>,
     waiters: Vec<Waiter>,
@@ -571,6 +672,10 @@ impl Link {
                     None => break,
                 },
                 () = sleep_until_some(deadline) => self.expire_waiters(),
+                () = sleep_until_some(self.typing.next_expiry()) => {
+                    let expired = self.typing.expire(Instant::now());
+                    self.deps.hub.publish_all(expired);
+                }
                 step = self.phase.step(&self.config) => {
                     let stepped = self.on_step(step).await;
                     self.settle(stepped).await;
@@ -664,7 +769,141 @@ impl Link {
                 }
                 Ok(())
             }
+            Command::MarkRead {
+                conversation,
+                up_to_ms,
+                reply,
+            } => {
+                let (code, published) = self.mark_read(conversation, up_to_ms).await;
+                let _ = reply.send(code);
+                published
+            }
+            Command::SendStatus { status, reply } => {
+                let (code, sent) = self.send_status(status).await;
+                let _ = reply.send(code);
+                sent
+            }
+            Command::SetNotificationLevel {
+                conversation,
+                level,
+                reply,
+            } => {
+                let (code, sent) = self.set_notification_level(conversation, level).await;
+                let _ = reply.send(code);
+                sent
+            }
         }
+    }
+
+    /// A local app set a conversation's notification level: kept and queued in one
+    /// transaction, sent at once when connected. The code, and whether sending
+    /// failed the connection.
+    async fn set_notification_level(
+        &mut self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> (RcCode, Result<(), Failure>) {
+        let Some(store) = self.database.handle() else {
+            return (RcCode::DATABASE_ERROR, Ok(()));
+        };
+        let queued = match store.set_notification_level(conversation, level).await {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::error!("cannot keep a notification level: {e}");
+                return (RcCode::BIZ_SAVE_MESSAGE_ERROR, Ok(()));
+            }
+        };
+        let sent = match &mut self.phase {
+            Phase::Connected(live) => outbox::publish_command(&queued, &mut live.upstream).await,
+            _ => Ok(()),
+        };
+        (RcCode::SUCCESS, sent)
+    }
+
+    /// A local app called `markRead`: cleared and queued in one transaction, then
+    /// published at once when connected (otherwise after the next connect). The
+    /// code, and whether publishing failed the connection.
+    async fn mark_read(
+        &mut self,
+        conversation: ConversationKey,
+        up_to_ms: i64,
+    ) -> (RcCode, Result<(), Failure>) {
+        let Some(store) = self.database.handle() else {
+            tracing::info!("markRead refused: no database is open (connect first)");
+            return (RcCode::DATABASE_ERROR, Ok(()));
+        };
+        let marked = match store.mark_read(conversation, up_to_ms).await {
+            Ok(marked) => marked,
+            Err(e) => {
+                tracing::error!("cannot mark a conversation read: {e}");
+                return (RcCode::BIZ_SAVE_MESSAGE_ERROR, Ok(()));
+            }
+        };
+        if let Phase::Connected(live) = &mut self.phase {
+            for command in &marked.queued {
+                if let Err(failure) = outbox::publish_command(command, &mut live.upstream).await {
+                    // Queued in the database: sent after the reconnect.
+                    return (RcCode::SUCCESS, Err(failure));
+                }
+            }
+        }
+        (RcCode::SUCCESS, Ok(()))
+    }
+
+    /// A local app sent a status message: out at once when connected, never
+    /// queued (a status message is for whoever is online now). The code, and
+    /// whether sending failed the connection.
+    async fn send_status(&mut self, status: OutgoingStatus) -> (RcCode, Result<(), Failure>) {
+        let Phase::Connected(live) = &mut self.phase else {
+            return (RcCode::RC_NETWORK_UNAVAILABLE, Ok(()));
+        };
+        let publish = match status {
+            OutgoingStatus::Typing {
+                conversation,
+                content_type,
+            } => {
+                if !self.typing_sent.allow(&conversation, Instant::now()) {
+                    tracing::debug!("typing status to {conversation:?} within 6 s: not sent");
+                    return (RcCode::SUCCESS, Ok(()));
+                }
+                StatusPublish {
+                    conversation,
+                    object_name: TYPING_STATUS.to_owned(),
+                    content: typing_content(&content_type),
+                }
+            }
+            OutgoingStatus::Other {
+                conversation,
+                object_name,
+                content,
+            } => StatusPublish {
+                conversation,
+                object_name,
+                content,
+            },
+        };
+        let sent = live.upstream.send(&ClientMsg::PublishStatus(publish)).await;
+        (RcCode::SUCCESS, sent)
+    }
+
+    /// A status message from the server: a typing status goes on the board (and
+    /// to the apps as `TypingStatus`), anything else to the apps as it is.
+    fn on_status(&mut self, message: rcim_proto::message::WireMessage) -> Event {
+        if message.object_name == TYPING_STATUS
+            && message.conversation.kind == ConversationType::Private
+        {
+            let content_type = rcim_proto::message::typing_type_of(&message.content)
+                .unwrap_or_else(|| "RC:TxtMsg".to_owned());
+            let user = TypingUser {
+                user_id: message.sender.clone(),
+                content_type,
+                sent_time_ms: message.sent_time_ms,
+            };
+            return self
+                .typing
+                .on_typing(&message.conversation, user, Instant::now());
+        }
+        Event::StatusMessageReceived { message }
     }
 
     /// A local app called `sendMessage`: the message goes into the outbox, and out
@@ -960,6 +1199,17 @@ impl Link {
         let mut events = Vec::new();
         while let Some(frame) = next.take() {
             let handled = self.handle_frame(frame, &mut events).await;
+            // A message from someone typing ends their typing status.
+            let done_typing: Vec<Event> = events
+                .iter()
+                .filter_map(|event| match event {
+                    Event::MessageReceived { message, .. } => self
+                        .typing
+                        .on_message(&message.conversation, &message.sender),
+                    _ => None,
+                })
+                .collect();
+            events.extend(done_typing);
             // What was committed is shown, even when the connection failed after.
             self.deps.hub.publish_all(std::mem::take(&mut events));
             next = handled?;
@@ -1006,6 +1256,10 @@ impl Link {
             }
             Ok(Some(answer @ (ServerMsg::RecallAck { .. } | ServerMsg::HistoryPage { .. }))) => {
                 self.on_answer(answer, events).await?;
+                return Ok(None);
+            }
+            Ok(Some(ServerMsg::Status(message))) => {
+                events.push(self.on_status(message));
                 return Ok(None);
             }
             Ok(Some(ServerMsg::Disconnect { reason })) => Failure::with(

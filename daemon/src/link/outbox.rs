@@ -1,5 +1,10 @@
 //! The outbox: messages apps send, from `sendMessage` to the server's PubAck.
 //!
+//! Beside messages it carries the read notifications and read syncs that
+//! `markRead` queues (the store's command outbox): published the same way, after
+//! every reconnect until the server answered, with their own de-duplication ids,
+//! and told apart in the PubAck by [`COMMAND_REQ`] in the request id.
+//!
 //! A message is stored in the outbox before `onMessageSaved`, published as soon as
 //! the link is connected (again after every reconnect, with the same client message
 //! id, which the server de-duplicates), and leaves the outbox only when the
@@ -13,7 +18,7 @@
 
 use super::connector::{Failure, Upstream};
 use super::{Call, store_failure};
-use crate::store::{Outgoing, StoreHandle};
+use crate::store::{NOTIFICATION_LEVEL_COMMAND, Outgoing, QueuedCommand, StoreHandle};
 use rcim_proto::RcCode;
 use rcim_proto::ipc::Callback;
 use rcim_proto::message::{ConversationKey, Message};
@@ -21,6 +26,11 @@ use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, PubAck, Publish};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
+
+/// The bit of a PUBLISH request id that marks a queued command (the rest is its
+/// key in the command outbox); message request ids are local message ids, far
+/// below it.
+pub(super) const COMMAND_REQ: u64 = 1 << 62;
 
 /// Outgoing messages of the link.
 #[derive(Default)]
@@ -47,6 +57,10 @@ impl Outbox {
         }
         for message in &queued {
             self.publish(message, upstream).await?;
+        }
+        let commands = store.command_outbox().await.map_err(store_failure)?;
+        for command in &commands {
+            publish_command(command, upstream).await?;
         }
         Ok(())
     }
@@ -118,6 +132,18 @@ impl Outbox {
         ack: PubAck,
         store: &StoreHandle,
     ) -> Result<(), Failure> {
+        if ack.req_id & COMMAND_REQ != 0 {
+            let Ok(id) = i64::try_from(ack.req_id & !COMMAND_REQ) else {
+                return Ok(());
+            };
+            if ack.code != 0 {
+                tracing::warn!(
+                    "the server refused queued command {id}: {}; dropping it",
+                    RcCode(ack.code)
+                );
+            }
+            return store.command_done(id).await.map_err(store_failure);
+        }
         let Ok(id) = i64::try_from(ack.req_id) else {
             return Ok(());
         };
@@ -143,4 +169,35 @@ impl Outbox {
         }
         Ok(())
     }
+}
+
+/// Publishes one queued read notification or read sync on the live connection.
+pub(super) async fn publish_command(
+    command: &QueuedCommand,
+    upstream: &mut Upstream,
+) -> Result<(), Failure> {
+    let req_id = COMMAND_REQ | u64::try_from(command.id).unwrap_or_default();
+    if command.object_name == NOTIFICATION_LEVEL_COMMAND {
+        let Ok(level) = command.content.parse::<i32>() else {
+            tracing::warn!(
+                "a queued notification level is not a number: {:?}",
+                command.content
+            );
+            return Ok(());
+        };
+        let set = ClientMsg::SetNotificationLevel {
+            req_id,
+            conversation: command.conversation.clone(),
+            level,
+        };
+        return upstream.send(&set).await;
+    }
+    let publish = ClientMsg::Publish(Publish {
+        req_id,
+        client_msg_id: command.client_msg_id.clone(),
+        conversation: command.conversation.clone(),
+        object_name: command.object_name.clone(),
+        content: command.content.clone(),
+    });
+    upstream.send(&publish).await
 }

@@ -1151,3 +1151,214 @@ async fn a_request_the_server_never_answers_is_30003_after_the_answer_timeout() 
     assert_eq!(waiting.await.unwrap(), RcCode::RC_SOCKET_DISCONNECTED);
     assert!(started.elapsed() < ANSWER_TIMEOUT);
 }
+
+/// A bare wire client of `user` on the harness's server, platform `mobile` (so it
+/// is a device of its own beside a desktop rcimd): its reader and writer, after
+/// an accepted CONNACK.
+async fn raw_device(
+    h: &Harness,
+    user: &str,
+) -> (
+    FrameReader<tokio::io::ReadHalf<DuplexStream>>,
+    tokio::io::WriteHalf<DuplexStream>,
+) {
+    use rcim_proto::frame::{MAX_UPSTREAM_FRAME, write_frame};
+    use rcim_proto::upstream::{ClientInfo as WireClient, Connect};
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    h.server.serve_stream(theirs);
+    let (read, mut write) = tokio::io::split(ours);
+    let mut reader = FrameReader::new(read, MAX_UPSTREAM_FRAME);
+    let connect = ClientMsg::Connect(Connect {
+        protocol: rcim_proto::WIRE_VERSION,
+        app_key: "app".into(),
+        token: Token::new(h.token(user)),
+        client_info: WireClient {
+            platform: "mobile".into(),
+            sdk: "test".into(),
+            os: "test".into(),
+        },
+        device_id: format!("{user}-phone"),
+    });
+    write_frame(&mut write, &connect, MAX_UPSTREAM_FRAME)
+        .await
+        .unwrap();
+    match reader.read::<ServerMsg>().await.unwrap() {
+        Some(ServerMsg::ConnAck(ack)) => assert_eq!(ack.code.0, 0),
+        other => panic!("no CONNACK: {other:?}"),
+    }
+    (reader, write)
+}
+
+/// The typing statuses `reader` receives within `limit`, with when each came.
+async fn typing_received(
+    reader: &mut FrameReader<tokio::io::ReadHalf<DuplexStream>>,
+    limit: Duration,
+) -> Vec<Instant> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + limit;
+    while let Ok(frame) = tokio::time::timeout_at(deadline, reader.read::<ServerMsg>()).await {
+        match frame.unwrap() {
+            Some(ServerMsg::Status(m)) if m.object_name == "RC:TypSts" => {
+                seen.push(Instant::now());
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn typing_spam_goes_out_once_per_six_seconds_per_conversation() {
+    let h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    let (mut bob, _bob_writer) = raw_device(&h, "bob").await;
+    let start = Instant::now();
+    // A call every 500 ms for 13 s: 27 calls, each answered 0.
+    let spam = async {
+        for _ in 0..27 {
+            let status = OutgoingStatus::Typing {
+                conversation: ConversationKey::private("bob"),
+                content_type: "RC:TxtMsg".into(),
+            };
+            assert_eq!(h.link.send_status(status).await, RcCode::SUCCESS);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let (received, ()) = tokio::join!(
+        typing_received(&mut bob, Duration::from_millis(13_600)),
+        spam
+    );
+    let offsets: Vec<u128> = received
+        .iter()
+        .map(|at| (*at - start).as_millis())
+        .collect();
+    assert_eq!(offsets, vec![0, 6_000, 12_000], "one per 6 s: {offsets:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_received_typing_status_lasts_six_seconds_unless_renewed() {
+    use rcim_proto::frame::{MAX_UPSTREAM_FRAME, write_frame};
+    use rcim_proto::upstream::StatusPublish;
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    h.until_sync_completed(Duration::from_secs(5)).await;
+    let (_bob, mut bob_writer) = raw_device(&h, "bob").await;
+    let typing = ClientMsg::PublishStatus(StatusPublish {
+        conversation: ConversationKey::private("alice"),
+        object_name: "RC:TypSts".into(),
+        content: rcim_proto::message::typing_content("RC:VcMsg"),
+    });
+    /// The typing lists among `events`, as `user:type` names.
+    fn typing_lists(events: Vec<Event>) -> Vec<Vec<String>> {
+        events
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::TypingStatus {
+                    conversation,
+                    users,
+                } => {
+                    assert_eq!(conversation, ConversationKey::private("bob"));
+                    Some(
+                        users
+                            .iter()
+                            .map(|u| format!("{}:{}", u.user_id, u.content_type))
+                            .collect(),
+                    )
+                }
+                _ => None,
+            })
+            .collect()
+    }
+    let bob_typing = vec!["bob:RC:VcMsg".to_owned()];
+    let start = Instant::now();
+    write_frame(&mut bob_writer, &typing, MAX_UPSTREAM_FRAME)
+        .await
+        .unwrap();
+    tokio::time::sleep_until(start + Duration::from_millis(100)).await;
+    assert_eq!(
+        typing_lists(h.drain_events().await),
+        vec![bob_typing.clone()]
+    );
+    // Renewed at 4 s: still typing past 6 s.
+    tokio::time::sleep_until(start + Duration::from_secs(4)).await;
+    write_frame(&mut bob_writer, &typing, MAX_UPSTREAM_FRAME)
+        .await
+        .unwrap();
+    tokio::time::sleep_until(start + Duration::from_millis(4_100)).await;
+    assert_eq!(
+        typing_lists(h.drain_events().await),
+        vec![bob_typing.clone()]
+    );
+    tokio::time::sleep_until(start + Duration::from_millis(9_980)).await;
+    assert!(
+        typing_lists(h.drain_events().await).is_empty(),
+        "nothing runs out before 6 s after the renewal"
+    );
+    // Gone 6 s after the renewal: an empty list, once.
+    tokio::time::sleep_until(start + Duration::from_secs(10)).await;
+    assert_eq!(
+        typing_lists(h.drain_events().await),
+        vec![Vec::<String>::new()]
+    );
+    tokio::time::sleep_until(start + Duration::from_secs(30)).await;
+    assert!(typing_lists(h.drain_events().await).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_reaches_the_users_phone_and_the_peer_through_their_inboxes() {
+    use rcim_proto::frame::{MAX_UPSTREAM_FRAME, write_frame};
+    let mut h = Harness::new().await;
+    let token = h.token("alice");
+    assert_eq!(connect(&h.link, &token, 0).await, ok("alice"));
+    h.server
+        .publish_private("bob", &["alice"], "RC:TxtMsg", "{\"content\":\"hi\"}")
+        .await
+        .unwrap();
+    h.until_sync_completed(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let store = h.link.store().unwrap();
+    assert_eq!(store.unread_total(Vec::new()).await.unwrap(), 1);
+    // alice's phone is online beside her desktop rcimd.
+    let (mut phone, mut phone_writer) = raw_device(&h, "alice").await;
+    write_frame(
+        &mut phone_writer,
+        &ClientMsg::Sync { since_seq: 1 },
+        MAX_UPSTREAM_FRAME,
+    )
+    .await
+    .unwrap();
+    let bob = ConversationKey::private("bob");
+    assert_eq!(h.link.mark_read(bob.clone(), 0).await, RcCode::SUCCESS);
+    assert_eq!(store.unread_total(Vec::new()).await.unwrap(), 0);
+    // The phone gets the read sync in bob's conversation, live.
+    let synced = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match phone.read::<ServerMsg>().await.unwrap() {
+                Some(ServerMsg::Push(entry)) => return entry.message,
+                Some(_) => {}
+                None => panic!("the phone's connection closed"),
+            }
+        }
+    })
+    .await
+    .expect("the read sync reached the phone");
+    assert_eq!(synced.object_name, "RC:SRSMsg");
+    assert_eq!(synced.conversation, bob);
+    assert_eq!(synced.sender, "alice");
+    // bob's inbox holds the read notification (and nothing else from alice).
+    let bob_inbox = h.server.inbox_uids("bob").await.unwrap();
+    assert_eq!(bob_inbox.len(), 1);
+    // The desktop got its own read sync back and did nothing with it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = h.drain_events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ConversationReadSynced { .. })),
+        "{events:?}"
+    );
+    assert!(store.command_outbox().await.unwrap().is_empty());
+}

@@ -40,7 +40,9 @@ mod schema;
 mod search_index;
 
 pub use checkpoint::CHECKPOINT_PAGES;
-pub use queries::{Applied, Outgoing};
+pub use queries::{
+    Incoming, MarkedRead, NOTIFICATION_LEVEL_COMMAND, Outgoing, QueuedCommand, Setting,
+};
 
 use crate::vault::{KeyError, KeyLookup, Vault};
 use checkpoint::Checkpoints;
@@ -51,6 +53,7 @@ use rcim_proto::upstream::InboxEntry;
 use rusqlite::Connection;
 use search_index::SearchIndexer;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why the store failed.
@@ -192,6 +195,10 @@ pub struct StoreHandle {
     path: Arc<PathBuf>,
     checkpoints: Arc<Checkpoints>,
     indexer: Arc<SearchIndexer>,
+    /// The unread total as of the last write (read after every write that changed
+    /// rows, inside the same blocking call): status snapshots read it without
+    /// waiting for the database, which a long sync commit may hold.
+    unread_total: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -219,6 +226,7 @@ impl StoreHandle {
         let path = Arc::clone(&self.path);
         let checkpoints = Arc::clone(&self.checkpoints);
         let indexer = Arc::clone(&self.indexer);
+        let unread_total = Arc::clone(&self.unread_total);
         tokio::task::spawn_blocking(move || {
             let (result, changes) = {
                 // A panic inside a query cannot leave SQLite half-written (the
@@ -226,7 +234,15 @@ impl StoreHandle {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                 let before = conn.total_changes();
                 let result = f(&mut conn);
-                (result, conn.total_changes().wrapping_sub(before))
+                let changes = conn.total_changes().wrapping_sub(before);
+                if changes > 0 {
+                    // A read of at most six kept rows (see `unread_totals`).
+                    match queries::unread_total(&conn, &[]) {
+                        Ok(total) => unread_total.store(total, Ordering::Relaxed),
+                        Err(e) => tracing::warn!("cannot read the unread total: {e}"),
+                    }
+                }
+                (result, changes)
             };
             checkpoints.after_write(changes, &path, &conn);
             indexer.after_write(changes, &conn);
@@ -256,13 +272,14 @@ impl StoreHandle {
             .await
     }
 
-    /// [`StoreHandle::insert_incoming`], and recall commands among the entries
-    /// applied in the same transaction: what was received and what was recalled.
+    /// [`StoreHandle::insert_incoming`], with the batch's commands (recalls, read
+    /// receipts, read syncs) applied in the same transaction: the new messages
+    /// and the events of what the commands changed.
     pub async fn apply_incoming(
         &self,
         entries: Vec<InboxEntry>,
         received_ms: i64,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<Incoming, StoreError> {
         self.call(move |conn| queries::apply_incoming(conn, entries, received_ms))
             .await
     }
@@ -297,6 +314,122 @@ impl StoreHandle {
             )
         })
         .await
+    }
+
+    /// Marks `conversation` read up to `up_to_ms` (0: its newest message) and
+    /// queues the read sync (and for a private conversation the read
+    /// notification) to send, in one transaction.
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationKey,
+        up_to_ms: i64,
+    ) -> Result<MarkedRead, StoreError> {
+        self.call(move |conn| {
+            queries::mark_read(conn, &conversation, up_to_ms, || {
+                uuid::Uuid::now_v7().to_string()
+            })
+        })
+        .await
+    }
+
+    /// Changes a conversation's pin or draft (RC's `changeConversationTopStatus`,
+    /// `saveDraftMessage`).
+    pub async fn set_setting(
+        &self,
+        conversation: ConversationKey,
+        setting: Setting,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| queries::set_setting(conn, &conversation, &setting))
+            .await
+    }
+
+    /// A conversation's draft (empty: none).
+    pub async fn draft(&self, conversation: ConversationKey) -> Result<String, StoreError> {
+        self.call(move |conn| queries::draft(conn, &conversation))
+            .await
+    }
+
+    /// Sets a conversation's notification level and queues it for the server, in
+    /// one transaction.
+    pub async fn set_notification_level(
+        &self,
+        conversation: ConversationKey,
+        level: i32,
+    ) -> Result<QueuedCommand, StoreError> {
+        self.call(move |conn| {
+            queries::set_notification_level(
+                conn,
+                &conversation,
+                level,
+                uuid::Uuid::now_v7().to_string(),
+            )
+        })
+        .await
+    }
+
+    /// RC's `removeConversation`: off the list, messages kept and read.
+    pub async fn remove_conversation(
+        &self,
+        conversation: ConversationKey,
+    ) -> Result<bool, StoreError> {
+        self.call(move |conn| queries::remove_conversation(conn, &conversation))
+            .await
+    }
+
+    /// Deletes messages by local id; how many were deleted.
+    pub async fn delete_messages(&self, ids: Vec<i64>) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::delete_messages(conn, &ids))
+            .await
+    }
+
+    /// Deletes a conversation's messages sent at or before `before_ms` (0: all).
+    pub async fn delete_messages_before(
+        &self,
+        conversation: ConversationKey,
+        before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::delete_messages_before(conn, &conversation, before_ms))
+            .await
+    }
+
+    /// Every queued read notification and read sync, oldest first.
+    pub async fn command_outbox(&self) -> Result<Vec<QueuedCommand>, StoreError> {
+        self.call(|conn| queries::command_outbox(conn)).await
+    }
+
+    /// The server answered queued command `id`: it leaves the queue.
+    pub async fn command_done(&self, id: i64) -> Result<(), StoreError> {
+        self.call(move |conn| queries::command_done(conn, id)).await
+    }
+
+    /// The unread total over every conversation as of the last write, without
+    /// touching the database (see [`StoreHandle::refresh_unread_total`] for the
+    /// value before the first write).
+    pub fn cached_unread_total(&self) -> u64 {
+        self.unread_total.load(Ordering::Relaxed)
+    }
+
+    /// Reads the unread total into the cache (once, after opening; every write
+    /// keeps it current from then on).
+    pub async fn refresh_unread_total(&self) -> Result<u64, StoreError> {
+        let total = self.unread_total(Vec::new()).await?;
+        self.unread_total.store(total, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// The unread count of one conversation (RC's `getUnreadCount`).
+    pub async fn unread_count(&self, conversation: ConversationKey) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::unread_count(conn, &conversation))
+            .await
+    }
+
+    /// The unread count over every conversation of `types`, all when empty (RC's
+    /// `getTotalUnreadCount` and `getUnreadCountByConversationTypes`). Kept per
+    /// type in the database as counts change: one small read, whatever the number
+    /// of messages.
+    pub async fn unread_total(&self, types: Vec<ConversationType>) -> Result<u64, StoreError> {
+        self.call(move |conn| queries::unread_total(conn, &types))
+            .await
     }
 
     /// The stored message with server uid `uid`, if any.
@@ -477,6 +610,7 @@ impl StoreOpener {
             path: Arc::new(path),
             checkpoints: Arc::new(Checkpoints::new(key)),
             indexer: Arc::default(),
+            unread_total: Arc::default(),
         })
     }
 
@@ -1124,6 +1258,40 @@ mod tests {
             KeyLookup::Found(key) => CryptoKey(key),
             KeyLookup::Missing => panic!("no key stored for {}", path.display()),
         }
+    }
+
+    #[tokio::test]
+    async fn the_cached_unread_total_follows_every_write() {
+        use rcim_proto::message::WireMessage;
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        assert_eq!(handle.refresh_unread_total().await.unwrap(), 0);
+        let entries = (1..=3)
+            .map(|seq| InboxEntry {
+                seq,
+                message: WireMessage {
+                    uid: format!("u{seq}"),
+                    conversation: ConversationKey::private("bob"),
+                    sender: "bob".into(),
+                    object_name: "RC:TxtMsg".into(),
+                    content: "{}".into(),
+                    sent_time_ms: 100 * seq as i64,
+                },
+            })
+            .collect();
+        handle.insert_incoming(entries, 1).await.unwrap();
+        assert_eq!(handle.cached_unread_total(), 3);
+        handle
+            .mark_read(ConversationKey::private("bob"), 200)
+            .await
+            .unwrap();
+        assert_eq!(handle.cached_unread_total(), 1);
+        // A fresh handle on the same file starts from the database.
+        drop(handle);
+        let again = StoreOpener::new(dir.path()).open("dora").await.unwrap();
+        assert_eq!(again.cached_unread_total(), 0, "not read yet");
+        assert_eq!(again.refresh_unread_total().await.unwrap(), 1);
+        assert_eq!(again.cached_unread_total(), 1);
     }
 
     #[tokio::test]

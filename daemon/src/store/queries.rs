@@ -5,9 +5,12 @@
 //! order). A message's `id` is an AUTOINCREMENT key, so ids only grow and are never
 //! reused: it doubles as the local sequence number that clients resume from.
 
+use rcim_proto::ipc::Event;
 use rcim_proto::ipc::SearchQuery;
 use rcim_proto::message::{
-    Conversation, ConversationKey, ConversationType, Direction, Message, SentStatus, TimeOrder,
+    Conversation, ConversationKey, ConversationType, Direction, Message, Persistence,
+    READ_NOTIFICATION, READ_SYNC, SentStatus, TimeOrder, WireMessage, persistence, read_content,
+    read_time_of,
 };
 use rcim_proto::recall::{
     RECALL_COMMAND, RECALL_NOTIFICATION, RecallCommand, notification_content,
@@ -113,6 +116,10 @@ struct ConversationTouch {
     id: i64,
     time: i64,
     unread: i64,
+    /// The oldest send time and the smallest id of the batch's messages here (for
+    /// the read position: see [`uncount_already_read`]).
+    oldest: i64,
+    first_id: i64,
 }
 
 /// Folds a message (`id`, `time`, in insertion order) into the touches of the batch.
@@ -124,12 +131,16 @@ fn fold_touch(touches: &mut Vec<ConversationTouch>, key: &ConversationKey, id: i
             touch.time = time;
         }
         touch.unread += 1;
+        touch.oldest = touch.oldest.min(time);
+        touch.first_id = touch.first_id.min(id);
     } else {
         touches.push(ConversationTouch {
             key: key.clone(),
             id,
             time,
             unread: 1,
+            oldest: time,
+            first_id: id,
         });
     }
 }
@@ -200,24 +211,26 @@ fn insert_sql(rows: usize, shape: Shape) -> &'static str {
 /// Commits a batch of inbox entries and the sync cursor in one transaction.
 /// Returns the messages that were new (an entry whose uid is already stored is
 /// skipped: nothing is stored twice). The entries are taken by value, so their
-/// strings move into the returned messages instead of being copied. Recall
+/// strings move into the returned messages instead of being copied. The
 /// commands among them are applied (see [`apply_incoming`]).
 pub fn insert_incoming(
     conn: &mut Connection,
     entries: impl IntoIterator<Item = InboxEntry>,
     now_ms: i64,
 ) -> rusqlite::Result<Vec<Message>> {
-    Ok(apply_incoming(conn, entries, now_ms)?.received)
+    Ok(apply_incoming(conn, entries, now_ms)?.messages)
 }
 
-/// What one incoming batch did to the database.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Applied {
+/// What one incoming batch did: the new messages, and the events of the commands
+/// it applied (recalls, read receipts, read syncs), in order.
+#[derive(Debug, Default)]
+pub struct Incoming {
     /// The messages that were new, in order.
-    pub received: Vec<Message>,
-    /// Messages stored before this batch that a recall command in it replaced
-    /// with their `RC:RcNtf`, as stored now.
-    pub recalled: Vec<Message>,
+    pub messages: Vec<Message>,
+    /// What the batch's commands changed, for the clients: `MessageRecalled`
+    /// for a message stored before this batch that a recall replaced,
+    /// `ReadReceipt`, `ConversationReadSynced`.
+    pub applied: Vec<Event>,
 }
 
 /// Whether an inbox entry is a recall command rather than a message to store.
@@ -227,29 +240,34 @@ fn is_recall_command(entry: &InboxEntry) -> bool {
 }
 
 /// Commits a batch of inbox entries and the sync cursor in one transaction:
-/// messages are stored (as [`insert_incoming`] says), and recall commands
-/// (`RC:RcCmd`) replace the message they name with its `RC:RcNtf` notification
-/// (its uid, sent time and local id kept) instead of being stored. A command
-/// for a message this device does not have, or has already recalled, changes
-/// nothing, so a recall is applied once however often it comes. A message
-/// stored and recalled in the same batch is returned in `received` already
-/// replaced, never with its original content.
+/// messages are stored (as [`insert_incoming`] says), and the commands are
+/// applied instead of being stored:
+/// - a recall command (`RC:RcCmd`) replaces the message it names with its
+///   `RC:RcNtf` notification (its uid, sent time and local id kept). A command
+///   for a message this device does not have, or has already recalled, changes
+///   nothing, so a recall is applied once however often it comes. A message
+///   stored and recalled in the same batch is returned in `messages` already
+///   replaced, never with its original content;
+/// - `RC:ReadNtf` and `RC:SRSMsg` move read positions (see [`apply_command`]).
 pub fn apply_incoming(
     conn: &mut Connection,
     entries: impl IntoIterator<Item = InboxEntry>,
     now_ms: i64,
-) -> rusqlite::Result<Applied> {
-    let (commands, entries): (Vec<InboxEntry>, Vec<InboxEntry>) =
+) -> rusqlite::Result<Incoming> {
+    let (recalls, entries): (Vec<InboxEntry>, Vec<InboxEntry>) =
         entries.into_iter().partition(is_recall_command);
-    let command_seq = commands.iter().map(|e| e.seq).max();
-    if !commands.is_empty() {
+    let (entries, commands): (Vec<InboxEntry>, Vec<InboxEntry>) = entries
+        .into_iter()
+        .partition(|e| persistence(&e.message.object_name) == Persistence::Stored);
+    let command_seq = commands.iter().chain(&recalls).map(|e| e.seq).max();
+    if !recalls.is_empty() {
         // Freed and overwritten bytes are zeroed, so the recalled content does
         // not linger in free pages of the database file.
         conn.pragma_update(None, "secure_delete", "ON")?;
     }
-    // A batch of recall commands alone reads before it writes: the write lock
-    // first (see `index_pending`).
-    let behavior = if commands.is_empty() {
+    // A batch of commands alone reads before it writes: the write lock first
+    // (see `index_pending`).
+    let behavior = if recalls.is_empty() && commands.is_empty() {
         TransactionBehavior::Deferred
     } else {
         TransactionBehavior::Immediate
@@ -290,22 +308,28 @@ pub fn apply_incoming(
             client_msg_id: None,
         });
     }
-    for touch in &touches {
+    for touch in &mut touches {
+        uncount_already_read(&tx, touch)?;
         touch_conversation(&tx, &touch.key, touch.id, touch.time, touch.unread)?;
     }
-    let mut recalled = Vec::new();
+    let mut applied = Vec::new();
     for command in &commands {
-        let Some(cmd) = RecallCommand::parse(&command.message.content) else {
+        if let Some(event) = apply_command(&tx, &command.message)? {
+            applied.push(event);
+        }
+    }
+    for recall in &recalls {
+        let Some(cmd) = RecallCommand::parse(&recall.message.content) else {
             continue;
         };
-        let m = &command.message;
+        let m = &recall.message;
         let Some(now) = recall_stored(&tx, &cmd, &m.sender, m.sent_time_ms)? else {
             continue;
         };
         match inserted.iter_mut().find(|fresh| fresh.id == now.id) {
             // Stored and recalled in one batch: no app saw the original.
             Some(fresh) => *fresh = now,
-            None => recalled.push(now),
+            None => applied.push(Event::MessageRecalled { message: now }),
         }
     }
     if let Some(max) = max_seq.max(command_seq) {
@@ -314,10 +338,282 @@ pub fn apply_incoming(
             .execute([max])?;
     }
     tx.commit()?;
-    Ok(Applied {
-        received: inserted,
-        recalled,
+    Ok(Incoming {
+        messages: inserted,
+        applied,
     })
+}
+
+/// Messages of `touch` sent at or before the conversation's read position (read
+/// on this or another device before they arrived here, e.g. a sync that brought a
+/// read position ahead of older messages) are stored read and not counted.
+fn uncount_already_read(tx: &Connection, touch: &mut ConversationTouch) -> rusqlite::Result<()> {
+    let read_time = read_time(tx, &touch.key)?;
+    if read_time < touch.oldest {
+        return Ok(());
+    }
+    let changed = tx
+        .prepare_cached(
+            "UPDATE messages SET unread = 0
+             WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1 AND id >= ?3
+               AND sent_time <= ?4",
+        )?
+        .execute(params![
+            touch.key.kind.code(),
+            touch.key.target_id,
+            touch.first_id,
+            read_time
+        ])?;
+    touch.unread -= i64::try_from(changed).unwrap_or(0);
+    Ok(())
+}
+
+/// This user's read position in a conversation (0 when never read).
+fn read_time(conn: &Connection, key: &ConversationKey) -> rusqlite::Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT read_time FROM read_state WHERE conv_type = ?1 AND target_id = ?2")?
+        .query_row(params![key.kind.code(), key.target_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Moves a read position (`read_time`, or the peer's `peer_read_time`) of a
+/// conversation forward to `time`; whether it moved.
+fn advance_read_state(
+    tx: &Connection,
+    key: &ConversationKey,
+    column: ReadColumn,
+    time: i64,
+) -> rusqlite::Result<bool> {
+    let sql = match column {
+        ReadColumn::Own => {
+            "INSERT INTO read_state (conv_type, target_id, read_time) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE SET read_time = excluded.read_time
+             WHERE excluded.read_time > read_time"
+        }
+        ReadColumn::Peer => {
+            "INSERT INTO read_state (conv_type, target_id, peer_read_time) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE
+             SET peer_read_time = excluded.peer_read_time
+             WHERE excluded.peer_read_time > peer_read_time"
+        }
+    };
+    let changed = tx
+        .prepare_cached(sql)?
+        .execute(params![key.kind.code(), key.target_id, time])?;
+    Ok(changed == 1)
+}
+
+/// Which read position of a conversation.
+#[derive(Clone, Copy)]
+enum ReadColumn {
+    /// This user's (any of its devices).
+    Own,
+    /// The private peer's, from its read notifications.
+    Peer,
+}
+
+/// Clears the unread messages of a conversation sent at or before `time` and
+/// sets its unread count from what is left.
+fn clear_unread_up_to(tx: &Connection, key: &ConversationKey, time: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE messages SET unread = 0
+         WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1 AND sent_time <= ?3",
+    )?
+    .execute(params![key.kind.code(), key.target_id, time])?;
+    tx.prepare_cached(
+        "UPDATE conversations SET unread_count =
+            (SELECT COUNT(*) FROM messages
+             WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1)
+         WHERE conv_type = ?1 AND target_id = ?2",
+    )?
+    .execute(params![key.kind.code(), key.target_id])?;
+    Ok(())
+}
+
+/// Applies one incoming command; the event for clients when it changed anything
+/// (a command seen again, after a crash before the ack or sent back to the device
+/// that sent it, changes nothing and tells nobody):
+///
+/// - `RC:ReadNtf` in a private conversation: the peer read up to the time it
+///   carries; this user's sent messages up to there become `read`;
+/// - `RC:SRSMsg`: another device of this user read the conversation up to the
+///   time it carries; the unread messages up to there are read here too.
+///
+/// A command without a readable time is logged and skipped (the batch, and the
+/// cursor, go on).
+fn apply_command(tx: &Connection, message: &WireMessage) -> rusqlite::Result<Option<Event>> {
+    let Some(time) = read_time_of(&message.content) else {
+        tracing::warn!(
+            "skipping a {} from {} without a readable lastMessageSendTime",
+            message.object_name,
+            message.sender
+        );
+        return Ok(None);
+    };
+    let key = &message.conversation;
+    match message.object_name.as_str() {
+        READ_NOTIFICATION if key.kind == ConversationType::Private => {
+            if !advance_read_state(tx, key, ReadColumn::Peer, time)? {
+                return Ok(None);
+            }
+            tx.prepare_cached(
+                "UPDATE messages SET sent_status = ?4
+                 WHERE conv_type = ?1 AND target_id = ?2 AND direction = 0
+                   AND sent_status IN (?5, ?6) AND sent_time <= ?3",
+            )?
+            .execute(params![
+                key.kind.code(),
+                key.target_id,
+                time,
+                status_code(SentStatus::Read),
+                status_code(SentStatus::Sent),
+                status_code(SentStatus::Received),
+            ])?;
+            Ok(Some(Event::ReadReceipt {
+                conversation: key.clone(),
+                last_message_send_time_ms: time,
+            }))
+        }
+        READ_SYNC => {
+            if !advance_read_state(tx, key, ReadColumn::Own, time)? {
+                return Ok(None);
+            }
+            clear_unread_up_to(tx, key, time)?;
+            Ok(Some(Event::ConversationReadSynced {
+                conversation: key.clone(),
+                last_message_send_time_ms: time,
+            }))
+        }
+        other => {
+            tracing::warn!("skipping an unexpected command {other} in {key:?}");
+            Ok(None)
+        }
+    }
+}
+
+/// A read notification or read sync waiting to be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedCommand {
+    /// Its key in the command outbox.
+    pub id: i64,
+    /// Where to, as the publish names it.
+    pub conversation: ConversationKey,
+    /// `RC:ReadNtf` or `RC:SRSMsg`.
+    pub object_name: String,
+    /// The content.
+    pub content: String,
+    /// The de-duplication id sent upstream.
+    pub client_msg_id: String,
+}
+
+/// What [`mark_read`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkedRead {
+    /// The send time read up to (`None`: the conversation has no message, nothing
+    /// was done).
+    pub time: Option<i64>,
+    /// The commands queued, to send now when connected.
+    pub queued: Vec<QueuedCommand>,
+}
+
+/// Marks `key` read up to `up_to_ms` (0: its newest message) in one transaction:
+/// the unread count up to there is cleared, the read position moves forward, and
+/// the read sync for the other devices (and, in a private conversation, the read
+/// notification for the peer) are queued. `new_id` gives each queued command its
+/// de-duplication id. A position at or behind the current one clears what is
+/// unread up to it and queues nothing (the other devices and the peer know it).
+pub fn mark_read(
+    conn: &mut Connection,
+    key: &ConversationKey,
+    up_to_ms: i64,
+    mut new_id: impl FnMut() -> String,
+) -> rusqlite::Result<MarkedRead> {
+    let tx = conn.transaction()?;
+    let time = if up_to_ms > 0 {
+        Some(up_to_ms)
+    } else {
+        tx.prepare_cached(
+            "SELECT MAX(sent_time) FROM messages
+             WHERE conv_type = ?1 AND target_id = ?2 AND uid IS NOT NULL",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
+    };
+    let Some(time) = time else {
+        return Ok(MarkedRead {
+            time: None,
+            queued: Vec::new(),
+        });
+    };
+    clear_unread_up_to(&tx, key, time)?;
+    let mut queued = Vec::new();
+    if advance_read_state(&tx, key, ReadColumn::Own, time)? {
+        let mut names = vec![READ_SYNC];
+        if key.kind == ConversationType::Private {
+            names.push(READ_NOTIFICATION);
+        }
+        for object_name in names {
+            let content = read_content(object_name, time);
+            let client_msg_id = new_id();
+            tx.prepare_cached(
+                "INSERT INTO command_outbox (conv_type, target_id, object_name, content, client_msg_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                key.kind.code(),
+                key.target_id,
+                object_name,
+                content,
+                client_msg_id
+            ])?;
+            queued.push(QueuedCommand {
+                id: tx.last_insert_rowid(),
+                conversation: key.clone(),
+                object_name: object_name.to_owned(),
+                content,
+                client_msg_id,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(MarkedRead {
+        time: Some(time),
+        queued,
+    })
+}
+
+/// Every queued command, oldest first.
+pub fn command_outbox(conn: &Connection) -> rusqlite::Result<Vec<QueuedCommand>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, conv_type, target_id, object_name, content, client_msg_id
+         FROM command_outbox ORDER BY id",
+    )?;
+    stmt.query_map([], |row| {
+        let kind: i64 = row.get(1)?;
+        Ok(QueuedCommand {
+            id: row.get(0)?,
+            conversation: ConversationKey {
+                kind: i32::try_from(kind)
+                    .ok()
+                    .and_then(ConversationType::from_code)
+                    .ok_or_else(|| bad_value(1, "conversation type", kind))?,
+                target_id: row.get(2)?,
+            },
+            object_name: row.get(3)?,
+            content: row.get(4)?,
+            client_msg_id: row.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// The server answered queued command `id`: it leaves the queue.
+pub fn command_done(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM command_outbox WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
 }
 
 /// Indexes up to `limit` messages stored after the search index's watermark, in
@@ -647,23 +943,32 @@ pub fn conversations(
     count: u32,
 ) -> rusqlite::Result<Vec<Conversation>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT conv_type, target_id, last_message_id, unread_count, operation_time
-         FROM conversations
-         WHERE (?1 <= 0 OR operation_time < ?1)
-         ORDER BY operation_time DESC, last_message_id DESC",
+        "SELECT c.conv_type, c.target_id, c.last_message_id, c.unread_count, c.operation_time,
+                COALESCE(s.is_top, 0), COALESCE(s.notification_level, 0), COALESCE(s.draft, '')
+         FROM conversations c LEFT JOIN conversation_settings s
+           ON s.conv_type = c.conv_type AND s.target_id = c.target_id
+         WHERE (?1 <= 0 OR c.operation_time < ?1)
+         ORDER BY c.operation_time DESC, c.last_message_id DESC",
     )?;
     let rows = stmt.query_map([start_time_ms], |row| {
         Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, i64>(3)?,
-            row.get::<_, i64>(4)?,
+            (
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+            ),
+            (
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, String>(7)?,
+            ),
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (kind, target_id, last, unread, time) = row?;
+        let ((kind, target_id, last, unread, time), (top, level, draft)) = row?;
         let Some(kind) = i32::try_from(kind)
             .ok()
             .and_then(ConversationType::from_code)
@@ -678,6 +983,9 @@ pub fn conversations(
             unread_count: u32::try_from(unread).unwrap_or(0),
             last_message: message(conn, last)?,
             operation_time_ms: time,
+            is_top: top != 0,
+            notification_level: i32::try_from(level).unwrap_or(0),
+            draft,
         });
         if out.len() >= count as usize {
             break;
@@ -706,6 +1014,239 @@ pub fn clear_unread(
         params![key.kind.code(), key.target_id],
     )?;
     tx.commit()
+}
+
+/// The unread count of one conversation (0 when it has none or does not exist).
+pub fn unread_count(conn: &Connection, key: &ConversationKey) -> rusqlite::Result<u64> {
+    let count: Option<i64> = conn
+        .prepare_cached(
+            "SELECT unread_count FROM conversations WHERE conv_type = ?1 AND target_id = ?2",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| r.get(0))
+        .optional()?;
+    Ok(u64::try_from(count.unwrap_or(0)).unwrap_or(0))
+}
+
+/// The unread count over every conversation of `types` (all when empty), from
+/// the totals the triggers keep per type.
+pub fn unread_total(conn: &Connection, types: &[ConversationType]) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare_cached("SELECT conv_type, unread FROM unread_totals")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut total: i64 = 0;
+    for row in rows {
+        let (kind, unread) = row?;
+        let wanted = types.is_empty() || types.iter().any(|t| i64::from(t.code()) == kind);
+        if wanted {
+            total = total.saturating_add(unread);
+        }
+    }
+    Ok(u64::try_from(total).unwrap_or(0))
+}
+
+/// The object name under which a notification level change waits in the command
+/// outbox (it goes upstream as `ClientMsg::SetNotificationLevel`, not as a
+/// message; the content is the level).
+pub const NOTIFICATION_LEVEL_COMMAND: &str = "rcim:NotificationLevel";
+
+/// Which setting of a conversation to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// Pinned or not.
+    Top(bool),
+    /// The draft (empty: none).
+    Draft(String),
+}
+
+/// Changes one setting of a conversation (kept even while it is off the list).
+pub fn set_setting(
+    conn: &Connection,
+    key: &ConversationKey,
+    setting: &Setting,
+) -> rusqlite::Result<()> {
+    let (sql, value): (&str, rusqlite::types::Value) = match setting {
+        Setting::Top(top) => (
+            "INSERT INTO conversation_settings (conv_type, target_id, is_top) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE SET is_top = excluded.is_top",
+            i64::from(*top).into(),
+        ),
+        Setting::Draft(draft) => (
+            "INSERT INTO conversation_settings (conv_type, target_id, draft) VALUES (?1, ?2, ?3)
+             ON CONFLICT (conv_type, target_id) DO UPDATE SET draft = excluded.draft",
+            draft.clone().into(),
+        ),
+    };
+    conn.prepare_cached(sql)?
+        .execute(params![key.kind.code(), key.target_id, value])?;
+    Ok(())
+}
+
+/// A conversation's draft (empty: none).
+pub fn draft(conn: &Connection, key: &ConversationKey) -> rusqlite::Result<String> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT draft FROM conversation_settings WHERE conv_type = ?1 AND target_id = ?2",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Sets a conversation's notification level and queues it for the server, in one
+/// transaction; returns the queued command.
+pub fn set_notification_level(
+    conn: &mut Connection,
+    key: &ConversationKey,
+    level: i32,
+    client_msg_id: String,
+) -> rusqlite::Result<QueuedCommand> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "INSERT INTO conversation_settings (conv_type, target_id, notification_level)
+         VALUES (?1, ?2, ?3)
+         ON CONFLICT (conv_type, target_id) DO UPDATE
+         SET notification_level = excluded.notification_level",
+    )?
+    .execute(params![key.kind.code(), key.target_id, level])?;
+    // Only the latest level matters: an older one still queued is dropped.
+    tx.prepare_cached(
+        "DELETE FROM command_outbox WHERE conv_type = ?1 AND target_id = ?2 AND object_name = ?3",
+    )?
+    .execute(params![
+        key.kind.code(),
+        key.target_id,
+        NOTIFICATION_LEVEL_COMMAND
+    ])?;
+    let content = level.to_string();
+    tx.prepare_cached(
+        "INSERT INTO command_outbox (conv_type, target_id, object_name, content, client_msg_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key.kind.code(),
+        key.target_id,
+        NOTIFICATION_LEVEL_COMMAND,
+        content,
+        client_msg_id
+    ])?;
+    let queued = QueuedCommand {
+        id: tx.last_insert_rowid(),
+        conversation: key.clone(),
+        object_name: NOTIFICATION_LEVEL_COMMAND.to_owned(),
+        content,
+        client_msg_id,
+    };
+    tx.commit()?;
+    Ok(queued)
+}
+
+/// Takes a conversation off the list: its messages stay, no longer unread (the
+/// unread totals follow through the triggers). Whether it was on the list.
+pub fn remove_conversation(conn: &mut Connection, key: &ConversationKey) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "UPDATE messages SET unread = 0 WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1",
+    )?
+    .execute(params![key.kind.code(), key.target_id])?;
+    let removed = tx
+        .prepare_cached("DELETE FROM conversations WHERE conv_type = ?1 AND target_id = ?2")?
+        .execute(params![key.kind.code(), key.target_id])?;
+    tx.commit()?;
+    Ok(removed == 1)
+}
+
+/// Deletes the messages `ids` (their outbox rows too), then brings each touched
+/// conversation up to date: its newest remaining message and its unread count, or
+/// off the list when nothing remains. Returns how many were deleted.
+pub fn delete_messages(conn: &mut Connection, ids: &[i64]) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let mut touched: Vec<ConversationKey> = Vec::new();
+    let mut deleted = 0;
+    for &id in ids {
+        let Some(message) = message(&tx, id)? else {
+            continue;
+        };
+        delete_one(&tx, id)?;
+        deleted += 1;
+        if !touched.contains(&message.conversation) {
+            touched.push(message.conversation);
+        }
+    }
+    for key in &touched {
+        refresh_conversation(&tx, key)?;
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// Deletes the messages of `key` sent at or before `before_ms` (0: all), then
+/// brings the conversation up to date. Returns how many were deleted.
+pub fn delete_messages_before(
+    conn: &mut Connection,
+    key: &ConversationKey,
+    before_ms: i64,
+) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM messages
+             WHERE conv_type = ?1 AND target_id = ?2 AND (?3 <= 0 OR sent_time <= ?3)",
+        )?
+        .query_map(params![key.kind.code(), key.target_id, before_ms], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for &id in &ids {
+        delete_one(&tx, id)?;
+    }
+    refresh_conversation(&tx, key)?;
+    tx.commit()?;
+    Ok(ids.len() as u64)
+}
+
+/// Deletes one message and what points at it, except its conversation (which the
+/// caller refreshes). The conversation row's last message is pointed elsewhere
+/// first (the foreign key), to a row [`refresh_conversation`] then corrects.
+fn delete_one(tx: &Connection, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?
+        .execute([id])?;
+    // The conversation may name this message as its last: take it off the list
+    // for now; the refresh puts it back with its newest remaining message.
+    tx.prepare_cached("DELETE FROM conversations WHERE last_message_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Sets a conversation's row from its messages: the newest as the last message,
+/// the unread count, the time; no row when none remains.
+fn refresh_conversation(tx: &Connection, key: &ConversationKey) -> rusqlite::Result<()> {
+    let newest: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT id, sent_time FROM messages WHERE conv_type = ?1 AND target_id = ?2
+             ORDER BY sent_time DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![key.kind.code(), key.target_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((last, time)) = newest else {
+        tx.prepare_cached("DELETE FROM conversations WHERE conv_type = ?1 AND target_id = ?2")?
+            .execute(params![key.kind.code(), key.target_id])?;
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO conversations (conv_type, target_id, last_message_id, unread_count, operation_time)
+         VALUES (?1, ?2, ?3,
+                 (SELECT COUNT(*) FROM messages WHERE conv_type = ?1 AND target_id = ?2 AND unread = 1),
+                 ?4)
+         ON CONFLICT (conv_type, target_id) DO UPDATE SET
+            last_message_id = excluded.last_message_id,
+            unread_count = excluded.unread_count,
+            operation_time = excluded.operation_time",
+    )?
+    .execute(params![key.kind.code(), key.target_id, last, time])?;
+    Ok(())
 }
 
 /// Messages stored after local id `after`, in order (for replay to a client).
@@ -1146,9 +1687,10 @@ mod tests {
         assert_eq!(search_for(&mut conn, "launch"), vec!["uid-000001"]);
         let applied =
             apply_incoming(&mut conn, [recall_entry(2, "bob", "uid-000001", 50)], 2).unwrap();
-        assert!(applied.received.is_empty());
-        assert_eq!(applied.recalled.len(), 1);
-        let recalled = &applied.recalled[0];
+        assert!(applied.messages.is_empty());
+        let recalled = recalled_in(&applied);
+        assert_eq!(recalled.len(), 1);
+        let recalled = recalled[0];
         assert_eq!(recalled.object_name, RECALL_NOTIFICATION);
         assert_eq!(recalled.uid.as_deref(), Some("uid-000001"));
         assert_eq!(recalled.sent_time_ms, 10);
@@ -1159,9 +1701,17 @@ mod tests {
         assert_eq!(sync_cursor(&conn).unwrap(), 2);
         // The same command again (a resend), or one for an unknown uid: nothing.
         let again = apply_incoming(&mut conn, [recall_entry(2, "bob", "uid-000001", 50)], 3);
-        assert_eq!(again.unwrap(), Applied::default());
+        let again = again.unwrap();
+        assert!(
+            again.messages.is_empty() && again.applied.is_empty(),
+            "{again:?}"
+        );
         let unknown = apply_incoming(&mut conn, [recall_entry(3, "bob", "nope", 60)], 3);
-        assert_eq!(unknown.unwrap(), Applied::default());
+        let unknown = unknown.unwrap();
+        assert!(
+            unknown.messages.is_empty() && unknown.applied.is_empty(),
+            "{unknown:?}"
+        );
         assert!(search_for(&mut conn, "launch").is_empty());
         let left: i64 = conn
             .query_row(
@@ -1187,10 +1737,22 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(applied.recalled.is_empty());
-        assert_eq!(applied.received.len(), 1);
-        assert_eq!(applied.received[0].object_name, RECALL_NOTIFICATION);
-        assert!(!applied.received[0].content.contains("oops"));
+        assert!(recalled_in(&applied).is_empty());
+        assert_eq!(applied.messages.len(), 1);
+        assert_eq!(applied.messages[0].object_name, RECALL_NOTIFICATION);
+        assert!(!applied.messages[0].content.contains("oops"));
+    }
+
+    /// The messages a batch's recalls replaced, from its events.
+    fn recalled_in(incoming: &Incoming) -> Vec<&Message> {
+        incoming
+            .applied
+            .iter()
+            .filter_map(|event| match event {
+                Event::MessageRecalled { message } => Some(message),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -1278,5 +1840,301 @@ mod tests {
         assert!(search_for(&mut conn, "archived").is_empty());
         insert_incoming(&mut conn, [text_entry(1, "bob", 9, "archived again")], 1).unwrap();
         assert_eq!(search_for(&mut conn, "archived"), vec!["uid-000001"]);
+    }
+
+    /// A command entry (`RC:ReadNtf`, `RC:SRSMsg`) in `conversation` from
+    /// `sender`, carrying `time`.
+    fn command(
+        seq: u64,
+        name: &str,
+        conversation: ConversationKey,
+        sender: &str,
+        time: i64,
+    ) -> InboxEntry {
+        InboxEntry {
+            seq,
+            message: WireMessage {
+                uid: format!("cmd-{seq:06}"),
+                conversation,
+                sender: sender.into(),
+                object_name: name.into(),
+                content: read_content(name, time),
+                sent_time_ms: time + 1,
+            },
+        }
+    }
+
+    /// Unique de-duplication ids for queued commands.
+    fn ids() -> impl FnMut() -> String {
+        move || uuid::Uuid::now_v7().to_string()
+    }
+
+    #[test]
+    fn unread_totals_follow_every_change_of_a_count() {
+        let (_dir, mut conn) = db();
+        let team = ConversationKey::group("team");
+        let mut group = entry(3, "carol", 300);
+        group.message.conversation = team.clone();
+        insert_incoming(
+            &mut conn,
+            vec![entry(1, "bob", 100), entry(2, "bob", 200), group],
+            1,
+        )
+        .unwrap();
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 3);
+        assert_eq!(
+            unread_total(&conn, &[ConversationType::Private]).unwrap(),
+            2
+        );
+        assert_eq!(unread_total(&conn, &[ConversationType::Group]).unwrap(), 1);
+        assert_eq!(unread_total(&conn, &[ConversationType::System]).unwrap(), 0);
+        assert_eq!(
+            unread_count(&conn, &ConversationKey::private("bob")).unwrap(),
+            2
+        );
+        assert_eq!(
+            unread_count(&conn, &ConversationKey::private("nobody")).unwrap(),
+            0
+        );
+        clear_unread(&mut conn, &ConversationKey::private("bob"), 100).unwrap();
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 2);
+        conn.execute("DELETE FROM conversations WHERE conv_type = 2", [])
+            .unwrap();
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 1);
+        // The kept totals equal a count over the messages.
+        let counted: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE unread = 1 AND conv_type = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            unread_total(&conn, &[ConversationType::Private]).unwrap(),
+            counted as u64
+        );
+    }
+
+    #[test]
+    fn the_unread_migration_counts_an_existing_database() {
+        // A database at schema 2 with unread messages, migrated by opening it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(super::super::schema::MIGRATIONS[0])
+                .unwrap();
+            conn.execute_batch(super::super::schema::MIGRATIONS[1])
+                .unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO messages (uid, conv_type, target_id, sender, object_name, content,
+                                       sent_time, received_time, direction, sent_status, unread)
+                 VALUES ('a', 1, 'bob', 'bob', 'RC:TxtMsg', '{}', 1, 1, 1, 3, 1);
+                 INSERT INTO conversations VALUES (1, 'bob', 1, 5, 1);",
+            )
+            .unwrap();
+        }
+        let conn = super::super::schema::open(&path, "me", None).unwrap();
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 5);
+    }
+
+    #[test]
+    fn mark_read_clears_moves_the_position_and_queues_both_commands_once() {
+        let (_dir, mut conn) = db();
+        let bob = ConversationKey::private("bob");
+        insert_incoming(
+            &mut conn,
+            (1..=4).map(|s| entry(s, "bob", 100 * s as i64)),
+            1,
+        )
+        .unwrap();
+        let marked = mark_read(&mut conn, &bob, 200, ids()).unwrap();
+        assert_eq!(marked.time, Some(200));
+        let names: Vec<_> = marked
+            .queued
+            .iter()
+            .map(|c| c.object_name.as_str())
+            .collect();
+        assert_eq!(names, [READ_SYNC, READ_NOTIFICATION]);
+        assert_eq!(read_time_of(&marked.queued[1].content), Some(200));
+        assert_eq!(unread_count(&conn, &bob).unwrap(), 2);
+        // Behind the position: clears, queues nothing.
+        let again = mark_read(&mut conn, &bob, 150, ids()).unwrap();
+        assert!(again.queued.is_empty());
+        // 0: up to the newest.
+        let newest = mark_read(&mut conn, &bob, 0, ids()).unwrap();
+        assert_eq!(newest.time, Some(400));
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 0);
+        assert_eq!(command_outbox(&conn).unwrap().len(), 4);
+        for c in command_outbox(&conn).unwrap() {
+            command_done(&conn, c.id).unwrap();
+        }
+        assert!(command_outbox(&conn).unwrap().is_empty());
+        // A group gets the sync only; an empty conversation nothing at all.
+        let team = ConversationKey::group("team");
+        let mut group = entry(5, "carol", 500);
+        group.message.conversation = team.clone();
+        insert_incoming(&mut conn, [group], 1).unwrap();
+        let marked = mark_read(&mut conn, &team, 0, ids()).unwrap();
+        assert_eq!(marked.queued.len(), 1);
+        assert_eq!(marked.queued[0].object_name, READ_SYNC);
+        let empty = mark_read(&mut conn, &ConversationKey::private("nobody"), 0, ids()).unwrap();
+        assert_eq!(
+            empty,
+            MarkedRead {
+                time: None,
+                queued: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn commands_are_applied_once_and_never_stored() {
+        let (_dir, mut conn) = db();
+        let bob = ConversationKey::private("bob");
+        // Two of our messages to bob, sent at 100 and 300.
+        for (n, time) in [(1, 100), (2, 300)] {
+            let saved = save_outgoing(&mut conn, &outgoing_to_bob(&format!("o{n}")), time).unwrap();
+            mark_sent(&mut conn, saved.id, &format!("mine-{n}"), time).unwrap();
+        }
+        insert_incoming(
+            &mut conn,
+            (1..=3).map(|s| entry(s, "bob", 100 * s as i64)),
+            1,
+        )
+        .unwrap();
+        let batch = vec![
+            command(4, READ_NOTIFICATION, bob.clone(), "bob", 200),
+            command(5, READ_SYNC, bob.clone(), "me", 200),
+        ];
+        let applied = apply_incoming(&mut conn, batch.clone(), 2).unwrap();
+        assert!(applied.messages.is_empty(), "commands are not messages");
+        assert_eq!(
+            applied.applied,
+            vec![
+                Event::ReadReceipt {
+                    conversation: bob.clone(),
+                    last_message_send_time_ms: 200
+                },
+                Event::ConversationReadSynced {
+                    conversation: bob.clone(),
+                    last_message_send_time_ms: 200
+                },
+            ]
+        );
+        let statuses: Vec<_> = messages(&conn, &bob, 0, TimeOrder::After, 20)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.direction == Direction::Send)
+            .map(|m| m.sent_status)
+            .collect();
+        assert_eq!(statuses, [SentStatus::Read, SentStatus::Sent]);
+        assert_eq!(unread_count(&conn, &bob).unwrap(), 1);
+        assert_eq!(sync_cursor(&conn).unwrap(), 5);
+        // The same commands again (a resend after a crash): nothing changes, nobody
+        // is told.
+        let again = apply_incoming(&mut conn, batch, 3).unwrap();
+        assert!(again.applied.is_empty());
+        let stored: i64 = conn
+            .query_row("SELECT COUNT(*) FROM messages WHERE object_name LIKE 'RC:%Ntf' OR object_name = 'RC:SRSMsg'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 0);
+        // A malformed one is skipped, the cursor goes on.
+        let mut bad = command(6, READ_SYNC, bob.clone(), "me", 0);
+        bad.message.content = "{".into();
+        let skipped = apply_incoming(&mut conn, [bad], 4).unwrap();
+        assert!(skipped.applied.is_empty());
+        assert_eq!(sync_cursor(&conn).unwrap(), 6);
+    }
+
+    #[test]
+    fn a_message_older_than_the_read_position_arrives_read() {
+        let (_dir, mut conn) = db();
+        let bob = ConversationKey::private("bob");
+        insert_incoming(&mut conn, [entry(1, "bob", 500)], 1).unwrap();
+        // Read on another device up to 500; then a message sent at 400 arrives
+        // late, and one at 600.
+        apply_incoming(
+            &mut conn,
+            [command(2, READ_SYNC, bob.clone(), "me", 500)],
+            1,
+        )
+        .unwrap();
+        assert_eq!(unread_count(&conn, &bob).unwrap(), 0);
+        insert_incoming(&mut conn, [entry(3, "bob", 400), entry(4, "bob", 600)], 1).unwrap();
+        assert_eq!(unread_count(&conn, &bob).unwrap(), 1);
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 1);
+    }
+
+    #[test]
+    fn settings_survive_removal_and_deletes_keep_the_list_consistent() {
+        let (_dir, mut conn) = db();
+        let bob = ConversationKey::private("bob");
+        insert_incoming(
+            &mut conn,
+            (1..=5).map(|s| entry(s, "bob", 100 * s as i64)),
+            1,
+        )
+        .unwrap();
+        set_setting(&conn, &bob, &Setting::Top(true)).unwrap();
+        set_setting(&conn, &bob, &Setting::Draft("later".into())).unwrap();
+        let queued = set_notification_level(&mut conn, &bob, 5, "n1".into()).unwrap();
+        assert_eq!(queued.object_name, NOTIFICATION_LEVEL_COMMAND);
+        // A second level replaces the queued one.
+        set_notification_level(&mut conn, &bob, 1, "n2".into()).unwrap();
+        let queue = command_outbox(&conn).unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue[0].content, "1");
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert!(listed[0].is_top);
+        assert_eq!(listed[0].notification_level, 1);
+        assert_eq!(listed[0].draft, "later");
+        assert_eq!(draft(&conn, &bob).unwrap(), "later");
+        assert_eq!(
+            draft(&conn, &ConversationKey::private("nobody")).unwrap(),
+            ""
+        );
+
+        // Delete the newest two by id: the last message and the count follow.
+        let ids: Vec<i64> = messages(&conn, &bob, 0, TimeOrder::Before, 2)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(
+            delete_messages(&mut conn, &[ids[0], ids[1], 9_999]).unwrap(),
+            2
+        );
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(listed[0].unread_count, 3);
+        assert_eq!(listed[0].operation_time_ms, 300);
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 3);
+        // Up to a time.
+        assert_eq!(delete_messages_before(&mut conn, &bob, 100).unwrap(), 1);
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 2);
+        // Off the list: messages stay, read; settings stay.
+        assert!(remove_conversation(&mut conn, &bob).unwrap());
+        assert!(conversations(&conn, &[], 0, 50).unwrap().is_empty());
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 0);
+        assert_eq!(
+            messages(&conn, &bob, 0, TimeOrder::Before, 20)
+                .unwrap()
+                .len(),
+            2
+        );
+        // A new message brings it back, with its settings and one unread.
+        insert_incoming(&mut conn, [entry(6, "bob", 600)], 1).unwrap();
+        let listed = conversations(&conn, &[], 0, 50).unwrap();
+        assert_eq!(listed[0].unread_count, 1);
+        assert!(listed[0].is_top);
+        // Everything: off the list.
+        assert_eq!(delete_messages_before(&mut conn, &bob, 0).unwrap(), 3);
+        assert!(conversations(&conn, &[], 0, 50).unwrap().is_empty());
+        assert_eq!(unread_total(&conn, &[]).unwrap(), 0);
+        // An outgoing message still in the outbox leaves it when deleted.
+        let out = save_outgoing(&mut conn, &outgoing_to_bob("q1"), 700).unwrap();
+        assert_eq!(delete_messages(&mut conn, &[out.id]).unwrap(), 1);
+        assert!(outbox(&conn).unwrap().is_empty());
     }
 }

@@ -129,6 +129,57 @@ pub(super) const MIGRATIONS: &[&str] = &[
         searchable_words!("object_name", "content"),
         " AS w FROM messages) WHERE w != '';"
     ),
+    // 4 (issue 15, unread counts): the unread total per conversation type, kept
+    // by triggers on every change of a conversation's unread count, so the total
+    // and the per-type counts are one row read each, never a count over messages.
+    "CREATE TABLE unread_totals (
+        conv_type INTEGER PRIMARY KEY,
+        unread INTEGER NOT NULL
+     ) STRICT;
+     INSERT INTO unread_totals (conv_type, unread)
+        SELECT conv_type, SUM(unread_count) FROM conversations GROUP BY conv_type;
+     CREATE TRIGGER unread_totals_on_insert AFTER INSERT ON conversations BEGIN
+        INSERT INTO unread_totals (conv_type, unread) VALUES (NEW.conv_type, NEW.unread_count)
+        ON CONFLICT (conv_type) DO UPDATE SET unread = unread + excluded.unread;
+     END;
+     CREATE TRIGGER unread_totals_on_update AFTER UPDATE OF unread_count ON conversations
+        WHEN NEW.unread_count <> OLD.unread_count BEGIN
+        UPDATE unread_totals SET unread = unread + NEW.unread_count - OLD.unread_count
+        WHERE conv_type = NEW.conv_type;
+     END;
+     CREATE TRIGGER unread_totals_on_delete AFTER DELETE ON conversations BEGIN
+        UPDATE unread_totals SET unread = unread - OLD.unread_count
+        WHERE conv_type = OLD.conv_type;
+     END;",
+    // 5 (issue 15, read receipts and read sync): this user's read position and
+    // the private peer's per conversation, and the read notifications and read
+    // syncs waiting to be sent (queued with the cleared count, in one transaction).
+    "CREATE TABLE read_state (
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        read_time INTEGER NOT NULL DEFAULT 0,
+        peer_read_time INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conv_type, target_id)
+     ) STRICT;
+     CREATE TABLE command_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        object_name TEXT NOT NULL,
+        content TEXT NOT NULL,
+        client_msg_id TEXT NOT NULL UNIQUE
+     ) STRICT;",
+    // 6 (issue 15, conversation settings): pinned, the notification level (also
+    // synced to the server) and the draft, per conversation; kept apart from the
+    // list's rows, so a conversation taken off the list keeps them.
+    "CREATE TABLE conversation_settings (
+        conv_type INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        is_top INTEGER NOT NULL DEFAULT 0,
+        notification_level INTEGER NOT NULL DEFAULT 0,
+        draft TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (conv_type, target_id)
+     ) STRICT;",
 ];
 
 /// The schema version this build writes.

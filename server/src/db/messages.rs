@@ -14,10 +14,12 @@
 //!
 //! The inbox row carries the conversation **as the recipient sees it**: a private
 //! message from alice lands in bob's inbox as (private, alice), a group message as
-//! (group, group id), a system message from `news` as (system, news).
+//! (group, group id), a system message from `news` as (system, news). The one
+//! exception is a read-status sync (`RC:SRSMsg`): it lands in the **sender's own**
+//! inbox, for its other devices, in the conversation as the sender named it.
 
 use super::{Db, DbError};
-use rcim_proto::message::{ConversationKey, ConversationType, WireMessage};
+use rcim_proto::message::{ConversationKey, ConversationType, READ_SYNC, WireMessage};
 use rcim_proto::upstream::InboxEntry;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use std::collections::HashMap;
@@ -281,7 +283,11 @@ fn store_one(
         }
     }
     let target = &message.conversation.target_id;
+    // A read-status sync goes to the sender's own inbox (its other devices), in
+    // the conversation as the sender named it.
+    let self_sync = message.object_name == READ_SYNC;
     let recipients: Vec<String> = match message.conversation.kind {
+        _ if self_sync => vec![message.sender.clone()],
         ConversationType::Group => {
             let mut members = tx
                 .prepare_cached("SELECT user_id FROM group_members WHERE group_id = ?1")?
@@ -312,7 +318,11 @@ fn store_one(
         now_ms,
         message.client_msg_id,
     ])?;
-    let seen = seen_by_recipient(&message.sender, &message.conversation);
+    let seen = if self_sync {
+        message.conversation.clone()
+    } else {
+        seen_by_recipient(&message.sender, &message.conversation)
+    };
     let mut insert = tx.prepare_cached(
         "INSERT INTO inbox (user_id, seq, message_uid, conv_type, target_id)
          VALUES (?1, ?2, ?3, ?4, ?5)",

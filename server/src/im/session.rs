@@ -35,9 +35,11 @@ use super::delivery::{AckOutcome, Delivery};
 use crate::messaging;
 use crate::recall;
 use crate::registry::online::Control;
+use crate::registry::status::StatusSubscription;
 use crate::state::{Counters, Shared};
 use rcim_proto::code::{ConnAckCode, DisconnectReason};
 use rcim_proto::frame::{FrameError, FrameReader, MAX_UPSTREAM_FRAME, write_frame};
+use rcim_proto::message::{NOTIFICATION_LEVELS, check_outgoing};
 use rcim_proto::time::now_ms;
 use rcim_proto::upstream::{ClientMsg, ConnAck, Connect, PubAck, ServerMsg};
 use rcim_proto::{RcCode, WIRE_VERSION};
@@ -242,6 +244,8 @@ where
     );
     // Subscribe to the inbox before the client can sync (see `delivery`).
     let delivery = Delivery::new(shared, &user_id);
+    // Status messages reach this connection from here on, never before.
+    let status = shared.status.subscribe(&user_id);
     let ack = ConnAck {
         code: ConnAckCode::ACCEPTED,
         user_id: Some(user_id.clone()),
@@ -260,7 +264,7 @@ where
         user_id,
         delivery,
     };
-    let end = session.steady(conn, control).await;
+    let end = session.steady(conn, control, status).await;
     session.delivery.write_ack(shared).await;
     end
 }
@@ -354,7 +358,12 @@ impl Session<'_> {
     /// (kick, block, shutdown), the heartbeat deadline, client frames, then inbox
     /// work (a signal, a chunk of pushes, writing acks), so a backlog being pushed
     /// never delays answering the client.
-    async fn steady<S>(&mut self, conn: &mut Conn<S>, mut control: mpsc::Receiver<Control>) -> End
+    async fn steady<S>(
+        &mut self,
+        conn: &mut Conn<S>,
+        mut control: mpsc::Receiver<Control>,
+        mut status: StatusSubscription,
+    ) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -387,6 +396,12 @@ impl Session<'_> {
                             return conn.disconnect(DisconnectReason::PROTOCOL_ERROR).await;
                         }
                         Err(e) => return End::Failed(e),
+                    }
+                }
+                Some(message) = status.next() => {
+                    let message = Arc::unwrap_or_clone(message);
+                    if let Err(e) = conn.send(&ServerMsg::Status(message)).await {
+                        return End::Failed(e);
                     }
                 }
                 () = self.delivery.signalled(), if waits_for_signal => {}
@@ -438,6 +453,47 @@ impl Session<'_> {
                         None => return Next::End(self.unavailable(conn, &e).await),
                     },
                 }
+            }
+            ClientMsg::PublishStatus(status) => {
+                // Never answered (a status message has no acknowledgement); a
+                // refused one is only logged.
+                match messaging::publish_status_from_client(self.shared, &self.user_id, status)
+                    .await
+                {
+                    Ok(taken) => tracing::trace!(taken, "status message delivered"),
+                    Err(e) => match e.puback_code() {
+                        Some(_) => tracing::debug!(reason = %e, "status message refused"),
+                        None => return Next::End(self.unavailable(conn, &e).await),
+                    },
+                }
+                return Next::Continue;
+            }
+            ClientMsg::SetNotificationLevel {
+                req_id,
+                conversation,
+                level,
+            } => {
+                let code = if NOTIFICATION_LEVELS.contains(&level)
+                    && check_outgoing(&conversation, "RC:TxtMsg", "").is_ok()
+                {
+                    let kept = self
+                        .shared
+                        .db
+                        .set_notification_level(&self.user_id, conversation, level)
+                        .await;
+                    if let Err(e) = kept {
+                        return Next::End(self.unavailable(conn, &e).await);
+                    }
+                    RcCode::SUCCESS
+                } else {
+                    RcCode::INVALID_PARAMETER
+                };
+                ServerMsg::PubAck(PubAck {
+                    req_id,
+                    code: code.0,
+                    message_uid: None,
+                    sent_time_ms: now_ms(),
+                })
             }
             ClientMsg::Sync { since_seq } => {
                 match self.delivery.sync(self.shared, since_seq).await {
@@ -601,6 +657,7 @@ mod tests {
             db,
             online: Arc::new(OnlineRegistry::new()),
             inbox: Default::default(),
+            status: Default::default(),
             counters: Counters::default(),
             block_epoch: Default::default(),
             echo_user: Default::default(),

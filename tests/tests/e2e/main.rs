@@ -2,6 +2,7 @@
 //! client processes, on real sockets and databases. One binary, topic modules.
 
 mod connect;
+mod conversation_settings;
 mod ctl;
 mod daemon;
 mod echo;
@@ -11,8 +12,10 @@ mod failover;
 mod history_search;
 mod hub;
 mod messaging;
+mod read_receipts;
 mod recall;
 mod service;
+mod status_messages;
 mod tls;
 
 /// The RC-shaped test client built from `src/bin/rcim-test-client.rs`.
