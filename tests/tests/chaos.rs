@@ -19,17 +19,26 @@
 //!
 //! and, while the faults strike, recalls: bob (through the server, as the Server
 //! API does) recalls a message alice stored, and alice recalls one she sent
-//! (`rcimctl recall`, which fails cleanly while she is disconnected).
+//! (`rcimctl recall`, which fails cleanly while she is disconnected); and reads:
+//! once a round, at a random one of two moments (while the burst arrives, just
+//! before the faults, or after them), alice reads her conversation with bob
+//! (`rcimctl read`, queued while she is disconnected).
 //!
 //! At the end, message by message: the server's inbox for alice equals the
 //! daemon's database (and `PRAGMA integrity_check` is ok) equals what each
 //! receiver printed, across its restarts (no gap, no duplicate, in order); every
 //! message alice saved is on the server exactly once (by client message id, with
 //! the uid the daemon recorded) and in bob's inbox once; every send rcimctl
-//! reported as saved is among them. Recall commands are inbox entries that are
-//! applied, not stored, so they are left out of those counts; every recall that was
-//! confirmed is an `RC:RcNtf` in alice's database, no message nobody tried to recall
-//! is, and no notification holds any original text.
+//! reported as saved is among them. Recall commands (`RC:RcCmd`), read receipts
+//! (`RC:ReadNtf`) and read syncs (`RC:SRSMsg`) are inbox entries that are applied,
+//! not stored, so they are left out of those counts; a recalled message keeps its
+//! place and still counts as a message. Recalls: every recall that was confirmed
+//! is an `RC:RcNtf` in alice's database, no message nobody tried to recall is, and
+//! no notification holds any original text. Reads: every queued read went out,
+//! each read receipt and read sync is on the server once (by client message id),
+//! none is stored as a message, alice's own inbox holds each sync once and bob's
+//! inbox the messages plus the receipts, and alice's unread count is exactly the
+//! messages sent after her read position (a recall changes no unread count).
 //!
 //! `RCIM_CHAOS_ROUNDS` (default 10) sets the number of rounds, `RCIM_SEED` replays
 //! a schedule (the seed is printed first). The summary line is printed at the end.
@@ -71,6 +80,13 @@ struct Faults {
     /// Recalls alice asked for with rcimctl, and how many it reported done.
     recalls_by_ctl: u32,
     recalls_by_ctl_done: u32,
+}
+
+/// One count from alice's database.
+fn count(data_dir: &Path, sql: &str) -> i64 {
+    query_db(data_dir, "alice", sql)
+        .first()
+        .map_or(0, |row| row[0].parse().unwrap_or(0))
 }
 
 /// Alice's outgoing messages: (content, client message id, uid or "").
@@ -166,6 +182,8 @@ struct World {
     /// Uids a recall was asked for (confirmed or not), and the confirmed ones.
     recall_tried: HashSet<String>,
     recalled: HashSet<String>,
+    /// `rcimctl read` calls tried, and answered 0.
+    reads: (u32, u32),
 }
 
 impl World {
@@ -188,6 +206,7 @@ impl World {
             sends: Sends::default(),
             recall_tried: HashSet::new(),
             recalled: HashSet::new(),
+            reads: (0, 0),
         };
         world.revive_receivers();
         world
@@ -216,6 +235,7 @@ impl World {
         let recall_incoming = rng.below(2) == 0;
         let recall_outgoing = rng.below(2) == 0;
         let pick = rng.below(1_000_000);
+        let read_before_faults = rng.below(2) == 0;
 
         // Traffic both ways while the faults strike.
         let World {
@@ -227,6 +247,7 @@ impl World {
             sends: sent,
             recall_tried,
             recalled,
+            reads,
             ..
         } = self;
         let socket = daemon.socket.clone();
@@ -267,6 +288,16 @@ impl World {
                 }
             }
             std::thread::sleep(pause);
+            if read_before_faults {
+                // Alice reads while the burst arrives, just before the faults.
+                reads.0 += 1;
+                if ctl(&socket, &["read", "--with", "bob"], None)
+                    .status
+                    .success()
+                {
+                    reads.1 += 1;
+                }
+            }
             match net {
                 0 => {
                     proxy.set_mode(Mode::BlackHole);
@@ -314,6 +345,15 @@ impl World {
         }
         // A stopped receiver stays stopped for a moment while traffic goes on.
         self.sends.send(&self.daemon.socket.clone());
+        if !read_before_faults {
+            self.reads.0 += 1;
+            if ctl(&self.daemon.socket, &["read", "--with", "bob"], None)
+                .status
+                .success()
+            {
+                self.reads.1 += 1;
+            }
+        }
         self.revive_receivers();
     }
 
@@ -325,13 +365,17 @@ impl World {
         let data_dir = self.daemon.data_dir.clone();
         let published = self.published;
         let arrived = eventually(Duration::from_secs(120), || {
-            stored_ids(&data_dir, "alice").len() >= published && outbox_len(&data_dir) == 0
+            stored_ids(&data_dir, "alice").len() >= published
+                && outbox_len(&data_dir) == 0
+                && count(&data_dir, "SELECT COUNT(*) FROM command_outbox") == 0
         });
         assert!(
             arrived,
-            "the daemon holds {} of {published} messages, {} still in its outbox",
+            "the daemon holds {} of {published} messages, {} still in its outbox, \
+             {} in its command outbox",
             stored_ids(&data_dir, "alice").len(),
-            outbox_len(&data_dir)
+            outbox_len(&data_dir),
+            count(&data_dir, "SELECT COUNT(*) FROM command_outbox")
         );
         let stored = stored_ids(&data_dir, "alice").len();
         let socket = self.daemon.socket.clone();
@@ -424,15 +468,46 @@ fn chaos_loses_and_duplicates_nothing() {
             .collect()
     };
     let alice_commands = commands("alice");
+    // alice's read receipts and read syncs, by uid (they share the inboxes with
+    // messages but are never stored as messages). A message alice sent and
+    // recalled is an `RC:RcNtf` now, a message still.
+    let read_uids: BTreeMap<String, String> = world
+        .server
+        .block_on(world.server.get().object_names_from("alice"))
+        .expect("object names")
+        .into_iter()
+        .filter(|(_, name)| name == "RC:ReadNtf" || name == "RC:SRSMsg")
+        .collect();
+    let receipts = read_uids.values().filter(|n| *n == "RC:ReadNtf").count();
+    let syncs = read_uids.len() - receipts;
+
     // Incoming: server inbox = database = every receiver, message by message.
-    let inbox: Vec<String> = world
+    let inbox_all: Vec<String> = world
         .server
         .block_on(world.server.get().inbox_uids("alice"))
         .expect("inbox")
         .into_iter()
         .map(|(_, uid)| uid)
-        .filter(|uid| !alice_commands.contains(uid))
         .collect();
+    let inbox: Vec<String> = inbox_all
+        .iter()
+        .filter(|uid| !alice_commands.contains(*uid) && !read_uids.contains_key(*uid))
+        .cloned()
+        .collect();
+    let synced: Vec<&String> = inbox_all
+        .iter()
+        .filter(|uid| read_uids.contains_key(*uid))
+        .collect();
+    let synced_unique: HashSet<&&String> = synced.iter().collect();
+    assert!(
+        synced.iter().all(|uid| read_uids[*uid] == "RC:SRSMsg"),
+        "a read receipt alice sent is in her own inbox"
+    );
+    assert_eq!(
+        (synced.len(), synced_unique.len()),
+        (syncs, syncs),
+        "every read sync is in alice's own inbox once"
+    );
     assert_eq!(inbox.len(), world.published, "the server's inbox");
     let (stored_uids, integrity) = stored_uids(&data_dir, "alice");
     assert_eq!(integrity, "ok", "PRAGMA integrity_check");
@@ -473,7 +548,11 @@ fn chaos_loses_and_duplicates_nothing() {
         on_server.len(),
         "a client message id accepted twice"
     );
-    assert_eq!(on_server.len(), outgoing.len(), "sent vs saved");
+    let messages_on_server = on_server
+        .iter()
+        .filter(|(_, uid)| !read_uids.contains_key(uid))
+        .count();
+    assert_eq!(messages_on_server, outgoing.len(), "sent vs saved");
     for (content, client_id, uid) in &outgoing {
         assert_eq!(
             by_client_id.get(client_id.as_str()).copied(),
@@ -516,7 +595,42 @@ fn chaos_loses_and_duplicates_nothing() {
         .filter(|uid| !bob_commands.contains(uid))
         .collect();
     let bob_unique: HashSet<&String> = bob.iter().collect();
-    assert_eq!(bob.len(), outgoing.len(), "bob's inbox");
+    assert_eq!(bob.len(), outgoing.len() + receipts, "bob's inbox");
+    let bob_receipts = bob
+        .iter()
+        .filter(|uid| read_uids.get(*uid).is_some_and(|n| n == "RC:ReadNtf"))
+        .count();
+    assert_eq!(
+        (bob_receipts, bob.len() - bob_receipts),
+        (receipts, outgoing.len()),
+        "bob's inbox: the read receipts, the messages"
+    );
+    // Reads: none stored as a message, and the unread count is exact (a recalled
+    // message keeps its row, sent time and unread flag: recalls change no count).
+    assert_eq!(
+        count(
+            &data_dir,
+            "SELECT COUNT(*) FROM messages WHERE object_name IN ('RC:ReadNtf', 'RC:SRSMsg')"
+        ),
+        0
+    );
+    let read_time = count(
+        &data_dir,
+        "SELECT COALESCE(MAX(read_time), 0) FROM read_state",
+    );
+    let unread_expected = count(
+        &data_dir,
+        &format!("SELECT COUNT(*) FROM messages WHERE direction = 1 AND sent_time > {read_time}"),
+    );
+    assert_eq!(
+        world.daemon.status()["unread_total"],
+        unread_expected,
+        "unread after reading up to {read_time}"
+    );
+    assert_eq!(
+        count(&data_dir, "SELECT COUNT(*) FROM messages WHERE unread = 1"),
+        unread_expected
+    );
     assert_eq!(bob_unique.len(), bob.len(), "bob got a message twice");
 
     // Recalls: every confirmed one is a notification in alice's database (once
@@ -564,7 +678,8 @@ fn chaos_loses_and_duplicates_nothing() {
         "chaos summary: rounds={rounds} faults: daemon_kill9={} server_restart={} blackhole={} \
          upstream_drop={} receiver_kill9={} receiver_stop={} sender_kill9={} | messages in={} \
          out={} (saved by rcimctl: {}, sends tried: {}) | receivers={RECEIVERS} \
-         receiver_starts={receiver_starts} | lost=0 duplicated=0 integrity=ok | {:.1}s",
+         receiver_starts={receiver_starts} | reads tried={} ok={} receipts={receipts} \
+         syncs={syncs} unread={unread_expected} | lost=0 duplicated=0 integrity=ok | {:.1}s",
         f.daemon_kill9,
         f.server_restart,
         f.blackhole,
@@ -576,6 +691,8 @@ fn chaos_loses_and_duplicates_nothing() {
         outgoing.len(),
         world.sends.saved.len(),
         world.sends.tried,
+        world.reads.0,
+        world.reads.1,
         started.elapsed().as_secs_f64()
     );
 }
