@@ -65,6 +65,7 @@ pub fn engine_error(code: i32, invalid: RcimEngineError) -> RcimEngineError {
         RcCode::RC_CONN_APP_LICENSE_EXPIRED => E::ConnectLicenseExpired,
         RcCode::RC_QUERY_ACK_NO_DATA | RcCode::RC_MSG_DATA_INCOMPLETE => E::NetDataParserFailed,
         RcCode::BIZ_SAVE_MESSAGE_ERROR => E::MessageSavedError,
+        RcCode::RC_RECALLMESSAGE_PARAMETER_INVALID => E::RecallParameterInvalid,
         // rcimd cannot be reached (not running, or another user's): the library's
         // socket to it failed. `rcimctl status` says why.
         RcCode::CLIENT_NOT_INIT => E::SocketConnectionFailed,
@@ -158,6 +159,7 @@ mod tests {
         let table = [
             (0, E::Success),
             (31004, E::ConnectTokenIncorrect),
+            (25101, E::RecallParameterInvalid),
             (31010, E::DisconnectUserKicked),
             (31020, E::ConnectTokenExpired),
             (34001, E::ConnectionExists),
