@@ -603,13 +603,7 @@ impl Engine {
             order,
             count,
         };
-        if let Err(code) = check_locally(&op) {
-            return code;
-        }
-        self.query(
-            move |client| async move { client.messages(op).await },
-            callback,
-        )
+        self.messages_query(op, callback)
     }
 
     /// RC's `getConversations(types, channelId, startTime, count, callback)`:
@@ -699,13 +693,7 @@ impl Engine {
             before_time_ms,
             count,
         };
-        if let Err(code) = check_locally(&op) {
-            return code;
-        }
-        self.query(
-            move |client| async move { client.messages(op).await },
-            callback,
-        )
+        self.messages_query(op, callback)
     }
 
     /// RC's `searchMessages`: a full-text search of the local database (see
@@ -718,13 +706,7 @@ impl Engine {
         callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
     ) -> i32 {
         let op = Op::SearchMessages(query);
-        if let Err(code) = check_locally(&op) {
-            return code;
-        }
-        self.query(
-            move |client| async move { client.messages(op).await },
-            callback,
-        )
+        self.messages_query(op, callback)
     }
 
     /// RC's `clearUnreadCount(type, targetId, channelId, timestamp)`: the messages
@@ -1243,6 +1225,21 @@ impl Engine {
             })
         })
         .unwrap_or(RcCode::CLIENT_NOT_INIT.0)
+    }
+
+    /// Checks `op` (one answered with messages) here, then [`Engine::query`]s it.
+    fn messages_query(
+        &self,
+        op: Op,
+        callback: impl FnOnce(Result<Vec<Message>, i32>) + Send + 'static,
+    ) -> i32 {
+        if let Err(code) = check_locally(&op) {
+            return code;
+        }
+        self.query(
+            move |client| async move { client.messages(op).await },
+            callback,
+        )
     }
 
     /// The shared path of queries: waits for the daemon's answer, then returns 0 and

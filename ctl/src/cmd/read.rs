@@ -10,10 +10,11 @@
 //! afterwards.
 
 use super::Context;
+use super::with::WithArgs;
 use crate::EXIT_STATUS_HELP;
 use crate::failure::CliError;
 use crate::view;
-use rcim_client::{ConversationKey, ConversationType};
+use rcim_client::ConversationKey;
 use serde::Serialize;
 use std::io::Write;
 
@@ -26,17 +27,9 @@ use std::io::Write;
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXIT_STATUS_HELP)]
 pub struct Args {
-    /// The other side: a user id (or a group id with --group)
-    #[arg(long, value_name = "ID")]
-    pub with: String,
-
-    /// --with is a group id
-    #[arg(long, conflicts_with = "system")]
-    pub group: bool,
-
-    /// The system conversation with --with
-    #[arg(long)]
-    pub system: bool,
+    /// The conversation.
+    #[command(flatten)]
+    pub target: WithArgs,
 
     /// Read up to the message sent at this time (ms since the epoch); 0 for the
     /// newest. A time more than a minute ahead of this machine's clock is refused.
@@ -51,23 +44,6 @@ pub struct Args {
     /// Print one JSON object (schema_version 1) instead of a line
     #[arg(long)]
     pub json: bool,
-}
-
-impl Args {
-    /// The conversation the flags name.
-    pub fn conversation(&self) -> ConversationKey {
-        let kind = if self.group {
-            ConversationType::Group
-        } else if self.system {
-            ConversationType::System
-        } else {
-            ConversationType::Private
-        };
-        ConversationKey {
-            kind,
-            target_id: self.with.clone(),
-        }
-    }
 }
 
 /// The `--json` output, schema version 1.
@@ -86,7 +62,7 @@ pub struct ReadJson {
 /// Marks the conversation read, then reads what is left unread.
 pub fn run(ctx: &Context, args: &Args, out: &mut impl Write) -> Result<(), CliError> {
     let client = ctx.attach()?;
-    let conversation = args.conversation();
+    let conversation = args.target.conversation();
     let code = client.mark_read(conversation.clone(), args.up_to)?;
     CliError::check("read", code)?;
     let unread = client

@@ -1,5 +1,5 @@
 //! The flags that name one conversation, shared by the commands that act on one
-//! (`pin`, `mute`, `remove`, `delete --with`, `draft`): `--with ID` and `--group`
+//! (`read`, `pin`, `mute`, `remove`, `delete --with`, `draft`): `--with ID` and `--group`
 //! or `--system`.
 
 use rcim_client::{ConversationKey, ConversationType};

@@ -673,13 +673,23 @@ impl StoreOpener {
                 moved.display()
             );
         }
-        let key = DbKey::generate()?;
-        vault
-            .save_database_key(&account, &key)
-            .await
-            .map_err(key_error)?;
-        Ok(key)
+        new_saved_key(vault, path, &account).await
     }
+}
+
+/// A new key for the database at `path`, saved under `account` in `vault`'s
+/// store and confirmed there before it is returned (a database is encrypted
+/// with a key only once the key is safe).
+async fn new_saved_key(vault: &Vault, path: &Path, account: &str) -> Result<DbKey, StoreError> {
+    let key = DbKey::generate()?;
+    vault
+        .save_database_key(account, &key)
+        .await
+        .map_err(|source| StoreError::Key {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(key)
 }
 
 /// `rcimd --encrypt-db PATH` and `--decrypt-db PATH`: converts the database at
@@ -723,14 +733,7 @@ pub async fn convert_offline(
         (cipher::Direction::Encrypt, FileKind::Plain) => {
             match vault.database_key(&account).await.map_err(key_error)? {
                 KeyLookup::Found(key) => key,
-                KeyLookup::Missing => {
-                    let key = DbKey::generate()?;
-                    vault
-                        .save_database_key(&account, &key)
-                        .await
-                        .map_err(key_error)?;
-                    key
-                }
+                KeyLookup::Missing => new_saved_key(vault, path, &account).await?,
             }
         }
         (cipher::Direction::Decrypt, FileKind::Encrypted) => {

@@ -735,13 +735,9 @@ async fn open_secret_service(options: VaultOptions) -> Result<Vault, VaultError>
         detail,
     };
     let opening = async {
-        let store = SecretStore::connect()
+        let store = SecretStore::connect_checked(SERVICE, &probe_name(&options.account))
             .await
-            .map_err(|e| unusable(e.to_string()))?;
-        store
-            .probe(SERVICE, &probe_name(&options.account))
-            .await
-            .map_err(|e| unusable(e.to_string()))?;
+            .map_err(unusable)?;
         let record = match store.get(SERVICE, &options.account).await {
             Ok(Some(secret)) => Record::decode(&secret),
             Ok(None) => Record::default(),
@@ -1028,18 +1024,14 @@ fn check_secret_service(account: &str) -> Result<(), StoreCheckError> {
         .build()
         .map_err(|e| StoreCheckError::Service(format!("cannot start a runtime: {e}")))?;
     runtime.block_on(async {
-        let probe = async {
-            let store = secret_service::SecretStore::connect()
-                .await
-                .map_err(|e| StoreCheckError::Service(e.to_string()))?;
-            store
-                .probe(SERVICE, &probe_name(account))
-                .await
-                .map_err(|e| StoreCheckError::Service(e.to_string()))
-        };
-        tokio::time::timeout(OPEN_LIMIT, probe)
-            .await
-            .map_err(|_| StoreCheckError::Service(format!("no answer within {OPEN_LIMIT:?}")))?
+        let probe_entry = probe_name(account);
+        let probe = secret_service::SecretStore::connect_checked(SERVICE, &probe_entry);
+        match tokio::time::timeout(OPEN_LIMIT, probe).await {
+            Ok(checked) => checked.map(drop).map_err(StoreCheckError::Service),
+            Err(_) => Err(StoreCheckError::Service(format!(
+                "no answer within {OPEN_LIMIT:?}"
+            ))),
+        }
     })
 }
 

@@ -45,6 +45,17 @@ impl SecretStore {
         Ok(Self { service })
     }
 
+    /// Connects and checks that the service works (see [`SecretStore::probe`],
+    /// with a probe entry named `probe`); the error in the service's words.
+    pub async fn connect_checked(service: &str, probe: &str) -> Result<Self, String> {
+        let store = Self::connect().await.map_err(|e| e.to_string())?;
+        store
+            .probe(service, probe)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(store)
+    }
+
     fn attributes<'a>(service: &'a str, account: &'a str) -> HashMap<&'a str, &'a str> {
         HashMap::from([("service", service), ("username", account)])
     }
