@@ -106,6 +106,7 @@
 //! [`token`] (issuing and verifying tokens), [`users`] (RC's user field rules),
 //! [`db`] (SQLite), `tls` (loading the certificate), [`api_client`] (a minimal
 //! signed HTTP client for tests and tools), `testca` (feature `testca`: a test CA),
+//! `testpg` (feature `testpg`: a throw-away PostgreSQL cluster for tests),
 //! [`error`] (what an operation can fail with).
 //!
 //! ## Errors
@@ -124,6 +125,8 @@ pub mod error;
 pub mod registry;
 #[cfg(feature = "testca")]
 pub mod testca;
+#[cfg(feature = "testpg")]
+pub mod testpg;
 pub mod token;
 pub mod users;
 
