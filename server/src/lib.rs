@@ -119,6 +119,7 @@
 //! says what could not be done and ends with the underlying cause.
 
 pub mod api_client;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;
